@@ -1,0 +1,1 @@
+"""Benchmarks: throughput, latency and failover figures, run by `make bench`; never timed unit tests."""

@@ -1,0 +1,91 @@
+"""Pydantic models for everything the broker takes; defaults are the documented ones."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+StoreType = Literal["journal", "leveldb", "appendlog"]
+SyncPolicy = Literal["always", "periodic", "never"]
+
+MiB = 1024 * 1024
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in a config file must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class StoreSettings(_Strict):
+    type: StoreType = "journal"
+    # As KahaDB's journalDiskSyncStrategy: always = fsync before acknowledging.
+    sync: SyncPolicy = "always"
+    sync_interval: float = Field(1.0, gt=0, description="seconds between fsyncs under 'periodic'")
+    journal_max_file_size: int = Field(32 * MiB, ge=64 * 1024)
+    checkpoint_interval: float = Field(5.0, gt=0)
+    cleanup_interval: float = Field(30.0, gt=0)
+    appendlog_segment_size: int = Field(32 * MiB, ge=64 * 1024)
+    appendlog_compact_live_fraction: float = Field(0.5, gt=0, lt=1)
+    duplicate_window: int = Field(65536, ge=0, description="producer ids remembered for duplicate detection")
+
+
+class LockSettings(_Strict):
+    acquire_interval: float = Field(0.2, gt=0, le=60)
+    keepalive_period: float = Field(0.5, gt=0, le=60)
+    # What a master does when the keep-alive fails: exit (distinct code) or go back to waiting.
+    on_lock_lost: Literal["exit", "slave"] = "exit"
+
+
+class Limits(_Strict):
+    max_frame_size: int = Field(10 * MiB, ge=1024)
+    max_header_count: int = Field(1000, ge=8)
+    max_header_length: int = Field(10240, ge=64)
+    max_connections: int = Field(1000, ge=1)
+    destination_memory_limit: int = Field(64 * MiB, ge=1024)
+    max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
+    # Server side of heart-beat negotiation (STOMP 1.1 section "Heart-beating"), milliseconds.
+    heartbeat_send_ms: int = Field(10000, ge=0)
+    heartbeat_recv_ms: int = Field(10000, ge=0)
+    heartbeat_grace: float = Field(2.0, ge=1.0, description="a silent client is dropped after grace × interval")
+    default_prefetch: int = Field(1000, ge=1)
+    max_redeliveries: int = Field(6, ge=0, description="NACKs before a message goes to ActiveMQ.DLQ")
+
+
+def _default_name() -> str:
+    return socket.gethostname() or "localhost"
+
+
+class BrokerConfig(_Strict):
+    name: str = Field(default_factory=_default_name, min_length=1, max_length=200)
+    data_dir: Path = Path("./data")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    connectors: list[str] = Field(default_factory=lambda: ["tcp://0.0.0.0:61616"], min_length=1)
+    lock: LockSettings = Field(default_factory=LockSettings)
+    limits: Limits = Field(default_factory=Limits)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+
+    @field_validator("connectors")
+    @classmethod
+    def _connectors_are_tcp_uris(cls, uris: list[str]) -> list[str]:
+        for uri in uris:
+            connector_address(uri)
+        return uris
+
+
+def connector_address(uri: str) -> tuple[str, int]:
+    """Split `tcp://host:port` into (host, port); raise ValueError naming what is wrong."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("tcp", "stomp"):
+        raise ValueError(f"connector {uri!r}: scheme must be tcp:// (got {parts.scheme or 'none'!r})")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"connector {uri!r}: {exc}") from None
+    if not parts.hostname or port is None:
+        raise ValueError(f"connector {uri!r}: expected tcp://HOST:PORT")
+    return parts.hostname, port

@@ -1,0 +1,76 @@
+"""The file-system seam of the file-based stores.
+
+Stores append through `AppendFile`, never through `open()` directly, so tests can substitute
+`stores.faultfs` and drop every byte written since the last sync before reopening (the crash
+model of LevelDB's fault-injection tests).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class AppendFile:
+    """An append-only file with explicit sync; `size` is the logical end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.size = os.fstat(self._fd).st_size
+        self.synced = self.size
+
+    def append(self, data: bytes) -> int:
+        """Write `data` at the end; return the offset it starts at."""
+        offset = self.size
+        view = memoryview(data)
+        written = 0
+        while written < len(view):
+            written += os.pwrite(self._fd, view[written:], offset + written)
+        self.size += len(data)
+        return offset
+
+    def truncate(self, size: int) -> None:
+        """Cut the file back to `size` (undo a failed append, or a torn tail)."""
+        os.ftruncate(self._fd, size)
+        self.size = size
+        self.synced = min(self.synced, size)
+
+    def sync(self) -> None:
+        if self.synced != self.size:
+            os.fdatasync(self._fd)
+            self.synced = self.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def sync_directory(directory: Path) -> None:
+    """fsync a directory so that a created, renamed or deleted entry survives a crash."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    sync_directory(path.parent)
+
+
+# Tests swap this factory for a fault-injecting one; stores must call it instead of AppendFile().
+open_append = AppendFile
