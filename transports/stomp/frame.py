@@ -14,7 +14,7 @@ class ProtocolError(BrokerError):
 @dataclass(slots=True)
 class Frame:
     command: str
-    # Insertion-ordered; for a repeated header the first occurrence wins (STOMP 1.2, "Repeated Header Entries").
+    # Insertion-ordered; a repeated header keeps its first value (STOMP 1.2 "Repeated Header Entries").
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
 
