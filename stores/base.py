@@ -98,7 +98,7 @@ class StoreStats:
 
 
 class Fence(abc.ABC):
-    """Proof that we still hold the shared-directory lock (see docs/fencing.md).
+    """Proof that we still hold the shared-directory lock (see docs/lock-protocol.md).
 
     A store calls `check()` after a group commit is durable and before it resolves the waiters:
     a deposed master therefore acknowledges nothing.
