@@ -50,7 +50,9 @@ class Limits(_Strict):
     # Server side of heart-beat negotiation (STOMP 1.1 section "Heart-beating"), milliseconds.
     heartbeat_send_ms: int = Field(10000, ge=0)
     heartbeat_recv_ms: int = Field(10000, ge=0)
-    heartbeat_grace: float = Field(2.0, ge=1.0, description="a silent client is dropped after grace × interval")
+    heartbeat_grace: float = Field(
+        2.0, ge=1.0, description="a silent client is dropped after grace × interval"
+    )
     default_prefetch: int = Field(1000, ge=1)
     max_redeliveries: int = Field(6, ge=0, description="NACKs before a message goes to ActiveMQ.DLQ")
 

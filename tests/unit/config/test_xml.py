@@ -1,0 +1,281 @@
+"""ActiveMQ-style XML mapping: the three stores, locker, connectors, strictness, hostile documents."""
+
+import time
+
+import pytest
+
+from config.errors import ConfigError
+from config.model import BrokerConfig, MiB
+from config.xml import parse_activemq_xml
+
+WRAP = """<?xml version="1.0"?>
+<beans xmlns="http://www.springframework.org/schema/beans">
+  <broker xmlns="http://activemq.apache.org/schema/core" {attrs}>
+    <managementContext><managementContext createConnector="false"/></managementContext>
+    {body}
+    <plugins><simpleAuthenticationPlugin anonymousAccessAllowed="true"/></plugins>
+  </broker>
+</beans>"""
+
+
+def mapped(body: str = "", attrs: str = "") -> dict:
+    return parse_activemq_xml(WRAP.format(attrs=attrs, body=body).encode()).values
+
+
+def error(body: str = "", attrs: str = "") -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        mapped(body, attrs)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+def adapter(element: str) -> str:
+    return f"<persistenceAdapter>{element}</persistenceAdapter>"
+
+
+def test_kahadb_attributes_and_locker() -> None:
+    values = mapped(
+        adapter(
+            '<kahaDB directory="/shared" journalMaxFileLength="1gb" journalDiskSyncStrategy="PERIODIC"'
+            ' journalDiskSyncInterval="250" checkpointInterval="7000" cleanupInterval="60000"'
+            ' lockKeepAlivePeriod="2000"><locker><shared-file-locker lockAcquireSleepInterval="10000"/>'
+            "</locker></kahaDB>"
+        ),
+        attrs='brokerName="b1" dataDirectory="/ignored"',
+    )
+    assert values == {
+        "name": "b1",
+        "data_dir": "/shared",  # the adapter's directory wins over dataDirectory
+        "store": {
+            "type": "journal",
+            "journal_max_file_size": 1024 * MiB,
+            "sync": "periodic",
+            "sync_interval": 0.25,
+            "checkpoint_interval": 7.0,
+            "cleanup_interval": 60.0,
+        },
+        "lock": {"keepalive_period": 2.0, "acquire_interval": 10.0},
+    }
+    # ...and the model accepts all of it.
+    assert BrokerConfig.model_validate(values).lock.acquire_interval == 10.0
+
+
+def test_leveldb() -> None:
+    values = mapped(adapter('<levelDB directory="/ldb" sync="false" lockKeepAlivePeriod="1000"/>'))
+    assert values == {
+        "data_dir": "/ldb",
+        "store": {"type": "leveldb", "sync": "never"},
+        "lock": {"keepalive_period": 1.0},
+    }
+
+
+def test_amq_persistence_adapter_is_appendlog() -> None:
+    values = mapped(
+        adapter('<amqPersistenceAdapter maxFileLength="1024kb" syncOnWrite="true"/>'), 'dataDirectory="/d"'
+    )
+    assert values == {
+        "data_dir": "/d",
+        "store": {"type": "appendlog", "appendlog_segment_size": MiB, "sync": "always"},
+    }
+
+
+def test_without_namespaces_or_beans_and_older_sync_flag() -> None:
+    document = (
+        b'<broker><persistenceAdapter><kahaDB enableJournalDiskSyncs="false"/></persistenceAdapter></broker>'
+    )
+    assert parse_activemq_xml(document).values == {"store": {"type": "journal", "sync": "never"}}
+
+
+def test_connectors_are_normalised_and_options_dropped() -> None:
+    values = mapped(
+        "<transportConnectors>"
+        '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=1000&amp;x=y"/>'
+        '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613"/>'
+        '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5"/>'
+        '<transportConnector uri="nio://[::1]:61615"/>'
+        "</transportConnectors>"
+    )
+    assert values == {
+        "connectors": [
+            "tcp://0.0.0.0:61616",
+            "tcp://127.0.0.2:61613",
+            "tcp://localhost:61614",
+            "tcp://[::1]:61615",
+        ]
+    }
+    assert BrokerConfig.model_validate(values).connectors == values["connectors"]
+
+
+@pytest.mark.parametrize(
+    ("body", "attrs", "key", "problem"),
+    [
+        (
+            adapter('<kahaDB foo="1"/>'),
+            "",
+            "kahaDB@foo",
+            "unknown attribute (honoured here: checkpointInterval",
+        ),
+        ("", 'brokerName="b" schedulerSupport="true"', "broker@schedulerSupport", "unknown attribute"),
+        ("", 'persistent="false"', "broker@persistent", "must be true"),
+        ("", 'dataDirectory="${activemq.data}"', "broker@dataDirectory", "Spring placeholder"),
+        (
+            adapter('<kahaDB lockKeepAlivePeriod="0"/>'),
+            "",
+            "kahaDB@lockKeepAlivePeriod",
+            "0 would disable the lock keep-alive, which lets two masters run at once",
+        ),
+        (
+            adapter('<kahaDB journalMaxFileLength="32 megs"/>'),
+            "",
+            "kahaDB@journalMaxFileLength",
+            "expected a size",
+        ),
+        (
+            adapter('<kahaDB journalDiskSyncStrategy="sometimes"/>'),
+            "",
+            "kahaDB@journalDiskSyncStrategy",
+            "expected always, periodic or never (got 'sometimes')",
+        ),
+        (
+            adapter('<kahaDB checkpointInterval="5s"/>'),
+            "",
+            "kahaDB@checkpointInterval",
+            "expected a whole number",
+        ),
+        (
+            adapter('<kahaDB enableJournalDiskSyncs="true" journalDiskSyncStrategy="always"/>'),
+            "",
+            "kahaDB@journalDiskSyncStrategy",
+            "sets the same setting as kahaDB@enableJournalDiskSyncs",
+        ),
+        (adapter('<levelDB sync="maybe"/>'), "", "levelDB@sync", "expected true or false"),
+        (
+            adapter(""),
+            "",
+            "persistenceAdapter",
+            "must contain exactly one of <kahaDB>, <levelDB>, <amqPersistenceAdapter> (got nothing)",
+        ),
+        (adapter("<kahaDB/><levelDB/>"), "", "persistenceAdapter", "must contain exactly one"),
+        (adapter("<jdbcPersistenceAdapter/>"), "", "persistenceAdapter", "must contain exactly one"),
+        (
+            adapter("<kahaDB><locker><lease-database-locker/></locker></kahaDB>"),
+            "",
+            "locker",
+            "must contain exactly one <shared-file-locker> (got <lease-database-locker>)",
+        ),
+        (
+            adapter('<kahaDB><locker><shared-file-locker failIfLocked="true"/></locker></kahaDB>'),
+            "",
+            "shared-file-locker@failIfLocked",
+            "unknown attribute",
+        ),
+        (adapter("<kahaDB><usage/></kahaDB>"), "", "kahaDB/usage", "unknown element"),
+        (
+            '<transportConnectors><transportConnector name="a" uri="amqp://0.0.0.0:5672"/></transportConnectors>',
+            "",
+            "transportConnector[a]@uri",
+            "scheme 'amqp' is not served",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://0.0.0.0"/></transportConnectors>',
+            "",
+            "transportConnector[a]@uri",
+            "expected SCHEME://HOST:PORT",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:99999"/></transportConnectors>',
+            "",
+            "transportConnector[a]@uri",
+            "Port out of range",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a"/></transportConnectors>',
+            "",
+            "transportConnector[a]@uri",
+            "missing",
+        ),
+        (
+            '<transportConnectors><transportConnector uri="tcp://h:1" updateClusterClients="true"/>'
+            "</transportConnectors>",
+            "",
+            "transportConnector[0]@updateClusterClients",
+            "unknown attribute",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1"/>'
+            '<transportConnector name="b" uri="stomp://h:1"/></transportConnectors>',
+            "",
+            "transportConnector[b]@uri",
+            "tcp://h:1 is already used by transportConnector[a]",
+        ),
+        ("<persistenceFactory/>", "", "persistenceFactory", "journaled JDBC is not supported"),
+    ],
+)
+def test_errors_name_element_and_attribute(body: str, attrs: str, key: str, problem: str) -> None:
+    err = error(body, attrs)
+    assert err.key == key
+    assert err.problem.startswith(problem), err.problem
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        (b"<beans/>", "no <broker> element"),
+        (b"<beans><broker/><x><broker/></x></beans>", "2 <broker> elements (expected one)"),
+    ],
+)
+def test_broker_element_must_appear_once(document: bytes, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_activemq_xml(document, "a.xml")
+    assert (info.value.key, info.value.problem) == ("broker", f"a.xml: {problem}")
+
+
+def test_malformed_xml_reports_position() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_activemq_xml(b"<beans>\n  <broker>\n</beans>", "a.xml")
+    assert info.value.key == "<file>"
+    assert info.value.problem.startswith("a.xml: invalid XML: mismatched tag: line 3, column 2")
+
+
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<broker brokerName="&lol9;"/>"""
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        BILLION_LAUGHS,
+        b'<!DOCTYPE b [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><broker brokerName="&xxe;"/>',
+        b'<!DOCTYPE b [<!ENTITY % p SYSTEM "http://127.0.0.1:9/x.dtd"> %p;]><broker/>',
+        b'<!DOCTYPE beans SYSTEM "http://192.0.2.1/spring-beans.dtd"><beans><broker/></beans>',
+    ],
+    ids=["billion-laughs", "external-entity", "external-parameter-entity", "external-dtd"],
+)
+def test_hostile_xml_is_refused_quickly(document: bytes) -> None:
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        parse_activemq_xml(document, "evil.xml")
+    assert time.monotonic() - started < 2.0
+    assert info.value.key == "<file>"
+    assert info.value.problem.startswith("evil.xml: refused unsafe XML: <!DOCTYPE> is not allowed")
+
+
+def test_external_dtd_is_refused_not_fetched(tmp_path) -> None:
+    # expat would not load it, but would silently expand the undefined entity to "" -- an empty
+    # directory attribute would mean "the current directory". So any DOCTYPE is refused.
+    dtd = tmp_path / "evil.dtd"
+    dtd.write_text('<!ENTITY dir "/elsewhere">')
+    document = f'<!DOCTYPE broker SYSTEM "{dtd.as_uri()}"><broker dataDirectory="&dir;"/>'.encode()
+    with pytest.raises(ConfigError, match=r"refused unsafe XML: <!DOCTYPE> is not allowed"):
+        parse_activemq_xml(document, "evil.xml")
