@@ -1,0 +1,307 @@
+"""Pure record framing and payload codecs of the append log (grammar in FORMAT.md).
+
+Frame: crc32c (u32 LE) | length (u32 LE) | type (u8) | payload (length bytes), where the CRC
+covers the type byte and the payload. Payloads are msgpack arrays. No I/O: bytes in, values
+out; a decoder that meets something it does not recognise raises `StoreCorrupted`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import crc32c
+import msgpack
+
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    DurableSubscription,
+    Op,
+    PutSubscription,
+    RemoveMessage,
+    StoreCorrupted,
+    StoredMessage,
+)
+
+FORMAT_VERSION = 1
+_HEAD = struct.Struct("<IIB")
+HEADER_SIZE = _HEAD.size  # 9
+MAX_PAYLOAD = 256 * 1024 * 1024  # bounds what a length field may make us read
+
+
+class RecordType(enum.IntEnum):
+    SEGMENT = 1  # first record of every segment: number, epoch, seals of earlier segments
+    BATCH = 2  # one write(ops) call
+    SNAP_BEGIN = 3  # compaction snapshot: begins, names its first segment (the base)
+    SNAP_MESSAGES = 4  # snapshot chunk: one queue's messages, in order
+    SNAP_SUBSCRIPTIONS = 5
+    SNAP_PRODUCERS = 6
+    SNAP_END = 7  # snapshot complete: base and number of chunks
+
+
+@dataclass(slots=True, frozen=True)
+class Frame:
+    type: RecordType
+    payload: bytes
+    offset: int
+    end: int
+
+
+@dataclass(slots=True, frozen=True)
+class BadFrame:
+    offset: int
+    reason: str
+    end: int | None  # where the frame would end, if its length is believable
+
+
+def encode_frame(rtype: RecordType, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"record of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
+    typed = bytes((rtype,)) + payload
+    return struct.pack("<II", crc32c.crc32c(typed), len(payload)) + typed
+
+
+def decode_frame(buf: bytes | memoryview, offset: int, limit: int | None = None) -> Frame | BadFrame:
+    """Decode the frame at `offset`, reading nothing at or past `limit` (default: end of buffer)."""
+    end_of_data = len(buf) if limit is None else min(limit, len(buf))
+    if offset + HEADER_SIZE > end_of_data:
+        return BadFrame(offset, f"{end_of_data - offset} bytes, shorter than a record header", None)
+    crc, length, rtype = _HEAD.unpack_from(buf, offset)
+    end = offset + HEADER_SIZE + length
+    if length > MAX_PAYLOAD or end > end_of_data:
+        return BadFrame(offset, f"record length {length} runs past the end of the data", None)
+    if crc32c.crc32c(bytes(buf[offset + HEADER_SIZE - 1 : end])) != crc:
+        return BadFrame(offset, "checksum mismatch", end)
+    try:
+        kind = RecordType(rtype)
+    except ValueError:
+        return BadFrame(offset, f"unknown record type {rtype}", end)
+    return Frame(kind, bytes(buf[offset + HEADER_SIZE : end]), offset, end)
+
+
+def is_torn_tail(buf: bytes | memoryview, bad: BadFrame, limit: int | None = None) -> bool:
+    """A bad frame is a torn tail (a write cut short) unless an intact record follows it.
+
+    A crash can only damage what was written since the last sync, i.e. the end of the last
+    segment; a good record after a bad one means damage in the middle: corruption.
+    """
+    if bad.end is None:
+        return True
+    return not isinstance(decode_frame(buf, bad.end, limit), Frame)
+
+
+def iter_frames(buf: bytes | memoryview, start: int, limit: int) -> Iterator[Frame | BadFrame]:
+    """Frames from `start` up to `limit`; stops after the first bad one."""
+    offset = start
+    while offset < limit:
+        frame = decode_frame(buf, offset, limit)
+        yield frame
+        if isinstance(frame, BadFrame):
+            return
+        offset = frame.end
+
+
+# -- payloads --------------------------------------------------------------------------------
+
+
+def _pack(value: Any) -> bytes:
+    packed: bytes = msgpack.packb(value, use_bin_type=True)
+    return packed
+
+
+def _unpack(payload: bytes, where: str) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise StoreCorrupted(where, f"undecodable record payload: {exc}") from None
+
+
+def _expect(ok: bool, where: str, what: str) -> None:
+    if not ok:
+        raise StoreCorrupted(where, f"malformed {what}")
+
+
+@dataclass(slots=True, frozen=True)
+class SegmentHeader:
+    number: int
+    epoch: int
+    sealed: dict[int, int]  # earlier segment number -> end offset nothing past which is honoured
+
+
+def encode_segment_header(number: int, epoch: int, sealed: Mapping[int, int]) -> bytes:
+    return _pack([FORMAT_VERSION, number, epoch, sorted(sealed.items())])
+
+
+def decode_segment_header(payload: bytes, where: str) -> SegmentHeader:
+    fields = _unpack(payload, where)
+    _expect(isinstance(fields, list) and len(fields) == 4, where, "segment header")
+    version, number, epoch, sealed = fields
+    if version != FORMAT_VERSION:
+        raise StoreCorrupted(where, f"segment format version {version!r} is not supported")
+    _expect(isinstance(number, int) and isinstance(epoch, int) and isinstance(sealed, list), where, "header")
+    seals: dict[int, int] = {}
+    for pair in sealed:
+        _expect(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair), where, "seal"
+        )
+        seals[pair[0]] = pair[1]
+    return SegmentHeader(number, epoch, seals)
+
+
+def _message_fields(message: StoredMessage) -> list[Any]:
+    if not isinstance(message.body, bytes | bytearray):
+        raise TypeError(f"message body must be bytes, not {type(message.body).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in message.headers.items()):
+        raise TypeError("message headers must map str to str")
+    return [
+        message.message_id,
+        message.destination,
+        message.headers,
+        bytes(message.body),
+        message.producer_id,
+    ]
+
+
+def _message(fields: Any, where: str) -> StoredMessage:
+    _expect(isinstance(fields, list) and len(fields) == 5, where, "message")
+    message_id, destination, headers, body, producer_id = fields
+    ok = (
+        isinstance(message_id, str)
+        and isinstance(destination, str)
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        and isinstance(body, bytes)
+        and (producer_id is None or isinstance(producer_id, str))
+    )
+    _expect(ok, where, "message fields")
+    return StoredMessage(message_id, destination, headers, body, producer_id)
+
+
+def _subscription_fields(sub: DurableSubscription) -> list[Any]:
+    return [sub.key, sub.client_id, sub.name, sub.destination, sub.selector]
+
+
+def _subscription(fields: Any, where: str) -> DurableSubscription:
+    _expect(isinstance(fields, list) and len(fields) == 5, where, "subscription")
+    ok = all(isinstance(f, str) for f in fields[:4]) and (fields[4] is None or isinstance(fields[4], str))
+    _expect(ok, where, "subscription fields")
+    return DurableSubscription(*fields)
+
+
+def encode_op(op: Op) -> bytes:
+    if isinstance(op, AddMessage):
+        return _pack(["A", op.queue, _message_fields(op.message)])
+    if isinstance(op, RemoveMessage):
+        return _pack(["R", op.queue, op.message_id])
+    if isinstance(op, PutSubscription):
+        return _pack(["P", _subscription_fields(op.subscription)])
+    if isinstance(op, DropSubscription):
+        return _pack(["D", op.key])
+    raise TypeError(f"unknown store operation {op!r}")
+
+
+def _array_header(count: int) -> bytes:
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def encode_batch(ops: Sequence[Op]) -> bytes:
+    """The BATCH payload: a msgpack array of ops, built from the ops' own encodings."""
+    return _array_header(len(ops)) + b"".join(encode_op(op) for op in ops)
+
+
+def decode_batch(payload: bytes, where: str) -> list[Op]:
+    items = _unpack(payload, where)
+    _expect(isinstance(items, list), where, "batch")
+    return [_op(item, where) for item in items]
+
+
+def _op(item: Any, where: str) -> Op:
+    _expect(isinstance(item, list) and len(item) >= 2, where, "operation")
+    tag = item[0]
+    if tag == "A" and len(item) == 3 and isinstance(item[1], str):
+        return AddMessage(item[1], _message(item[2], where))
+    if tag == "R" and len(item) == 3 and isinstance(item[1], str) and isinstance(item[2], str):
+        return RemoveMessage(item[1], item[2])
+    if tag == "P" and len(item) == 2:
+        return PutSubscription(_subscription(item[1], where))
+    if tag == "D" and len(item) == 2 and isinstance(item[1], str):
+        return DropSubscription(item[1])
+    raise StoreCorrupted(where, f"unknown operation {str(tag)[:20]!r}")
+
+
+# -- compaction snapshot ---------------------------------------------------------------------
+
+
+def encode_snap_begin(base: int) -> bytes:
+    return _pack([base])
+
+
+def encode_snap_end(base: int, chunks: int) -> bytes:
+    return _pack([base, chunks])
+
+
+def decode_snap_marker(payload: bytes, where: str, size: int) -> list[int]:
+    fields = _unpack(payload, where)
+    _expect(
+        isinstance(fields, list) and len(fields) == size and all(isinstance(f, int) for f in fields),
+        where,
+        "snapshot marker",
+    )
+    return list(fields)
+
+
+def snapshot_chunks(
+    queues: Mapping[str, Iterable[StoredMessage]],
+    subscriptions: Sequence[DurableSubscription],
+    producers: Sequence[str],
+    chunk_bytes: int,
+) -> Iterator[tuple[RecordType, bytes]]:
+    """The live state as snapshot records, each holding roughly at most `chunk_bytes`."""
+    for queue, messages in queues.items():
+        part: list[bytes] = []
+        size = 0
+        for message in messages:
+            fields = _pack(_message_fields(message))
+            if part and size + len(fields) > chunk_bytes:
+                yield RecordType.SNAP_MESSAGES, _pack(queue) + _array_header(len(part)) + b"".join(part)
+                part, size = [], 0
+            part.append(fields)
+            size += len(fields)
+        if part:
+            yield RecordType.SNAP_MESSAGES, _pack(queue) + _array_header(len(part)) + b"".join(part)
+    if subscriptions:
+        yield RecordType.SNAP_SUBSCRIPTIONS, _pack([_subscription_fields(s) for s in subscriptions])
+    for start in range(0, len(producers), 4096):
+        yield RecordType.SNAP_PRODUCERS, _pack(list(producers[start : start + 4096]))
+
+
+def decode_snap_messages(payload: bytes, where: str) -> tuple[str, list[StoredMessage]]:
+    """SNAP_MESSAGES payload: two concatenated msgpack values, the queue name and the message array."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) + 1)
+    unpacker.feed(payload)
+    try:
+        values = list(unpacker)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise StoreCorrupted(where, f"undecodable snapshot chunk: {exc}") from None
+    _expect(len(values) == 2 and isinstance(values[0], str) and isinstance(values[1], list), where, "chunk")
+    return values[0], [_message(m, where) for m in values[1]]
+
+
+def decode_snap_subscriptions(payload: bytes, where: str) -> list[DurableSubscription]:
+    items = _unpack(payload, where)
+    _expect(isinstance(items, list), where, "subscription chunk")
+    return [_subscription(item, where) for item in items]
+
+
+def decode_snap_producers(payload: bytes, where: str) -> list[str]:
+    items = _unpack(payload, where)
+    _expect(isinstance(items, list) and all(isinstance(i, str) for i in items), where, "producer chunk")
+    return list(items)

@@ -1,0 +1,205 @@
+"""Recovery of the append log: read every segment, decide what survives (FORMAT.md, "Recovery").
+
+`plan_recovery` only reads; it returns the replayed state plus the repairs the store then makes
+(cut a torn tail, delete a torn new segment, delete segments a complete snapshot replaced) and
+the seals the new segment must carry. Torn tails are dropped with a WARNING naming file, offset
+and bytes; damage anywhere else raises StoreCorrupted naming `log-N.seg@offset`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stores.appendlog import records, segments
+from stores.appendlog.records import BadFrame, Frame, RecordType
+from stores.appendlog.state import LogState
+from stores.base import StoreClosed, StoreCorrupted
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Plan:
+    state: LogState
+    epoch: int = 0  # highest epoch any honoured segment was written under
+    next_number: int = 1
+    sizes: dict[int, int] = field(default_factory=dict)  # segments kept -> bytes on disk after repairs
+    seal: dict[int, int] = field(default_factory=dict)  # unsealed segments -> end the new header seals
+    truncate: tuple[int, int] | None = None  # (segment, size): cut the torn tail there
+    discard: list[int] = field(default_factory=list)  # last segment whose own header is torn
+    obsolete: list[int] = field(default_factory=list)  # replaced by the newest complete snapshot
+    snapshot_base: int | None = None
+
+
+def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int) -> Plan:
+    plan = Plan(LogState(duplicate_window))
+    numbers = segments.list_segments(directory)
+    plan.next_number = (numbers[-1] + 1) if numbers else 1
+    headers = _read_headers(directory, numbers, plan)
+    honoured = _honoured(headers, plan)
+    if fence_epoch > 0 and plan.epoch > fence_epoch:
+        raise StoreClosed(
+            f"{directory}: the log was written under epoch {plan.epoch}, newer than ours ({fence_epoch}); "
+            "another master has taken over"
+        )
+    seals: dict[int, int] = {}
+    for number in honoured:
+        for sealed, end in headers[number].sealed.items():
+            if sealed < number:
+                seals[sealed] = min(end, seals.get(sealed, end))
+    _Replayer(directory, plan, seals, honoured[-1] if honoured else None).run(honoured)
+    for number in numbers:
+        if number not in plan.discard and number not in plan.sizes:
+            plan.sizes[number] = (directory / segments.segment_name(number)).stat().st_size  # stale
+    if plan.snapshot_base is not None:
+        plan.obsolete = [n for n in plan.sizes if n < plan.snapshot_base]
+        for number in plan.obsolete:
+            del plan.sizes[number]
+            plan.seal.pop(number, None)
+    return plan
+
+
+def _read_headers(directory: Path, numbers: list[int], plan: Plan) -> dict[int, records.SegmentHeader]:
+    headers = {}
+    for number in numbers:
+        frame = segments.read_first_frame(directory, number)
+        if isinstance(frame, BadFrame) or frame.type is not RecordType.SEGMENT:
+            reason = frame.reason if isinstance(frame, BadFrame) else f"first record is {frame.type.name}"
+            if number == numbers[-1]:
+                # Created but its header never reached the disk: a crash while rotating.
+                log.warning(
+                    "%s: torn segment header (%s); discarding the segment", segments.where(number, 0), reason
+                )
+                plan.discard.append(number)
+                continue
+            raise StoreCorrupted(segments.where(number, 0), f"unreadable segment header: {reason}")
+        header = records.decode_segment_header(frame.payload, segments.where(number, 0))
+        if header.number != number:
+            raise StoreCorrupted(segments.where(number, 0), f"header names segment {header.number}")
+        headers[number] = header
+    return headers
+
+
+def _honoured(headers: dict[int, records.SegmentHeader], plan: Plan) -> list[int]:
+    """Segments in order, skipping any written under an epoch older than a segment before it."""
+    honoured = []
+    for number in sorted(headers):
+        epoch = headers[number].epoch
+        if epoch < plan.epoch:
+            log.warning(
+                "%s was written under epoch %d after epoch %d had begun (a deposed master): ignored",
+                segments.segment_name(number),
+                epoch,
+                plan.epoch,
+            )
+            continue
+        plan.epoch = epoch
+        honoured.append(number)
+    return honoured
+
+
+class _Replayer:
+    def __init__(self, directory: Path, plan: Plan, seals: dict[int, int], last: int | None) -> None:
+        self.directory = directory
+        self.plan = plan
+        self.seals = seals
+        self.last = last
+        self.candidate: LogState | None = None  # a snapshot being read; replaces the state at its end
+        self.candidate_base = 0
+        self.chunks = 0
+
+    def run(self, numbers: list[int]) -> None:
+        for number in numbers:
+            self._segment(number)
+        self._abandon("the log ends before its end marker")
+
+    def _segment(self, number: int) -> None:
+        data = segments.read_segment(self.directory, number)
+        limit = len(data)
+        sealed = self.seals.get(number)
+        if sealed is not None:
+            if sealed > len(data):
+                raise StoreCorrupted(
+                    segments.where(number, len(data)), f"segment ends before its sealed end {sealed}"
+                )
+            if sealed < len(data):
+                log.warning(
+                    "%s: ignoring %d bytes past the sealed end (written after a newer master took over)",
+                    segments.where(number, sealed),
+                    len(data) - sealed,
+                )
+            limit = sealed
+        header = records.decode_frame(data, 0, limit)
+        if not isinstance(header, Frame):  # intact (checked by _read_headers) but cut by its seal
+            raise StoreCorrupted(segments.where(number, 0), f"sealed at {limit}, inside its own header")
+        end = limit
+        for frame in records.iter_frames(data, header.end, limit):
+            if isinstance(frame, BadFrame):
+                end = self._bad(number, data, frame, sealed is not None)
+                break
+            self._record(number, frame)
+        self.plan.sizes[number] = len(data) if end == limit else end
+        if sealed is None:
+            self.plan.seal[number] = end
+
+    def _bad(self, number: int, data: bytes, frame: BadFrame, sealed: bool) -> int:
+        if number != self.last or sealed or not records.is_torn_tail(data, frame):
+            raise StoreCorrupted(segments.where(number, frame.offset), frame.reason)
+        log.warning(
+            "%s: torn tail (%s); truncating, %d bytes dropped",
+            segments.where(number, frame.offset),
+            frame.reason,
+            len(data) - frame.offset,
+        )
+        self.plan.truncate = (number, frame.offset)
+        return frame.offset
+
+    def _record(self, number: int, frame: Frame) -> None:
+        where = segments.where(number, frame.offset)
+        kind = frame.type
+        if kind is RecordType.SEGMENT:
+            raise StoreCorrupted(where, "segment header in the middle of a segment")
+        if kind is RecordType.BATCH:
+            self._abandon("a write follows it")
+            self.plan.state.apply(records.decode_batch(frame.payload, where))
+        elif kind is RecordType.SNAP_BEGIN:
+            self._abandon("another snapshot begins")
+            (base,) = records.decode_snap_marker(frame.payload, where, 1)
+            if base != number:
+                raise StoreCorrupted(where, f"snapshot begins in segment {number} but names base {base}")
+            self.candidate, self.candidate_base, self.chunks = LogState(self.plan.state.window), base, 0
+        elif kind is RecordType.SNAP_END:
+            base, chunks = records.decode_snap_marker(frame.payload, where, 2)
+            if self.candidate is None or base != self.candidate_base or chunks != self.chunks:
+                raise StoreCorrupted(
+                    where, f"snapshot end (base {base}, {chunks} chunks) does not match its start"
+                )
+            self.plan.state, self.plan.snapshot_base, self.candidate = self.candidate, base, None
+        else:
+            self._chunk(where, frame)
+
+    def _chunk(self, where: str, frame: Frame) -> None:
+        if self.candidate is None:
+            raise StoreCorrupted(where, "snapshot chunk outside a snapshot")
+        self.chunks += 1
+        if frame.type is RecordType.SNAP_MESSAGES:
+            queue, messages = records.decode_snap_messages(frame.payload, where)
+            for message in messages:
+                self.candidate.add(queue, message, note_producer=False)
+        elif frame.type is RecordType.SNAP_SUBSCRIPTIONS:
+            for sub in records.decode_snap_subscriptions(frame.payload, where):
+                self.candidate.put_subscription(sub)
+        else:
+            for producer_id in records.decode_snap_producers(frame.payload, where):
+                self.candidate.note_producer(producer_id)
+
+    def _abandon(self, why: str) -> None:
+        if self.candidate is not None:
+            log.warning(
+                "incomplete compaction snapshot in %s ignored (%s); the segments before it still count",
+                segments.segment_name(self.candidate_base),
+                why,
+            )
+            self.candidate = None

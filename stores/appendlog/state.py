@@ -1,0 +1,108 @@
+"""The in-memory model the append log replays into, and serves recovery and compaction from.
+
+Pure: no I/O. Besides the contents it keeps an estimate of the *live bytes* (what a compaction
+snapshot would occupy), which the store compares with the bytes on disk to decide when to compact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    DurableSubscription,
+    Op,
+    PutSubscription,
+    Recovered,
+    RemoveMessage,
+    StoredMessage,
+)
+
+_OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
+
+
+def message_size(queue: str, message: StoredMessage) -> int:
+    """Approximate encoded size; cheap (no encoding), used only for the compaction heuristic."""
+    headers = sum(len(k) + len(v) + 2 for k, v in message.headers.items())
+    ids = len(message.message_id) + len(message.destination) + len(message.producer_id or "")
+    return len(message.body) + headers + ids + len(queue) + _OVERHEAD
+
+
+def subscription_size(sub: DurableSubscription) -> int:
+    return len(sub.key) + len(sub.client_id) + len(sub.name) + len(sub.destination) + _OVERHEAD
+
+
+class LogState:
+    def __init__(self, duplicate_window: int) -> None:
+        self.window = duplicate_window
+        self.queues: dict[str, dict[str, StoredMessage]] = {}  # insertion order = message order
+        self.subscriptions: dict[str, DurableSubscription] = {}
+        self.producers: dict[str, None] = {}  # an ordered set, oldest first
+        self.messages = 0
+        self.live_bytes = 0
+
+    def apply(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            if isinstance(op, AddMessage):
+                self.add(op.queue, op.message)
+            elif isinstance(op, RemoveMessage):
+                self.remove(op.queue, op.message_id)
+            elif isinstance(op, PutSubscription):
+                self.put_subscription(op.subscription)
+            elif isinstance(op, DropSubscription):
+                self.drop_subscription(op.key)
+
+    def add(self, queue: str, message: StoredMessage, note_producer: bool = True) -> None:
+        """`note_producer=False` when restoring a snapshot, whose producer chunk carries the window."""
+        self.remove(queue, message.message_id)  # a re-added id replaces the old copy, at the end
+        self.queues.setdefault(queue, {})[message.message_id] = message
+        self.messages += 1
+        self.live_bytes += message_size(queue, message)
+        if note_producer and message.producer_id is not None:
+            self.note_producer(message.producer_id)
+
+    def remove(self, queue: str, message_id: str) -> None:
+        messages = self.queues.get(queue)
+        if messages is None or message_id not in messages:
+            return  # removal is idempotent
+        message = messages.pop(message_id)
+        if not messages:
+            del self.queues[queue]
+        self.messages -= 1
+        self.live_bytes -= message_size(queue, message)
+
+    def put_subscription(self, sub: DurableSubscription) -> None:
+        old = self.subscriptions.pop(sub.key, None)
+        if old is not None:
+            self.live_bytes -= subscription_size(old)
+        self.subscriptions[sub.key] = sub
+        self.live_bytes += subscription_size(sub)
+
+    def drop_subscription(self, key: str) -> None:
+        old = self.subscriptions.pop(key, None)
+        if old is not None:
+            self.live_bytes -= subscription_size(old)
+        for message_id in list(self.queues.get(key, {})):
+            self.remove(key, message_id)
+
+    def note_producer(self, producer_id: str) -> None:
+        """Remember the last `window` producer ids (duplicate detection), even after removal."""
+        if self.window <= 0:
+            return
+        if producer_id in self.producers:
+            del self.producers[producer_id]
+            self.live_bytes -= len(producer_id) + 2
+        self.producers[producer_id] = None
+        self.live_bytes += len(producer_id) + 2
+        while len(self.producers) > self.window:
+            oldest = next(iter(self.producers))
+            del self.producers[oldest]
+            self.live_bytes -= len(oldest) + 2
+
+    def recovered(self) -> Recovered:
+        return Recovered(
+            queues={queue: list(messages.values()) for queue, messages in self.queues.items()},
+            subscriptions=list(self.subscriptions.values()),
+            producer_ids=list(self.producers),
+        )

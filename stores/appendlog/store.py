@@ -1,0 +1,275 @@
+"""AppendLogStore: the `Store` contract over one segmented, append-only log (FORMAT.md).
+
+Each `write(ops)` batch is one BATCH record; a group commit is one write of all its records and
+one fdatasync. The in-memory `LogState` changes only after the group is on disk, so a failed
+group (cut back to where it started) leaves neither bytes nor state behind. When little of the
+log is still live, the writer thread compacts it: the live state is written as a snapshot into
+new segments, made durable, and only then are the segments it replaces deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from config.model import StoreSettings
+from stores.appendlog import records, segments
+from stores.appendlog.records import RecordType
+from stores.appendlog.recovery import Plan, plan_recovery
+from stores.appendlog.segments import Segment
+from stores.appendlog.state import LogState
+from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
+from stores.groupcommit import GroupCommitter
+
+log = logging.getLogger(__name__)
+
+
+class _Prepared(list[Op]):
+    """A caller's batch with its record already framed, so a bad op fails only its own writer."""
+
+    def __init__(self, ops: Sequence[Op], frame: bytes) -> None:
+        super().__init__(ops)
+        self.frame = frame
+
+
+class AppendLogStore(Store):
+    kind = "appendlog"
+
+    def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
+        super().__init__(directory, settings, fence)
+        self._state = LogState(settings.duplicate_window)
+        self._active: Segment | None = None
+        self._closed_sizes: dict[int, int] = {}  # every other segment file we keep -> its size
+        self._closed_bytes = 0
+        self._next_number = 1
+        self._epoch = 0
+        self._committer: GroupCommitter | None = None
+        self._closed = False
+        self._failed: str | None = None  # set when the files may no longer match memory
+        self._compaction: asyncio.Task[None] | None = None
+        self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
+
+    # -- open ---------------------------------------------------------------------------------
+
+    async def open(self) -> Recovered:
+        if self._active is not None or self._closed:
+            raise StoreError("a store object is opened once; build a new one to reopen")
+        recovered = await asyncio.to_thread(self._open_blocking)
+        self._committer = GroupCommitter(
+            self._apply,
+            self._sync,
+            self.fence,
+            self.settings.sync,
+            self.settings.sync_interval,
+            on_commit=self._report_commit,
+        )
+        self._committer.start()
+        self._maybe_compact()
+        return recovered
+
+    def _open_blocking(self) -> Recovered:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch)
+        self._repair(plan)
+        self._state = plan.state
+        self._closed_sizes = dict(plan.sizes)
+        self._closed_bytes = sum(plan.sizes.values())
+        self._epoch = max(self.fence.epoch, plan.epoch)
+        # Never append to a segment an earlier run (maybe a deposed master) wrote: start a new one
+        # whose header seals every unsealed segment at the end we recovered.
+        self._next_number = plan.next_number + 1
+        self._active = segments.create_segment(self.directory, plan.next_number, self._epoch, plan.seal)
+        log.info(
+            "appendlog store %s opened: %d messages in %d queues, %d segments, epoch %d",
+            self.directory,
+            self._state.messages,
+            len(self._state.queues),
+            len(self._closed_sizes) + 1,
+            self._epoch,
+        )
+        return self._state.recovered()
+
+    def _repair(self, plan: Plan) -> None:
+        segments.delete_segments(self.directory, plan.discard)
+        if plan.truncate is not None:
+            segments.truncate_segment(self.directory, *plan.truncate)
+        if plan.obsolete:
+            # The snapshot we recovered from must be durable before what it replaces goes away.
+            for number in plan.sizes:
+                segments.sync_segment(self.directory, number)
+            segments.delete_segments(self.directory, plan.obsolete)
+            log.info("deleted %d segments replaced by a compaction snapshot", len(plan.obsolete))
+
+    # -- write --------------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        if self._committer is None or self._closed:
+            raise StoreClosed("store is not open")
+        if not ops:
+            return
+        await self._committer.submit(_prepare(ops))
+        self._maybe_compact()
+
+    def _apply(self, batches: list[Sequence[Op]], sync: bool) -> None:
+        """Writer thread: append the group's records with one write, sync once, then update memory."""
+        active = self._writable()
+        if active.size >= self.settings.appendlog_segment_size:
+            active = self._rotate()
+        start = active.size
+        active.append(b"".join(_frame_of(ops) for ops in batches))
+        if sync:
+            try:
+                active.sync()
+            except OSError:
+                active.cut(start)  # the error propagates: nobody in this group is acknowledged
+                raise
+        for ops in batches:
+            self._state.apply(ops)
+
+    def _writable(self) -> Segment:
+        if self._active is None:
+            raise StoreClosed("store is closed")
+        if self._active.damaged and not self._failed:
+            self._failed = self._active.damaged
+        if self._failed:
+            raise StoreError(f"the log refuses writes until reopened: {self._failed}")
+        return self._active
+
+    def _rotate(self) -> Segment:
+        """Start the next segment; its header seals the current one at its (synced) end."""
+        old = self._writable()
+        old.sync()
+        number = self._next_number
+        self._next_number += 1
+        try:
+            new = segments.create_segment(self.directory, number, self._epoch, {old.number: old.size})
+        except OSError as exc:
+            if (self.directory / segments.segment_name(number)).exists():
+                # A header sealing `old` may be on disk: appending to `old` now would be ignored.
+                self._failed = f"could not remove the half-created {segments.segment_name(number)}: {exc}"
+            raise
+        self._closed_sizes[old.number] = old.size
+        self._closed_bytes += old.size
+        old.close()
+        self._active = new
+        return new
+
+    def _sync(self) -> None:
+        if self._active is not None:
+            self._active.sync()
+
+    def _report_commit(self, count: int, seconds: float) -> None:
+        if self.on_commit is not None:
+            self.on_commit(count, seconds)
+
+    # -- compaction ---------------------------------------------------------------------------
+
+    def _wants_compaction(self) -> bool:
+        """Cheap: two integers. Compact when the dead bytes are many and the live fraction is low."""
+        if self._active is None:
+            return False
+        total = self._closed_bytes + self._active.size
+        live = self._state.live_bytes
+        dead = total - live
+        if total < self._retry_compaction_at:
+            return False
+        return dead >= self.settings.appendlog_segment_size // 2 and (
+            live < self.settings.appendlog_compact_live_fraction * total
+        )
+
+    def _maybe_compact(self) -> None:
+        if self._compaction is None and not self._closed and self._wants_compaction():
+            self._compaction = asyncio.get_running_loop().create_task(self._run_compaction())
+
+    async def _run_compaction(self) -> None:
+        assert self._committer is not None
+        try:
+            await self._committer.run_in_writer(self._compact)
+        except (OSError, StoreError) as exc:
+            log.error("appendlog compaction failed; the log keeps its old segments: %s", exc)
+            # Not again on the very next write (a full disk would fail the same way): wait for more.
+            if self._active is not None:
+                total = self._closed_bytes + self._active.size
+                self._retry_compaction_at = total + self.settings.appendlog_segment_size // 2
+        finally:
+            self._compaction = None
+
+    def _compact(self) -> None:
+        """Writer thread. Crash-safe at every step: see FORMAT.md, "Compaction"."""
+        if not self._wants_compaction():
+            return
+        before = self._closed_bytes + self._writable().size
+        replaced = sorted(self._closed_sizes) + [self._writable().number]
+        base = self._rotate().number
+        self._append_record(RecordType.SNAP_BEGIN, records.encode_snap_begin(base))
+        chunk_bytes = max(4096, min(1024 * 1024, self.settings.appendlog_segment_size // 4))
+        state = self._state
+        chunks = records.snapshot_chunks(
+            {queue: messages.values() for queue, messages in state.queues.items()},
+            list(state.subscriptions.values()),
+            list(state.producers),
+            chunk_bytes,
+        )
+        count = 0
+        for rtype, payload in chunks:
+            if self._writable().size >= self.settings.appendlog_segment_size:
+                self._rotate()
+            self._append_record(rtype, payload)
+            count += 1
+        self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
+        self._writable().sync()  # earlier snapshot segments were synced when rotated away from
+        self.fence.check()  # a deposed master must not delete what the new master reads
+        segments.delete_segments(self.directory, replaced)
+        for number in replaced:
+            self._closed_bytes -= self._closed_sizes.pop(number, 0)
+        after = self._closed_bytes + self._writable().size
+        log.info("appendlog compacted %d segments: %d -> %d bytes", len(replaced), before, after)
+
+    def _append_record(self, rtype: RecordType, payload: bytes) -> None:
+        self._writable().append(records.encode_frame(rtype, payload))
+
+    # -- stats / close ------------------------------------------------------------------------
+
+    async def stats(self) -> StoreStats:
+        files, size = await asyncio.to_thread(_directory_usage, self.directory)
+        return StoreStats(messages=self._state.messages, bytes=size, files=files)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._compaction is not None:
+                await self._compaction
+            if self._committer is not None:
+                await self._committer.close()
+        finally:
+            if self._active is not None:
+                self._active.close()
+                self._active = None
+
+
+def _frame_of(ops: Sequence[Op]) -> bytes:
+    assert isinstance(ops, _Prepared)
+    return ops.frame
+
+
+def _prepare(ops: Sequence[Op]) -> _Prepared:
+    try:
+        frame = records.encode_frame(RecordType.BATCH, records.encode_batch(ops))
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise StoreError(f"cannot store this batch: {exc}") from None
+    return _Prepared(ops, frame)
+
+
+def _directory_usage(directory: Path) -> tuple[int, int]:
+    files = size = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+    return files, size

@@ -1,0 +1,154 @@
+"""Pure key and value encoding of the LevelDB store (see FORMAT.md beside this file).
+
+No I/O here: every function maps Python values to bytes or back, and decoding raises
+`StoreCorrupted` for anything it does not recognise instead of guessing.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import msgpack
+
+from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
+
+FORMAT_VERSION = 1
+
+MESSAGE_PREFIX = b"m/"
+SUBSCRIPTION_PREFIX = b"s/"
+PRODUCER_PREFIX = b"p/"
+META_FORMAT = b"meta/format"
+META_SEQ = b"meta/seq"
+META_EPOCH = b"meta/epoch"
+META_SYNC = b"meta/sync"  # rewritten by the periodic sync: LevelDB has no bare fsync call
+
+_SEP = b"\x00"
+_ESC = b"\x01"
+_U64 = struct.Struct(">Q")  # big-endian, so byte order == numeric order == insertion order
+
+
+def u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def parse_u64(data: bytes, where: str) -> int:
+    if len(data) != _U64.size:
+        raise StoreCorrupted(where, f"expected an 8-byte counter, found {len(data)} bytes")
+    value: int = _U64.unpack(data)[0]
+    return value
+
+
+def escape(name: str) -> bytes:
+    """UTF-8 with 0x00 and 0x01 escaped, so the result never contains the 0x00 separator."""
+    raw = name.encode("utf-8")
+    return raw.replace(_ESC, b"\x01\x02").replace(_SEP, b"\x01\x01")
+
+
+def unescape(data: bytes) -> str:
+    out = bytearray()
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == 0x01:
+            if i + 1 >= len(data) or data[i + 1] not in (0x01, 0x02):
+                raise StoreCorrupted(f"key {data!r}", "bad escape sequence in queue name")
+            out.append(0x00 if data[i + 1] == 0x01 else 0x01)
+            i += 2
+        else:
+            out.append(byte)
+            i += 1
+    try:
+        return out.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise StoreCorrupted(f"key {data!r}", f"queue name is not UTF-8: {exc}") from None
+
+
+def queue_prefix(queue: str) -> bytes:
+    """Every message key of `queue` starts with this, and no other queue's key does."""
+    return MESSAGE_PREFIX + escape(queue) + _SEP
+
+
+def message_key(queue: str, seq: int) -> bytes:
+    return queue_prefix(queue) + u64(seq)
+
+
+def parse_message_key(key: bytes) -> tuple[str, int]:
+    body = key[len(MESSAGE_PREFIX) :]
+    sep = body.find(_SEP)
+    if not key.startswith(MESSAGE_PREFIX) or sep < 0 or len(body) - sep - 1 != _U64.size:
+        raise StoreCorrupted(f"key {key!r}", "malformed message key")
+    return unescape(body[:sep]), parse_u64(body[sep + 1 :], f"key {key!r}")
+
+
+def subscription_key(key: str) -> bytes:
+    return SUBSCRIPTION_PREFIX + key.encode("utf-8")
+
+
+def producer_key(seq: int) -> bytes:
+    return PRODUCER_PREFIX + u64(seq)
+
+
+def parse_producer_key(key: bytes) -> int:
+    return parse_u64(key[len(PRODUCER_PREFIX) :], f"key {key!r}")
+
+
+def encode_message(message: StoredMessage) -> bytes:
+    """msgpack array; raises TypeError/ValueError for values msgpack cannot hold."""
+    if not isinstance(message.body, bytes | bytearray):
+        raise TypeError(f"message body must be bytes, not {type(message.body).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in message.headers.items()):
+        raise TypeError("message headers must map str to str")
+    fields = [message.message_id, message.destination, message.headers, bytes(message.body)]
+    packed: bytes = msgpack.packb(fields + [message.producer_id], use_bin_type=True)
+    return packed
+
+
+def _unpack(data: bytes, where: str) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise StoreCorrupted(where, f"undecodable value: {exc}") from None
+
+
+def decode_message(data: bytes, where: str) -> StoredMessage:
+    fields = _unpack(data, where)
+    if not (isinstance(fields, list) and len(fields) == 5):
+        raise StoreCorrupted(where, "message value is not a 5-element array")
+    message_id, destination, headers, body, producer_id = fields
+    ok = (
+        isinstance(message_id, str)
+        and isinstance(destination, str)
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        and isinstance(body, bytes)
+        and (producer_id is None or isinstance(producer_id, str))
+    )
+    if not ok:
+        raise StoreCorrupted(where, "message value has fields of the wrong type")
+    return StoredMessage(message_id, destination, headers, body, producer_id)
+
+
+def encode_subscription(sub: DurableSubscription) -> bytes:
+    packed: bytes = msgpack.packb(
+        [sub.key, sub.client_id, sub.name, sub.destination, sub.selector], use_bin_type=True
+    )
+    return packed
+
+
+def decode_subscription(data: bytes, where: str) -> DurableSubscription:
+    fields = _unpack(data, where)
+    if not (isinstance(fields, list) and len(fields) == 5):
+        raise StoreCorrupted(where, "subscription value is not a 5-element array")
+    if not all(isinstance(f, str) for f in fields[:4]) or not (
+        fields[4] is None or isinstance(fields[4], str)
+    ):
+        raise StoreCorrupted(where, "subscription value has fields of the wrong type")
+    return DurableSubscription(*fields)
+
+
+def decode_producer_id(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreCorrupted(where, "producer id is not UTF-8") from None

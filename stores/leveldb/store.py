@@ -1,0 +1,349 @@
+"""LevelDBStore: the `Store` contract over one plyvel DB (key layout in FORMAT.md).
+
+LevelDB orders keys and applies a `WriteBatch` atomically, so the whole group of a group commit
+is one batch written once with `sync=True` (design section 3: concurrent writers share one
+fsync). An in-memory index (queue -> message id -> sequence number), rebuilt on open, turns a
+RemoveMessage into the key to delete; it is changed while a group is staged and rolled back if
+the batch is not written, so memory never holds what the disk refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import plyvel
+
+from config.model import StoreSettings
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    Fence,
+    Op,
+    PutSubscription,
+    Recovered,
+    RemoveMessage,
+    Store,
+    StoreClosed,
+    StoreCorrupted,
+    StoredMessage,
+    StoreError,
+    StoreStats,
+)
+from stores.groupcommit import GroupCommitter
+from stores.leveldb import keys
+
+log = logging.getLogger(__name__)
+
+Undo = list[Callable[[], object]]
+
+
+class _Prepared(list[Op]):
+    """A caller's batch with its values encoded up front, so a bad op fails only its own writer."""
+
+    def __init__(self, ops: Sequence[Op], values: list[bytes | None]) -> None:
+        super().__init__(ops)
+        self.values = values
+
+
+class LevelDBStore(Store):
+    kind = "leveldb"
+
+    def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
+        super().__init__(directory, settings, fence)
+        self._db: plyvel.DB | None = None
+        self._committer: GroupCommitter | None = None
+        self._closed = False
+        self._seqs: dict[str, dict[str, int]] = {}  # queue -> message id -> seq
+        self._pids: dict[str, int] = {}  # producer id -> seq of its p/ key, oldest first
+        self._next_seq = 1
+        self._messages = 0
+        self._unsynced = False  # a group was written with sync=False since the last sync
+
+    # -- open ---------------------------------------------------------------------------------
+
+    async def open(self) -> Recovered:
+        if self._db is not None or self._closed:
+            raise StoreError("a store object is opened once; build a new one to reopen")
+        recovered = await asyncio.to_thread(self._open_blocking)
+        self._committer = GroupCommitter(
+            self._apply,
+            self._sync,
+            self.fence,
+            self.settings.sync,
+            self.settings.sync_interval,
+            on_commit=self._report_commit,
+        )
+        self._committer.start()
+        return recovered
+
+    def _open_blocking(self) -> Recovered:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        db = _open_db_when_free(self.directory)
+        try:
+            self._claim(db)
+            recovered = self._load(db)
+        except plyvel.Error as exc:
+            db.close()
+            raise StoreCorrupted(str(self.directory), f"LevelDB failed while reading: {exc}") from None
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        log.info(
+            "leveldb store %s opened: %d messages in %d queues, %d subscriptions, epoch %d",
+            self.directory,
+            self._messages,
+            len(recovered.queues),
+            len(recovered.subscriptions),
+            self.fence.epoch,
+        )
+        return recovered
+
+    def _claim(self, db: plyvel.DB) -> None:
+        """Check the format version and record our fencing epoch (refusing if a newer master wrote)."""
+        found = db.get(keys.META_FORMAT)
+        if found is not None and found != str(keys.FORMAT_VERSION).encode():
+            raise StoreError(f"{self.directory}: LevelDB store format {found!r} is not supported")
+        raw = db.get(keys.META_EPOCH)
+        stored = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/epoch")
+        if self.fence.epoch > 0 and stored > self.fence.epoch:
+            raise StoreClosed(
+                f"{self.directory}: the store was written under epoch {stored}, newer than ours "
+                f"({self.fence.epoch}); another master has taken over"
+            )
+        batch = db.write_batch(sync=True)
+        batch.put(keys.META_FORMAT, str(keys.FORMAT_VERSION).encode())
+        if self.fence.epoch > stored:
+            batch.put(keys.META_EPOCH, keys.u64(self.fence.epoch))
+        batch.write()
+
+    def _load(self, db: plyvel.DB) -> Recovered:
+        queues: dict[str, dict[str, StoredMessage]] = {}
+        max_seq = 0
+        with db.iterator(prefix=keys.MESSAGE_PREFIX) as it:
+            for key, value in it:
+                queue, seq = keys.parse_message_key(key)
+                message = keys.decode_message(value, f"{self.directory} key {key!r}")
+                queues.setdefault(queue, {})[message.message_id] = message
+                self._seqs.setdefault(queue, {})[message.message_id] = seq
+                max_seq = max(max_seq, seq)
+        self._messages = sum(len(ids) for ids in self._seqs.values())
+        with db.iterator(prefix=keys.SUBSCRIPTION_PREFIX) as it:
+            subs = [keys.decode_subscription(v, f"{self.directory} key {k!r}") for k, v in it]
+        with db.iterator(prefix=keys.PRODUCER_PREFIX) as it:
+            for key, value in it:
+                seq = keys.parse_producer_key(key)
+                pid = keys.decode_producer_id(value, f"{self.directory} key {key!r}")
+                self._pids.pop(pid, None)
+                self._pids[pid] = seq
+                max_seq = max(max_seq, seq)
+        raw = db.get(keys.META_SEQ)
+        stored_seq = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/seq")
+        self._next_seq = max(stored_seq, max_seq + 1, 1)
+        self._trim_window_after_restart(db)
+        return Recovered(
+            queues={q: list(msgs.values()) for q, msgs in queues.items()},
+            subscriptions=subs,
+            producer_ids=list(self._pids),
+        )
+
+    def _trim_window_after_restart(self, db: plyvel.DB) -> None:
+        """A smaller duplicate_window than last run: forget the oldest ids now."""
+        excess = len(self._pids) - self.settings.duplicate_window
+        if excess <= 0:
+            return
+        batch = db.write_batch(sync=True)
+        for pid in list(self._pids)[:excess]:
+            batch.delete(keys.producer_key(self._pids.pop(pid)))
+        batch.write()
+
+    # -- write --------------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        if self._committer is None or self._closed:
+            raise StoreClosed("store is not open")
+        if not ops:
+            return
+        await self._committer.submit(_prepare(ops))
+
+    def _apply(self, batches: list[Sequence[Op]], sync: bool) -> None:
+        """Writer thread: stage every batch of the group into ONE WriteBatch, then write it once."""
+        db = self._db
+        if db is None:
+            raise StoreClosed("store is closed")
+        undo: Undo = []
+        start_seq, start_messages = self._next_seq, self._messages
+        try:
+            batch = db.write_batch(sync=sync)
+            for ops in batches:
+                assert isinstance(ops, _Prepared)
+                self._stage(ops, batch, undo)
+            if self._next_seq != start_seq:
+                batch.put(keys.META_SEQ, keys.u64(self._next_seq))
+            batch.write()
+            self._unsynced = self._unsynced or not sync
+        except BaseException as exc:
+            for fn in reversed(undo):
+                fn()
+            self._next_seq, self._messages = start_seq, start_messages
+            self._pids = dict(sorted(self._pids.items(), key=lambda item: item[1]))
+            if isinstance(exc, OSError | StoreError) or not isinstance(exc, Exception):
+                raise
+            raise StoreError(f"LevelDB write failed, nothing from this group was written: {exc}") from exc
+
+    def _stage(self, ops: _Prepared, batch: plyvel.WriteBatch, undo: Undo) -> None:
+        for op, value in zip(ops, ops.values, strict=True):
+            if isinstance(op, AddMessage):
+                assert value is not None
+                self._stage_add(op, value, batch, undo)
+            elif isinstance(op, RemoveMessage):
+                self._stage_remove(op.queue, op.message_id, batch, undo)
+            elif isinstance(op, PutSubscription):
+                assert value is not None
+                batch.put(keys.subscription_key(op.subscription.key), value)
+            elif isinstance(op, DropSubscription):
+                batch.delete(keys.subscription_key(op.key))
+                for message_id in list(self._seqs.get(op.key, {})):
+                    self._stage_remove(op.key, message_id, batch, undo)
+
+    def _stage_add(self, op: AddMessage, value: bytes, batch: plyvel.WriteBatch, undo: Undo) -> None:
+        queue, message_id = op.queue, op.message.message_id
+        self._stage_remove(queue, message_id, batch, undo)  # a re-added id replaces the old copy
+        seq = self._next_seq
+        self._next_seq += 1
+        batch.put(keys.message_key(queue, seq), value)
+        self._seqs.setdefault(queue, {})[message_id] = seq
+        self._messages += 1
+        undo.append(partial(self._forget, queue, message_id))
+        if op.message.producer_id is not None and self.settings.duplicate_window > 0:
+            self._stage_producer(op.message.producer_id, seq, batch, undo)
+
+    def _stage_remove(self, queue: str, message_id: str, batch: plyvel.WriteBatch, undo: Undo) -> None:
+        seq = self._seqs.get(queue, {}).get(message_id)
+        if seq is None:
+            return  # already gone: removal is idempotent
+        batch.delete(keys.message_key(queue, seq))
+        self._forget(queue, message_id)
+        self._messages -= 1
+        undo.append(partial(self._remember, queue, message_id, seq))
+
+    def _forget(self, queue: str, message_id: str) -> None:
+        ids = self._seqs[queue]
+        del ids[message_id]
+        if not ids:
+            del self._seqs[queue]
+
+    def _remember(self, queue: str, message_id: str, seq: int) -> None:
+        self._seqs.setdefault(queue, {})[message_id] = seq
+
+    def _stage_producer(self, pid: str, seq: int, batch: plyvel.WriteBatch, undo: Undo) -> None:
+        """Keep the last `duplicate_window` producer ids; older ones are deleted in the same batch."""
+        old = self._pids.pop(pid, None)
+        if old is not None:
+            batch.delete(keys.producer_key(old))
+            undo.append(partial(self._pids.__setitem__, pid, old))
+        batch.put(keys.producer_key(seq), pid.encode("utf-8"))
+        self._pids[pid] = seq
+        undo.append(partial(self._pids.pop, pid, None))
+        while len(self._pids) > self.settings.duplicate_window:
+            oldest = next(iter(self._pids))
+            oldest_seq = self._pids.pop(oldest)
+            batch.delete(keys.producer_key(oldest_seq))
+            undo.append(partial(self._pids.__setitem__, oldest, oldest_seq))
+
+    def _sync(self) -> None:
+        """LevelDB has no bare fsync: a synced write of a marker key forces its log to disk."""
+        if self._db is not None and self._unsynced:
+            self._db.put(keys.META_SYNC, b"", sync=True)
+            self._unsynced = False
+
+    def _report_commit(self, count: int, seconds: float) -> None:
+        if self.on_commit is not None:
+            self.on_commit(count, seconds)
+
+    # -- stats / close ------------------------------------------------------------------------
+
+    async def stats(self) -> StoreStats:
+        files, size = await asyncio.to_thread(_directory_usage, self.directory)
+        return StoreStats(messages=self._messages, bytes=size, files=files)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._committer is not None:
+                await self._committer.close()
+        finally:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+# A deposed master that has not yet noticed still holds LevelDB's own LOCK until it exits, which
+# its keep-alive makes happen within about one period; wait that long before giving up.
+LEVELDB_LOCK_WAIT = 5.0
+
+
+class LevelDBBusy(StoreError):
+    """Another process has the LevelDB directory open."""
+
+
+def _open_db_when_free(directory: Path) -> plyvel.DB:
+    deadline = time.monotonic() + LEVELDB_LOCK_WAIT
+    while True:
+        try:
+            return _open_db(directory)
+        except LevelDBBusy:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _open_db(directory: Path) -> plyvel.DB:
+    try:
+        return plyvel.DB(str(directory), create_if_missing=True, paranoid_checks=True)
+    except plyvel.IOError as exc:
+        if "lock" in str(exc).lower():
+            raise LevelDBBusy(
+                f"LevelDB at {directory} is already open in another process (its LOCK file is held); "
+                f"only the master may open the store: {exc}"
+            ) from None
+        raise StoreError(f"cannot open LevelDB at {directory}: {exc}") from None
+    except plyvel.CorruptionError as exc:
+        raise StoreCorrupted(str(directory), f"LevelDB reports corruption: {exc}") from None
+    except plyvel.Error as exc:
+        raise StoreError(f"cannot open LevelDB at {directory}: {exc}") from None
+
+
+def _prepare(ops: Sequence[Op]) -> _Prepared:
+    values: list[bytes | None] = []
+    try:
+        for op in ops:
+            if isinstance(op, AddMessage):
+                values.append(keys.encode_message(op.message))
+            elif isinstance(op, PutSubscription):
+                values.append(keys.encode_subscription(op.subscription))
+            elif isinstance(op, RemoveMessage | DropSubscription):
+                values.append(None)
+            else:
+                raise TypeError(f"unknown store operation {op!r}")
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise StoreError(f"cannot store this batch: {exc}") from None
+    return _Prepared(ops, values)
+
+
+def _directory_usage(directory: Path) -> tuple[int, int]:
+    files = size = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+    return files, size

@@ -1,0 +1,84 @@
+"""Pure key/value encoding of the LevelDB store (stores/leveldb/FORMAT.md)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
+from stores.leveldb import keys
+
+names = st.text(alphabet=st.characters(codec="utf-8"), max_size=20) | st.sampled_from(
+    ["", "\x00", "\x01", "a\x00", "a\x01\x02", "/queue/a"]
+)
+
+
+@settings(max_examples=200)
+@given(names)
+def test_escape_round_trips_and_never_contains_the_separator(name: str) -> None:
+    escaped = keys.escape(name)
+    assert b"\x00" not in escaped
+    assert keys.unescape(escaped) == name
+
+
+@settings(max_examples=200)
+@given(names, names, st.integers(0, 2**64 - 1))
+def test_a_queue_prefix_matches_only_that_queues_keys(a: str, b: str, seq: int) -> None:
+    key = keys.message_key(b, seq)
+    assert key.startswith(keys.queue_prefix(a)) == (a == b)
+    assert keys.parse_message_key(key) == (b, seq)
+
+
+def test_message_keys_sort_by_sequence_number() -> None:
+    seqs = [1, 2, 255, 256, 65536, 2**40, 2**64 - 1]
+    encoded = [keys.message_key("/queue/q", s) for s in seqs]
+    assert sorted(encoded) == encoded
+    assert sorted(keys.producer_key(s) for s in reversed(seqs)) == [keys.producer_key(s) for s in seqs]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        b"m/q",
+        b"m/q\x00\x01",
+        b"m/q\x00" + b"\x00" * 9,
+        b"m/\x01\x03\x00" + b"\x00" * 8,
+        b"m/\xff\x00" + b"\x00" * 8,
+    ],
+)
+def test_malformed_message_keys_are_reported_as_corruption(key: bytes) -> None:
+    with pytest.raises(StoreCorrupted):
+        keys.parse_message_key(key)
+
+
+def test_message_and_subscription_values_round_trip() -> None:
+    message = StoredMessage("id-1", "/queue/a", {"k": "v", "persistent": "true"}, b"\x00body\xff", "p-1")
+    assert keys.decode_message(keys.encode_message(message), "here") == message
+    anonymous = StoredMessage("id-2", "/queue/a", {}, b"", None)
+    assert keys.decode_message(keys.encode_message(anonymous), "here") == anonymous
+    sub = DurableSubscription("sub:c:n", "c", "n", "/topic/t", "a = 1")
+    assert keys.decode_subscription(keys.encode_subscription(sub), "here") == sub
+
+
+def test_values_msgpack_cannot_hold_are_refused_when_encoding() -> None:
+    with pytest.raises(TypeError):
+        keys.encode_message(StoredMessage("id", "/queue/a", {"k": 1}, b"", None))  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        keys.encode_message(StoredMessage("id", "/queue/a", {}, "text", None))  # type: ignore[arg-type]
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=64))
+def test_decoding_garbage_raises_only_store_corrupted(data: bytes) -> None:
+    for decode in (keys.decode_message, keys.decode_subscription):
+        try:
+            decode(data, "somewhere")
+        except StoreCorrupted as exc:
+            assert exc.where == "somewhere"
+
+
+def test_counters_must_be_eight_bytes() -> None:
+    assert keys.parse_u64(keys.u64(42), "x") == 42
+    with pytest.raises(StoreCorrupted):
+        keys.parse_u64(b"\x00" * 7, "meta/seq")
