@@ -1,0 +1,263 @@
+"""The command line of design.md section 6: `batonmq start|produce|consume|status`.
+
+Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
+(`broker.daemon.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
+0 success, 1 failure (the run did not do everything asked), 2 bad arguments or configuration;
+`start` adds the broker's own codes (broker.roles.ExitCode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from config.errors import ConfigError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
+PROG = "batonmq"
+
+T = TypeVar("T")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"{PROG}: {message}", file=sys.stderr)
+    return code
+
+
+# -- start -----------------------------------------------------------------------------------
+
+
+def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Flags as a nested override dict for config.loader.build_config; None = flag not given.
+    Values stay strings where the model validates them, so a bad one is a ConfigError naming its key."""
+    return {
+        "name": args.name,
+        "data_dir": args.data,
+        "store": {"type": args.store},
+        "connectors": args.connector or None,
+        "metrics_port": args.metrics_port,
+        "lock": {
+            "acquire_interval": args.lock_acquire_interval,
+            "keepalive_period": args.lock_keepalive_period,
+            "on_lock_lost": args.on_lock_lost,
+        },
+    }
+
+
+def run_start(args: argparse.Namespace) -> int:
+    from config.loader import build_config
+
+    file = args.config or os.environ.get("BATONMQ_CONFIG") or None
+    try:
+        config = build_config(Path(file) if file else None, os.environ, start_overrides(args))
+    except ConfigError as exc:
+        return fail(f"invalid configuration: {exc.key}: {exc.problem}")
+    from broker.daemon import run  # lazily: `produce`/`status` need none of the broker
+
+    return run(config)
+
+
+# -- produce / consume / status ---------------------------------------------------------------
+
+
+def _check_url(url: str) -> str | None:
+    from transports.url import UrlError, parse_url
+
+    try:
+        parse_url(url)
+    except UrlError as exc:
+        return f"invalid URL {url!r}: {exc}"
+    return None
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def _report(result: Any, as_json: bool) -> int:
+    print(json.dumps(result.fields()) if as_json else result.text(), flush=True)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def run_produce(args: argparse.Namespace) -> int:
+    from broker.tools.produce import ProduceOptions, produce
+    from broker.tools.progress import Progress
+
+    if problem := _check_url(args.url):
+        return fail(problem)
+    opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
+                          persistent=args.persistent, receipts=args.receipts, rate=args.rate,
+                          login=args.login, passcode=args.passcode)
+    result = _run_async(produce(opts, Progress("produce", args.count)))
+    return _report(result, args.json)
+
+
+def run_consume(args: argparse.Namespace) -> int:
+    from broker.tools.consume import ConsumeOptions, consume
+    from broker.tools.progress import Progress
+
+    if problem := _check_url(args.url):
+        return fail(problem)
+    opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
+                          login=args.login, passcode=args.passcode)
+    printer = _print_body if args.print else None
+    result = _run_async(consume(opts, Progress("consume", args.count), on_message=printer))
+    return _report(result, args.json)
+
+
+def _print_body(message: Any) -> None:
+    sys.stdout.write(message.body.decode("utf-8", "replace") + "\n")
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from broker.tools.status import read_status
+
+    try:
+        status = read_status(Path(args.data))
+    except OSError as exc:
+        return fail(f"status: {exc}")
+    print(json.dumps(status.fields()) if args.json else status.text(), flush=True)
+    return EXIT_OK
+
+
+# -- the parser ------------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _size(text: str) -> int:
+    from broker.tools.produce import MAX_SIZE
+
+    value = _non_negative(text, int)
+    if value > MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_SIZE} bytes")
+    return value
+
+
+def _seconds(text: str) -> float:
+    return _non_negative(text, float)
+
+
+def _rate(text: str) -> float:
+    value = _non_negative(text, float)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be greater than 0")
+    return value
+
+
+def _non_negative(text: str, kind: type[T]) -> T:
+    try:
+        value = kind(text)  # type: ignore[call-arg]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value >= 0 or value in (float("inf"),):  # type: ignore[operator]
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="BatonMQ: a STOMP broker with shared-directory "
+                                     "master/slave failover, and tools to drive it.")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="stderr log level (default info)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_start(commands)
+    _add_produce(commands)
+    _add_consume(commands)
+    _add_status(commands)
+    return parser
+
+
+def _subparser(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+    # Also accepted after the command: `batonmq start --log-level debug`.
+    sub.add_argument("--log-level", default=argparse.SUPPRESS, choices=["debug", "info", "warning", "error"])
+    return sub
+
+
+def _add_start(commands: Any) -> None:
+    p = _subparser(commands, "start", "run a broker in the foreground (master, or a slave awaiting the lock)")
+    p.set_defaults(run=run_start)
+    # No type= or choices= here: the config model validates, so a bad value is one ConfigError line
+    # naming the setting, the same whether it came from a flag, the environment or the file.
+    p.add_argument("--config", metavar="FILE.toml|FILE.xml", help="config file (default $BATONMQ_CONFIG)")
+    p.add_argument("--name", metavar="N", help="broker name (default: host name)")
+    p.add_argument("--data", metavar="DIR", help="shared data directory (default ./data)")
+    p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
+    p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
+                   help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
+    p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
+    p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
+    p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
+    p.add_argument("--on-lock-lost", metavar="exit|slave", help="what a master does when it loses the lock")
+
+
+def _add_client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--url", required=True, help="tcp://HOST:PORT or failover:(tcp://...,tcp://...)?options")
+    p.add_argument("--destination", required=True, metavar="/queue/X", help="/queue/NAME or /topic/NAME")
+    p.add_argument("--login", help="STOMP login")
+    p.add_argument("--passcode", help="STOMP passcode")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+
+
+def _add_produce(commands: Any) -> None:
+    p = _subparser(commands, "produce", "send messages and report how many were receipted")
+    p.set_defaults(run=run_produce)
+    _add_client_options(p)
+    p.add_argument("--count", type=_positive_int, default=1, metavar="N", help="messages to send (default 1)")
+    p.add_argument("--size", type=_size, metavar="BYTES", help="pad or cut each body to exactly BYTES")
+    p.add_argument("--body", metavar="'text {seq}'", help="body template; {seq} becomes 1, 2, ...")
+    p.add_argument("--persistent", action="store_true", help="persistent:true (stored durably)")
+    p.add_argument("--receipts", action="store_true", help="wait for each message's RECEIPT")
+    p.add_argument("--rate", type=_rate, metavar="N", help="send at most N messages per second")
+
+
+def _add_consume(commands: Any) -> None:
+    p = _subparser(commands, "consume", "receive messages and report counts, redeliveries and duplicates")
+    p.set_defaults(run=run_consume)
+    _add_client_options(p)
+    p.add_argument("--count", type=_positive_int, metavar="N", help="stop after N messages")
+    p.add_argument("--ack", default="auto", choices=["auto", "client", "client-individual"])
+    p.add_argument("--timeout", type=_seconds, default=10.0, metavar="S",
+                   help="stop after S seconds without a message (default 10; 0 = wait for ever)")
+    p.add_argument("--print", action="store_true", help="print each body on stdout")
+
+
+def _add_status(commands: Any) -> None:
+    p = _subparser(commands, "status", "show who holds the lock of a data directory (reads only)")
+    p.set_defaults(run=run_status)
+    p.add_argument("--data", required=True, metavar="DIR", help="the shared data directory")
+    p.add_argument("--json", action="store_true", help="print as one JSON object")

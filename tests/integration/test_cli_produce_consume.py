@@ -1,0 +1,134 @@
+"""`python -m broker produce|consume` as real subprocesses against an in-process broker."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.server import running_broker
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def batonmq(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "broker", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def summary(result: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def url():
+    with running_broker() as broker:
+        yield f"tcp://127.0.0.1:{broker.port}"
+
+
+def test_pipelined_produce_then_consume_counts_exactly(url):
+    sent = batonmq("produce", "--url", url, "--destination", "/queue/cli1", "--count", "500", "--size", "100",
+                   "--json")
+    assert sent.returncode == 0, sent.stderr
+    fields = summary(sent)
+    assert (fields["sent"], fields["receipted"], fields["ok"], fields["error"]) == (500, 500, True, None)
+    got = batonmq("consume", "--url", url, "--destination", "/queue/cli1", "--count", "500",
+                  "--ack", "client", "--json", "--timeout", "5")
+    assert got.returncode == 0, got.stderr
+    fields = summary(got)
+    assert (fields["consumed"], fields["duplicates"], fields["redelivered"]) == (500, 0, 0)
+    assert got.stderr == ""  # no progress bar: stderr is not a terminal
+
+
+def test_receipted_produce_with_body_template_and_print(url):
+    body = "order {seq} costs {price}"  # only {seq} is substituted; {price} stays as typed
+    sent = batonmq("produce", "--url", url, "--destination", "/queue/cli2", "--count", "3", "--body", body,
+                   "--receipts", "--persistent")
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("produce: sent 3/3, receipted 3 to /queue/cli2")
+    got = batonmq("consume", "--url", url, "--destination", "/queue/cli2", "--ack", "client-individual",
+                  "--print", "--timeout", "0.5")
+    assert got.returncode == 0, got.stderr
+    lines = got.stdout.splitlines()
+    assert lines[:3] == [f"order {n} costs {{price}}" for n in (1, 2, 3)]
+    assert lines[3].startswith("consume: consumed 3 from /queue/cli2")
+
+
+def test_consume_with_count_that_times_out_fails(url):
+    got = batonmq("consume", "--url", url, "--destination", "/queue/empty", "--count", "2",
+                  "--timeout", "0.3", "--json")
+    assert got.returncode == 1
+    fields = summary(got)
+    assert fields["consumed"] == 0 and fields["timed_out"] and "timed out" in fields["error"]
+
+
+def test_produce_rate_paces_the_run(url):
+    sent = batonmq("produce", "--url", url, "--destination", "/queue/cli3", "--count", "6", "--rate", "10",
+                   "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert 0.45 <= summary(sent)["elapsed"] < 3  # 5 gaps of 100 ms
+
+
+def _dead_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_broker_exits_1():
+    sent = batonmq("produce", "--url", f"tcp://127.0.0.1:{_dead_port()}", "--destination", "/queue/x",
+                   "--json")
+    assert sent.returncode == 1
+    assert summary(sent)["sent"] == 0 and "cannot connect" in summary(sent)["error"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["produce", "--url", "http://127.0.0.1:1", "--destination", "/queue/x"],
+        ["consume", "--url", "failover:(tcp://127.0.0.1:1)?bogus=1", "--destination", "/queue/x"],
+    ],
+)
+def test_bad_url_exits_2_with_one_line(args):
+    result = batonmq(*args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("batonmq: invalid URL")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["produce", "--url", "tcp://127.0.0.1:1", "--destination", "/queue/x", "--count", "0"],
+        ["produce", "--url", "tcp://127.0.0.1:1", "--destination", "/queue/x", "--rate", "-1"],
+        ["consume", "--url", "tcp://127.0.0.1:1", "--destination", "/queue/x", "--ack", "never"],
+        ["produce", "--destination", "/queue/x"],
+    ],
+)
+def test_bad_arguments_exit_2(args):
+    result = batonmq(*args)
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+
+
+@pytest.mark.parametrize("receipts", [False, True])
+def test_refused_sends_make_the_run_fail(receipts):
+    from config.model import Limits
+
+    # A destination that holds ~4 KiB: the broker answers ERROR once it is full.
+    with running_broker(limits=Limits(destination_memory_limit=4096)) as broker:
+        url = f"tcp://127.0.0.1:{broker.port}"
+        flags = ["--receipts"] if receipts else []
+        sent = batonmq("produce", "--url", url, "--destination", "/queue/small", "--count", "100",
+                       "--size", "200", "--json", *flags)
+    assert sent.returncode == 1
+    fields = summary(sent)
+    assert fields["ok"] is False and fields["receipted"] < 100 and fields["error"]
+    if receipts:
+        assert 0 < fields["receipted"] == fields["sent"]  # each one counted only once receipted
+    else:
+        assert fields["receipted"] == 0  # pipelined: without the final receipt nothing is certain
