@@ -43,6 +43,7 @@ class GroupCommitter:
         # One thread: the store's files are only ever touched by it, in submission order.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
         self._tasks: set[asyncio.Task[None]] = set()
+        self._inflight: set[asyncio.Future[None]] = set()
 
     def start(self) -> None:
         self._own(asyncio.get_running_loop().create_task(self._flusher()))
@@ -72,7 +73,12 @@ class GroupCommitter:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                await self._commit(batch)
+                # Shielded and tracked apart: close() cancels this task, but a group already
+                # handed to the writer thread must still resolve its waiters, or they wait forever.
+                commit = asyncio.ensure_future(self._commit(batch))
+                self._inflight.add(commit)
+                commit.add_done_callback(self._inflight.discard)
+                await asyncio.shield(commit)
 
     async def _commit(self, batch: list[tuple[Sequence[Op], asyncio.Future[None]]]) -> None:
         started = time.perf_counter()
@@ -115,7 +121,7 @@ class GroupCommitter:
             self._closed = StoreClosed("store closed")
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._inflight, return_exceptions=True)
         if self._policy != "never":
             await self.run_in_writer(self._sync)
         self._executor.shutdown(wait=True)

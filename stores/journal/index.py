@@ -1,0 +1,128 @@
+"""The in-memory index: live messages by queue (in order) → the record that holds each one.
+
+Bodies are not kept here: they stay in the data files and are read back on demand (recovery,
+compaction). Only the writer thread mutates an Index.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    DurableSubscription,
+    PutSubscription,
+    RemoveMessage,
+    StoredMessage,
+)
+from stores.journal.records import JournalOp, Move
+
+Key = tuple[str, str]  # (queue, message_id)
+
+
+@dataclass(slots=True, frozen=True)
+class Location:
+    """The record holding a message: data file number, record offset, record size."""
+
+    file: int
+    offset: int
+    length: int
+
+
+class Index:
+    def __init__(self, duplicate_window: int) -> None:
+        self.queues: dict[str, dict[str, Location]] = {}  # dicts keep insertion (queue) order
+        self.subscriptions: dict[str, DurableSubscription] = {}
+        self.producers: deque[str] = deque(maxlen=duplicate_window)
+        self.live: Counter[int] = Counter()  # data file → live messages located in it
+        self.messages = 0
+
+    def apply(
+        self, ops: Sequence[JournalOp], loc: Location, bodies: dict[Key, StoredMessage] | None = None
+    ) -> None:
+        """Apply one BATCH record's ops; `bodies`, during recovery, collects the live messages."""
+        for op in ops:
+            if isinstance(op, AddMessage):
+                self._put(op.queue, op.message.message_id, loc)
+                if op.message.producer_id is not None and self.producers.maxlen:
+                    self.producers.append(op.message.producer_id)
+                if bodies is not None:
+                    bodies[(op.queue, op.message.message_id)] = op.message
+            elif isinstance(op, RemoveMessage):
+                self._drop(op.queue, op.message_id, bodies)
+            elif isinstance(op, PutSubscription):
+                self.subscriptions[op.subscription.key] = op.subscription
+            elif isinstance(op, DropSubscription):
+                self.subscriptions.pop(op.key, None)
+                for message_id in list(self.queues.get(op.key, ())):
+                    self._drop(op.key, message_id, bodies)
+            elif isinstance(op, Move):
+                if self.relocate(op.queue, op.message.message_id, loc) and bodies is not None:
+                    bodies[(op.queue, op.message.message_id)] = op.message
+
+    def _put(self, queue: str, message_id: str, loc: Location) -> None:
+        entries = self.queues.setdefault(queue, {})
+        old = entries.get(message_id)
+        if old is None:
+            self.messages += 1
+        else:
+            self.live[old.file] -= 1
+        entries[message_id] = loc
+        self.live[loc.file] += 1
+
+    def _drop(self, queue: str, message_id: str, bodies: dict[Key, StoredMessage] | None) -> None:
+        entries = self.queues.get(queue)
+        if entries is None:
+            return
+        loc = entries.pop(message_id, None)
+        if loc is None:
+            return
+        self.messages -= 1
+        self._unlive(loc.file)
+        if not entries:
+            del self.queues[queue]
+        if bodies is not None:
+            bodies.pop((queue, message_id), None)
+
+    def relocate(self, queue: str, message_id: str, loc: Location) -> bool:
+        """Point a live message at its new copy, keeping its place; False if it is not live."""
+        entries = self.queues.get(queue)
+        if entries is None or message_id not in entries:
+            return False
+        self._unlive(entries[message_id].file)
+        entries[message_id] = loc  # assignment to an existing key keeps its position
+        self.live[loc.file] += 1
+        return True
+
+    def _unlive(self, file: int) -> None:
+        self.live[file] -= 1
+        if self.live[file] <= 0:
+            del self.live[file]
+
+    def load(self, queues: Iterable[tuple[str, Iterable[tuple[str, Location]]]]) -> None:
+        """Fill from a checkpoint."""
+        for queue, entries in queues:
+            for message_id, loc in entries:
+                self._put(queue, message_id, loc)
+
+    def located_in(self, file: int) -> list[tuple[str, str, Location]]:
+        return [
+            (queue, message_id, loc)
+            for queue, entries in self.queues.items()
+            for message_id, loc in entries.items()
+            if loc.file == file
+        ]
+
+    def live_bytes(self) -> Counter[int]:
+        """Per data file, the size of the distinct records holding live messages."""
+        seen: set[tuple[int, int]] = set()
+        result: Counter[int] = Counter()
+        for entries in self.queues.values():
+            for loc in entries.values():
+                if (loc.file, loc.offset) not in seen:
+                    seen.add((loc.file, loc.offset))
+                    result[loc.file] += loc.length
+        return result

@@ -1,0 +1,222 @@
+"""Journal records: pure encode/decode over bytes (FORMAT.md section 2). No files, no asyncio."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeGuard
+
+import crc32c
+import msgpack
+
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    DurableSubscription,
+    Op,
+    PutSubscription,
+    RemoveMessage,
+    StoredMessage,
+)
+
+HEADER = struct.Struct("<IIB")  # crc32c, payload length, type -- little-endian
+HEADER_SIZE = HEADER.size
+MAX_PAYLOAD = 256 * 1024 * 1024
+
+SEAL = 1
+BATCH = 2
+TYPES = (SEAL, BATCH)
+
+_ADD, _REMOVE, _PUT_SUB, _DROP_SUB, _MOVE = 1, 2, 3, 4, 5
+
+
+class RecordError(ValueError):
+    """A record (or its payload) is not well formed; `offset` is where it starts."""
+
+    def __init__(self, offset: int, problem: str) -> None:
+        super().__init__(f"@{offset}: {problem}")
+        self.offset = offset
+        self.problem = problem
+
+
+@dataclass(slots=True, frozen=True)
+class Move:
+    """Compaction's copy of a live message: replay relocates it without changing its place."""
+
+    queue: str
+    message: StoredMessage
+
+
+JournalOp = Op | Move
+
+
+@dataclass(slots=True, frozen=True)
+class Seal:
+    epoch: int
+    file: int
+    ends: dict[int, int]
+
+
+@dataclass(slots=True, frozen=True)
+class Record:
+    offset: int
+    type: int
+    payload: bytes
+    size: int  # header + payload
+
+
+def checksum(rtype: int, payload: bytes) -> int:
+    return crc32c.crc32c(payload, crc32c.crc32c(bytes((rtype,))))
+
+
+def encode_record(rtype: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"record payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    return HEADER.pack(checksum(rtype, payload), len(payload), rtype) + payload
+
+
+def parse_record(buf: bytes | memoryview, offset: int) -> Record:
+    """The record starting at `offset` in `buf`; RecordError if incomplete, damaged or unknown."""
+    if len(buf) - offset < HEADER_SIZE:
+        raise RecordError(offset, f"incomplete header ({len(buf) - offset} bytes)")
+    crc, length, rtype = HEADER.unpack_from(buf, offset)
+    if rtype not in TYPES:
+        raise RecordError(offset, f"unknown record type {rtype}")
+    if length > MAX_PAYLOAD:
+        raise RecordError(offset, f"length {length} exceeds {MAX_PAYLOAD}")
+    end = offset + HEADER_SIZE + length
+    if end > len(buf):
+        raise RecordError(offset, f"incomplete payload ({len(buf) - offset - HEADER_SIZE} of {length} bytes)")
+    payload = bytes(buf[offset + HEADER_SIZE : end])
+    if checksum(rtype, payload) != crc:
+        raise RecordError(offset, "CRC mismatch")
+    return Record(offset, rtype, payload, HEADER_SIZE + length)
+
+
+def iter_records(buf: bytes | memoryview, start: int, end: int) -> Iterator[Record]:
+    """Records in buf[start:end]; raises RecordError at the first bad one."""
+    view = memoryview(buf)[:end]
+    offset = start
+    while offset < end:
+        record = parse_record(view, offset)
+        yield record
+        offset += record.size
+
+
+def valid_record_after(buf: bytes | memoryview, offset: int) -> int | None:
+    """Offset of the first well-formed record starting after `offset`, if any (torn-tail test)."""
+    for candidate in range(offset + 1, len(buf) - HEADER_SIZE + 1):
+        if buf[candidate + HEADER_SIZE - 1] not in TYPES:
+            continue
+        try:
+            parse_record(buf, candidate)
+        except RecordError:
+            continue
+        return candidate
+    return None
+
+
+# Payloads -----------------------------------------------------------------------------------
+
+
+def _pack(value: object) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)
+
+
+def _unpack(payload: bytes) -> object:
+    return msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True)
+
+
+def encode_seal(seal: Seal) -> bytes:
+    ends = [[n, end] for n, end in sorted(seal.ends.items())]
+    return encode_record(SEAL, _pack({"epoch": seal.epoch, "file": seal.file, "ends": ends}))
+
+
+def decode_seal(payload: bytes) -> Seal:
+    data = _unpack(payload)
+    if not isinstance(data, dict):
+        raise ValueError("SEAL payload is not a map")
+    epoch, file, ends = data.get("epoch"), data.get("file"), data.get("ends")
+    if not (_is_int(epoch) and _is_int(file) and isinstance(ends, list)):
+        raise ValueError("SEAL lacks epoch, file or ends")
+    result: dict[int, int] = {}
+    for pair in ends:
+        if not (isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1])):
+            raise ValueError(f"SEAL end entry {pair!r} is not [file, end]")
+        result[pair[0]] = pair[1]
+    return Seal(epoch, file, result)
+
+
+def _message_fields(queue: str, m: StoredMessage) -> list[object]:
+    return [queue, m.message_id, m.destination, dict(m.headers), bytes(m.body), m.producer_id]
+
+
+def _encode_op(op: JournalOp) -> list[object]:
+    if isinstance(op, AddMessage):
+        return [_ADD, *_message_fields(op.queue, op.message)]
+    if isinstance(op, RemoveMessage):
+        return [_REMOVE, op.queue, op.message_id]
+    if isinstance(op, PutSubscription):
+        s = op.subscription
+        return [_PUT_SUB, s.key, s.client_id, s.name, s.destination, s.selector]
+    if isinstance(op, DropSubscription):
+        return [_DROP_SUB, op.key]
+    if isinstance(op, Move):
+        return [_MOVE, *_message_fields(op.queue, op.message)]
+    raise TypeError(f"not a store op: {op!r}")
+
+
+def encode_batch(ops: Sequence[JournalOp]) -> bytes:
+    """One BATCH record holding every op: the unit of atomicity (FORMAT.md section 2)."""
+    return encode_record(BATCH, _pack([_encode_op(op) for op in ops]))
+
+
+def decode_batch(payload: bytes) -> list[JournalOp]:
+    data = _unpack(payload)
+    if not isinstance(data, list):
+        raise ValueError("BATCH payload is not an array")
+    return [_decode_op(item) for item in data]
+
+
+def _decode_op(item: object) -> JournalOp:
+    if not isinstance(item, list) or not item:
+        raise ValueError(f"op {item!r} is not a non-empty array")
+    code, args = item[0], item[1:]
+    if code in (_ADD, _MOVE) and len(args) == 6:
+        queue, message_id, destination, headers, body, producer_id = args
+        _require_str(queue, message_id, destination)
+        if not (isinstance(body, bytes) and _is_str_map(headers)):
+            raise ValueError("message body must be bin and headers a map of str")
+        if producer_id is not None:
+            _require_str(producer_id)
+        message = StoredMessage(message_id, destination, headers, body, producer_id)
+        return AddMessage(queue, message) if code == _ADD else Move(queue, message)
+    if code == _REMOVE and len(args) == 2:
+        _require_str(*args)
+        return RemoveMessage(args[0], args[1])
+    if code == _PUT_SUB and len(args) == 5:
+        _require_str(*args[:4])
+        if args[4] is not None:
+            _require_str(args[4])
+        return PutSubscription(DurableSubscription(*args))
+    if code == _DROP_SUB and len(args) == 1:
+        _require_str(args[0])
+        return DropSubscription(args[0])
+    raise ValueError(f"unknown op code {code!r} with {len(args)} fields")
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_str_map(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    )
+
+
+def _require_str(*values: object) -> None:
+    for value in values:
+        if not isinstance(value, str):
+            raise ValueError(f"expected a string, got {type(value).__name__}")

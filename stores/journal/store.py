@@ -1,0 +1,249 @@
+"""JournalStore: the KahaDB-like default store (design section 3, FORMAT.md beside this file).
+
+Writes: a batch is encoded on the caller's side (so a bad op fails only its own caller), then
+the GroupCommitter hands every batch of a group to `_apply` on the single writer thread, which
+appends them with one write, fdatasyncs once, and only then updates the index. Checkpoints
+and cleanup run on the same thread, serialized with writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from config.model import StoreSettings
+from stores import fsio
+from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
+from stores.groupcommit import GroupCommitter
+from stores.journal import checkpoint as ckpt
+from stores.journal import cleanup, layout
+from stores.journal.index import Index, Location
+from stores.journal.records import encode_batch
+from stores.journal.recovery import RecoveryStats, recover
+from stores.journal.writer import Writer
+
+log = logging.getLogger(__name__)
+
+
+class _Encoded(list[Op]):
+    """A batch of ops with its BATCH record, encoded before it is queued."""
+
+    record: bytes
+
+
+class JournalStore(Store):
+    kind = "journal"
+
+    def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
+        super().__init__(directory, settings, fence)
+        self._index: Index | None = None
+        self._writer: Writer | None = None
+        self._committer: GroupCommitter | None = None
+        self._epoch = 0
+        self._checkpoint_pos: tuple[int, int] | None = None
+        self._dirty = False
+        self._closed = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.last_recovery: RecoveryStats | None = None
+
+    # Open --------------------------------------------------------------------------------
+
+    async def open(self) -> Recovered:
+        if self._committer is not None:
+            raise StoreError("journal store is already open")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        recovered = await asyncio.to_thread(self._open_blocking)
+        committer = GroupCommitter(
+            self._apply,
+            self._sync,
+            self.fence,
+            policy=self.settings.sync,
+            interval=self.settings.sync_interval,
+            on_commit=self._report_commit,
+        )
+        committer.start()
+        self._committer = committer
+        task = asyncio.get_running_loop().create_task(self._maintain())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return recovered
+
+    def _open_blocking(self) -> Recovered:
+        self.fence.check()
+        result = recover(self.directory, self.fence.epoch, self.settings.duplicate_window)
+        self._index, self._epoch = result.index, result.epoch
+        writer = Writer(self.directory, result.epoch)
+        # FORMAT.md section 4 step 9: never append to a file an earlier opener wrote.
+        writer.start(result.next_file, result.ends)
+        self._writer = writer
+        try:
+            self._checkpoint()
+            cleanup.delete(self.directory, writer, self._deletable(), cleanup.CleanupReport())
+            fsio.sync_directory(self.directory)
+        except BaseException:
+            writer.close()
+            raise
+        self.last_recovery = result.stats
+        log.info(
+            "journal: recovered %d message(s) in %d queue(s); replayed %d record(s) from %s",
+            result.index.messages,
+            len(result.recovered.queues),
+            result.stats.records_replayed,
+            result.stats.start,
+        )
+        return result.recovered
+
+    # Writes ------------------------------------------------------------------------------
+
+    async def write(self, ops: Sequence[Op]) -> None:
+        if self._committer is None:
+            raise StoreClosed("journal store is not open")
+        batch = _Encoded(ops)
+        try:
+            batch.record = encode_batch(batch)
+        except (TypeError, ValueError) as exc:
+            raise StoreError(f"cannot store this batch: {exc}") from None
+        await self._committer.submit(batch)
+
+    def _apply(self, batches: list[Sequence[Op]], sync: bool) -> None:
+        """Writer thread: one append and at most one fsync for the whole group."""
+        writer, index = self._open_parts()
+        if writer.size >= self.settings.journal_max_file_size:
+            writer.rotate()
+        records = [b.record if isinstance(b, _Encoded) else encode_batch(b) for b in batches]
+        start = writer.append(b"".join(records))
+        if sync:
+            writer.sync_or_undo(start)
+        # Only now, with the group on disk, does the index learn of it (a failed group leaves no trace).
+        offset = start
+        for ops, record in zip(batches, records, strict=True):
+            index.apply(ops, Location(writer.number, offset, len(record)))
+            offset += len(record)
+        self._dirty = True
+
+    def _sync(self) -> None:
+        if self._writer is not None:
+            self._writer.sync()
+
+    def _report_commit(self, size: int, seconds: float) -> None:
+        if self.on_commit is not None:
+            self.on_commit(size, seconds)
+
+    def _open_parts(self) -> tuple[Writer, Index]:
+        if self._writer is None or self._index is None:
+            raise StoreClosed("journal store is not open")
+        return self._writer, self._index
+
+    # Checkpoint and cleanup (writer thread) ----------------------------------------------
+
+    def _guard(self) -> None:
+        """Before a checkpoint or a deletion: are we still the master? (FORMAT.md section 5)."""
+        self.fence.check()
+        writer, _ = self._open_parts()
+        if layout.data_path(self.directory, writer.number + 1).exists():
+            raise StoreClosed(f"{layout.data_name(writer.number + 1)} exists: another master writes here")
+        newer = [e for e in layout.checkpoints(self.directory) if e > self._epoch]
+        if newer:
+            raise StoreClosed(f"a checkpoint of epoch {max(newer)} exists: another master writes here")
+
+    def _checkpoint(self) -> None:
+        writer, index = self._open_parts()
+        self._guard()
+        writer.sync()  # records before the checkpoint position must be durable first
+        pos = (writer.number, writer.size)
+        files: dict[int, int | None] = {**writer.ends, writer.number: None}
+        data = ckpt.encode(ckpt.snapshot(index, self._epoch, pos, files))
+        fsio.write_atomically(layout.checkpoint_path(self.directory, self._epoch), data)
+        for epoch, path in layout.checkpoints(self.directory).items():
+            if epoch < self._epoch:
+                path.unlink(missing_ok=True)
+        self._checkpoint_pos, self._dirty = pos, False
+
+    def _deletable(self) -> list[int]:
+        writer, index = self._open_parts()
+        assert self._checkpoint_pos is not None
+        return cleanup.deletable(index, writer, self._checkpoint_pos[0])
+
+    def _cleanup(self) -> cleanup.CleanupReport:
+        writer, index = self._open_parts()
+        report = cleanup.CleanupReport()
+        cleanup.compact(self.directory, index, writer, self.settings.journal_max_file_size, report)
+        self._checkpoint()  # syncs the MOVE records, then records their new locations
+        files = self._deletable()
+        if files:
+            self._guard()
+            cleanup.delete(self.directory, writer, files, report)
+            fsio.sync_directory(self.directory)
+        return report
+
+    async def cleanup(self) -> cleanup.CleanupReport:
+        """One cleanup pass now (it also runs every cleanup_interval seconds)."""
+        if self._committer is None or self._closed:
+            raise StoreClosed("journal store is not open")
+        report = await self._committer.run_in_writer(self._cleanup)
+        assert isinstance(report, cleanup.CleanupReport)
+        return report
+
+    async def checkpoint(self) -> None:
+        """Write a checkpoint now (it also happens every checkpoint_interval seconds)."""
+        if self._committer is None or self._closed:
+            raise StoreClosed("journal store is not open")
+        await self._committer.run_in_writer(self._checkpoint)
+
+    async def _maintain(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_checkpoint = loop.time() + self.settings.checkpoint_interval
+        next_cleanup = loop.time() + self.settings.cleanup_interval
+        while True:
+            await asyncio.sleep(max(0.0, min(next_checkpoint, next_cleanup) - loop.time()))
+            now = loop.time()
+            try:
+                if now >= next_cleanup:
+                    next_cleanup = now + self.settings.cleanup_interval
+                    next_checkpoint = now + self.settings.checkpoint_interval
+                    await self.cleanup()
+                elif now >= next_checkpoint:
+                    next_checkpoint = now + self.settings.checkpoint_interval
+                    if self._dirty:
+                        await self.checkpoint()
+            except StoreClosed as exc:
+                log.error("journal: background maintenance stops: %s", exc)
+                return
+            except (OSError, StoreError) as exc:
+                log.warning("journal: checkpoint or cleanup failed, will retry: %s", exc)
+
+    # Stats and close ---------------------------------------------------------------------
+
+    async def stats(self) -> StoreStats:
+        messages = self._index.messages if self._index is not None else 0
+        return await asyncio.to_thread(self._disk_stats, messages)
+
+    def _disk_stats(self, messages: int) -> StoreStats:
+        sizes = [p.stat().st_size for p in layout.data_files(self.directory).values()]
+        extra = sum(p.stat().st_size for p in layout.checkpoints(self.directory).values())
+        return StoreStats(messages=messages, bytes=sum(sizes) + extra, files=len(sizes))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._committer is not None:
+            await self._committer.close()
+        if self._writer is None:
+            return
+        started = time.perf_counter()
+        try:
+            await asyncio.to_thread(self._checkpoint)
+        except StoreClosed as exc:
+            log.warning("journal: no checkpoint on close: %s", exc)
+        except OSError as exc:
+            log.warning("journal: checkpoint on close failed (recovery will replay more): %s", exc)
+        finally:
+            self._writer.close()
+        log.debug("journal: closed in %.3f s", time.perf_counter() - started)

@@ -1,0 +1,334 @@
+"""Journal-specific behaviour: rotation, checkpoints, torn tails, corruption, fencing, cleanup.
+
+Small files (64 KiB) force rotation; damage is done to the real files on disk.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from config.model import StoreSettings
+from stores.base import AddMessage, Fence, StoreCorrupted, StoredMessage, StoreError
+from stores.journal import layout
+from stores.journal.records import HEADER_SIZE, encode_batch, iter_records
+from stores.journal.store import JournalStore
+from tests.helpers.faultfs import FaultFS
+
+KiB = 1024
+
+
+class EpochFence(Fence):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def check(self) -> None:
+        return None
+
+
+def settings(**overrides: object) -> StoreSettings:
+    values: dict[str, object] = {
+        "journal_max_file_size": 64 * KiB,
+        "checkpoint_interval": 60.0,
+        "cleanup_interval": 60.0,
+    }
+    values.update(overrides)
+    return StoreSettings(**values)
+
+
+def msg(n: int, size: int = KiB, producer: str | None = None) -> StoredMessage:
+    return StoredMessage(f"m{n}", "/queue/a", {"n": str(n)}, bytes([n % 251]) * size, producer)
+
+
+async def open_store(directory: Path, epoch: int = 0, **overrides: object) -> tuple[JournalStore, list[str]]:
+    store = JournalStore(directory, settings(**overrides), EpochFence(epoch) if epoch else None)
+    recovered = await store.open()
+    return store, [m.message_id for m in recovered.queues.get("/queue/a", [])]
+
+
+async def reopen_ids(directory: Path, **overrides: object) -> list[str]:
+    store, ids = await open_store(directory, **overrides)
+    await store.close()
+    return ids
+
+
+async def fill(store: JournalStore, numbers: range, size: int = KiB) -> None:
+    for n in numbers:
+        await store.enqueue("/queue/a", msg(n, size))
+
+
+def files(directory: Path) -> list[int]:
+    return list(layout.data_files(directory))
+
+
+async def test_data_files_rotate_at_the_size_limit(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(200))
+    stats = await store.stats()
+    await store.close()
+    numbers = files(tmp_path)
+    assert len(numbers) >= 3 and stats.files == len(numbers) and stats.messages == 200
+    for n in numbers[:-1]:  # a group may overshoot the limit by itself, no more
+        assert (tmp_path / f"db-{n}.log").stat().st_size < 64 * KiB + 2 * KiB
+    assert await reopen_ids(tmp_path) == [f"m{n}" for n in range(200)]
+
+
+async def test_recovery_replays_only_records_after_the_checkpoint(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(150))
+    await store.checkpoint()
+    await fill(store, range(150, 155))
+    await store.remove("/queue/a", "m3")
+    # Simulate a crash: no checkpoint on close, so the tail must be replayed.
+    store._checkpoint = lambda: None  # type: ignore[method-assign]
+    await store.close()
+    store2, ids = await open_store(tmp_path)
+    assert store2.last_recovery is not None
+    assert store2.last_recovery.records_replayed == 6  # 5 adds + 1 remove, none of the 150 before
+    assert ids == [f"m{n}" for n in range(155) if n != 3]
+    await store2.close()
+    # Without any checkpoint (and db-1.log still present) the whole journal is replayed.
+    for path in layout.checkpoints(tmp_path).values():
+        path.unlink()
+    store3, ids = await open_store(tmp_path)
+    assert store3.last_recovery is not None and store3.last_recovery.records_replayed >= 156
+    assert ids == [f"m{n}" for n in range(155) if n != 3]
+    await store3.close()
+
+
+async def test_background_checkpoint_runs_on_its_interval(tmp_path: Path) -> None:
+    import asyncio
+
+    store, _ = await open_store(tmp_path, checkpoint_interval=0.05)
+    await fill(store, range(3))
+    before = store._checkpoint_pos
+    for _ in range(100):
+        if store._checkpoint_pos != before:
+            break
+        await asyncio.sleep(0.02)
+    assert store._checkpoint_pos != before
+    await store.close()
+
+
+async def test_producer_ids_come_from_checkpoint_and_tail(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path, duplicate_window=4)
+    for n in range(3):
+        await store.enqueue("/queue/a", msg(n, producer=f"p{n}"))
+    await store.checkpoint()
+    for n in range(3, 6):
+        await store.enqueue("/queue/a", msg(n, producer=f"p{n}"))
+    for n in range(6):
+        await store.remove("/queue/a", f"m{n}")
+    store._checkpoint = lambda: None  # type: ignore[method-assign]
+    await store.close()
+    store2 = JournalStore(tmp_path, settings(duplicate_window=4))
+    recovered = await store2.open()
+    assert recovered.producer_ids == ["p2", "p3", "p4", "p5"]
+    await store2.close()
+
+
+def _last_file(directory: Path) -> Path:
+    return list(layout.data_files(directory).values())[-1]
+
+
+def _record_offsets(path: Path) -> list[int]:
+    data = path.read_bytes()
+    return [r.offset for r in iter_records(data, 0, len(data))]
+
+
+async def _prepare_tail(tmp_path: Path) -> Path:
+    """A journal whose last file ends with several BATCH records (no checkpoint covers them)."""
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(5))
+    store._checkpoint = lambda: None  # type: ignore[method-assign]
+    await store.close()
+    return _last_file(tmp_path)
+
+
+async def test_partial_last_record_is_truncated_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = await _prepare_tail(tmp_path)
+    last = _record_offsets(path)[-1]
+    size = path.stat().st_size
+    os.truncate(path, size - 100)
+    with caplog.at_level(logging.WARNING):
+        ids = await reopen_ids(tmp_path)
+    assert ids == ["m0", "m1", "m2", "m3"]
+    assert path.stat().st_size == last
+    assert f"torn tail in {path.name} at offset {last}" in caplog.text
+    assert f"{size - 100 - last} bytes dropped" in caplog.text
+
+
+async def test_crc_failed_last_record_is_truncated(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = await _prepare_tail(tmp_path)
+    last = _record_offsets(path)[-1]
+    with open(path, "r+b") as f:
+        f.seek(last + HEADER_SIZE + 20)
+        byte = f.read(1)
+        f.seek(last + HEADER_SIZE + 20)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with caplog.at_level(logging.WARNING):
+        assert await reopen_ids(tmp_path) == ["m0", "m1", "m2", "m3"]
+    assert f"torn tail in {path.name} at offset {last}" in caplog.text
+
+
+async def test_corrupt_record_followed_by_valid_ones_is_refused(tmp_path: Path) -> None:
+    path = await _prepare_tail(tmp_path)
+    second = _record_offsets(path)[2]  # [0] is the SEAL
+    before = path.read_bytes()
+    with open(path, "r+b") as f:
+        f.seek(second + HEADER_SIZE + 30)
+        f.write(b"\xee\xee")
+    with pytest.raises(StoreCorrupted) as raised:
+        await JournalStore(tmp_path, settings()).open()
+    assert raised.value.where == f"{path.name}@{second}"
+    assert len(path.read_bytes()) == len(before), "a refused store must not be truncated"
+
+
+async def test_corrupt_record_in_an_older_file_is_refused(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(120))
+    store._checkpoint = lambda: None  # type: ignore[method-assign]
+    await store.close()
+    # Remove every checkpoint so that the first file is replayed, then damage its LAST record.
+    for path in layout.checkpoints(tmp_path).values():
+        path.unlink()
+    first = layout.data_files(tmp_path)[1]
+    last = _record_offsets(first)[-1]
+    intact = first.read_bytes()
+    with open(first, "r+b") as f:  # a CRC failure in the last record of a file that is not last
+        f.seek(len(intact) - 1)
+        f.write(bytes([intact[-1] ^ 0x55]))
+    with pytest.raises(StoreCorrupted) as raised:
+        await JournalStore(tmp_path, settings()).open()
+    assert raised.value.where == f"db-1.log@{last}"
+    os.truncate(first, len(intact) - 3)  # shorter than the end its successor's SEAL records
+    with pytest.raises(StoreCorrupted) as raised:
+        await JournalStore(tmp_path, settings()).open()
+    assert raised.value.where == f"db-1.log@{len(intact) - 3}"
+
+
+async def test_damaged_checkpoint_is_refused_not_ignored(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(3))
+    await store.close()
+    path = next(iter(layout.checkpoints(tmp_path).values()))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorrupted) as raised:
+        await JournalStore(tmp_path, settings()).open()
+    assert raised.value.where == path.name
+
+
+async def test_deposed_master_writes_after_takeover_are_ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    old, _ = await open_store(tmp_path, epoch=1)
+    await fill(old, range(3))
+    old_file = old._writer.file.path  # type: ignore[union-attr]
+    new, ids = await open_store(tmp_path, epoch=2)
+    assert ids == ["m0", "m1", "m2"]
+    assert new._writer.number > int(old_file.stem.split("-")[1])  # type: ignore[union-attr]
+    # The deposed master, unaware, goes on: through its own store, and with a raw append.
+    await old.enqueue("/queue/a", msg(100))
+    with open(old_file, "ab") as f:
+        f.write(encode_batch([AddMessage("/queue/a", msg(101))]))
+    await new.enqueue("/queue/a", msg(3))
+    await new.close()
+    old._checkpoint = lambda: None  # type: ignore[method-assign]  # its fence would refuse
+    await old.close()
+    third, ids = await open_store(tmp_path, epoch=3)
+    await third.close()
+    assert ids == ["m0", "m1", "m2", "m3"]
+    # Without checkpoints the old file is replayed: its SEAL'd end, not its size, is honoured.
+    for path in layout.checkpoints(tmp_path).values():
+        path.unlink()
+    with caplog.at_level(logging.WARNING):
+        fourth, ids = await open_store(tmp_path, epoch=4)
+    await fourth.close()
+    assert ids == ["m0", "m1", "m2", "m3"]
+    assert f"{old_file.name}: ignoring" in caplog.text and "beyond its sealed end" in caplog.text
+
+
+async def test_older_epoch_cannot_open_over_a_newer_one(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path, epoch=5)
+    await store.close()
+    with pytest.raises(StoreError, match="newer master"):
+        await open_store(tmp_path, epoch=4)
+
+
+async def test_cleanup_moves_an_old_message_forward_and_deletes_old_files(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(300))  # about five 64 KiB files
+    for n in range(1, 300):
+        await store.remove("/queue/a", f"m{n}")
+    before = files(tmp_path)
+    assert len(before) >= 5
+    report = await store.cleanup()
+    after = files(tmp_path)
+    assert report.moved == 1 and before[0] in report.compacted
+    assert after == [n for n in before if n >= before[-1]] or len(after) <= 2
+    assert before[0] not in after
+    await store.enqueue("/queue/a", msg(300))
+    await store.close()
+    assert await reopen_ids(tmp_path) == ["m0", "m300"]
+    assert len(files(tmp_path)) <= 3
+
+
+async def test_cleanup_keeps_files_with_many_live_messages(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(200))
+    for n in range(0, 200, 2):
+        await store.remove("/queue/a", f"m{n}")
+    before = files(tmp_path)
+    report = await store.cleanup()
+    assert report.moved == 0 and report.deleted == [] and files(tmp_path) == before
+    await store.close()
+    assert await reopen_ids(tmp_path) == [f"m{n}" for n in range(1, 200, 2)]
+
+
+async def test_disk_full_fails_the_group_and_the_store_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = FaultFS().install(monkeypatch)
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(2))
+    path = store._writer.file.path  # type: ignore[union-attr]
+    size = path.stat().st_size
+    fs.fail_appends(errno.ENOSPC)
+    with pytest.raises(StoreError):
+        await store.enqueue("/queue/a", msg(2))
+    assert path.stat().st_size == size, "the half-written group was not cut back"
+    assert (await store.stats()).messages == 2
+    fs.clear_faults()
+    fs.fail_syncs(errno.EIO)
+    with pytest.raises(StoreError):
+        await store.enqueue("/queue/a", msg(3))
+    assert path.stat().st_size == size
+    fs.clear_faults()
+    await store.enqueue("/queue/a", msg(4))
+    await store.close()
+    assert await reopen_ids(tmp_path) == ["m0", "m1", "m4"]
+
+
+async def test_every_reopen_starts_a_new_file_and_unneeded_ones_are_deleted(tmp_path: Path) -> None:
+    for n in range(4):
+        store, ids = await open_store(tmp_path)
+        assert ids == [f"m{i}" for i in range(n)]
+        await store.enqueue("/queue/a", msg(n))
+        await store.close()
+    numbers = files(tmp_path)
+    assert numbers[-1] == 4 and len(numbers) == 4  # each file still holds a live message
+    store, _ = await open_store(tmp_path)
+    for n in range(4):
+        await store.remove("/queue/a", f"m{n}")
+    await store.close()
+    store, _ = await open_store(tmp_path)
+    await store.close()
+    assert files(tmp_path) == [6]
