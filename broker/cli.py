@@ -145,6 +145,12 @@ def run_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def run_fscheck(args: argparse.Namespace) -> int:
+    from broker.tools.fscheck import main as fscheck
+
+    return fscheck(args)
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -198,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_produce(commands)
     _add_consume(commands)
     _add_status(commands)
+    _add_fscheck(commands)
     return parser
 
 
@@ -261,3 +268,17 @@ def _add_status(commands: Any) -> None:
     p.set_defaults(run=run_status)
     p.add_argument("--data", required=True, metavar="DIR", help="the shared data directory")
     p.add_argument("--json", action="store_true", help="print as one JSON object")
+
+
+def _add_fscheck(commands: Any) -> None:
+    p = _subparser(commands, "fscheck", "check that a directory's file system locks safely for master/slave")
+    p.set_defaults(run=run_fscheck)
+    p.add_argument("dir", metavar="DIR", help="the shared data directory (its .batonmq-fscheck/ is scratch)")
+    p.add_argument("--peer", action="store_true", help="also test across two hosts: run it on both at once")
+    p.add_argument("--wait-for-peer", type=_seconds, default=120.0, metavar="S",
+                   help="how long to wait for the other host's instance (default 120)")
+    p.add_argument("--release-bound", type=_seconds, default=10.0, metavar="S",
+                   help="how soon a SIGKILLed holder's lock must be free (default 10)")
+    p.add_argument("--json", action="store_true", help="print as one JSON object")
+    # fscheck's own tests: the killed holder's lock lives on in a forked child for S seconds.
+    p.add_argument("--simulate-stuck-holder", type=_seconds, default=0.0, help=argparse.SUPPRESS)

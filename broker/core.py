@@ -1,0 +1,362 @@
+"""The broker engine: destinations, the SEND path, acknowledgement policy and the store behind them.
+
+Transport-agnostic (style.md point 3): the connector hands each connection to `handler_factory`, which
+returns a Session; sessions call back in here. Persistence rules (design.md section 3):
+
+- a persistent SEND is written to the store (`AddMessage` per queue it lands in) before it is dispatched
+  and before its RECEIPT; non-persistent messages never touch the store;
+- an acked (or auto-acked) stored message is removed with `RemoveMessage`; removals are batched per
+  event-loop turn and not awaited (losing one in a crash only means a redelivery);
+- after a restart every recovered message is delivered with `redelivered:true`: the broker cannot know
+  whether a consumer saw it before the crash, so it errs the JMS way ("possibly delivered").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+import logging
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.dedup import ProducerWindow
+from broker.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
+from broker.errors import ClientError, DestinationFull
+from broker.lease import Lease
+from broker.message import Message, from_stored, now_ms
+from broker.queue import Queue
+from broker.selector import SelectorError, compile_selector
+from config.model import BrokerConfig
+from stores.base import (
+    AddMessage,
+    DropSubscription,
+    DurableSubscription,
+    Op,
+    PutSubscription,
+    Recovered,
+    RemoveMessage,
+    Store,
+    StoreClosed,
+)
+
+if TYPE_CHECKING:
+    from broker.session import Session
+    from broker.transaction import Transaction
+    from transports.tcp import Connection
+
+log = logging.getLogger(__name__)
+
+SERVER = "BatonMQ/0.1"
+Write = asyncio.Future[None] | None
+STOP_TIMEOUT = 5.0
+
+
+def _nothing() -> None:
+    return None
+
+
+class Broker:
+    def __init__(self, config: BrokerConfig, store: Store | None = None) -> None:
+        self.config = config
+        self.limits = config.limits
+        self.store = store
+        self.destinations = Destinations(self)
+        self.producers = ProducerWindow(config.store.duplicate_window)
+        self.sessions: set[Session] = set()
+        self.client_ids: dict[str, Session] = {}
+        self.fenced = False
+        self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
+        self.lease: Lease | None = None  # set by the master term; None when run without the lock
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._removals: list[Op] = []
+        self._last_removal: asyncio.Future[None] | None = None
+        self._prefix = f"ID:{config.name}-{uuid.uuid4().hex[:12]}-"
+        self._message_seq = itertools.count(1)
+        self._session_seq = itertools.count(1)
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    async def start(self, recovered: Recovered | None = None) -> None:
+        if recovered is not None:
+            self._recover(recovered)
+
+    def _recover(self, recovered: Recovered) -> None:
+        self.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
+        for sub in recovered.subscriptions:
+            selector = None
+            if sub.selector:
+                try:
+                    selector = compile_selector(sub.selector)
+                except SelectorError:
+                    log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
+            queue = Queue(sub.key, self, durable=True)
+            durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue)
+            self.destinations.add_durable(durable, selector)
+        for key, messages in recovered.queues.items():
+            if key in self.destinations.durables:
+                queue = self.destinations.durables[key].queue
+            elif key.startswith(QUEUE_PREFIX):
+                queue = self.destinations.queue(key)
+            else:
+                log.warning("recovered %d messages under unknown key %r: not served", len(messages), key)
+                continue
+            for stored in messages:
+                queue.put(from_stored(stored))
+        log.info("recovered %d queues, %d durable subscriptions, %d producer ids",
+                 len(recovered.queues), len(recovered.subscriptions), len(recovered.producer_ids))
+
+    def handler_factory(self, conn: Connection) -> Session:
+        from broker.session import Session
+
+        session = Session(self, conn, f"{self._prefix}s{next(self._session_seq)}")
+        self.sessions.add(session)
+        return session
+
+    async def stop(self) -> None:
+        """Let in-flight store writes finish (bounded), then drop what is left."""
+        self._flush_removals()
+        pending = [s.completions.idle() for s in self.sessions]
+        if pending:
+            await asyncio.wait([asyncio.ensure_future(p) for p in pending], timeout=STOP_TIMEOUT)
+        self._flush_removals()
+        if self._tasks:
+            _, late = await asyncio.wait(set(self._tasks), timeout=STOP_TIMEOUT)
+            for task in late:
+                task.cancel()
+        for session in list(self.sessions):
+            session.completions.cancel()
+
+    def fence_lost(self) -> None:
+        """The shared lock is gone: accept no more work and acknowledge nothing (design.md section 2)."""
+        if self.fenced:
+            return
+        self.fenced = True
+        log.error("broker %s: store fenced off (lock lost): refusing SENDs, sending no RECEIPTs",
+                  self.config.name)
+        if self.on_fence_lost is not None:
+            self.on_fence_lost()
+
+    def may_answer(self) -> bool:
+        """May we say CONNECTED or RECEIPT now? Not once fenced, nor on a lease we cannot renew.
+
+        A master resumed after a pause (SIGSTOP, VM freeze) finds its lease expired and re-verifies
+        the lock before answering anyone, so a deposed master never acknowledges anything.
+        """
+        if self.fenced:
+            return False
+        if self.lease is not None and not self.lease.valid():
+            self.fence_lost()
+            return False
+        return True
+
+    def check_accepting(self) -> None:
+        if self.fenced:
+            raise ClientError("broker is not master",
+                              "this broker lost the shared lock; reconnect to the master")
+
+    def session_closed(self, session: Session) -> None:
+        self.sessions.discard(session)
+        if session.client_id is not None and self.client_ids.get(session.client_id) is session:
+            del self.client_ids[session.client_id]
+
+    def claim_client_id(self, session: Session, client_id: str) -> None:
+        if client_id in self.client_ids:
+            raise ClientError("client-id in use", f"client-id {client_id[:100]!r} is already connected")
+        self.client_ids[client_id] = session
+
+    def stats(self) -> dict[str, object]:
+        return {"connections": len(self.sessions), "fenced": self.fenced,
+                "destinations": self.destinations.stats()}
+
+    def new_message_id(self) -> str:
+        return f"{self._prefix}{next(self._message_seq)}"
+
+    # -- store --------------------------------------------------------------------------------------
+
+    def write(self, ops: list[Op]) -> asyncio.Task[None]:
+        assert self.store is not None
+        task = asyncio.get_running_loop().create_task(self.store.write(ops))
+        self._tasks.add(task)
+        task.add_done_callback(self._written)
+        return task
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()  # retrieved here so that no failure goes unreported
+        if isinstance(error, StoreClosed):
+            self.fence_lost()
+        elif error is not None:
+            log.error("store write failed: %s", error)
+
+    def forget(self, queue: Queue, message: Message) -> None:
+        if not (message.stored and self.store is not None):
+            return
+        if not self._removals:
+            asyncio.get_running_loop().call_soon(self._flush_removals)
+        self._removals.append(RemoveMessage(queue.name, message.message_id))
+
+    def _flush_removals(self) -> None:
+        if self._removals and self.store is not None and not self.fenced:
+            self._last_removal = self.write(self._removals)
+        self._removals = []
+
+    def removals_written(self) -> asyncio.Future[None] | None:
+        """Write the queued removals now; the result is done once they and all earlier ones are durable.
+
+        Acks are written lazily (a lost one only means a redelivery), but an ACK or DISCONNECT that
+        asks for a RECEIPT gets it only after its removals are on disk: a receipted ack sticks.
+        """
+        self._flush_removals()
+        last = self._last_removal
+        if last is not None and last.done():
+            self._last_removal = None
+        return last
+
+    # -- the SEND path ------------------------------------------------------------------------------
+
+    def _targets(self, message: Message) -> list[Queue]:
+        """The queues whose stored copy the message needs; raise DestinationFull if one is over its limit."""
+        limit = self.limits.destination_memory_limit
+        if not is_topic(message.destination):
+            queue = self.destinations.queue(message.destination)
+            if queue.bytes + message.size > limit:
+                raise DestinationFull(message.destination)
+            return [queue]
+        targets = self.destinations.topic(message.destination).targets(message)
+        if any(t.queue.bytes + message.size > limit for t in targets):
+            raise DestinationFull(message.destination)
+        return [t.queue for t in targets if t.durable]
+
+    def accept(self, message: Message) -> tuple[Write, Callable[[], None], Callable[[], None]]:
+        """Start a SEND: returns (store write or None, apply once written, undo if the write failed)."""
+        self.check_accepting()
+        pid = message.producer_id
+        if pid is not None and pid in self.producers:
+            return self.producers.pending(pid), _nothing, _nothing  # a resend: receipt again, nothing else
+        if message.expired(now_ms()):
+            return None, _nothing, _nothing
+        durable = self._targets(message)
+        write = None
+        if message.persistent and self.store is not None and durable:
+            message.stored = True
+            write = self.write([AddMessage(q.name, message.to_stored()) for q in durable])
+        if pid is not None:
+            self.producers.add(pid, write)
+        return write, lambda: self.route(message, durable), lambda: self.producers.discard(pid or "")
+
+    def check_room(self, message: Message) -> None:
+        self._targets(message)
+
+    def route(self, message: Message, durable: list[Queue]) -> None:
+        if is_topic(message.destination):
+            self.destinations.topic(message.destination).publish(message, durable)
+        else:
+            queue = self.destinations.queue(message.destination)
+            queue.put(message)
+            queue.dispatch()
+
+    def commit(self, tx: Transaction) -> tuple[asyncio.Future[None] | None, Callable[[], None]]:
+        """COMMIT: one atomic store write for the whole transaction, then dispatch in SEND order."""
+        self.check_accepting()
+        ops: list[Op] = []
+        routes: list[tuple[Message, list[Queue]]] = []
+        for message in tx.sends:
+            if message.producer_id is not None and message.producer_id in self.producers:
+                continue
+            durable = self._targets(message)
+            if message.persistent and self.store is not None and durable:
+                message.stored = True
+                ops.extend(AddMessage(q.name, message.to_stored()) for q in durable)
+            routes.append((message, durable))
+        for subscription, ack_id, nack in tx.acks:
+            messages = subscription.take(ack_id)
+            if not nack and self.store is not None:
+                ops.extend(RemoveMessage(subscription.queue.name, m.message_id) for m in messages if m.stored)
+            self.settle(subscription.queue, messages, nack, stored_removal=False)
+        write = self.write(ops) if ops else None
+        for message, _ in routes:
+            if message.producer_id is not None:
+                self.producers.add(message.producer_id, write)
+
+        def apply() -> None:
+            for message, durable in routes:
+                self.route(message, durable)
+
+        return write, apply
+
+    # -- acknowledgements ---------------------------------------------------------------------------
+
+    def settle(self, queue: Queue, messages: list[Message], nack: bool, stored_removal: bool = True) -> None:
+        for message in messages:
+            if not nack:
+                queue.acked(message, stored_removal)
+                continue
+            queue.in_flight -= 1
+            message.nacks += 1
+            message.redelivered = True
+            # ActiveMQ's maximumRedeliveries: redelivered that many times; the next NACK sends it to the DLQ.
+            if message.nacks > self.limits.max_redeliveries:
+                queue.done(message, stored_removal=False)
+                self.dead_letter(queue, message)
+            else:
+                queue.put_front([message])
+        queue.dispatch()
+
+    def dead_letter(self, queue: Queue, message: Message) -> None:
+        dlq = self.destinations.queue(DLQ)
+        moved = dataclasses.replace(
+            message, destination=DLQ, nacks=0, redelivered=False,
+            headers={**message.headers, "original-destination": message.destination},
+        )
+        log.info("message %s from %s to %s after %d NACKs",
+                 message.message_id, queue.name, DLQ, message.nacks)
+
+        def arrive(task: asyncio.Future[None] | None = None) -> None:
+            if task is not None and (task.cancelled() or task.exception() is not None):
+                return  # still stored under its old queue: recovered there after a restart
+            dlq.put(moved)
+            dlq.dispatch()
+
+        if message.stored and self.store is not None and not self.fenced:
+            ops: list[Op] = [RemoveMessage(queue.name, message.message_id),
+                             AddMessage(DLQ, moved.to_stored())]
+            write = self.write(ops)
+            write.add_done_callback(arrive)
+        else:
+            moved.stored = False
+            arrive()
+
+    # -- durable topic subscriptions ----------------------------------------------------------------
+
+    def attach_durable(
+        self, client_id: str, name: str, topic: str, selector_text: str | None,
+        selector: Callable[[Message], bool | None] | None,
+    ) -> tuple[Durable, asyncio.Future[None] | None]:
+        key = durable_key(client_id, name)
+        durable = self.destinations.durables.get(key)
+        if durable is not None and durable.attached:
+            raise ClientError("durable subscription in use",
+                              f"{name[:100]!r} of client-id {client_id[:100]!r} is already active")
+        write = None
+        if durable is not None and (durable.topic != topic or durable.selector_text != selector_text):
+            write = self.drop_durable(key)  # as JMS: a changed topic or selector replaces the subscription
+            durable = None
+        if durable is None:
+            durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
+            self.destinations.add_durable(durable, selector)
+            if self.store is not None:
+                record = DurableSubscription(key, client_id, name, topic, selector_text)
+                write = self.write([PutSubscription(record)])
+        durable.attached = True
+        return durable, write
+
+    def drop_durable(self, key: str) -> asyncio.Future[None] | None:
+        durable = self.destinations.remove_durable(key)
+        if durable is None:
+            return None
+        durable.queue.drain()
+        return self.write([DropSubscription(key)]) if self.store is not None else None

@@ -1,0 +1,82 @@
+"""`batonmq start`: run one broker in the foreground until a signal or lock loss."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from broker.lifecycle import Lifecycle
+from broker.metrics import Metrics, serve_metrics
+from broker.roles import ExitCode
+from config.model import BrokerConfig
+
+log = logging.getLogger("batonmq.daemon")
+
+
+def run(config: BrokerConfig) -> int:
+    """Run the broker; return the process exit code (see broker.roles.ExitCode)."""
+    try:
+        import uvloop
+    except ImportError:  # uvloop is a dependency; the fallback only keeps odd platforms working
+        return asyncio.run(_main(config))
+    return uvloop.run(_main(config))
+
+
+async def _main(config: BrokerConfig) -> int:
+    lifecycle = Lifecycle(config)
+    _install_signal_handlers(lifecycle)
+    log.info(
+        "broker %s: starting (store %s, data %s, pid %d)",
+        config.name,
+        config.store.type,
+        config.data_dir.resolve(),
+        os.getpid(),
+    )
+    metrics_tasks = await _start_metrics(lifecycle)
+    try:
+        return await lifecycle.run()
+    except Exception:
+        log.exception("broker %s: fatal error", config.name)
+        return ExitCode.FAILED
+    finally:
+        for task in metrics_tasks:
+            task.cancel()
+
+
+async def _start_metrics(lifecycle: Lifecycle) -> list[asyncio.Task]:
+    """Serve /metrics and /healthz from the start, so slaves report their role too."""
+    config = lifecycle.config
+    if config.metrics_port is None:
+        return []
+    metrics = Metrics(lifecycle)
+    lifecycle.on_commit = metrics.on_commit
+    server = await serve_metrics(metrics, config.metrics_host, config.metrics_port)
+
+    async def close_at_exit() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    return [asyncio.ensure_future(metrics.refresh_store_stats()), asyncio.ensure_future(close_at_exit())]
+
+
+def _install_signal_handlers(lifecycle: Lifecycle) -> None:
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            # A second signal means "now": skip the graceful path (the OS drops our locks on exit).
+            print("batonmq: second signal, exiting at once", file=sys.stderr, flush=True)
+            os._exit(ExitCode.FORCED)
+        log.warning("broker %s: %s received, stopping", lifecycle.config.name, signal.Signals(signum).name)
+        lifecycle.request_stop()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

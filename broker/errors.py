@@ -1,0 +1,30 @@
+"""Errors the STOMP engine raises, split by fault (style.md point 5).
+
+A `ClientError` is the peer's fault: the session answers with an ERROR frame (STOMP 1.2, "ERROR":
+a `message` header, a body with details, `receipt-id` when the offending frame asked for a receipt)
+and then closes the connection, as the spec requires after an ERROR.
+"""
+
+from __future__ import annotations
+
+from transports.stomp.frame import ProtocolError
+
+
+class ClientError(ProtocolError):
+    """The client broke a STOMP or broker rule; `detail` becomes the ERROR frame's body."""
+
+    def __init__(self, message: str, detail: str = "", headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail or message
+        self.headers = headers or {}
+
+
+class DestinationFull(ClientError):
+    """A destination holds more undelivered bytes than `limits.destination_memory_limit`."""
+
+    def __init__(self, destination: str) -> None:
+        super().__init__(
+            "destination full",
+            f"{destination} holds more undelivered bytes than its memory limit; retry later",
+        )

@@ -1,0 +1,119 @@
+"""The broker's state machine (design.md section 1): slave until the lock is ours, then master."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from broker.master import MasterTerm
+from broker.roles import ExitCode, Role
+from config.model import BrokerConfig
+from stores.base import StoreError
+from stores.lock import DirectoryLock, Holder, read_holder
+from stores.takeover import TakeoverAborted
+
+log = logging.getLogger("batonmq.lifecycle")
+
+
+class Lifecycle:
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.role = Role.STARTING
+        self.started = time.time()
+        self.stop_requested = asyncio.Event()
+        self.term: MasterTerm | None = None
+        self.lock_acquisitions = 0
+        self.lock_losses = 0
+        self.failovers = 0  # terms that followed an earlier master's epoch
+        self.on_commit: Callable[[int, float], None] | None = None  # store commit hook (metrics)
+
+    def _set_role(self, role: Role, detail: str = "") -> None:
+        previous, self.role = self.role, role
+        epoch = self.term.epoch if self.term is not None else "-"
+        log.warning(
+            "broker %s: role %s -> %s (epoch %s)%s",
+            self.config.name,
+            previous.value,
+            role.value,
+            epoch,
+            f": {detail}" if detail else "",
+        )
+
+    def request_stop(self) -> None:
+        self.stop_requested.set()
+        if self.term is not None:
+            self.term.abort_takeover.set()
+
+    async def run(self) -> int:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        while True:
+            lock = DirectoryLock(self.config.data_dir)
+            self._set_role(Role.SLAVE, "waiting for the lock on " + str(self.config.data_dir / "lock"))
+            if not await self._wait_for_lock(lock):
+                lock.release()
+                return ExitCode.OK
+            self.lock_acquisitions += 1
+            code = await self._serve_term(lock)
+            if code is not None:
+                return code
+
+    async def _serve_term(self, lock: DirectoryLock) -> int | None:
+        """Return an exit code, or None to go back to waiting as a slave."""
+        self.term = term = MasterTerm(self.config, lock, self.started, self.on_commit)
+        self._set_role(Role.RECOVERING, "lock taken")
+        try:
+            await term.recover()
+        except TakeoverAborted:
+            self._set_role(Role.STOPPING, "signal while waiting for the previous master to go")
+            await term.abandon("stopped")
+            lock.release()
+            return ExitCode.OK
+        except StoreError as exc:
+            log.error("broker %s: store refused to open: %s", self.config.name, exc)
+            await term.abandon(str(exc))
+            lock.release()
+            return ExitCode.STORE
+        assert term.holder is not None
+        if term.epoch > 1:
+            self.failovers += 1
+        self._set_role(Role.MASTER, "holder " + term.holder.describe())
+        keepalive = asyncio.ensure_future(term.keepalive())
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        await asyncio.wait({keepalive, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.done():
+            keepalive.cancel()
+            self._set_role(Role.STOPPING, "signal")
+            await term.stop()
+            lock.release()  # last, so a slave finds the store flushed and the release marked
+            return ExitCode.OK
+        stop.cancel()
+        reason = keepalive.result()
+        self.lock_losses += 1
+        self._set_role(Role.LOCK_LOST, reason)
+        await term.abandon(reason)
+        lock.release()
+        if self.config.lock.on_lock_lost == "slave":
+            return None
+        return ExitCode.LOCK_LOST
+
+    async def _wait_for_lock(self, lock: DirectoryLock) -> bool:
+        """Poll every acquire_interval, and block in a thread meanwhile for an instant wake-up."""
+        interval = self.config.lock.acquire_interval
+        seen: Holder | None = None
+        while not self.stop_requested.is_set():
+            if lock.try_acquire():
+                return True
+            holder = await asyncio.to_thread(read_holder, self.config.data_dir)
+            if holder != seen:
+                seen = holder
+                who = holder.describe() if holder is not None else "unknown (no identity written yet)"
+                log.warning("broker %s: slave; lock held by %s", self.config.name, who)
+            waiter = asyncio.ensure_future(asyncio.to_thread(lock.wait_acquire, interval))
+            stop = asyncio.ensure_future(self.stop_requested.wait())
+            await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if waiter.done() and waiter.result():
+                return True
+        return False

@@ -1,0 +1,110 @@
+"""A message as the engine holds it, and its conversion to and from the store's record."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+from broker.errors import ClientError
+from stores.base import StoredMessage
+
+# Headers that belong to one hop of the transport, never to the message (STOMP 1.2, "SEND" / "MESSAGE"):
+# they are set afresh on every MESSAGE frame or are meaningless once the SEND has been handled.
+TRANSPORT_HEADERS = frozenset(
+    {"receipt", "content-length", "transaction", "message-id", "subscription", "ack", "redelivered",
+     "destination"}
+)
+DEFAULT_PRIORITY = 4  # JMS default priority
+# Rough per-message overhead (objects, dict) so that tiny messages still count against memory limits.
+OVERHEAD = 200
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    message_id: str
+    destination: str
+    headers: dict[str, str]  # user headers, plus persistent/priority/expires/timestamp as sent
+    body: bytes
+    persistent: bool = False
+    priority: int = DEFAULT_PRIORITY
+    expires: int = 0  # epoch ms; 0 = never (JMS convention)
+    producer_id: str | None = None
+    redelivered: bool = False
+    nacks: int = 0
+    size: int = 0
+    stored: bool = False  # this copy was written to the store under its queue's name
+
+
+    def __post_init__(self) -> None:
+        if not self.size:
+            self.size = len(self.body) + sum(len(k) + len(v) for k, v in self.headers.items()) + OVERHEAD
+
+    def expired(self, now: int) -> bool:
+        return self.expires > 0 and now >= self.expires
+
+    def copy(self) -> Message:
+        """A copy for another queue (topic fan-out): delivery state is per queue, content is shared."""
+        return dataclasses.replace(self, redelivered=False, nacks=0, stored=False)
+
+    def to_stored(self) -> StoredMessage:
+        return StoredMessage(self.message_id, self.destination, self.headers, self.body, self.producer_id)
+
+
+def from_send(message_id: str, destination: str, headers: dict[str, str], body: bytes) -> Message:
+    """Build a Message from a SEND frame's headers; ClientError on a malformed priority/expires."""
+    user = {k: v for k, v in headers.items() if k not in TRANSPORT_HEADERS}
+    user.setdefault("timestamp", str(now_ms()))
+    priority = _integer(user, "priority", DEFAULT_PRIORITY)
+    priority = min(9, max(0, priority))  # JMS defines 0-9; clamp rather than refuse, as ActiveMQ does
+    user["priority"] = str(priority)
+    return Message(
+        message_id=message_id,
+        destination=destination,
+        headers=user,
+        body=body,
+        persistent=user.get("persistent", "").lower() == "true",
+        priority=priority,
+        expires=_integer(user, "expires", 0),
+        producer_id=headers.get("batonmq.producer-id"),
+    )
+
+
+def from_stored(stored: StoredMessage) -> Message:
+    """A recovered message: `redelivered` is set because we cannot know whether a consumer saw it
+    before the crash (JMS "possibly delivered" semantics: conservative, never hides a redelivery)."""
+    headers = dict(stored.headers)
+    return Message(
+        message_id=stored.message_id,
+        destination=stored.destination,
+        headers=headers,
+        body=stored.body,
+        persistent=True,
+        priority=min(9, max(0, _lenient_int(headers.get("priority"), DEFAULT_PRIORITY))),
+        expires=_lenient_int(headers.get("expires"), 0),
+        producer_id=stored.producer_id,
+        redelivered=True,
+        stored=True,
+    )
+
+
+def _integer(headers: dict[str, str], name: str, default: int) -> int:
+    value = headers.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        problem = f"{name} must be an integer, got {value[:64]!r}"
+        raise ClientError(f"invalid {name} header", problem) from None
+
+
+def _lenient_int(value: str | None, default: int) -> int:
+    try:
+        return int(value) if value else default
+    except ValueError:
+        return default

@@ -1,0 +1,157 @@
+"""Prometheus metrics and /healthz, served by masters and slaves alike (issue: observability).
+
+Values are read from the lifecycle at scrape time by a custom collector, so a slave reports its
+role and the lock's state without any broker running; the commit histograms are fed by the
+store's `on_commit` hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from broker.roles import Role
+from transports.http import HttpServer, Response
+
+if TYPE_CHECKING:
+    from broker.lifecycle import Lifecycle
+
+log = logging.getLogger("batonmq.metrics")
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self.lifecycle = lifecycle
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.fsync_seconds = Histogram(
+            "batonmq_store_commit_seconds",
+            "Time to write and sync one group commit",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "batonmq_store_commit_batch_size",
+            "Write requests sharing one group commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096),
+            registry=self.registry,
+        )
+        self.store_stats: dict[str, int] = {}
+        self.registry.register(_LifecycleCollector(self))
+
+    def on_commit(self, batch: int, seconds: float) -> None:
+        self.batch_size.observe(batch)
+        self.fsync_seconds.observe(seconds)
+
+    def render(self) -> Response:
+        return 200, CONTENT_TYPE, generate_latest(self.registry)
+
+    def health(self) -> Response:
+        # Load balancers send traffic to 200 only: the master. Slaves answer 503 with their role.
+        role = self.lifecycle.role
+        return (200 if role is Role.MASTER else 503), "text/plain", (role.value + "\n").encode()
+
+    async def refresh_store_stats(self, period: float = 2.0) -> None:
+        while True:
+            term = self.lifecycle.term
+            store = term.store if term is not None and self.lifecycle.role is Role.MASTER else None
+            if store is not None:
+                with contextlib.suppress(Exception):
+                    stats = await store.stats()
+                    self.store_stats = {
+                        "messages": stats.messages,
+                        "bytes": stats.bytes,
+                        "files": stats.files,
+                    }
+            await asyncio.sleep(period)
+
+
+class _LifecycleCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator:
+        lifecycle = self.metrics.lifecycle
+        term = lifecycle.term
+        role = GaugeMetricFamily("batonmq_role", "1 for the broker's current role", labels=["role"])
+        for candidate in Role:
+            role.add_metric([candidate.value], 1.0 if lifecycle.role is candidate else 0.0)
+        yield role
+        yield GaugeMetricFamily(
+            "batonmq_epoch", "Fencing epoch of this broker's term", value=term.epoch if term else 0
+        )
+        yield CounterMetricFamily(
+            "batonmq_lock_acquisitions", "Times this broker took the lock", value=lifecycle.lock_acquisitions
+        )
+        yield CounterMetricFamily(
+            "batonmq_lock_losses", "Times this broker lost the lock", value=lifecycle.lock_losses
+        )
+        yield CounterMetricFamily(
+            "batonmq_failovers", "Terms that took over from an earlier master", value=lifecycle.failovers
+        )
+        if term is not None and term.lease is not None and lifecycle.role is Role.MASTER:
+            yield GaugeMetricFamily(
+                "batonmq_keepalive_age_seconds",
+                "Seconds since the last successful keep-alive",
+                value=term.lease.age(),
+            )
+        if term is not None and "store_recovered" in term.timeline and "lock_taken" in term.timeline:
+            seconds = term.timeline["store_recovered"] - term.timeline["lock_taken"]
+            yield GaugeMetricFamily(
+                "batonmq_recovery_seconds", "Lock taken to store recovered", value=seconds
+            )
+        yield from self._store()
+        yield from self._broker()
+
+    def _store(self) -> Iterator:
+        stats = self.metrics.store_stats
+        if stats:
+            yield GaugeMetricFamily(
+                "batonmq_store_messages", "Messages in the store", value=stats["messages"]
+            )
+            yield GaugeMetricFamily(
+                "batonmq_store_bytes", "Bytes the store occupies on disk", value=stats["bytes"]
+            )
+            yield GaugeMetricFamily("batonmq_store_files", "Files the store occupies", value=stats["files"])
+
+    def _broker(self) -> Iterator:
+        term = self.metrics.lifecycle.term
+        broker = term.broker if term is not None else None
+        if broker is None or self.metrics.lifecycle.role is not Role.MASTER:
+            return
+        stats = broker.stats()
+        yield GaugeMetricFamily(
+            "batonmq_connections", "Open client connections", value=stats.get("connections", 0)
+        )
+        families = {
+            "enqueued": CounterMetricFamily(
+                "batonmq_destination_enqueued", "Messages accepted", labels=["destination"]
+            ),
+            "dequeued": CounterMetricFamily(
+                "batonmq_destination_dequeued", "Messages consumed", labels=["destination"]
+            ),
+            "in_flight": GaugeMetricFamily(
+                "batonmq_destination_in_flight", "Dispatched, unacked", labels=["destination"]
+            ),
+            "depth": GaugeMetricFamily(
+                "batonmq_destination_depth", "Messages waiting", labels=["destination"]
+            ),
+        }
+        for name, values in stats.get("destinations", {}).items():
+            for key, family in families.items():
+                family.add_metric([name], values.get(key, 0))
+        yield from families.values()
+
+
+async def serve_metrics(metrics: Metrics, host: str, port: int) -> HttpServer:
+    server = HttpServer(host, port, {"/metrics": metrics.render, "/healthz": metrics.health})
+    await server.start()
+    log.info("metrics and /healthz on http://%s:%d", host, server.bound_port)
+    return server

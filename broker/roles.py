@@ -1,0 +1,23 @@
+"""Broker roles and exit codes of `batonmq start` (design.md section 1)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.Enum):
+    STARTING = "starting"
+    SLAVE = "slave"
+    RECOVERING = "recovering"
+    MASTER = "master"
+    STOPPING = "stopping"
+    LOCK_LOST = "lock_lost"
+
+
+class ExitCode(enum.IntEnum):
+    OK = 0  # graceful stop after SIGTERM/SIGINT
+    FAILED = 1  # unexpected error
+    CONFIG = 2  # invalid configuration
+    LOCK_LOST = 3  # the master lost the lock and stopped serving
+    STORE = 4  # the store refused to open: corrupted, or another store type's directory
+    FORCED = 130  # a second signal forced the exit

@@ -1,0 +1,373 @@
+"""One client connection's STOMP session: the frame handler the TCP connector drives.
+
+Frames arrive in order from the connector's reader task. Each command takes effect at once (state
+changes, store writes started), while its *completion* — dispatch of a sent message, the RECEIPT —
+goes through an ordered queue (broker/ordering.py) so that the client sees completions in the order it
+sent the frames, without waiting for each fsync before reading the next frame.
+
+Any client error ends the session: an ERROR frame (after the receipts already due) and close
+(STOMP 1.2, "ERROR"). Only this connection is affected.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.destinations import check_destination, durable_key, is_topic
+from broker.errors import ClientError
+from broker.message import from_send
+from broker.ordering import Completions
+from broker.queue import Queue
+from broker.selector import compile_selector
+from broker.subscription import ACK_MODES, Subscription
+from broker.transaction import Transactions
+from stores.base import StoreClosed
+from transports.stomp.frame import Frame, ProtocolError
+from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, parse_heartbeat
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from broker.core import Broker
+    from transports.tcp import Connection
+
+log = logging.getLogger(__name__)
+
+MAX_IN_FLIGHT = 128  # frames whose completion (e.g. a store write) is pending, per connection
+MAX_SUBSCRIPTIONS = 1000
+MAX_PREFETCH = 100_000
+SUPPORTED = "1.0,1.1,1.2"
+
+
+class Session:
+    def __init__(self, broker: Broker, conn: Connection, session_id: str) -> None:
+        self.broker = broker
+        self.conn = conn
+        self.id = session_id
+        self.version = "1.0"
+        self.connected = False
+        self.ending = False  # ERROR or DISCONNECT queued: later frames are ignored
+        self.closed = False  # the connection is gone
+        self.client_id: str | None = None
+        self.subscriptions: dict[str, Subscription] = {}
+        self.transactions = Transactions()
+        self.completions = Completions(MAX_IN_FLIGHT)
+        self._acks: dict[str, Subscription] = {}
+        self._ack_seq = 0
+
+    # -- FrameHandler -------------------------------------------------------------------------------
+
+    async def handle(self, frame: Frame) -> None:
+        if self.ending or self.closed:
+            return
+        await self.completions.room()
+        if self.ending or self.closed:
+            return
+        try:
+            self._handle(frame)
+        except ClientError as error:
+            self.fail(error, frame.get("receipt"))
+        except ProtocolError as error:
+            self.fail(ClientError(str(error)), frame.get("receipt"))
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.closed = True
+        self._release()
+        # Pending completions still run: a message already written must become deliverable.
+
+    def _release(self) -> None:
+        """Give back what the session holds: transactions aborted (STOMP 1.2: a transaction ends with
+        its connection), unacked messages returned, client-id freed. Idempotent."""
+        self.transactions.abort_all()
+        for subscription in list(self.subscriptions.values()):
+            self._detach(subscription)
+        self.subscriptions.clear()
+        self.broker.session_closed(self)
+
+    async def finish(self) -> None:
+        await self.completions.idle()
+
+    def writing_resumed(self) -> None:
+        for subscription in list(self.subscriptions.values()):
+            subscription.queue.dispatch()
+
+    # -- what subscriptions need (subscription.Owner) -----------------------------------------------
+
+    @property
+    def writable(self) -> bool:
+        return not self.closed and self.conn.writable
+
+    def send(self, frame: Frame) -> None:
+        self.conn.send(frame)
+
+    def next_ack_id(self, subscription: Subscription) -> str:
+        self._ack_seq += 1
+        ack_id = str(self._ack_seq)
+        self._acks[ack_id] = subscription
+        return ack_id
+
+    def forget_ack_id(self, ack_id: str) -> None:
+        self._acks.pop(ack_id, None)
+
+    # -- completion and failure ---------------------------------------------------------------------
+
+    def _complete(
+        self,
+        frame: Frame,
+        write: asyncio.Future[None] | None = None,
+        apply: Callable[[], None] | None = None,
+        undo: Callable[[], None] | None = None,
+    ) -> None:
+        receipt = frame.get("receipt")
+        if write is None and apply is None and receipt is None:
+            return
+
+        def complete(error: BaseException | None) -> None:
+            if error is not None:
+                if undo is not None:
+                    undo()
+                self._store_failed(error, receipt)
+                return
+            if apply is not None:
+                apply()
+            if receipt is not None and self.broker.may_answer():
+                self.send(Frame("RECEIPT", {"receipt-id": receipt}))
+
+        self.completions.add(write, complete)
+
+    def _store_failed(self, error: BaseException, receipt: str | None) -> None:
+        if isinstance(error, StoreClosed):
+            self.broker.fence_lost()
+        log.warning("session %s: store write failed: %s", self.id, error)
+        self.fail(ClientError("message not persisted", f"the store refused the write: {error}"), receipt)
+
+    def fail(self, error: ClientError, receipt: str | None = None) -> None:
+        """Queue ERROR + close behind the completions already due; ignore every later frame."""
+        if self.ending:
+            return
+        self.ending = True
+        headers = {"message": error.message, **error.headers, "content-type": "text/plain"}
+        if receipt is not None:
+            headers["receipt-id"] = receipt
+        log.info("session %s (%s): ERROR %s", self.id, self.conn.peer, error.message)
+        frame = Frame("ERROR", headers, error.detail.encode("utf-8", "replace"))
+        self.completions.add(None, lambda _: self.conn.close(frame))
+
+    # -- commands -----------------------------------------------------------------------------------
+
+    def _handle(self, frame: Frame) -> None:
+        command = frame.command
+        if command in ("CONNECT", "STOMP"):
+            self._connect(frame)
+            return
+        if not self.connected:
+            raise ClientError("not connected",
+                              f"{command[:20]} before CONNECT: the first frame must be CONNECT")
+        handler = _COMMANDS.get(command)
+        if handler is None:
+            raise ClientError("unknown command", f"{command[:20]!r} is not a STOMP client command")
+        handler(self, frame)
+
+    def _connect(self, frame: Frame) -> None:
+        if self.connected:
+            raise ClientError("already connected", "a second CONNECT on one connection is not allowed")
+        version = negotiate_version(frame.get("accept-version"))
+        if version is None:
+            raise ClientError("unsupported protocol version", f"supported versions are {SUPPORTED}",
+                              {"version": SUPPORTED})
+        sends = expects = 0
+        if version != "1.0":  # heart-beating exists from STOMP 1.1 on
+            limits = self.broker.limits
+            offer = parse_heartbeat(frame.get("heart-beat"))
+            sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms)
+        if not self.broker.may_answer():
+            raise ClientError("broker is not master", "this broker lost the shared lock; use the master")
+        client_id = frame.get("client-id")
+        if client_id:
+            self.broker.claim_client_id(self, client_id)
+            self.client_id = client_id
+        # `host` is accepted and ignored (one virtual host); login/passcode are not checked yet.
+        self.version = version
+        self.connected = True
+        self.conn.set_version(version)
+        headers = {"version": version, "server": "BatonMQ/0.1", "session": self.id}
+        if version != "1.0":
+            headers["heart-beat"] = f"{sends},{expects}"
+        self.send(Frame("CONNECTED", headers))
+        self.conn.start_heartbeat(sends, expects)
+
+    def _send(self, frame: Frame) -> None:
+        destination = check_destination(frame.get("destination"))
+        message = from_send(self.broker.new_message_id(), destination, frame.headers, frame.body)
+        tx_id = frame.get("transaction")
+        if tx_id is not None:
+            transaction = self.transactions.get(tx_id)
+            self.broker.check_accepting()
+            self.broker.check_room(message)
+            transaction.add_send(message)
+            self._complete(frame)
+            return
+        write, apply, undo = self.broker.accept(message)
+        self._complete(frame, write, apply, undo)
+
+    def _subscribe(self, frame: Frame) -> None:
+        destination = check_destination(frame.get("destination"))
+        sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
+        if not sub_id:
+            raise ClientError("missing id", "SUBSCRIBE requires an id header (STOMP 1.1+)")
+        if sub_id in self.subscriptions:
+            raise ClientError("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
+        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+            raise ClientError("too many subscriptions", f"at most {MAX_SUBSCRIPTIONS} per connection")
+        ack = frame.get("ack", "auto")
+        if ack not in ACK_MODES:
+            raise ClientError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
+        prefetch = self._prefetch(frame)
+        selector_text = frame.get("selector") or None
+        selector = compile_selector(selector_text) if selector_text else None
+        name = frame.get("activemq.subscriptionName")
+        write, key = None, None
+        if is_topic(destination) and name:
+            if not self.client_id:
+                raise ClientError("missing client-id", "a durable subscription needs client-id on CONNECT")
+            durable, write = self.broker.attach_durable(
+                self.client_id, name, destination, selector_text, selector)
+            queue, key = durable.queue, durable.key
+        elif is_topic(destination):
+            queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
+            self.broker.destinations.topic(destination).attach(queue, selector, durable=False)
+        else:
+            queue = self.broker.destinations.queue(destination)
+        subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)
+        self.subscriptions[sub_id] = subscription
+        queue.add_consumer(subscription)
+        self._complete(frame, write)
+        queue.dispatch()
+
+    def _prefetch(self, frame: Frame) -> int:
+        text = frame.get("activemq.prefetchSize")
+        if text is None:
+            return self.broker.limits.default_prefetch
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if not 1 <= value <= MAX_PREFETCH:
+            raise ClientError("invalid prefetch", f"activemq.prefetchSize must be 1..{MAX_PREFETCH}")
+        return value
+
+    def _unsubscribe(self, frame: Frame) -> None:
+        sub_id = frame.get("id") or (frame.get("destination") if self.version == "1.0" else None)
+        name = frame.get("activemq.subscriptionName")
+        subscription = self.subscriptions.pop(sub_id or "", None)
+        write = None
+        if subscription is not None:
+            self._detach(subscription)
+            if name and subscription.durable_key:
+                write = self.broker.drop_durable(subscription.durable_key)
+        elif name and self.client_id:
+            # ActiveMQ: UNSUBSCRIBE naming the durable subscription removes it even when not attached.
+            key = durable_key(self.client_id, name)
+            durable = self.broker.destinations.durables.get(key)
+            if durable is None or durable.attached:
+                raise ClientError("unknown subscription", f"no inactive durable subscription {name[:100]!r}")
+            write = self.broker.drop_durable(key)
+        else:
+            raise ClientError("unknown subscription", f"no subscription with id {str(sub_id)[:100]!r}")
+        self._complete(frame, write)
+
+    def _detach(self, subscription: Subscription) -> None:
+        """The consumer leaves: its unacked messages go back to the front of the queue, redelivered."""
+        subscription.active = False
+        queue = subscription.queue
+        queue.remove_consumer(subscription)
+        unacked = subscription.take_all()
+        if subscription.durable_key is None and is_topic(subscription.destination):
+            self.broker.destinations.topic(subscription.destination).detach(queue)
+            return  # a non-durable topic subscription's messages had no other reader
+        if subscription.durable_key is not None:
+            durable = self.broker.destinations.durables.get(subscription.durable_key)
+            if durable is not None:
+                durable.attached = False
+        queue.returned(unacked)
+        queue.dispatch()
+
+    def _ack(self, frame: Frame, nack: bool = False) -> None:
+        subscription, ack_id = self._resolve_ack(frame)
+        tx_id = frame.get("transaction")
+        if tx_id is not None:
+            self.transactions.get(tx_id).add_ack(subscription, ack_id, nack)
+            self._complete(frame)
+            return
+        self.broker.settle(subscription.queue, subscription.take(ack_id), nack)
+        durable = self.broker.removals_written() if frame.get("receipt") is not None else None
+        self._complete(frame, durable)
+
+    def _nack(self, frame: Frame) -> None:
+        self._ack(frame, nack=True)
+
+    def _resolve_ack(self, frame: Frame) -> tuple[Subscription, str]:
+        """1.2: `id` = the MESSAGE's `ack` header; 1.1: message-id + subscription; 1.0: message-id."""
+        ack_id = frame.get("id") if self.version == "1.2" else None
+        subscription = self._acks.get(ack_id) if ack_id else None
+        if ack_id is None:
+            message_id = frame.get("message-id")
+            if not message_id:
+                raise ClientError("missing ack id", f"{frame.command} requires "
+                                  + ("an id header" if self.version == "1.2" else "a message-id header"))
+            sub_id = frame.get("subscription")
+            candidates = ([self.subscriptions[sub_id]] if sub_id in self.subscriptions
+                          else list(self.subscriptions.values()) if sub_id is None else [])
+            for candidate in candidates:
+                ack_id = candidate.ack_id_for(message_id)
+                if ack_id is not None:
+                    subscription = candidate
+                    break
+        if subscription is None or ack_id is None or ack_id not in subscription.unacked:
+            raise ClientError("unknown ack id", f"{frame.command}: no unacknowledged message matches "
+                              f"{dict(list(frame.headers.items())[:4])!r}")
+        return subscription, ack_id
+
+    def _begin(self, frame: Frame) -> None:
+        self.transactions.begin(frame.get("transaction"))
+        self._complete(frame)
+
+    def _commit(self, frame: Frame) -> None:
+        transaction = self.transactions.end(frame.get("transaction"))
+        write, apply = self.broker.commit(transaction)
+        self._complete(frame, write, apply)
+
+    def _abort(self, frame: Frame) -> None:
+        self.transactions.end(frame.get("transaction"))
+        self._complete(frame)
+
+    def _disconnect(self, frame: Frame) -> None:
+        self.transactions.abort_all()
+        self.ending = True
+        receipt = frame.get("receipt")
+
+        def finish(_: BaseException | None) -> None:
+            # STOMP 1.2 "DISCONNECT": the receipt comes after every earlier frame has been handled.
+            # Release first, so a client that reconnects on the receipt finds its client-id and
+            # durable subscriptions free.
+            self._release()
+            if receipt is not None and self.broker.may_answer():
+                self.send(Frame("RECEIPT", {"receipt-id": receipt}))
+            self.conn.close()
+
+        self.completions.add(self.broker.removals_written() if receipt is not None else None, finish)
+
+
+_COMMANDS: dict[str, Callable[[Session, Frame], None]] = {
+    "SEND": Session._send,
+    "SUBSCRIBE": Session._subscribe,
+    "UNSUBSCRIBE": Session._unsubscribe,
+    "ACK": Session._ack,
+    "NACK": Session._nack,
+    "BEGIN": Session._begin,
+    "COMMIT": Session._commit,
+    "ABORT": Session._abort,
+    "DISCONNECT": Session._disconnect,
+}

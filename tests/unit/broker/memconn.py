@@ -1,0 +1,100 @@
+"""An in-memory stand-in for one TCP connection (our own transport boundary), to drive Sessions
+without sockets. It records what the session writes and whether it closed."""
+
+from __future__ import annotations
+
+import asyncio
+
+from broker.core import Broker
+from broker.session import Session
+from config.model import BrokerConfig, Limits
+from transports.stomp.frame import Frame
+
+
+class MemConn:
+    def __init__(self, peer: str = "mem") -> None:
+        self.peer = peer
+        self.writable = True
+        self.version = "1.2"
+        self.sent: list[Frame] = []
+        self.closed = False
+        self.heartbeat: tuple[int, int] | None = None
+        self.session: Session | None = None
+
+    def send(self, frame: Frame) -> bool:
+        if self.closed:
+            return False
+        self.sent.append(frame)
+        return True
+
+    def set_version(self, version: str) -> None:
+        self.version = version
+
+    def start_heartbeat(self, send_ms: int, expect_ms: int) -> None:
+        self.heartbeat = (send_ms, expect_ms)
+
+    def close(self, error: Frame | None = None) -> None:
+        if self.closed:
+            return
+        if error is not None:
+            self.sent.append(error)
+        self.closed = True
+        if self.session is not None:  # as the transport would, once the socket is closed
+            self.session.connection_lost(None)
+
+    # -- test conveniences --------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        self.writable = False
+
+    def resume(self) -> None:
+        self.writable = True
+        assert self.session is not None
+        self.session.writing_resumed()
+
+    def take(self, command: str | None = None) -> list[Frame]:
+        """Frames written since the last take (only `command` ones if given; others are kept)."""
+        taken = [f for f in self.sent if command is None or f.command == command]
+        self.sent = [f for f in self.sent if not (command is None or f.command == command)]
+        return taken
+
+    def errors(self) -> list[str]:
+        return [f.headers["message"] for f in self.sent if f.command == "ERROR"]
+
+
+class Client:
+    """A session plus its MemConn, with a frame-sending shorthand."""
+
+    def __init__(self, broker: Broker, peer: str = "mem") -> None:
+        self.conn = MemConn(peer)
+        self.session = broker.handler_factory(self.conn)  # type: ignore[arg-type]
+        self.conn.session = self.session
+
+    async def frame(self, command: str, body: bytes = b"", **headers: str) -> None:
+        names = {k: k.replace("activemq_", "activemq.").replace("_", "-") for k in headers}
+        await self.session.handle(Frame(command, {names[k]: v for k, v in headers.items()}, body))
+
+    async def raw(self, command: str, headers: dict[str, str], body: bytes = b"") -> None:
+        await self.session.handle(Frame(command, headers, body))
+
+    async def connect(self, version: str = "1.2", **headers: str) -> Frame:
+        await self.frame("CONNECT", accept_version=version, host="x", **headers)
+        frames = self.conn.take("CONNECTED")
+        assert len(frames) == 1, self.conn.sent
+        return frames[0]
+
+    async def settle(self) -> None:
+        await asyncio.wait_for(self.session.completions.idle(), 5)
+
+    def lose(self) -> None:
+        self.conn.close()
+
+    def messages(self) -> list[Frame]:
+        return self.conn.take("MESSAGE")
+
+    def bodies(self) -> list[bytes]:
+        return [f.body for f in self.messages()]
+
+
+def make_broker(**limits: int | float) -> Broker:
+    return Broker(BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], limits=Limits(**limits)))

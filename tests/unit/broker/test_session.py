@@ -1,0 +1,199 @@
+"""Session semantics without sockets: connect, send/subscribe, errors (STOMP 1.2 and ActiveMQ conventions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.message import now_ms
+from tests.unit.broker.memconn import Client, make_broker
+
+
+async def connected(broker, version: str = "1.2", **headers: str) -> Client:
+    client = Client(broker)
+    await client.connect(version, **headers)
+    return client
+
+
+async def test_connect_negotiates_version_and_heartbeat() -> None:
+    broker = make_broker(heartbeat_send_ms=5000, heartbeat_recv_ms=4000)
+    client = Client(broker)
+    frame = await client.connect("1.0,1.1", heart_beat="1000,7000")
+    assert frame.headers["version"] == "1.1"
+    assert frame.headers["server"] == "BatonMQ/0.1"
+    assert frame.headers["session"]
+    assert frame.headers["heart-beat"] == "7000,4000"
+    assert client.conn.heartbeat == (7000, 4000) and client.conn.version == "1.1"
+
+
+async def test_connect_without_accept_version_is_stomp_1_0() -> None:
+    client = Client(make_broker())
+    await client.frame("CONNECT", login="u", passcode="p")
+    (frame,) = client.conn.take("CONNECTED")
+    assert frame.headers["version"] == "1.0" and "heart-beat" not in frame.headers
+
+
+async def test_no_common_version_is_an_error_and_closes() -> None:
+    client = Client(make_broker())
+    await client.frame("CONNECT", accept_version="2.0")
+    assert client.conn.errors() == ["unsupported protocol version"]
+    assert client.conn.closed
+
+
+@pytest.mark.parametrize(
+    ("command", "headers", "message"),
+    [
+        ("FOO", {}, "unknown command"),
+        ("SEND", {}, "missing destination"),
+        ("SEND", {"destination": "/bogus/x"}, "invalid destination"),
+        ("SUBSCRIBE", {"destination": "/queue/a"}, "missing id"),
+        ("ACK", {"id": "nope"}, "unknown ack id"),
+        ("COMMIT", {"transaction": "t"}, "unknown transaction"),
+        ("CONNECT", {"accept-version": "1.2"}, "already connected"),
+        ("SUBSCRIBE", {"destination": "/queue/a", "id": "1", "selector": "a = "}, "invalid selector"),
+        ("SEND", {"destination": "/queue/a", "expires": "soon"}, "invalid expires header"),
+    ],
+)
+async def test_client_errors_send_error_then_close(
+    command: str, headers: dict[str, str], message: str
+) -> None:
+    client = await connected(make_broker())
+    await client.raw(command, {**headers, "receipt": "r"})
+    (error,) = client.conn.take("ERROR")
+    assert error.headers["message"] == message
+    assert error.headers["receipt-id"] == "r" and error.body
+    assert client.conn.closed
+    await client.frame("SEND", destination="/queue/a", receipt="later")
+    assert client.conn.sent == []  # nothing after the ERROR
+
+
+async def test_frame_before_connect_is_an_error() -> None:
+    client = Client(make_broker())
+    await client.frame("SEND", destination="/queue/a")
+    assert client.conn.errors() == ["not connected"] and client.conn.closed
+
+
+async def test_duplicate_transaction_is_an_error() -> None:
+    client = await connected(make_broker())
+    await client.frame("BEGIN", transaction="t")
+    await client.frame("BEGIN", transaction="t")
+    assert client.conn.errors() == ["duplicate transaction"]
+
+
+async def test_receipt_for_every_frame_in_order() -> None:
+    client = await connected(make_broker())
+    await client.frame("SUBSCRIBE", destination="/queue/a", id="s", receipt="1")
+    await client.frame("SEND", destination="/queue/b", receipt="2")
+    await client.frame("UNSUBSCRIBE", id="s", receipt="3")
+    await client.frame("DISCONNECT", receipt="4")
+    assert [f.headers["receipt-id"] for f in client.conn.take("RECEIPT")] == ["1", "2", "3", "4"]
+    assert client.conn.closed
+
+
+async def test_message_headers() -> None:
+    broker = make_broker()
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/a", id="s", ack="client")
+    producer = await connected(broker)
+    headers = {"destination": "/queue/a", "receipt": "r", "custom": "v", "persistent": "true",
+               "priority": "7", "content-length": "2", "transaction-x": "kept"}
+    await producer.raw("SEND", headers, b"hi")
+    (frame,) = consumer.messages()
+    h = frame.headers
+    assert h["destination"] == "/queue/a" and h["subscription"] == "s" and h["message-id"].startswith("ID:")
+    assert h["custom"] == "v" and h["persistent"] == "true" and h["priority"] == "7" and h["timestamp"]
+    assert h["ack"] and "receipt" not in h and "content-length" not in h and h["transaction-x"] == "kept"
+    assert "redelivered" not in h and frame.body == b"hi"
+
+
+async def test_queue_round_robin_exactly_once() -> None:
+    broker = make_broker()
+    consumers = [await connected(broker) for _ in range(3)]
+    for c in consumers:
+        await c.frame("SUBSCRIBE", destination="/queue/rr", id="s")
+    producer = await connected(broker)
+    for i in range(9):
+        await producer.frame("SEND", str(i).encode(), destination="/queue/rr")
+    got = [c.bodies() for c in consumers]
+    assert [len(g) for g in got] == [3, 3, 3]
+    assert sorted(b for g in got for b in g) == [str(i).encode() for i in range(9)]
+
+
+async def test_topic_fan_out_only_while_subscribed() -> None:
+    broker = make_broker()
+    a, b = await connected(broker), await connected(broker)
+    producer = await connected(broker)
+    await a.frame("SUBSCRIBE", destination="/topic/t", id="1")
+    await producer.frame("SEND", b"one", destination="/topic/t")
+    await b.frame("SUBSCRIBE", destination="/topic/t", id="1")
+    await producer.frame("SEND", b"two", destination="/topic/t")
+    assert a.bodies() == [b"one", b"two"] and b.bodies() == [b"two"]
+
+
+async def test_priority_and_expiry() -> None:
+    broker = make_broker()
+    producer = await connected(broker)
+    await producer.frame("SEND", b"low", destination="/queue/p", priority="1")
+    await producer.frame("SEND", b"old", destination="/queue/p", expires=str(now_ms() + 50))
+    await producer.frame("SEND", b"high", destination="/queue/p", priority="9")
+    await producer.frame("SEND", b"dead", destination="/queue/p", expires=str(now_ms() - 1))
+    await producer.frame("SEND", b"normal", destination="/queue/p")
+    import asyncio
+
+    await asyncio.sleep(0.08)
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/p", id="s")
+    assert consumer.bodies() == [b"high", b"normal", b"low"]
+    assert broker.stats()["destinations"]["/queue/p"]["expired"] == 1
+
+
+async def test_selector_filters_queue_delivery() -> None:
+    broker = make_broker()
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/s", id="s", selector="colour = 'red' AND size > 2")
+    producer = await connected(broker)
+    await producer.frame("SEND", b"1", destination="/queue/s", colour="red", size="3")
+    await producer.frame("SEND", b"2", destination="/queue/s", colour="blue", size="3")
+    await producer.frame("SEND", b"3", destination="/queue/s", colour="red", size="1")
+    assert consumer.bodies() == [b"1"]
+    other = await connected(broker)
+    await other.frame("SUBSCRIBE", destination="/queue/s", id="s")
+    assert other.bodies() == [b"2", b"3"]
+
+
+async def test_destination_memory_limit_refuses_sends() -> None:
+    broker = make_broker(destination_memory_limit=4096)
+    producer = await connected(broker)
+    for _ in range(3):
+        await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
+    assert len(producer.conn.take("RECEIPT")) == 3
+    await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
+    assert producer.conn.errors() == ["destination full"]
+    assert broker.stats()["destinations"]["/queue/full"]["depth"] == 3
+
+
+async def test_duplicate_producer_id_is_receipted_but_not_delivered_twice() -> None:
+    broker = make_broker()
+    producer = await connected(broker)
+    for _ in range(2):
+        headers = {"destination": "/queue/d", "receipt": "r", "batonmq.producer-id": "p-1"}
+        await producer.raw("SEND", headers, b"m")
+    assert len(producer.conn.take("RECEIPT")) == 2
+    assert broker.stats()["destinations"]["/queue/d"]["depth"] == 1
+
+
+async def test_fence_lost_refuses_sends_and_receipts() -> None:
+    broker = make_broker()
+    client = await connected(broker)
+    broker.fence_lost()
+    await client.frame("SUBSCRIBE", destination="/queue/a", id="1", receipt="r")
+    assert client.conn.take("RECEIPT") == []
+    await client.frame("SEND", destination="/queue/a", receipt="r2")
+    assert client.conn.errors() == ["broker is not master"]
+
+
+async def test_client_id_in_use() -> None:
+    broker = make_broker()
+    await connected(broker, client_id="c")
+    other = Client(broker)
+    await other.frame("CONNECT", accept_version="1.2", client_id="c")
+    assert other.conn.errors() == ["client-id in use"]

@@ -1,0 +1,284 @@
+"""One client's TCP connection: the thin asyncio Protocol between a socket and a FrameHandler.
+
+Reading: bytes go into the sans-I/O parser; complete frames wait in a bounded queue
+(`limits.max_pending_frames`) for one reader task that hands them to the handler one at a time, in
+order. When the queue is full the socket stops being read (`pause_reading`): TCP pushes back on the
+client instead of our memory growing.
+
+Writing: frames are encoded with the negotiated version and written to the transport. Past the
+transport's high-water mark asyncio calls `pause_writing`; `writable` turns False and the broker stops
+dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
+
+Heart-beats (STOMP 1.1, "Heart-beating"): an EOL is sent when nothing else was written for the send
+interval; a client from which no byte arrived within `heartbeat_grace` × the expected interval is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol, cast
+
+from config.model import Limits
+from transports.stomp.codec import HEARTBEAT, StompParser, encode
+from transports.stomp.frame import Frame, ProtocolError
+
+log = logging.getLogger(__name__)
+
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
+CLOSE_LINGER = 5.0  # seconds a closing transport may take to flush before it is aborted
+_SANITIZE = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
+
+
+class FrameHandler(Protocol):
+    async def handle(self, frame: Frame) -> None:
+        """Handle one frame; frames of a connection arrive strictly in order, one at a time."""
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is gone (closed by either side); called once."""
+
+    def writing_resumed(self) -> None:
+        """The transport drained below its low-water mark: dispatch may resume."""
+
+    async def finish(self) -> None:
+        """Graceful shutdown: return once the work of frames already handled is done (receipts sent)."""
+
+
+def error_frame(message: str, detail: str = "") -> Frame:
+    return Frame("ERROR", {"message": message.translate(_SANITIZE)[:500], "content-type": "text/plain"},
+                 (detail or message).encode("utf-8", "replace"))
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, limits: Limits, on_made: Callable[[Connection], FrameHandler | None],
+                 on_lost: Callable[[Connection], None]) -> None:
+        self.limits = limits
+        self._on_made = on_made
+        self._on_lost = on_lost
+        self.peer = "?"
+        self.version = "1.2"
+        self.writable = True
+        self.closing = False
+        self.handler: FrameHandler | None = None
+        self.transport: asyncio.Transport | None = None
+        self.parser = StompParser(limits.max_frame_size, limits.max_header_count, limits.max_header_length)
+        self._frames: deque[Frame | ProtocolError] = deque()
+        self._wakeup = asyncio.Event()
+        self._reading_paused = False
+        self._reader: asyncio.Task[None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # heart-beat send/check, close linger
+        self._last_rx = self._last_tx = 0.0
+        self.lost = asyncio.get_running_loop().create_future()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the asyncio.Transport interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        loop = asyncio.get_running_loop()
+        self._last_rx = self._last_tx = loop.time()
+        self.handler = self._on_made(self)
+        if self.handler is not None and not self.closing:
+            self._reader = loop.create_task(self._read_loop(), name=f"stomp-reader {self.peer}")
+
+    def data_received(self, data: bytes) -> None:
+        self._last_rx = asyncio.get_running_loop().time()
+        if self.closing or not self._frames_allowed():
+            return
+        try:
+            self.parser.feed(data)
+        except ProtocolError as error:
+            self._queue_error(error)
+            return
+        self._pull_frames()
+
+    def eof_received(self) -> bool:
+        return False  # half-closed by the client: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.writable = False
+        self._cancel_timers()
+        self._wakeup.set()
+        if not self.lost.done():
+            self.lost.set_result(None)
+        self._on_lost(self)
+        if self.handler is not None:
+            handler, self.handler = self.handler, None
+            try:
+                handler.connection_lost(exc)
+            except Exception:
+                log.exception("connection %s: handler failed on connection loss", self.peer)
+
+    def pause_writing(self) -> None:
+        self.writable = False
+
+    def resume_writing(self) -> None:
+        if self.closing:
+            return
+        self.writable = True
+        if self.handler is not None:
+            self.handler.writing_resumed()
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _frames_allowed(self) -> bool:
+        return not (self._frames and isinstance(self._frames[-1], ProtocolError))
+
+    def _pull_frames(self) -> None:
+        """Move parsed frames into the bounded queue; stop reading the socket while it is full."""
+        try:
+            while len(self._frames) < self.limits.max_pending_frames:
+                frame = self.parser.next_frame()
+                if frame is None:
+                    break
+                self._frames.append(frame)
+                self._wakeup.set()
+            else:
+                self._pause_reading()
+        except ProtocolError as error:
+            self._queue_error(error)
+
+    def _queue_error(self, error: ProtocolError) -> None:
+        # Frames already parsed are still handled (their receipts are due); then ERROR and close.
+        self._frames.append(error)
+        self._wakeup.set()
+        self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None and not self.transport.is_closing():
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    async def _read_loop(self) -> None:
+        while not self.closing:
+            if not self._frames:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            item = self._frames.popleft()
+            if isinstance(item, ProtocolError):
+                self.close(error_frame(str(item)))
+                return
+            if self._reading_paused and self._frames_allowed():
+                self._pull_frames()
+                if len(self._frames) < self.limits.max_pending_frames and self._frames_allowed():
+                    self._reading_paused = False
+                    if self.transport is not None and not self.closing:
+                        self.transport.resume_reading()
+            await self._handle(item)
+
+    async def _handle(self, frame: Frame) -> None:
+        assert self.handler is not None
+        try:
+            await self.handler.handle(frame)
+        except ProtocolError as error:
+            self.close(error_frame(str(error)))
+        except Exception:
+            log.exception("connection %s: handler failed on %s", self.peer, frame.command)
+            self.close(error_frame("internal error", "the broker failed to handle this frame"))
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def set_version(self, version: str) -> None:
+        self.version = version
+        self.parser.version = version
+
+    def send(self, frame: Frame) -> bool:
+        """Encode and write; False if the connection is closing (the frame is dropped)."""
+        if self.closing or self.transport is None:
+            return False
+        try:
+            data = encode(frame, self.version)
+        except ValueError:
+            # A header this version cannot carry (e.g. a newline for a 1.0 client): flatten it.
+            headers = {k.translate(_SANITIZE).replace(":", "_"): v.translate(_SANITIZE)
+                       for k, v in frame.headers.items()}
+            data = encode(Frame(frame.command, headers, frame.body), self.version)
+        self.transport.write(data)
+        self._last_tx = asyncio.get_running_loop().time()
+        return True
+
+    def close(self, error: Frame | None = None) -> None:
+        """Send `error` (if any), flush, close; abort if the peer does not read within CLOSE_LINGER."""
+        if self.closing or self.transport is None:
+            return
+        if error is not None:
+            self.send(error)
+        self.closing = True
+        self._wakeup.set()
+        self._cancel_timers()
+        transport = self.transport
+        transport.close()
+        self._timers["linger"] = asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.abort)
+
+    def abort(self) -> None:
+        """Drop the connection at once, unsent bytes included (lock loss, shutdown stragglers)."""
+        self.closing = True
+        self._wakeup.set()
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def finish(self, timeout: float) -> None:
+        """Graceful stop: read nothing new, let the frames already read be handled and their work
+        finish (receipts sent), then close. Bounded by `timeout`."""
+        self._pause_reading()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._frames and not self.closing and loop.time() < deadline:
+            await asyncio.sleep(0.01)  # bounded poll: the reader task drains the queue
+        if self.handler is not None and not self.closing:
+            try:
+                await asyncio.wait_for(self.handler.finish(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                log.warning("connection %s: pending work not finished within %.1fs", self.peer, timeout)
+        self.close()
+
+    def cancel_reader(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+
+    # -- heart-beats --------------------------------------------------------------------------------
+
+    def start_heartbeat(self, send_ms: int, expect_ms: int) -> None:
+        if send_ms > 0:
+            self._schedule("send", send_ms / 1000, self._send_beat)
+        if expect_ms > 0:
+            self._schedule("check", expect_ms / 1000, self._check_beat)
+
+    def _schedule(self, name: str, interval: float, tick: Callable[[float], None]) -> None:
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            if self.closing:
+                return
+            tick(interval)
+            if not self.closing:
+                self._timers[name] = loop.call_later(interval, fire)
+
+        self._timers[name] = loop.call_later(interval, fire)
+
+    def _send_beat(self, interval: float) -> None:
+        now = asyncio.get_running_loop().time()
+        if now - self._last_tx >= interval * 0.5 and self.writable and self.transport is not None:
+            self.transport.write(HEARTBEAT)
+            self._last_tx = now
+
+    def _check_beat(self, interval: float) -> None:
+        if self._reading_paused:
+            return  # we stopped reading (back-pressure), so the client's beats cannot reach us
+        silent = asyncio.get_running_loop().time() - self._last_rx
+        if silent > interval * self.limits.heartbeat_grace:
+            log.info("connection %s: no heart-beat for %.1fs; dropping it", self.peer, silent)
+            self.abort()
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
