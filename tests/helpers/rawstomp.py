@@ -1,0 +1,47 @@
+"""A deliberately dumb STOMP peer over a raw socket: for faults no real client would commit."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+class RawStomp:
+    def __init__(self, host: str, port: int, timeout: float = 2.0) -> None:
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+
+    def send_frame(self, command: str, headers: dict[str, str] | None = None, body: bytes = b"") -> None:
+        lines = [command] + [f"{k}:{v}" for k, v in (headers or {}).items()]
+        self.sock.sendall(("\n".join(lines) + "\n\n").encode() + body + b"\x00")
+
+    def connect(self, version: str = "1.2") -> str:
+        self.send_frame("CONNECT", {"accept-version": version, "host": "localhost"})
+        return self.read_frame(2.0)
+
+    def read_frame(self, timeout: float) -> str:
+        """The next frame as text ('' if none arrived within `timeout` or the peer closed)."""
+        deadline = time.monotonic() + timeout
+        while b"\x00" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return ""
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except (TimeoutError, OSError):
+                return ""
+            if not chunk:
+                return ""
+            self.buffer += chunk
+        frame, _, self.buffer = self.buffer.partition(b"\x00")
+        return frame.lstrip(b"\r\n").decode(errors="replace")
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> RawStomp:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
