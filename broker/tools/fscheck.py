@@ -51,11 +51,14 @@ def main(args: argparse.Namespace) -> int:
         scratch_root(directory).mkdir(exist_ok=True)
     except OSError as exc:
         return _usage(f"cannot write in {directory}: {exc.strerror or exc}")
-    options = Options(peer=args.peer, wait_for_peer=args.wait_for_peer, release_bound=args.release_bound,
-                      linger=args.simulate_stuck_holder)
+    options = Options(
+        peer=args.peer,
+        wait_for_peer=args.wait_for_peer,
+        release_bound=args.release_bound,
+        linger=args.simulate_stuck_holder,
+    )
     if options.peer:
         log.info("waiting up to %g s for the peer instance in %s", options.wait_for_peer, directory)
     results = run_all(directory, options)
     print(report.as_json(directory, results) if args.json else report.text(directory, results), flush=True)
     return EXIT_OK if report.passed(results) else EXIT_FAILED
-
