@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -48,7 +49,12 @@ def test_make_run_starts_a_broker(tmp_path):
                 time.sleep(0.1)
         assert reply.startswith("CONNECTED"), reply
         assert (tmp_path / "data" / "STORE").read_text().strip() == "journal"
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        # SIGTERM to the broker alone: its graceful exit 0 becomes make's exit status.
+        holder = json.loads((tmp_path / "data" / "lock").read_text())
+        os.kill(holder["pid"], signal.SIGTERM)
         _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr.decode()[-2000:]
