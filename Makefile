@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DATA   ?= ./data
 
 .PHONY: venv run test lint unit bench bench-failover chaos clean
 
@@ -15,14 +16,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m broker start --data ./data
+	$(PY) -m broker start --data $(DATA) $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 
 test: lint
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
