@@ -391,6 +391,28 @@ class DirectoryLock:
             _unlock_close(fd, ofd=False)
 
 
+def lock_held(data_dir: Path) -> bool | None:
+    """Whether some descriptor holds the lock, asked without taking it; None if there is no lock file.
+
+    F_OFD_GETLK on a read-only descriptor that is never locked. Opening and closing it cannot drop
+    anyone's lock: OFD locks belong to their own descriptor, and a classic lock only to its own
+    process — so, like read_holder, not for a process that holds the lock with classic locks.
+    """
+    try:
+        fd = os.open(Path(data_dir) / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
+    except FileNotFoundError:
+        return None
+    try:
+        probe = bytes(_Flock(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+        try:
+            answer = fcntl.fcntl(fd, getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK), probe)
+        except OSError:
+            answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)  # kernels without OFD locks
+        return _Flock.from_buffer_copy(answer).l_type != fcntl.F_UNLCK
+    finally:
+        os.close(fd)
+
+
 def read_holder(data_dir: Path) -> Holder | None:
     """The identity in `<data_dir>/lock`, without taking or disturbing any lock.
 

@@ -1,33 +1,16 @@
 """`batonmq status`: who is master of a data directory, read without disturbing anything.
 
 The lock file keeps the last holder's identity after that holder stops or dies, so the identity
-alone does not say whether there is a master. We also ask the kernel whether a write lock is held
-(F_OFD_GETLK, which tests without taking: design.md section 2), on a read-only descriptor that we
-never lock. Opening and closing that descriptor cannot drop anyone's lock: OFD locks belong to
-their own descriptor, and a classic lock only to its own process.
+alone does not say whether there is a master: `stores.lock.lock_held` also asks the kernel.
 """
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stores.lock import LOCK_NAME, Holder, read_holder
-
-
-class _Flock(ctypes.Structure):
-    # struct flock (fcntl(2)), as stores.lock lays it out.
-    _fields_ = [
-        ("l_type", ctypes.c_short),
-        ("l_whence", ctypes.c_short),
-        ("l_start", ctypes.c_int64),
-        ("l_len", ctypes.c_int64),
-        ("l_pid", ctypes.c_int),
-    ]
+from stores.lock import Holder, lock_held, read_holder
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,25 +44,7 @@ def read_status(data_dir: Path) -> Status:
     """Raises NotADirectoryError/FileNotFoundError if `data_dir` is not a directory."""
     if not data_dir.is_dir():
         raise NotADirectoryError(f"not a directory: {data_dir}")
-    return Status(data_dir, lock_held(data_dir / LOCK_NAME), read_holder(data_dir))
-
-
-def lock_held(path: Path) -> bool | None:
-    """Whether some descriptor holds a lock on `path`; None if there is no such file."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOCTTY)
-    except FileNotFoundError:
-        return None
-    try:
-        probe = bytes(_Flock(fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
-        command = getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK)
-        try:
-            answer = fcntl.fcntl(fd, command, probe)
-        except OSError:
-            answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)  # kernels without OFD locks
-        return _Flock.from_buffer_copy(answer).l_type != fcntl.F_UNLCK
-    finally:
-        os.close(fd)
+    return Status(data_dir, lock_held(data_dir), read_holder(data_dir))
 
 
 def _iso(timestamp: float) -> str:
