@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 from broker.master import MasterTerm
 from broker.roles import ExitCode, Role
+from broker.standby import Standby
 from config.model import BrokerConfig
 from stores.base import StoreError
 from stores.lock import DirectoryLock, Holder, read_holder
@@ -21,7 +21,6 @@ class Lifecycle:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
         self.role = Role.STARTING
-        self.started = time.time()
         self.stop_requested = asyncio.Event()
         self.term: MasterTerm | None = None
         self.lock_acquisitions = 0
@@ -31,7 +30,7 @@ class Lifecycle:
 
     def _set_role(self, role: Role, detail: str = "") -> None:
         previous, self.role = self.role, role
-        epoch = self.term.epoch if self.term is not None else "-"
+        epoch = self.term.epoch if self.term is not None and self.term.epoch else "-"
         log.warning(
             "broker %s: role %s -> %s (epoch %s)%s",
             self.config.name,
@@ -51,17 +50,20 @@ class Lifecycle:
         while True:
             lock = DirectoryLock(self.config.data_dir)
             self._set_role(Role.SLAVE, "waiting for the lock on " + str(self.config.data_dir / "lock"))
-            if not await self._wait_for_lock(lock):
+            standby = Standby.for_config(self.config)  # hot standby: journal store only
+            if not await self._wait_for_lock(lock, standby):
+                if standby is not None:
+                    await standby.close()
                 lock.release()
                 return ExitCode.OK
             self.lock_acquisitions += 1
-            code = await self._serve_term(lock)
+            code = await self._serve_term(lock, standby)
             if code is not None:
                 return code
 
-    async def _serve_term(self, lock: DirectoryLock) -> int | None:
+    async def _serve_term(self, lock: DirectoryLock, standby: Standby | None = None) -> int | None:
         """Return an exit code, or None to go back to waiting as a slave."""
-        self.term = term = MasterTerm(self.config, lock, self.started, self.on_commit)
+        self.term = term = MasterTerm(self.config, lock, self.on_commit, standby)
         self._set_role(Role.RECOVERING, "lock taken")
         try:
             await term.recover()
@@ -98,13 +100,15 @@ class Lifecycle:
             return None
         return ExitCode.LOCK_LOST
 
-    async def _wait_for_lock(self, lock: DirectoryLock) -> bool:
+    async def _wait_for_lock(self, lock: DirectoryLock, standby: Standby | None = None) -> bool:
         """Poll every acquire_interval, and block in a thread meanwhile for an instant wake-up."""
         interval = self.config.lock.acquire_interval
         seen: Holder | None = None
         while not self.stop_requested.is_set():
             if lock.try_acquire():
                 return True
+            if standby is not None:
+                standby.start()  # someone else is master: follow its journal meanwhile (once)
             holder = await asyncio.to_thread(read_holder, self.config.data_dir)
             if holder != seen:
                 seen = holder

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from broker.core import Broker
 from broker.lease import Lease
+from broker.standby import Standby
 from config.model import BrokerConfig, connector_address
 from stores.base import Store
 from stores.fencing import LockFence, bump_epoch
@@ -35,13 +36,13 @@ class MasterTerm:
         self,
         config: BrokerConfig,
         lock: DirectoryLock,
-        started: float,
         on_commit: Callable[[int, float], None] | None = None,
+        standby: Standby | None = None,
     ) -> None:
         self.config = config
+        self.standby = standby  # the slave's warm state (journal store only), used by recover()
         self.on_commit = on_commit
         self.lock = lock
-        self.started = started
         self.epoch = 0
         self.holder: Holder | None = None
         self.heartbeat: HeartbeatWriter | None = None
@@ -62,7 +63,9 @@ class MasterTerm:
         data_dir = self.config.data_dir
         self._mark("lock_taken")
         self.epoch = await asyncio.to_thread(bump_epoch, data_dir)
-        self.holder = Holder(self.config.name, socket.gethostname(), os.getpid(), self.started, self.epoch)
+        # "since" in `batonmq status` and the slaves' logs: when this term began, not the process.
+        since = self.timeline["lock_taken"]
+        self.holder = Holder(self.config.name, socket.gethostname(), os.getpid(), since, self.epoch)
         await asyncio.to_thread(self.lock.publish, self.holder)
         period = self.config.lock.keepalive_period
         reason = await asyncio.to_thread(
@@ -82,17 +85,27 @@ class MasterTerm:
         self.lease.renew()
         self.store = create_store(data_dir, self.config.store, self.fence)
         self.store.on_commit = self.on_commit
+        warm = self.standby is not None and await self.standby.hand_over(self.store)
         recovered = await self.store.open()
         self._mark("store_recovered")
-        self.broker = Broker(self.config, self.store)
+        broker = self.standby.adopt(self.store, recovered) if warm and self.standby is not None else None
+        await self._close_standby()
+        if broker is None:
+            broker = Broker(self.config, self.store)
+            await broker.start(recovered)
+        self.broker = broker
         self.broker.lease = self.lease
         self.broker.on_fence_lost = self.fenced.set
-        await self.broker.start(recovered)
         await self._bind()
         self._mark("connector_bound")
         # One parseable line for the failover benchmark: wall-clock times of each phase.
         phases = " ".join(f"{name}={at:.6f}" for name, at in self.timeline.items())
         log.info("broker %s: timeline epoch=%d %s", self.config.name, self.epoch, phases)
+
+    async def _close_standby(self) -> None:
+        if self.standby is not None:
+            await self.standby.close()
+            self.standby = None
 
     async def _bind(self) -> None:
         for uri in self.config.connectors:
@@ -133,6 +146,7 @@ class MasterTerm:
 
     async def stop(self, grace: float = 2.0) -> None:
         """Graceful: stop listening, let connections finish, flush the store, mark release."""
+        await self._close_standby()
         await asyncio.gather(*(server.stop(grace) for server in self.servers), return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
@@ -144,6 +158,7 @@ class MasterTerm:
 
     async def abandon(self, reason: str) -> None:
         """Lock lost: refuse everything at once, drop every client, write nothing more."""
+        await self._close_standby()
         if self.lease is not None and self.lease.lost is None:
             self.lease.lost = reason
         if self.broker is not None:
