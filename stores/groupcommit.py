@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from config.model import SyncPolicy
-from stores.base import Fence, Op, StoreClosed, StoreError
+from stores.base import Fence, Op, Store, StoreClosed, StoreError
 
 Apply = Callable[[list[Sequence[Op]], bool], None]
 
@@ -125,3 +125,18 @@ class GroupCommitter:
         if self._policy != "never":
             await self.run_in_writer(self._sync)
         self._executor.shutdown(wait=True)
+
+
+def start_committer(store: Store, apply: Apply, sync: Callable[[], None]) -> GroupCommitter:
+    """The store's group committer, started, with its settings and fence, reporting each commit
+    to `store.on_commit` as it is at that moment (the daemon may set it after construction)."""
+
+    def report(batch: int, seconds: float) -> None:
+        if store.on_commit is not None:
+            store.on_commit(batch, seconds)
+
+    committer = GroupCommitter(
+        apply, sync, store.fence, store.settings.sync, store.settings.sync_interval, on_commit=report
+    )
+    committer.start()
+    return committer

@@ -22,7 +22,7 @@ from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.segments import Segment
 from stores.appendlog.state import LogState
 from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
-from stores.groupcommit import GroupCommitter
+from stores.groupcommit import GroupCommitter, start_committer
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,7 @@ class AppendLogStore(Store):
         if self._active is not None or self._closed:
             raise StoreError("a store object is opened once; build a new one to reopen")
         recovered = await asyncio.to_thread(self._open_blocking)
-        self._committer = GroupCommitter(
-            self._apply,
-            self._sync,
-            self.fence,
-            self.settings.sync,
-            self.settings.sync_interval,
-            on_commit=self._report_commit,
-        )
-        self._committer.start()
+        self._committer = start_committer(self, self._apply, self._sync)
         self._maybe_compact()
         return recovered
 
@@ -160,10 +152,6 @@ class AppendLogStore(Store):
     def _sync(self) -> None:
         if self._active is not None:
             self._active.sync()
-
-    def _report_commit(self, count: int, seconds: float) -> None:
-        if self.on_commit is not None:
-            self.on_commit(count, seconds)
 
     # -- compaction ---------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from stores.base import (
     StoreError,
     StoreStats,
 )
-from stores.groupcommit import GroupCommitter
+from stores.groupcommit import GroupCommitter, start_committer
 from stores.leveldb import keys
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,7 @@ class LevelDBStore(Store):
         if self._db is not None or self._closed:
             raise StoreError("a store object is opened once; build a new one to reopen")
         recovered = await asyncio.to_thread(self._open_blocking)
-        self._committer = GroupCommitter(
-            self._apply,
-            self._sync,
-            self.fence,
-            self.settings.sync,
-            self.settings.sync_interval,
-            on_commit=self._report_commit,
-        )
-        self._committer.start()
+        self._committer = start_committer(self, self._apply, self._sync)
         return recovered
 
     def _open_blocking(self) -> Recovered:
@@ -262,10 +254,6 @@ class LevelDBStore(Store):
         if self._db is not None and self._unsynced:
             self._db.put(keys.META_SYNC, b"", sync=True)
             self._unsynced = False
-
-    def _report_commit(self, count: int, seconds: float) -> None:
-        if self.on_commit is not None:
-            self.on_commit(count, seconds)
 
     # -- stats / close ------------------------------------------------------------------------
 
