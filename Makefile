@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: venv run test lint unit bench bench-failover chaos clean
+.PHONY: venv run test lint unit bench bench-failover clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+BENCH_STAMP := $(VENV)/.installed-bench
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(PY) -m broker start --data $(DATA) $(ARGS)
@@ -28,11 +33,12 @@ test: lint
 unit: $(STAMP)
 	$(PY) -m pytest -q tests/unit
 
-bench: $(STAMP)
-	$(PY) -m benchmarks.run
+bench: $(BENCH_STAMP)
+	$(PY) -m benchmarks.run --json-dir benchmarks/results $(ARGS)
 
-bench-failover: $(STAMP)
-	$(PY) -m broker bench failover
+bench-failover: $(BENCH_STAMP)
+	$(PY) -m broker bench failover --json benchmarks/results/failover.json \
+		--plot benchmarks/results/failover.png $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

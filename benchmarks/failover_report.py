@@ -7,6 +7,7 @@ import importlib.util
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from benchmarks.report import format_number, render_table, summarize
 
@@ -138,11 +139,12 @@ def plot(document: dict[str, object], path: str) -> None:
     ax.set_xlabel("ms after the kill of the master")
     ax.set_ylabel("round")
     ax.invert_yaxis()
-    ax.legend(loc="lower right", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: never hides a round
     config = document["config"]
     assert isinstance(config, dict)
     ax.set_title(f"BatonMQ failover: {config.get('store')} store, {config.get('brokers')} brokers, "
                  f"SIG{config.get('signal')}, lost {document['lost']}")
     fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)

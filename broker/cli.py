@@ -151,6 +151,17 @@ def run_fscheck(args: argparse.Namespace) -> int:
     return fscheck(args)
 
 
+BENCHMARKS = {"failover": "benchmarks.failover", "e2e": "benchmarks.e2e", "stores": "benchmarks.stores"}
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    import importlib
+
+    benchmark = importlib.import_module(BENCHMARKS[args.benchmark])
+    code: int = benchmark.main(list(args.options))
+    return code
+
+
 # -- the parser ------------------------------------------------------------------------------
 
 
@@ -205,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consume(commands)
     _add_status(commands)
     _add_fscheck(commands)
+    _add_bench(commands)
     return parser
 
 
@@ -282,3 +294,10 @@ def _add_fscheck(commands: Any) -> None:
     p.add_argument("--json", action="store_true", help="print as one JSON object")
     # fscheck's own tests: the killed holder's lock lives on in a forked child for S seconds.
     p.add_argument("--simulate-stuck-holder", type=_seconds, default=0.0, help=argparse.SUPPRESS)
+
+
+def _add_bench(commands: Any) -> None:
+    p = _subparser(commands, "bench", "run a benchmark (options after the name: see `batonmq bench NAME -h`)")
+    p.set_defaults(run=run_bench)
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="failover, e2e or stores")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
