@@ -32,8 +32,8 @@ from transports.url import parse_url
 
 STORES = ("journal", "leveldb", "appendlog")
 CLIENT_PROCESSES = 4  # at most this many client processes per role: several, yet few enough for 2 cores
-# Unconsumed messages per destination: BatonMQ's default destination_memory_limit (64 MiB) refuses SENDs
-# ("destination full") beyond roughly 50,000 messages of 1 KiB, so send scenarios spread over queues.
+# Unconsumed messages per destination: a broker with a per-destination limit (ActiveMQ's memoryLimit,
+# BatonMQ's destination_memory_limit) may block or refuse past it, so send scenarios spread over queues.
 MAX_QUEUED = 40_000
 
 

@@ -45,7 +45,9 @@ class Limits(_Strict):
     max_header_count: int = Field(1000, ge=8)
     max_header_length: int = Field(10240, ge=64)
     max_connections: int = Field(1000, ge=1)
-    destination_memory_limit: int = Field(64 * MiB, ge=1024)
+    # Undelivered bytes one destination may hold; every message, persistent or not, lives in memory
+    # until consumed (persistent ones also on disk), so this bounds memory. Past it, SEND gets ERROR.
+    destination_memory_limit: int = Field(1024 * MiB, ge=1024)
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
     # Server side of heart-beat negotiation (STOMP 1.1 section "Heart-beating"), milliseconds.
     heartbeat_send_ms: int = Field(10000, ge=0)
