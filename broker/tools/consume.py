@@ -3,7 +3,12 @@ report what came: how many, how many flagged redelivered, how many duplicates.
 
 A duplicate is a message whose `batonmq.producer-id` (or, without one, whose body) was already
 seen in this run: the check of design.md section 7 (duplicates are allowed only when flagged
-`redelivered`). The memory for this is bounded by `MAX_TRACKED`.
+`redelivered`). The memory for this is bounded by `MAX_TRACKED`. `--count` counts distinct
+messages, so a run through failovers stops after N different ones, however many came twice.
+
+With a failover URL the run goes on through failovers: the client re-subscribes, and messages
+delivered but not yet acknowledged before the failover come again flagged `redelivered`. Each
+reconnect is printed on stderr; the summary counts them.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from broker.tools.produce import failover_notices
 from broker.tools.progress import Progress, rate
-from transports.client import ClientError, Message, connect
+from transports.client import Client, ClientError, Message, connect
 from transports.client.ledger import PRODUCER_ID_HEADER
 
 MAX_TRACKED = 2_000_000
@@ -41,9 +47,12 @@ class ConsumeResult:
     destination: str
     requested: int | None
     consumed: int = 0
+    unique: int = 0
     redelivered: int = 0
     duplicates: int = 0
+    duplicates_redelivered: int = 0
     duplicates_unflagged: int = 0
+    reconnects: int = 0
     extra_delivered: int = 0
     elapsed: float = 0.0
     timed_out: bool = False
@@ -53,7 +62,7 @@ class ConsumeResult:
     def ok(self) -> bool:
         if self.error is not None:
             return False
-        return self.requested is None or self.consumed == self.requested
+        return self.requested is None or self.unique == self.requested
 
     def fields(self) -> dict[str, object]:
         data: dict[str, object] = {"command": "consume", **asdict(self)}
@@ -67,6 +76,11 @@ class ConsumeResult:
         line = (f"consume: consumed {self.consumed}{wanted} from {self.destination}, redelivered "
                 f"{self.redelivered}, duplicates {self.duplicates} in {self.elapsed:.2f}s "
                 f"({rate(self.consumed, self.elapsed):,.0f} msg/s)")
+        if self.duplicates:
+            line += (f"; {self.unique} distinct, {self.duplicates_redelivered} of the duplicates "
+                     "flagged redelivered")
+        if self.reconnects:
+            line += f"; {self.reconnects} reconnect(s)"
         if self.timed_out:
             line += "; stopped after the timeout"
         if self.extra_delivered:
@@ -103,14 +117,16 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
     # Ask for no more than we will take: under ack:auto a message the broker has sent is consumed.
     prefetch = min(opts.count, DEFAULT_PREFETCH) if opts.count else DEFAULT_PREFETCH
     started = time.monotonic()
+    client: Client | None = None
     try:
         async with connect(opts.url, login=opts.login, passcode=opts.passcode,
                            connect_timeout=opts.connect_timeout) as client:
+            client.on_event(failover_notices("consume", progress))
             sub = await client.subscribe(opts.destination, ack=opts.ack, prefetch=prefetch)
             started = time.monotonic()
             last: Message | None = None
             last_at = started
-            while opts.count is None or result.consumed < opts.count:
+            while opts.count is None or result.unique < opts.count:
                 message = await sub.get(timeout)
                 if message is None:
                     result.timed_out = True
@@ -133,6 +149,8 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
         result.error = str(exc) or type(exc).__name__
         result.elapsed = time.monotonic() - started
     finally:
+        if client is not None:
+            result.reconnects = client.stats.reconnects
         if progress is not None:
             progress.finish()
     if result.timed_out and opts.count is not None and result.error is None:
@@ -146,8 +164,12 @@ def _count(result: ConsumeResult, tracker: DuplicateTracker, message: Message) -
         result.redelivered += 1
     if tracker.seen_before(message.headers, message.body):
         result.duplicates += 1
-        if not message.redelivered:
+        if message.redelivered:
+            result.duplicates_redelivered += 1
+        else:
             result.duplicates_unflagged += 1
+    else:
+        result.unique += 1
 
 
 async def _acknowledge(mode: str, message: Message, consumed: int) -> None:

@@ -1,19 +1,27 @@
 """`batonmq produce`: send N messages to one destination and report how many were receipted.
 
 With `receipts` every SEND waits for its RECEIPT (the durability a careful producer gets). Without,
-sends are pipelined and the final DISCONNECT is receipted: STOMP 1.2 says a receipt for DISCONNECT
-means every earlier frame was received, so the count is still exact (or the run fails).
+sends are pipelined: a persistent one is still tracked by the client (with a receipt nobody waits
+for), and the final DISCONNECT waits until all of them are receipted; STOMP 1.2 says a receipt for
+DISCONNECT means every earlier frame was received, so the count is still exact (or the run fails).
+
+With a failover URL the run goes on through failovers: the client reconnects and resends what was
+not receipted, with its original `batonmq.producer-id` (the broker drops a copy it already has).
+Each reconnect is printed on stderr; the summary counts resends and reconnects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TextIO
 
 from broker.tools.progress import Progress, rate
-from transports.client import ClientError, connect
+from transports.client import Client, ClientError, ConnectionEvent, ConnectionState, connect
 
 log = logging.getLogger("batonmq.produce")
 
@@ -21,6 +29,8 @@ SEQ = "{seq}"
 DEFAULT_BODY = "message {seq}"
 FILLER = b"."
 MAX_SIZE = 64 * 1024 * 1024
+# How long the closing DISCONNECT may wait for outstanding receipts (through failovers).
+DRAIN_TIMEOUT = 120.0
 
 
 @dataclass(slots=True)
@@ -44,6 +54,8 @@ class ProduceResult:
     requested: int
     sent: int = 0
     receipted: int = 0
+    resent: int = 0
+    reconnects: int = 0
     elapsed: float = 0.0
     error: str | None = None
 
@@ -62,6 +74,8 @@ class ProduceResult:
         per_second = rate(self.receipted, self.elapsed)
         line = (f"produce: sent {self.sent}/{self.requested}, receipted {self.receipted} "
                 f"to {self.destination} in {self.elapsed:.2f}s ({per_second:,.0f} msg/s)")
+        if self.reconnects or self.resent:
+            line += f"; {self.reconnects} reconnect(s), {self.resent} resent"
         return line + (f"; error: {self.error}" if self.error else "")
 
 
@@ -80,29 +94,69 @@ def make_body(template: str | None, seq: int, size: int | None) -> bytes:
 async def produce(opts: ProduceOptions, progress: Progress | None = None) -> ProduceResult:
     result = ProduceResult(opts.destination, opts.count)
     started = time.monotonic()
+    client: Client | None = None
     try:
         async with connect(opts.url, login=opts.login, passcode=opts.passcode,
                            connect_timeout=opts.connect_timeout) as client:
+            client.on_event(failover_notices("produce", progress))
             started = time.monotonic()
             for seq in range(1, opts.count + 1):
                 await _pace(opts.rate, started, seq - 1)
                 body = make_body(opts.body, seq, opts.size)
                 await client.send(opts.destination, body, persistent=opts.persistent, receipt=opts.receipts)
                 result.sent += 1
-                if opts.receipts:
-                    result.receipted += 1
                 if progress is not None:
                     progress.update(result.sent)
-            # Leaving the block sends DISCONNECT and awaits its receipt (or raises).
-        if not opts.receipts:
-            result.receipted = result.sent
+            # Every tracked send receipted (through failovers), then DISCONNECT with a receipt.
+            await client.disconnect(timeout=DRAIN_TIMEOUT)
+        _count_receipted(result, client, opts)
     except (ClientError, OSError, ValueError) as exc:
         result.error = str(exc) or type(exc).__name__
+        if client is not None and (opts.receipts or opts.persistent):
+            result.receipted = client.stats.receipted
     finally:
         result.elapsed = time.monotonic() - started
+        if client is not None:
+            result.resent, result.reconnects = client.stats.resent, client.stats.reconnects
         if progress is not None:
             progress.finish()
     return result
+
+
+def _count_receipted(result: ProduceResult, client: Client, opts: ProduceOptions) -> None:
+    """After a clean DISCONNECT: tracked sends count by their receipts; untracked ones (not
+    persistent, no receipts) only if no failover could have lost them unseen."""
+    if opts.receipts or opts.persistent:
+        result.receipted = client.stats.receipted
+    elif client.stats.reconnects == 0:
+        result.receipted = result.sent
+    else:
+        result.error = ("non-persistent sends without receipts are not confirmed across a failover; "
+                        "use --persistent or --receipts")
+
+
+def failover_notices(label: str, progress: Progress | None = None,
+                     stream: TextIO | None = None) -> Callable[[ConnectionEvent], None]:
+    """An event callback that prints each lost connection, reconnect and failure on stderr."""
+    out = stream if stream is not None else sys.stderr
+    lost_at: list[float] = []
+
+    def notice(event: ConnectionEvent) -> None:
+        line = None
+        if event.state is ConnectionState.DISCONNECTED:
+            lost_at[:] = [event.at]
+            line = f"{label}: connection lost ({event.reason}); failing over"
+        elif event.state is ConnectionState.CONNECTED and lost_at:
+            line = f"{label}: reconnected: {event.describe()} after {event.at - lost_at[0]:.3f}s"
+            lost_at.clear()
+        elif event.state is ConnectionState.FAILED:
+            line = f"{label}: {event.describe()}"
+        if line is not None:
+            if progress is not None:
+                progress.finish()
+            print(line, file=out, flush=True)
+
+    return notice
 
 
 async def _pace(per_second: float | None, started: float, sent: int) -> None:

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from config.model import Limits
-from transports.client.errors import ClientError, ConnectionLost, error_text
+from transports.client.errors import BrokerRefused, ClientError, ConnectionLost, error_text
 from transports.client.handshake import Session, accept_connected, connect_frame
 from transports.stomp.codec import StompParser, encode
 from transports.stomp.frame import Frame, ProtocolError
@@ -200,8 +200,8 @@ class StompConnection:
         text = error_text(frame.headers, frame.body)
         future = self._receipts.pop(frame.headers.get("receipt-id", ""), None)
         if future is not None and not future.done():
-            future.set_exception(ClientError(text))
-        self._fail(ConnectionLost(f"broker sent ERROR: {text}"))
+            future.set_exception(BrokerRefused(text))
+        self._fail(ConnectionLost(f"broker sent ERROR: {text}", broker_error=text))
 
     # -- heart-beats -----------------------------------------------------------------------
 
@@ -245,7 +245,7 @@ class StompConnection:
             if task is not asyncio.current_task():
                 task.cancel()
         if not clean and self._on_lost is not None:
-            log.info("connection to %s:%d lost: %s", *self.address, exc)
+            log.debug("connection to %s:%d lost: %s", *self.address, exc)
             # Soon, not now: the receipt futures' own callbacks (scheduled above) settle first, so a
             # send refused by ERROR reports the broker's message rather than the connection loss.
             self._loop.call_soon(self._on_lost, exc)

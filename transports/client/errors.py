@@ -10,11 +10,57 @@ class ClientError(BrokerError):
 
 
 class ConnectionLost(ClientError):
-    """The link to the broker went away: EOF, a socket error, a heart-beat timeout or an ERROR."""
+    """The link to the broker went away: EOF, a socket error, a heart-beat timeout or an ERROR.
+
+    `broker_error` is the ERROR frame's message when an ERROR ended the link, else None.
+    """
+
+    def __init__(self, message: str, *, broker_error: str | None = None) -> None:
+        super().__init__(message)
+        self.broker_error = broker_error
+
+
+class BrokerRefused(ClientError):
+    """The broker answered one of our frames (named by its receipt) with ERROR; `message` is the
+    ERROR's `message` header (or body)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class ConnectFailed(ClientError):
     """No broker in the URL accepted a STOMP session within the allowed attempts."""
+
+
+class ReconnectFailed(ConnectFailed):
+    """A failover client gave up after `maxReconnectAttempts` failed passes over its brokers.
+
+    `brokers` lists every broker tried (tcp://host:port), `last_error` the last failure seen.
+    Everything still pending (un-receipted sends, subscriptions) ends with this error.
+    """
+
+    def __init__(self, message: str, brokers: tuple[str, ...] = (), last_error: str | None = None,
+                 attempts: int = 0) -> None:
+        super().__init__(message)
+        self.brokers = brokers
+        self.last_error = last_error
+        self.attempts = attempts
+
+
+class ClientTimeout(ClientError):
+    """A call waited `timeout` ms (the failover URL's `timeout` option) for a connection in vain."""
+
+
+class TransactionRolledBack(ClientError):
+    """The connection failed over during the transaction: the broker aborted it (STOMP 1.2: a
+    transaction ends with its connection), so nothing of it was committed. As ActiveMQ's
+    TransactionRolledBackException, the caller should redo the whole transaction."""
+
+
+class TransactionInDoubt(ClientError):
+    """The connection failed while COMMIT awaited its receipt: the broker may or may not have
+    committed. Check (e.g. with application ids) before redoing the transaction."""
 
 
 def error_text(headers: dict[str, str], body: bytes) -> str:

@@ -1,9 +1,9 @@
 """What a client must remember to survive a reconnect: producer ids, un-receipted sends and
 active subscriptions.
 
-These are plain in-memory structures with no I/O. Today the plain tcp:// client only uses them
-to fail the right futures when the link drops; the failover layer (design.md section 5) will
-replay them on the new connection: re-SUBSCRIBE every entry of `SubscriptionBook`, then resend
+These are plain in-memory structures with no I/O. A plain tcp:// client uses them to fail the
+right futures when the link drops; a failover client (design.md section 5) replays them on the new
+connection (`replay.plan_replay`): re-SUBSCRIBE every entry of `SubscriptionBook`, then resend
 every `PendingSend` in order with its original `batonmq.producer-id`, so the broker's duplicate
 detection drops a copy whose first RECEIPT was lost.
 """
@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from transports.client.errors import ClientError
@@ -41,36 +41,81 @@ class ProducerIds:
 
 @dataclass(eq=False, slots=True)
 class PendingSend:
-    """A SEND whose RECEIPT has not arrived; `future` is what the sender awaits."""
+    """A SEND whose RECEIPT has not arrived; `future` settles with that RECEIPT (or the error).
+
+    `generation` is the connection it was last written on; `awaited` says whether a sender waits
+    on `future` (a persistent send made with receipt=False is tracked all the same, so that a
+    failover can resend it, but nobody awaits it).
+    """
 
     key: int
     frame: Frame
     future: asyncio.Future[Frame]
     transmissions: int = 0
+    generation: int = 0
+    awaited: bool = True
 
     @property
     def producer_id(self) -> str:
         return self.frame.headers[PRODUCER_ID_HEADER]
 
 
-@dataclass(slots=True)
 class PendingSends:
-    """Un-receipted sends in the order they were first sent, bounded by `limit`."""
+    """Un-receipted sends in the order they were first sent, at most `limit` of them.
 
-    limit: int = 10_000
-    _entries: dict[int, PendingSend] = field(default_factory=dict)
-    _ids: Iterator[int] = field(default_factory=itertools.count)
+    The bound is a wait, not an error: `wait_for_room()` blocks a sender until receipts free a
+    slot, which is the producer flow control a failover client needs (an unconfirmed send must be
+    kept until its receipt, so an unbounded producer would otherwise grow memory without end).
+    """
 
-    def add(self, frame: Frame, loop: asyncio.AbstractEventLoop) -> PendingSend:
-        if len(self._entries) >= self.limit:
-            # A bound on memory: each sender awaits its receipt, so only that many concurrent senders trip it.
+    def __init__(self, limit: int = 10_000) -> None:
+        if limit < 1:
+            raise ValueError("the pending-send limit must be at least 1")
+        self.limit = limit
+        self._entries: dict[int, PendingSend] = {}
+        self._ids = itertools.count()
+        self._room: asyncio.Event | None = None
+        self._empty: asyncio.Event | None = None
+
+    @property
+    def full(self) -> bool:
+        return len(self._entries) >= self.limit
+
+    def add(self, frame: Frame, loop: asyncio.AbstractEventLoop, *, awaited: bool = True) -> PendingSend:
+        if self.full:
             raise ClientError(f"more than {self.limit} sends awaiting a receipt")
-        entry = PendingSend(next(self._ids), frame, loop.create_future())
+        entry = PendingSend(next(self._ids), frame, loop.create_future(), awaited=awaited)
         self._entries[entry.key] = entry
+        self._signal()
         return entry
 
     def discard(self, entry: PendingSend) -> None:
-        self._entries.pop(entry.key, None)
+        if self._entries.pop(entry.key, None) is not None:
+            self._signal()
+
+    async def wait_for_room(self) -> None:
+        while self.full:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    async def wait_empty(self) -> None:
+        while self._entries:
+            if self._empty is None:
+                self._empty = asyncio.Event()
+            await self._empty.wait()
+
+    def _signal(self) -> None:
+        if self._room is not None:
+            if self.full:
+                self._room.clear()
+            else:
+                self._room.set()
+        if self._empty is not None:
+            if self._entries:
+                self._empty.clear()
+            else:
+                self._empty.set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -83,7 +128,10 @@ class PendingSends:
         for entry in self._entries.values():
             if not entry.future.done():
                 entry.future.set_exception(exc)
+                if not entry.awaited:
+                    entry.future.exception()  # nobody awaits it: mark the error as seen
         self._entries.clear()
+        self._signal()
 
 
 class SubscriptionBook:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
-from transports.client.errors import ClientError, ConnectionLost
+from transports.client.errors import ClientError
 from transports.client.ledger import merge_headers
 from transports.stomp.frame import Frame
 
@@ -70,13 +70,16 @@ def ack_frame(
 
 
 class Message:
-    """One delivered MESSAGE. `ack()`/`nack()` are no-ops under `ack:auto`."""
+    """One delivered MESSAGE. `ack()`/`nack()` are no-ops under `ack:auto`, and for a message that
+    arrived on a connection that has since failed over (the broker redelivers it, flagged
+    `redelivered`). `generation` numbers the client's connection the message came on."""
 
-    __slots__ = ("headers", "body", "_sub")
+    __slots__ = ("headers", "body", "generation", "_sub")
 
-    def __init__(self, frame: Frame, sub: Subscription) -> None:
+    def __init__(self, frame: Frame, sub: Subscription, generation: int = 0) -> None:
         self.headers = frame.headers
         self.body = frame.body
+        self.generation = generation
         self._sub = sub
 
     @property
@@ -110,14 +113,16 @@ class _End:
 
 
 class Subscription:
-    """Async iterator of `Message`. Ends cleanly after `unsubscribe()`/`disconnect()`, and raises
-    ConnectionLost (after the messages already queued) when the link drops."""
+    """Async iterator of `Message`. Ends cleanly after `unsubscribe()`/`disconnect()`. When the
+    link drops it raises ConnectionLost (after the messages already queued) on a plain client; a
+    failover client re-subscribes it on the new connection and it goes on, unless the client
+    gives up (then it raises ReconnectFailed)."""
 
     def __init__(self, client: Client, sub_id: str, frame: Frame, queue_bound: int) -> None:
         self.id = sub_id
         self.destination = frame.headers["destination"]
         self.ack_mode = frame.headers["ack"]
-        self.frame = frame  # kept whole: the failover layer re-sends it after a reconnect
+        self.frame = frame  # kept whole: a failover client re-sends it after a reconnect (same id)
         self._client = client
         self._queue: asyncio.Queue[Message | _End] = asyncio.Queue(max(1, min(queue_bound, MAX_QUEUE_BOUND)))
         self._ended = False
@@ -177,12 +182,34 @@ class Subscription:
 
     # -- connection side ---------------------------------------------------------------
 
-    async def deliver(self, frame: Frame) -> None:
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    async def deliver(self, frame: Frame, generation: int = 0) -> None:
         if self._ended:
             return
-        await self._queue.put(Message(frame, self))
+        await self._queue.put(Message(frame, self, generation))
 
-    def end(self, exc: ConnectionLost | None) -> None:
+    def drop_stale(self, generation: int) -> int:
+        """After a failover: forget queued messages from older connections that still need an
+        ACK. The broker redelivers them (their ACK could no longer reach it); under `ack:auto` the
+        broker already counts them consumed, so those are kept. Returns how many were dropped."""
+        if self.ack_mode == "auto":
+            return 0
+        kept: list[Message | _End] = []
+        dropped = 0
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, Message) and item.generation < generation:
+                dropped += 1
+            else:
+                kept.append(item)
+        for item in kept:
+            self._queue.put_nowait(item)
+        return dropped
+
+    def end(self, exc: BaseException | None) -> None:
         if self._ended:
             return
         self._ended, self._end_exc = True, exc
