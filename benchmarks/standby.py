@@ -111,6 +111,12 @@ def kill_to_receipt(victim: BrokerProcess, successor: BrokerProcess, timeout: fl
     raise TimeoutError(f"no receipted SEND on {successor.name} within {timeout} s")
 
 
+def log_since(broker: BrokerProcess, since: float) -> str:
+    """Lines logged after `since` (wall time): a restarted broker's earlier lines do not count."""
+    with broker._lock:
+        return "\n".join(line for at, line in broker.lines if at >= since)
+
+
 def phases(broker: BrokerProcess, count_before: int, timeout: float) -> dict[str, float]:
     wait_for(lambda: len(broker.timelines) > count_before, timeout, f"{broker.name}'s timeline")
     t = broker.timelines[-1]
@@ -136,21 +142,25 @@ def run_size(root: Path, count: int, rounds: int, size: int, timeout: float) -> 
         warm: list[dict[str, float]] = []
         master, slave = a, b
         for r in range(rounds):
-            before = len(slave.timelines)
+            before, since = len(slave.timelines), time.time()
             slave.start()
-            wait_for(lambda s=slave: READY in s.tail(200), timeout, f"{slave.name}'s standby")
+            wait_for(lambda s=slave, t=since: READY in log_since(s, t), timeout, f"{slave.name}'s standby")
             result.setdefault("slave_rss_mib", rss_mib(slave.pid))
             time.sleep(0.5)  # the standby is following, not loading
             seconds, killed_wall = kill_to_receipt(master, slave, timeout)
             entry = {**phases(slave, before, timeout), "kill_to_receipt_s": round(seconds, 4),
                      # The kernel drops a dead process's locks after tearing down its memory.
                      "kill_to_lock_s": round(slave.timelines[-1].lock_taken - killed_wall, 4),
-                     "warm": "adopted the warm broker" in slave.tail(200)}
+                     "warm": "adopted the warm broker" in log_since(slave, since)}
             warm.append(entry)
             progress(f"N={count}: warm takeover {r + 1}/{rounds}: {entry}")
             master.wait_exit(10)
             master, slave = slave, master
         result["warm"] = warm
+    except TimeoutError:
+        for broker in (a, b):
+            progress(f"{broker.name} (alive: {broker.alive}):\n{broker.tail(40)}")
+        raise
     finally:
         a.stop()
         b.stop()

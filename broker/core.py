@@ -85,27 +85,38 @@ class Broker:
     def _recover(self, recovered: Recovered) -> None:
         self.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
         for sub in recovered.subscriptions:
-            selector = None
-            if sub.selector:
-                try:
-                    selector = compile_selector(sub.selector)
-                except SelectorError:
-                    log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
-            queue = Queue(sub.key, self, durable=True)
-            durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue)
-            self.destinations.add_durable(durable, selector)
+            self.recover_subscription(sub)
         for key, messages in recovered.queues.items():
-            if key in self.destinations.durables:
-                queue = self.destinations.durables[key].queue
-            elif key.startswith(QUEUE_PREFIX):
-                queue = self.destinations.queue(key)
-            else:
+            queue = self.recovered_queue(key)
+            if queue is None:
                 log.warning("recovered %d messages under unknown key %r: not served", len(messages), key)
                 continue
             for stored in messages:
                 queue.put(from_stored(stored))
         log.info("recovered %d queues, %d durable subscriptions, %d producer ids",
                  len(recovered.queues), len(recovered.subscriptions), len(recovered.producer_ids))
+
+    # The two steps of `_recover`, shared with the hot standby (broker/standby.py), which builds the
+    # same destinations off the event loop and keeps them up to date while the broker is a slave.
+
+    def recover_subscription(self, sub: DurableSubscription) -> None:
+        selector = None
+        if sub.selector:
+            try:
+                selector = compile_selector(sub.selector)
+            except SelectorError:
+                log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
+        queue = Queue(sub.key, self, durable=True)
+        durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue)
+        self.destinations.add_durable(durable, selector)
+
+    def recovered_queue(self, key: str) -> Queue | None:
+        """The queue that serves messages stored under `key` (None: a key nobody serves)."""
+        if key in self.destinations.durables:
+            return self.destinations.durables[key].queue
+        if key.startswith(QUEUE_PREFIX):
+            return self.destinations.queue(key)
+        return None
 
     def handler_factory(self, conn: Connection) -> Session:
         from broker.session import Session

@@ -59,6 +59,22 @@ class Queue:
             self.depth += 1
             self.bytes += message.size
 
+    def withdraw(self, message: Message) -> bool:
+        """Take back a waiting message as if it had never been put (the hot standby mirroring a
+        store removal). Scans from the oldest, where removals usually are; False if not waiting."""
+        level = self._levels[message.priority]
+        if level and level[0] is message:
+            level.popleft()
+        else:
+            try:
+                level.remove(message)  # Message has eq=False: compared by identity
+            except ValueError:
+                return False
+        self.depth -= 1
+        self.bytes -= message.size
+        self.enqueued -= 1
+        return True
+
     def messages(self) -> list[Message]:
         """Snapshot in delivery order (for tests and tools)."""
         return [m for level in reversed(self._levels) for m in level]

@@ -4,6 +4,9 @@ Writes: a batch is encoded on the caller's side (so a bad op fails only its own 
 the GroupCommitter hands every batch of a group to `_apply` on the single writer thread, which
 appends them with one write, fdatasyncs once, and only then updates the index. Checkpoints
 and cleanup run on the same thread, serialized with writes.
+
+Warm open (hot standby, FORMAT.md section 6): given a `Follower` that has been tailing the files
+as a slave, `open()` lets it finish its replay instead of recovering cold; the result is the same.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, St
 from stores.groupcommit import GroupCommitter
 from stores.journal import checkpoint as ckpt
 from stores.journal import cleanup, layout
+from stores.journal.follower import Follower
 from stores.journal.index import Index, Location
 from stores.journal.records import encode_batch
-from stores.journal.recovery import RecoveryStats, recover
+from stores.journal.recovery import RecoveryStats, Result, recover
 from stores.journal.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,14 @@ class JournalStore(Store):
         self._closed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_recovery: RecoveryStats | None = None
+        self._follower: Follower | None = None
+        self.warm = False  # open() used a follower's state (else it recovered cold)
 
     # Open --------------------------------------------------------------------------------
+
+    def follow_from(self, follower: Follower) -> None:
+        """Make `open()` finish this follower's replay; it recovers cold if the follower cannot."""
+        self._follower = follower
 
     async def open(self) -> Recovered:
         if self._committer is not None:
@@ -73,28 +83,44 @@ class JournalStore(Store):
 
     def _open_blocking(self) -> Recovered:
         self.fence.check()
-        result = recover(self.directory, self.fence.epoch, self.settings.duplicate_window)
+        result = self._warm_result()
+        if result is None:
+            result = recover(self.directory, self.fence.epoch, self.settings.duplicate_window)
         self._index, self._epoch = result.index, result.epoch
         writer = Writer(self.directory, result.epoch)
         # FORMAT.md section 4 step 9: never append to a file an earlier opener wrote.
         writer.start(result.next_file, result.ends)
         self._writer = writer
         try:
-            self._checkpoint()
-            cleanup.delete(self.directory, writer, self._deletable(), cleanup.CleanupReport())
+            if self.warm:
+                # FORMAT.md section 6: a checkpoint costs O(live messages), too slow for a takeover.
+                # The previous one stays valid (its replay crosses our SEAL); maintenance writes ours.
+                self._dirty = True
+            else:
+                self._checkpoint()
+                cleanup.delete(self.directory, writer, self._deletable(), cleanup.CleanupReport())
             fsio.sync_directory(self.directory)
         except BaseException:
             writer.close()
             raise
         self.last_recovery = result.stats
         log.info(
-            "journal: recovered %d message(s) in %d queue(s); replayed %d record(s) from %s",
+            "journal: recovered %d message(s) in %d queue(s); replayed %d record(s) from %s (%s)",
             result.index.messages,
             len(result.recovered.queues),
             result.stats.records_replayed,
             result.stats.start,
+            "warm: a follower's state" if self.warm else "cold",
         )
         return result.recovered
+
+    def _warm_result(self) -> Result | None:
+        follower, self._follower = self._follower, None
+        if follower is None:
+            return None
+        result = follower.finish(self.fence.epoch)
+        self.warm = result is not None
+        return result
 
     # Writes ------------------------------------------------------------------------------
 
