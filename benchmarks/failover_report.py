@@ -138,6 +138,7 @@ def plot(document: dict[str, object], path: str) -> None:
                 labelled.add(phase)
     ax.set_xlabel("ms after the kill of the master")
     ax.set_ylabel("round")
+    ax.set_yticks([r["round"] for r in rounds])  # rounds are whole numbers
     ax.invert_yaxis()
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: never hides a round
     config = document["config"]
