@@ -1,21 +1,21 @@
 """Pure record framing and payload codecs of the append log (grammar in FORMAT.md).
 
-Frame: crc32c (u32 LE) | length (u32 LE) | type (u8) | payload (length bytes), where the CRC
-covers the type byte and the payload. Payloads are msgpack arrays. No I/O: bytes in, values
-out; a decoder that meets something it does not recognise raises `StoreCorrupted`.
+Frames are those of `stores.framing` (shared with the journal): crc32c (u32 LE) | length (u32 LE)
+| type (u8) | payload, the CRC covering the type byte and the payload. Payloads are msgpack arrays.
+No I/O: bytes in, values out; a decoder that meets something it does not recognise raises
+`StoreCorrupted`.
 """
 
 from __future__ import annotations
 
 import enum
-import struct
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import crc32c
 import msgpack
 
+from stores import framing
 from stores.base import (
     AddMessage,
     DropSubscription,
@@ -26,11 +26,14 @@ from stores.base import (
     StoreCorrupted,
     StoredMessage,
 )
+from stores.framing import HEADER_SIZE as HEADER_SIZE  # re-exported: the framing is part of this API
+from stores.framing import MAX_PAYLOAD as MAX_PAYLOAD
+from stores.framing import BadFrame as BadFrame
+from stores.framing import Frame as Frame
+from stores.framing import encode_frame as encode_frame
+from stores.framing import unpack_msgpack
 
 FORMAT_VERSION = 1
-_HEAD = struct.Struct("<IIB")
-HEADER_SIZE = _HEAD.size  # 9
-MAX_PAYLOAD = 256 * 1024 * 1024  # bounds what a length field may make us read
 
 
 class RecordType(enum.IntEnum):
@@ -43,66 +46,22 @@ class RecordType(enum.IntEnum):
     SNAP_END = 7  # snapshot complete: base and number of chunks
 
 
-@dataclass(slots=True, frozen=True)
-class Frame:
-    type: RecordType
-    payload: bytes
-    offset: int
-    end: int
-
-
-@dataclass(slots=True, frozen=True)
-class BadFrame:
-    offset: int
-    reason: str
-    end: int | None  # where the frame would end, if its length is believable
-
-
-def encode_frame(rtype: RecordType, payload: bytes) -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"record of {len(payload)} bytes exceeds the {MAX_PAYLOAD}-byte limit")
-    typed = bytes((rtype,)) + payload
-    return struct.pack("<II", crc32c.crc32c(typed), len(payload)) + typed
+_TYPES: dict[int, int] = {t.value: t for t in RecordType}  # a Frame's type is a RecordType member
 
 
 def decode_frame(buf: bytes | memoryview, offset: int, limit: int | None = None) -> Frame | BadFrame:
     """Decode the frame at `offset`, reading nothing at or past `limit` (default: end of buffer)."""
-    end_of_data = len(buf) if limit is None else min(limit, len(buf))
-    if offset + HEADER_SIZE > end_of_data:
-        return BadFrame(offset, f"{end_of_data - offset} bytes, shorter than a record header", None)
-    crc, length, rtype = _HEAD.unpack_from(buf, offset)
-    end = offset + HEADER_SIZE + length
-    if length > MAX_PAYLOAD or end > end_of_data:
-        return BadFrame(offset, f"record length {length} runs past the end of the data", None)
-    if crc32c.crc32c(bytes(buf[offset + HEADER_SIZE - 1 : end])) != crc:
-        return BadFrame(offset, "checksum mismatch", end)
-    try:
-        kind = RecordType(rtype)
-    except ValueError:
-        return BadFrame(offset, f"unknown record type {rtype}", end)
-    return Frame(kind, bytes(buf[offset + HEADER_SIZE : end]), offset, end)
+    return framing.decode_frame(buf, offset, limit, _TYPES)
 
 
 def is_torn_tail(buf: bytes | memoryview, bad: BadFrame, limit: int | None = None) -> bool:
-    """A bad frame is a torn tail (a write cut short) unless an intact record follows it.
-
-    A crash can only damage what was written since the last sync, i.e. the end of the last
-    segment; a good record after a bad one means damage in the middle: corruption.
-    """
-    if bad.end is None:
-        return True
-    return not isinstance(decode_frame(buf, bad.end, limit), Frame)
+    """A bad frame is a torn tail unless an intact record follows it (see `framing.is_torn_tail`)."""
+    return framing.is_torn_tail(buf, bad, limit, _TYPES)
 
 
 def iter_frames(buf: bytes | memoryview, start: int, limit: int) -> Iterator[Frame | BadFrame]:
     """Frames from `start` up to `limit`; stops after the first bad one."""
-    offset = start
-    while offset < limit:
-        frame = decode_frame(buf, offset, limit)
-        yield frame
-        if isinstance(frame, BadFrame):
-            return
-        offset = frame.end
+    return framing.iter_frames(buf, start, limit, _TYPES)
 
 
 # -- payloads --------------------------------------------------------------------------------
@@ -111,13 +70,6 @@ def iter_frames(buf: bytes | memoryview, start: int, limit: int) -> Iterator[Fra
 def _pack(value: Any) -> bytes:
     packed: bytes = msgpack.packb(value, use_bin_type=True)
     return packed
-
-
-def _unpack(payload: bytes, where: str) -> Any:
-    try:
-        return msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise StoreCorrupted(where, f"undecodable record payload: {exc}") from None
 
 
 def _expect(ok: bool, where: str, what: str) -> None:
@@ -137,7 +89,7 @@ def encode_segment_header(number: int, epoch: int, sealed: Mapping[int, int]) ->
 
 
 def decode_segment_header(payload: bytes, where: str) -> SegmentHeader:
-    fields = _unpack(payload, where)
+    fields = unpack_msgpack(payload, where)
     _expect(isinstance(fields, list) and len(fields) == 4, where, "segment header")
     version, number, epoch, sealed = fields
     if version != FORMAT_VERSION:
@@ -218,7 +170,7 @@ def encode_batch(ops: Sequence[Op]) -> bytes:
 
 
 def decode_batch(payload: bytes, where: str) -> list[Op]:
-    items = _unpack(payload, where)
+    items = unpack_msgpack(payload, where)
     _expect(isinstance(items, list), where, "batch")
     return [_op(item, where) for item in items]
 
@@ -249,7 +201,7 @@ def encode_snap_end(base: int, chunks: int) -> bytes:
 
 
 def decode_snap_marker(payload: bytes, where: str, size: int) -> list[int]:
-    fields = _unpack(payload, where)
+    fields = unpack_msgpack(payload, where)
     _expect(
         isinstance(fields, list) and len(fields) == size and all(isinstance(f, int) for f in fields),
         where,
@@ -296,12 +248,12 @@ def decode_snap_messages(payload: bytes, where: str) -> tuple[str, list[StoredMe
 
 
 def decode_snap_subscriptions(payload: bytes, where: str) -> list[DurableSubscription]:
-    items = _unpack(payload, where)
+    items = unpack_msgpack(payload, where)
     _expect(isinstance(items, list), where, "subscription chunk")
     return [_subscription(item, where) for item in items]
 
 
 def decode_snap_producers(payload: bytes, where: str) -> list[str]:
-    items = _unpack(payload, where)
+    items = unpack_msgpack(payload, where)
     _expect(isinstance(items, list) and all(isinstance(i, str) for i in items), where, "producer chunk")
     return list(items)

@@ -66,7 +66,10 @@ def _read_headers(directory: Path, numbers: list[int], plan: Plan) -> dict[int, 
     for number in numbers:
         frame = segments.read_first_frame(directory, number)
         if isinstance(frame, BadFrame) or frame.type is not RecordType.SEGMENT:
-            reason = frame.reason if isinstance(frame, BadFrame) else f"first record is {frame.type.name}"
+            if isinstance(frame, BadFrame):
+                reason = frame.reason
+            else:
+                reason = f"first record is {RecordType(frame.type).name}"
             if number == numbers[-1]:
                 # Created but its header never reached the disk: a crash while rotating.
                 log.warning(

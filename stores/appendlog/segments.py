@@ -16,6 +16,7 @@ from pathlib import Path
 from stores import fsio
 from stores.appendlog import records
 from stores.base import StoreClosed
+from stores.framing import frame_size
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +51,10 @@ def read_first_frame(directory: Path, number: int) -> records.Frame | records.Ba
     """Only the segment header: recovery needs every header (the seals) before reading data."""
     with open(directory / segment_name(number), "rb") as f:
         head = f.read(records.HEADER_SIZE)
-        if len(head) < records.HEADER_SIZE:
+        size = frame_size(head)
+        if size is None or size > records.HEADER_SIZE + records.MAX_PAYLOAD:
             return records.decode_frame(head, 0)
-        length = int.from_bytes(head[4:8], "little")
-        if length > records.MAX_PAYLOAD:
-            return records.decode_frame(head, 0)
-        return records.decode_frame(head + f.read(length), 0)
+        return records.decode_frame(head + f.read(size - records.HEADER_SIZE), 0)
 
 
 class Segment:

@@ -26,6 +26,7 @@ from typing import Protocol
 
 from stores import fsio
 from stores.base import Op, Recovered, StoreCorrupted
+from stores.framing import frame_size
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
 from stores.journal.followstate import LiveState, checkpoint_header
@@ -242,7 +243,7 @@ class Follower:
         consumed = 0
         while self.offset < stop and consumed < budget:
             buf = os.pread(fd, min(stop - self.offset, CHUNK), self.offset)
-            size = _record_size(buf)
+            size = frame_size(buf)
             if size is not None and len(buf) < size <= min(stop - self.offset, HEADER_SIZE + MAX_PAYLOAD):
                 buf = os.pread(fd, size, self.offset)  # one record longer than CHUNK
             pos = 0
@@ -250,15 +251,16 @@ class Follower:
                 try:
                     record = parse_record(buf, pos)
                 except RecordError as exc:
-                    size = _record_size(buf, pos) or HEADER_SIZE
+                    size = frame_size(buf, pos) or HEADER_SIZE
                     if pos > 0 and len(buf) - pos < size and self.offset + len(buf) - pos < stop:
                         break  # cut by our read, not by the file's end: read again from its start
                     self._stall(fd, stop, final, last, exc.problem)
                     return consumed, True
-                self._apply(self.offset, record.type, record.payload, record.size)
-                pos += record.size
-                consumed += record.size
-                self.offset += record.size
+                size = record.size
+                self._apply(self.offset, record.type, record.payload, size)
+                pos += size
+                consumed += size
+                self.offset += size
                 self.applied[self.file] = self.offset
         self.stalled_at = None
         return consumed, False
@@ -432,13 +434,6 @@ class Follower:
 
     def close(self) -> None:
         self._close_fd()
-
-
-def _record_size(buf: bytes, pos: int = 0) -> int | None:
-    """The size the header at `pos` announces (None if the header itself is cut)."""
-    if len(buf) - pos < HEADER_SIZE:
-        return None
-    return HEADER_SIZE + HEADER.unpack_from(buf, pos)[1]
 
 
 def _signature(path: Path) -> tuple[int, ...]:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from stores.base import AddMessage, StoreCorrupted, StoredMessage
+from stores.framing import frame_size
 from stores.journal.index import Key, Location
 from stores.journal.layout import data_name, data_path
 from stores.journal.records import BATCH, HEADER_SIZE, Move, RecordError, decode_batch, parse_record
@@ -28,10 +29,10 @@ def read_head(path: Path, limit: int) -> bytes:
 def first_record_bytes(path: Path) -> bytes:
     """Bytes covering the file's first record (or fewer, if the file is shorter)."""
     head = read_head(path, HEADER_SIZE)
-    if len(head) < HEADER_SIZE:
+    size = frame_size(head)
+    if size is None:
         return head
-    length = int.from_bytes(head[4:8], "little")
-    return read_head(path, HEADER_SIZE + min(length, 1 << 20))
+    return read_head(path, min(size, HEADER_SIZE + (1 << 20)))
 
 
 def messages_at(

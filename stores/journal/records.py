@@ -1,15 +1,17 @@
-"""Journal records: pure encode/decode over bytes (FORMAT.md section 2). No files, no asyncio."""
+"""Journal records: SEAL and BATCH over the shared framing of stores/framing.py (FORMAT.md section 2).
+
+Pure encode/decode over bytes: no files, no asyncio.
+"""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeGuard
 
-import crc32c
 import msgpack
 
+from stores import framing
 from stores.base import (
     AddMessage,
     DropSubscription,
@@ -19,14 +21,11 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
-
-HEADER = struct.Struct("<IIB")  # crc32c, payload length, type -- little-endian
-HEADER_SIZE = HEADER.size
-MAX_PAYLOAD = 256 * 1024 * 1024
+from stores.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, BadFrame, Fault
 
 SEAL = 1
 BATCH = 2
-TYPES = (SEAL, BATCH)
+TYPES = {SEAL: SEAL, BATCH: BATCH}
 
 _ADD, _REMOVE, _PUT_SUB, _DROP_SUB, _MOVE = 1, 2, 3, 4, 5
 
@@ -58,63 +57,48 @@ class Seal:
     ends: dict[int, int]
 
 
-@dataclass(slots=True, frozen=True)
-class Record:
-    offset: int
-    type: int
-    payload: bytes
-    size: int  # header + payload
-
-
-def checksum(rtype: int, payload: bytes) -> int:
-    return crc32c.crc32c(payload, crc32c.crc32c(bytes((rtype,))))
+# A record is a frame of stores/framing.py: offset, type, payload, end, size (header + payload).
+Record = framing.Frame
 
 
 def encode_record(rtype: int, payload: bytes) -> bytes:
-    if len(payload) > MAX_PAYLOAD:
-        raise ValueError(f"record payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
-    return HEADER.pack(checksum(rtype, payload), len(payload), rtype) + payload
+    return framing.encode_frame(rtype, payload)
 
 
 def parse_record(buf: bytes | memoryview, offset: int) -> Record:
     """The record starting at `offset` in `buf`; RecordError if incomplete, damaged or unknown."""
-    if len(buf) - offset < HEADER_SIZE:
-        raise RecordError(offset, f"incomplete header ({len(buf) - offset} bytes)")
-    crc, length, rtype = HEADER.unpack_from(buf, offset)
+    record = framing.decode_frame(buf, offset, None, TYPES)
+    if isinstance(record, BadFrame):
+        raise RecordError(offset, _problem(buf, record))
+    return record
+
+
+def _problem(buf: bytes | memoryview, bad: BadFrame) -> str:
+    """The journal's wording of a bad frame; an unknown type byte is named before any other fault."""
+    if bad.fault is Fault.SHORT_HEADER:
+        return f"incomplete header ({len(buf) - bad.offset} bytes)"
+    _, length, rtype = HEADER.unpack_from(buf, bad.offset)
     if rtype not in TYPES:
-        raise RecordError(offset, f"unknown record type {rtype}")
-    if length > MAX_PAYLOAD:
-        raise RecordError(offset, f"length {length} exceeds {MAX_PAYLOAD}")
-    end = offset + HEADER_SIZE + length
-    if end > len(buf):
-        raise RecordError(offset, f"incomplete payload ({len(buf) - offset - HEADER_SIZE} of {length} bytes)")
-    payload = bytes(buf[offset + HEADER_SIZE : end])
-    if checksum(rtype, payload) != crc:
-        raise RecordError(offset, "CRC mismatch")
-    return Record(offset, rtype, payload, HEADER_SIZE + length)
+        return f"unknown record type {rtype}"
+    if bad.fault is Fault.TOO_LONG:
+        return f"length {length} exceeds {MAX_PAYLOAD}"
+    if bad.fault is Fault.SHORT_PAYLOAD:
+        return f"incomplete payload ({len(buf) - bad.offset - HEADER_SIZE} of {length} bytes)"
+    return "CRC mismatch"
 
 
 def iter_records(buf: bytes | memoryview, start: int, end: int) -> Iterator[Record]:
     """Records in buf[start:end]; raises RecordError at the first bad one."""
     view = memoryview(buf)[:end]
-    offset = start
-    while offset < end:
-        record = parse_record(view, offset)
+    for record in framing.iter_frames(view, start, end, TYPES):
+        if isinstance(record, BadFrame):
+            raise RecordError(record.offset, _problem(view, record))
         yield record
-        offset += record.size
 
 
 def valid_record_after(buf: bytes | memoryview, offset: int) -> int | None:
     """Offset of the first well-formed record starting after `offset`, if any (torn-tail test)."""
-    for candidate in range(offset + 1, len(buf) - HEADER_SIZE + 1):
-        if buf[candidate + HEADER_SIZE - 1] not in TYPES:
-            continue
-        try:
-            parse_record(buf, candidate)
-        except RecordError:
-            continue
-        return candidate
-    return None
+    return framing.next_frame_after(buf, offset, TYPES)
 
 
 # Payloads -----------------------------------------------------------------------------------

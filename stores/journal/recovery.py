@@ -185,8 +185,8 @@ class _Recovery:
                     end = offset
                     break
                 raise StoreCorrupted(f"{data_name(n)}@{offset}", exc.problem) from None
-            self._apply(n, record.offset, record.type, record.payload, record.size)
-            offset += record.size
+            self._apply(n, record.offset, record.type, record.payload, record.end - offset)
+            offset = record.end
         self.ends[n] = end
         self.sizes[n] = len(data)
 

@@ -7,11 +7,11 @@ No I/O here: every function maps Python values to bytes or back, and decoding ra
 from __future__ import annotations
 
 import struct
-from typing import Any
 
 import msgpack
 
 from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
+from stores.framing import unpack_msgpack
 
 FORMAT_VERSION = 1
 
@@ -104,15 +104,8 @@ def encode_message(message: StoredMessage) -> bytes:
     return packed
 
 
-def _unpack(data: bytes, where: str) -> Any:
-    try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
-    except (ValueError, TypeError, msgpack.UnpackException) as exc:
-        raise StoreCorrupted(where, f"undecodable value: {exc}") from None
-
-
 def decode_message(data: bytes, where: str) -> StoredMessage:
-    fields = _unpack(data, where)
+    fields = unpack_msgpack(data, where, "value")
     if not (isinstance(fields, list) and len(fields) == 5):
         raise StoreCorrupted(where, "message value is not a 5-element array")
     message_id, destination, headers, body, producer_id = fields
@@ -137,7 +130,7 @@ def encode_subscription(sub: DurableSubscription) -> bytes:
 
 
 def decode_subscription(data: bytes, where: str) -> DurableSubscription:
-    fields = _unpack(data, where)
+    fields = unpack_msgpack(data, where, "value")
     if not (isinstance(fields, list) and len(fields) == 5):
         raise StoreCorrupted(where, "subscription value is not a 5-element array")
     if not all(isinstance(f, str) for f in fields[:4]) or not (
