@@ -62,9 +62,10 @@ class Session:
     async def handle(self, frame: Frame) -> None:
         if self.ending or self.closed:
             return
-        await self.completions.room()
-        if self.ending or self.closed:
-            return
+        if len(self.completions) >= self.completions.limit:  # only then: a coroutine per frame less
+            await self.completions.room()
+            if self.ending or self.closed:
+                return
         try:
             self._handle(frame)
         except ClientError as error:

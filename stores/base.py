@@ -10,6 +10,7 @@ policy, durable when the await returns. Concurrent `write` calls share one fsync
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def write(self, ops: Sequence[Op]) -> None:
         """Apply `ops` atomically; durable on return under sync policy 'always'."""
+
+    def start_write(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+        """Start `write(ops)` and return its future at once; the same outcome as awaiting `write`.
+
+        The broker calls this once per persistent SEND. This default wraps `write` in a task; a
+        store on a GroupCommitter may return `submit_nowait`'s future instead (no task per message).
+        """
+        return asyncio.ensure_future(self.write(ops))
 
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...

@@ -250,11 +250,16 @@ class StompParser:
                 self._add_header(*self._split_header(line))
         else:
             # Plain ASCII without backslashes: nothing to decode or unescape, only the ':' to find.
+            # _add_header inlined: this runs for every header of every frame.
+            headers = self._headers
             for text in block.decode("ascii").split(eol.decode("ascii")):
                 name, colon, value = text.partition(":")
                 if not (colon and name):
                     self._split_header(text.encode("ascii"))  # raises with the precise reason
-                self._add_header(name, value)
+                if name not in headers:  # STOMP 1.2, "Repeated Header Entries": the first counts
+                    headers[name] = value
+                    if name == "content-length":
+                        self._content_length = self._parse_content_length(value)
         self._end_of_headers(body_start)
         return True
 

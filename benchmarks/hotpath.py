@@ -1,0 +1,116 @@
+"""Broker CPU per persistent SEND: the hot-path measurement behind the performance work.
+
+Throughput on a shared VM is dominated by fsync noise; the broker's own CPU time per message
+(user + sys from /proc/<pid>/stat, read before and after a fixed run) is much steadier, so this
+prints both. Three cases, 1 KiB persistent messages, journal store, a fresh broker per round:
+
+- `receipt-1`: 1 producer, each SEND waits for its RECEIPT;
+- `receipt-16`: 16 producers (2 client processes), receipted;
+- `pipelined`: 1 producer, no receipts but a final one.
+
+    python -m benchmarks.hotpath --rounds 3 --count 5000
+
+Each case sends to its own queue so that the broker's memory and queue sizes are the same for every
+order of cases. Linux only (/proc). Bounded: every run has a count and a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.brokers import BrokerProcess, free_port
+from benchmarks.loadgen import Job, run_jobs, spread
+
+CASES = {  # name: (producers, client processes, window, messages as a multiple of --count)
+    "receipt-1": (1, 1, 1, 1),
+    "receipt-16": (16, 2, 1, 2),
+    "pipelined": (1, 1, 0, 4),  # fast: more messages so that start-up noise does not dominate
+}
+HOST = "127.0.0.1"
+TIME_LIMIT = 60.0
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the process (all its threads), in seconds."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # After the ")" of comm: field 3 (state) is index 0, so utime (14) and stime (15) are 11 and 12.
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def run_case(broker: BrokerProcess, case: str, count: int, size: int) -> dict[str, float]:
+    producers, processes, window, _ = CASES[case]
+    job = Job(role="produce", host=HOST, port=broker.port, destination=f"/queue/hotpath.{case}",
+              count=count, size=size, window=window, time_limit=TIME_LIMIT)
+    assert broker.pid is not None
+    user0, sys0 = cpu_seconds(broker.pid)
+    summary = run_jobs(spread(job, producers, processes))["produce"]
+    user1, sys1 = cpu_seconds(broker.pid)
+    if summary.errors:
+        raise RuntimeError(f"{case}: {summary.errors[:3]}")
+    per_msg = 1000 / max(1, summary.count)
+    return {"messages": summary.count, "rate": summary.rate,
+            "cpu_ms_per_msg": round(per_msg * (user1 - user0 + sys1 - sys0), 4),
+            "user_ms_per_msg": round(per_msg * (user1 - user0), 4),
+            "sys_ms_per_msg": round(per_msg * (sys1 - sys0), 4)}
+
+
+def run(rounds: int, count: int, size: int, cases: list[str]) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = {case: [] for case in cases}
+    for n in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="hotpath-") as data:
+            broker = BrokerProcess(f"hotpath{n}", HOST, free_port((HOST,)), Path(data)).start()
+            try:
+                if not broker.wait_accepting(30):
+                    raise RuntimeError(f"broker did not start:\n{broker.tail()}")
+                for case in cases:
+                    producers, _, _, scale = CASES[case]
+                    per_connection = max(1, count * scale // producers)
+                    results[case].append(run_case(broker, case, per_connection, size))
+            finally:
+                broker.stop()
+    return results
+
+
+def table(results: dict[str, list[dict[str, float]]]) -> str:
+    lines = ["| case | runs | msg/s (median) | CPU ms/msg (median) | user / sys (median) "
+             "| CPU ms/msg (all) |",
+             "|---|---|---|---|---|---|"]
+    for case, runs in results.items():
+        rates = [r["rate"] for r in runs]
+        cpus = [r["cpu_ms_per_msg"] for r in runs]
+        user = statistics.median(r["user_ms_per_msg"] for r in runs)
+        system = statistics.median(r["sys_ms_per_msg"] for r in runs)
+        lines.append(f"| {case} | {len(runs)} | {statistics.median(rates):,.0f} | "
+                     f"{statistics.median(cpus):.4f} | {user:.4f} / {system:.4f} | "
+                     f"{', '.join(f'{c:.4f}' for c in cpus)} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotpath", description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="fresh brokers, each running every case")
+    parser.add_argument("--count", type=int, default=5000,
+                        help="messages per case, times its multiple, split over its producers")
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
+    parser.add_argument("--json", help="also write the raw results here")
+    args = parser.parse_args(argv)
+    results = run(max(1, args.rounds), max(1, args.count), args.size, args.cases)
+    print(table(results))
+    document = json.dumps(results, indent=2)
+    print(document)
+    if args.json:
+        Path(args.json).write_text(document, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
