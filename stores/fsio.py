@@ -72,5 +72,16 @@ def write_atomically(path: Path, data: bytes) -> None:
     sync_directory(path.parent)
 
 
+def directory_usage(directory: Path) -> tuple[int, int]:
+    """(files, bytes) directly in `directory`, for a store's stats()."""
+    files = size = 0
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False):
+                files += 1
+                size += entry.stat(follow_symlinks=False).st_size
+    return files, size
+
+
 # Tests swap this factory for a fault-injecting one; stores must call it instead of AppendFile().
 open_append = AppendFile

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.segments import Segment
 from stores.appendlog.state import LogState
 from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
+from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,7 @@ class AppendLogStore(Store):
     # -- stats / close ------------------------------------------------------------------------
 
     async def stats(self) -> StoreStats:
-        files, size = await asyncio.to_thread(_directory_usage, self.directory)
+        files, size = await asyncio.to_thread(directory_usage, self.directory)
         return StoreStats(messages=self._state.messages, bytes=size, files=files)
 
     async def close(self) -> None:
@@ -252,12 +252,3 @@ def _prepare(ops: Sequence[Op]) -> _Prepared:
         raise StoreError(f"cannot store this batch: {exc}") from None
     return _Prepared(ops, frame)
 
-
-def _directory_usage(directory: Path) -> tuple[int, int]:
-    files = size = 0
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                files += 1
-                size += entry.stat(follow_symlinks=False).st_size
-    return files, size

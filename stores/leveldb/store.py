@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -35,6 +34,7 @@ from stores.base import (
     StoreError,
     StoreStats,
 )
+from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
 from stores.leveldb import keys
 
@@ -258,7 +258,7 @@ class LevelDBStore(Store):
     # -- stats / close ------------------------------------------------------------------------
 
     async def stats(self) -> StoreStats:
-        files, size = await asyncio.to_thread(_directory_usage, self.directory)
+        files, size = await asyncio.to_thread(directory_usage, self.directory)
         return StoreStats(messages=self._messages, bytes=size, files=files)
 
     async def close(self) -> None:
@@ -326,12 +326,3 @@ def _prepare(ops: Sequence[Op]) -> _Prepared:
         raise StoreError(f"cannot store this batch: {exc}") from None
     return _Prepared(ops, values)
 
-
-def _directory_usage(directory: Path) -> tuple[int, int]:
-    files = size = 0
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.is_file(follow_symlinks=False):
-                files += 1
-                size += entry.stat(follow_symlinks=False).st_size
-    return files, size
