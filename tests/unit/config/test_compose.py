@@ -8,6 +8,8 @@ happens to be installed, its reading must agree with the tiny parser's.
 import argparse
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,27 @@ def test_tiny_parser_rejects_what_it_does_not_understand() -> None:
         "a": ["x", "l1\nl2\n"],
         "b": "q # r",
     }
+
+
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_the_compose_command_is_valid_for_the_real_command_line(compose: dict[str, Any], n: int) -> None:
+    """The flags each container passes are accepted by `batonmq start` and make a valid config."""
+    from broker.cli import build_parser, start_overrides
+
+    script = compose["services"][f"broker{n}"]["command"][2].strip().splitlines()
+    words = shlex.split(script[-1])
+    args = build_parser().parse_args(words[4:])  # after "exec python -m broker"
+    assert args.command == "start"
+    config = build_config(None, {}, start_overrides(args))
+    assert config.name == f"broker{n}"
+    assert str(config.data_dir) == SHARED
+    assert config.metrics_port == 9100
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="Debian's docker-compose is not installed")
+def test_docker_compose_itself_validates_the_file() -> None:
+    # No engine is needed for `config`: it parses, interpolates and validates against the schema.
+    result = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config", "-q"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
