@@ -19,36 +19,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmarks import brokers
+
 ROLE_LINE = re.compile(r"broker (\S+): role (\w+) -> (\w+)")
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
 def free_port(hosts: tuple[str, ...] = HOSTS) -> int:
-    """A port that is free on every one of `hosts` (tried a bounded number of times)."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind((hosts[0], 0))
-            port = probe.getsockname()[1]
-        if all(_bindable(host, port) for host in hosts):
-            return port
-    raise RuntimeError("no common free port found")
+    """A port that is free on every one of `hosts`."""
+    return brokers.free_port(hosts)
 
 
-def _bindable(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+accepts = brokers.accepts  # a listening socket: TCP connect succeeds
 
 
 def serves(host: str, port: int, timeout: float = 0.5) -> bool:
