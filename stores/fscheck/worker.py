@@ -102,24 +102,23 @@ class WorkerError(Exception):
     """The worker did not say what was expected in time, or exited early."""
 
 
-class Worker:
-    """A running worker with its line protocol; always use as a context manager."""
+class LineChild:
+    """A child process that speaks a line protocol on stdin/stdout; use as a context manager.
 
-    def __init__(self, *args: str) -> None:
-        env = dict(os.environ)
-        # Wherever the CLI runs from, the child imports the same `stores` as we do.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+    Shared by fscheck's worker and the lock tests' helper process: start it, read lines with a
+    deadline, send lines, SIGKILL it and reap it.
+    """
+
+    name = "child"
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stores.fscheck.worker", *args],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd
         )
         self.pid = self.proc.pid
         self._buffer = b""
 
-    def __enter__(self) -> Worker:
+    def __enter__(self) -> LineChild:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -133,13 +132,13 @@ class Worker:
             while b"\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise WorkerError(f"worker pid {self.pid} said nothing for {timeout:.0f} s")
+                    raise WorkerError(f"{self.name} pid {self.pid} said nothing for {timeout:.0f} s")
                 if len(self._buffer) > MAX_LINE:
-                    raise WorkerError(f"worker pid {self.pid} wrote a line longer than {MAX_LINE} bytes")
+                    raise WorkerError(f"{self.name} pid {self.pid} wrote a line longer than {MAX_LINE} bytes")
                 if sel.select(remaining):
                     chunk = os.read(self.proc.stdout.fileno(), 4096)
                     if not chunk:
-                        raise WorkerError(f"worker pid {self.pid} exited: {self.stderr()}")
+                        raise WorkerError(f"{self.name} pid {self.pid} exited: {self.stderr()}")
                     self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
         return line.decode(errors="replace")
@@ -148,7 +147,7 @@ class Worker:
         """The next line, which must start with `prefix`; returns the rest of it."""
         line = self.readline(timeout)
         if not line.startswith(prefix):
-            raise WorkerError(f"worker pid {self.pid} said {line!r}, expected {prefix}")
+            raise WorkerError(f"{self.name} pid {self.pid} said {line!r}, expected {prefix}")
         return line[len(prefix) :].strip()
 
     def remaining(self, prefix: str, limit: int = 1024 * 1024) -> list[int]:
@@ -169,7 +168,7 @@ class Worker:
         self.proc.stdin.flush()
 
     def kill(self) -> None:
-        """SIGKILL and reap: the worker's pid no longer exists afterwards."""
+        """SIGKILL and reap: the child's pid no longer exists afterwards (not even as a zombie)."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
@@ -187,6 +186,18 @@ class Worker:
         for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+class Worker(LineChild):
+    """This module run as fscheck's worker process."""
+
+    name = "worker"
+
+    def __init__(self, *args: str) -> None:
+        env = dict(os.environ)
+        # Wherever the CLI runs from, the child imports the same `stores` as we do.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH")) if p)
+        super().__init__([sys.executable, "-m", "stores.fscheck.worker", *args], env=env)
 
 
 if __name__ == "__main__":

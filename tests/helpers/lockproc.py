@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from stores.fscheck.worker import LineChild
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,73 +86,13 @@ def _beat(writer: object, period: float, stop: threading.Event) -> None:
             return
 
 
-class LockProc:
+class LockProc(LineChild):
     """A running `lockproc` child with a line protocol; always use as a context manager."""
 
+    name = "lockproc"
+
     def __init__(self, data_dir: Path, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.helpers.lockproc", str(data_dir), *args],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        self.pid = self.proc.pid
-        self._buffer = b""
-
-    def __enter__(self) -> LockProc:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def expect(self, prefix: str, timeout: float = 10.0) -> str:
-        """The next stdout line, which must start with `prefix`; returns the rest of it."""
-        line = self.readline(timeout)
-        if not line.startswith(prefix):
-            raise AssertionError(f"lockproc said {line!r}, expected {prefix!r}; stderr: {self._stderr()}")
-        return line[len(prefix) :].strip()
-
-    def readline(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in self._buffer:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise AssertionError(f"lockproc silent for {timeout} s; stderr: {self._stderr()}")
-                if sel.select(remaining):
-                    chunk = os.read(self.proc.stdout.fileno(), 4096)
-                    if not chunk:
-                        raise AssertionError(f"lockproc exited ({self._stderr()})")
-                    self._buffer += chunk
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def kill(self) -> None:
-        """SIGKILL and reap, so the pid no longer exists (not even as a zombie)."""
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
-
-    def _stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read(4096).decode(errors="replace")
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.kill()
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        super().__init__([sys.executable, "-m", "tests.helpers.lockproc", str(data_dir), *args], cwd=ROOT)
 
 
 if __name__ == "__main__":
