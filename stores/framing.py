@@ -23,7 +23,7 @@ from typing import Any
 import crc32c
 import msgpack
 
-from stores.base import StoreCorrupted
+from stores.base import StoreCorrupted, StoredMessage
 
 HEADER = struct.Struct("<IIB")  # crc32c, payload length, type
 HEADER_SIZE = HEADER.size  # 9
@@ -154,3 +154,28 @@ def unpack_msgpack(data: bytes, where: str, what: str = "record payload") -> Any
         return msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise StoreCorrupted(where, f"undecodable {what}: {exc}") from None
+
+
+def message_fields(message: StoredMessage) -> list[Any]:
+    """The [message_id, destination, headers, body, producer_id] array both stores pack; TypeError
+    for a message msgpack would store wrongly (non-bytes body, non-str headers)."""
+    if not isinstance(message.body, bytes | bytearray):
+        raise TypeError(f"message body must be bytes, not {type(message.body).__name__}")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in message.headers.items()):
+        raise TypeError("message headers must map str to str")
+    body = bytes(message.body)
+    return [message.message_id, message.destination, message.headers, body, message.producer_id]
+
+
+def is_message_fields(fields: list[Any]) -> bool:
+    """Whether a decoded [message_id, destination, headers, body, producer_id] array has the types
+    a StoredMessage needs: str, str, {str: str}, bytes, str or None. The length is the caller's check."""
+    message_id, destination, headers, body, producer_id = fields
+    return (
+        isinstance(message_id, str)
+        and isinstance(destination, str)
+        and isinstance(headers, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        and isinstance(body, bytes)
+        and (producer_id is None or isinstance(producer_id, str))
+    )

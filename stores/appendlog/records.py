@@ -31,7 +31,7 @@ from stores.framing import MAX_PAYLOAD as MAX_PAYLOAD
 from stores.framing import BadFrame as BadFrame
 from stores.framing import Frame as Frame
 from stores.framing import encode_frame as encode_frame
-from stores.framing import unpack_msgpack
+from stores.framing import is_message_fields, message_fields, unpack_msgpack
 
 FORMAT_VERSION = 1
 
@@ -104,33 +104,10 @@ def decode_segment_header(payload: bytes, where: str) -> SegmentHeader:
     return SegmentHeader(number, epoch, seals)
 
 
-def _message_fields(message: StoredMessage) -> list[Any]:
-    if not isinstance(message.body, bytes | bytearray):
-        raise TypeError(f"message body must be bytes, not {type(message.body).__name__}")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in message.headers.items()):
-        raise TypeError("message headers must map str to str")
-    return [
-        message.message_id,
-        message.destination,
-        message.headers,
-        bytes(message.body),
-        message.producer_id,
-    ]
-
-
 def _message(fields: Any, where: str) -> StoredMessage:
     _expect(isinstance(fields, list) and len(fields) == 5, where, "message")
-    message_id, destination, headers, body, producer_id = fields
-    ok = (
-        isinstance(message_id, str)
-        and isinstance(destination, str)
-        and isinstance(headers, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        and isinstance(body, bytes)
-        and (producer_id is None or isinstance(producer_id, str))
-    )
-    _expect(ok, where, "message fields")
-    return StoredMessage(message_id, destination, headers, body, producer_id)
+    _expect(is_message_fields(fields), where, "message fields")
+    return StoredMessage(*fields)
 
 
 def _subscription_fields(sub: DurableSubscription) -> list[Any]:
@@ -146,7 +123,7 @@ def _subscription(fields: Any, where: str) -> DurableSubscription:
 
 def encode_op(op: Op) -> bytes:
     if isinstance(op, AddMessage):
-        return _pack(["A", op.queue, _message_fields(op.message)])
+        return _pack(["A", op.queue, message_fields(op.message)])
     if isinstance(op, RemoveMessage):
         return _pack(["R", op.queue, op.message_id])
     if isinstance(op, PutSubscription):
@@ -221,7 +198,7 @@ def snapshot_chunks(
         part: list[bytes] = []
         size = 0
         for message in messages:
-            fields = _pack(_message_fields(message))
+            fields = _pack(message_fields(message))
             if part and size + len(fields) > chunk_bytes:
                 yield RecordType.SNAP_MESSAGES, _pack(queue) + _array_header(len(part)) + b"".join(part)
                 part, size = [], 0

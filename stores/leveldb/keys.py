@@ -11,7 +11,7 @@ import struct
 import msgpack
 
 from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
-from stores.framing import unpack_msgpack
+from stores.framing import is_message_fields, message_fields, unpack_msgpack
 
 FORMAT_VERSION = 1
 
@@ -95,12 +95,7 @@ def parse_producer_key(key: bytes) -> int:
 
 def encode_message(message: StoredMessage) -> bytes:
     """msgpack array; raises TypeError/ValueError for values msgpack cannot hold."""
-    if not isinstance(message.body, bytes | bytearray):
-        raise TypeError(f"message body must be bytes, not {type(message.body).__name__}")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in message.headers.items()):
-        raise TypeError("message headers must map str to str")
-    fields = [message.message_id, message.destination, message.headers, bytes(message.body)]
-    packed: bytes = msgpack.packb(fields + [message.producer_id], use_bin_type=True)
+    packed: bytes = msgpack.packb(message_fields(message), use_bin_type=True)
     return packed
 
 
@@ -108,18 +103,9 @@ def decode_message(data: bytes, where: str) -> StoredMessage:
     fields = unpack_msgpack(data, where, "value")
     if not (isinstance(fields, list) and len(fields) == 5):
         raise StoreCorrupted(where, "message value is not a 5-element array")
-    message_id, destination, headers, body, producer_id = fields
-    ok = (
-        isinstance(message_id, str)
-        and isinstance(destination, str)
-        and isinstance(headers, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
-        and isinstance(body, bytes)
-        and (producer_id is None or isinstance(producer_id, str))
-    )
-    if not ok:
+    if not is_message_fields(fields):
         raise StoreCorrupted(where, "message value has fields of the wrong type")
-    return StoredMessage(message_id, destination, headers, body, producer_id)
+    return StoredMessage(*fields)
 
 
 def encode_subscription(sub: DurableSubscription) -> bytes:
