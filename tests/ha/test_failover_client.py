@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cluster import HOSTS, BrokerProc, wait_for_single_master
+from tests.helpers.scriptedpeer import accept, frame, peer, read_frame
 from tests.helpers.server import BrokerThread, running_broker
 from transports.client import (
     ClientError,
@@ -372,48 +373,18 @@ async def test_no_broker_at_all_fails_fast_with_the_attempt_limit():
     assert loop.time() - started < 2 and all(str(p) in str(caught.value) for p in ports)
 
 
-# A scripted STOMP peer: each connection runs the next script.
-
-def frame(command: str, headers: dict[str, str] | None = None) -> bytes:
-    return ("\n".join([command] + [f"{k}:{v}" for k, v in (headers or {}).items()]) + "\n\n\x00").encode()
-
-
-async def read_frame(reader: asyncio.StreamReader) -> tuple[str, dict[str, str]]:
-    raw = (await asyncio.wait_for(reader.readuntil(b"\x00"), 5)).lstrip(b"\r\n")
-    head = raw.split(b"\n\n", 1)[0].decode().split("\n")
-    pairs = (line.split(":", 1) for line in head[1:] if line)
-    return head[0], {k: v.replace("\\c", ":") for k, v in pairs}
-
-
 @contextlib.asynccontextmanager
 async def scripted(*scripts):
+    """A scripted peer whose every connection is accepted and then runs the next script; yields the port."""
     queue = list(scripts)
-    tasks: set[asyncio.Task] = set()
 
-    async def handle(reader, writer) -> None:
-        tasks.add(asyncio.current_task())
-        try:
-            command, _ = await read_frame(reader)
-            assert command == "CONNECT"
-            writer.write(frame("CONNECTED", {"version": "1.2"}))
-            if queue:
-                await queue.pop(0)(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+    async def handshake_then_next(reader, writer) -> None:
+        await accept(reader, writer)
+        if queue:
+            await queue.pop(0)(reader, writer)
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await server.wait_closed()
+    async with peer(handshake_then_next) as url:
+        yield int(url.rsplit(":", 1)[1])
 
 
 async def test_a_broker_side_error_reconnects_and_resends_with_the_same_producer_id():
