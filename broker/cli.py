@@ -60,6 +60,7 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "lock": {
             "acquire_interval": args.lock_acquire_interval,
             "keepalive_period": args.lock_keepalive_period,
+            "lock_timeout": args.lock_timeout,
             "on_lock_lost": args.on_lock_lost,
         },
     }
@@ -241,6 +242,8 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
     p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
     p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
+    p.add_argument("--lock-timeout", metavar="S",
+                   help="a master whose lock checks all failed or hung this long stops (default 5)")
     p.add_argument("--on-lock-lost", metavar="exit|slave", help="what a master does when it loses the lock")
 
 

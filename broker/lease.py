@@ -1,9 +1,10 @@
-"""The master's lease: how long a successful keep-alive lets it serve without re-checking.
+"""The master's lease: how long after its last good keep-alive check a master may still answer.
 
-A master that was paused (SIGSTOP, a VM freeze, a long GC) may have been deposed meanwhile.
-Every externally visible act (CONNECTED, RECEIPT) asks `valid()`; within one keep-alive period of
-the last successful check that is a clock read, past it the full check runs first, so a master
-resumed after a pause proves it still holds the lock before it answers anyone.
+Every externally visible act (CONNECTED, RECEIPT) asks `valid()`, which is a clock read and never
+I/O: the keep-alive thread renews the lease after each fully successful check, with the time at
+which that check *began*. The lease lasts `lock_timeout`; a waiting slave stays quiet for longer
+than that (docs/lock-protocol.md, "The arithmetic"), so a master that was paused, or whose file
+system stopped answering, has stopped answering clients before a successor binds.
 """
 
 from __future__ import annotations
@@ -13,41 +14,24 @@ from collections.abc import Callable
 
 
 class Lease:
-    def __init__(
-        self, period: float, verify: Callable[[], None], clock: Callable[[], float] = time.monotonic
-    ):
-        self._period = period
-        self._verify = verify
+    def __init__(self, duration: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.duration = duration
         self._clock = clock
         self._verified_at = float("-inf")
         self.lost: str | None = None
 
-    def renew(self) -> None:
-        """Run the full check (raises on failure) and extend the lease."""
-        if self.lost is not None:
-            raise LeaseLost(self.lost)
-        try:
-            self._verify()
-        except Exception as exc:
-            self.lost = str(exc) or type(exc).__name__
-            raise
-        self._verified_at = self._clock()
+    def renew(self, checked_at: float) -> None:
+        """A check that began at `checked_at` (monotonic) proved the lock ours."""
+        if self.lost is None and checked_at > self._verified_at:
+            self._verified_at = checked_at
 
     def valid(self) -> bool:
-        if self.lost is not None:
-            return False
-        if self._clock() - self._verified_at < self._period:
-            return True
-        try:
-            self.renew()
-        except Exception:
-            return False
-        return True
+        return self.lost is None and self._clock() - self._verified_at < self.duration
+
+    def expired(self) -> bool:
+        """Not lost, but no check has succeeded for the whole lease."""
+        return self.lost is None and not self.valid()
 
     def age(self) -> float:
-        """Seconds since the last successful check (for metrics)."""
+        """Seconds since the last successful check began (for metrics and the watchdog)."""
         return self._clock() - self._verified_at
-
-
-class LeaseLost(Exception):
-    pass

@@ -91,14 +91,15 @@ class Lifecycle:
             lock.release()  # last, so a slave finds the store flushed and the release marked
             return ExitCode.OK
         stop.cancel()
-        reason = keepalive.result()
+        verdict = keepalive.result()
         self.lock_losses += 1
-        self._set_role(Role.LOCK_LOST, reason)
-        await term.abandon(reason)
+        self._set_role(Role.LOCK_LOST, verdict.reason)
+        await term.abandon(verdict.reason)
         lock.release()
-        if self.config.lock.on_lock_lost == "slave":
+        # A file system that stopped answering would hang a slave's lock attempts too: exit.
+        if self.config.lock.on_lock_lost == "slave" and verdict.code is ExitCode.LOCK_LOST:
             return None
-        return ExitCode.LOCK_LOST
+        return verdict.code
 
     async def _wait_for_lock(self, lock: DirectoryLock, standby: Standby | None = None) -> bool:
         """Poll every acquire_interval, and block in a thread meanwhile for an instant wake-up."""

@@ -9,10 +9,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from broker.core import Broker
+from broker.keepalive import KeepAliveThread
 from broker.lease import Lease
+from broker.roles import ExitCode
 from broker.standby import Standby
+from broker.watchdog import Watchdog
 from config.model import BrokerConfig, connector_address
 from stores.base import Store
 from stores.fencing import LockFence, bump_epoch
@@ -24,16 +28,23 @@ from transports.tcp import StompServer
 
 log = logging.getLogger("batonmq.master")
 
+# After the lock timeout fires, how long the graceful stop may take before the watchdog ends the
+# process (threads stuck in a hung file system cannot be joined).
+EXIT_BOUND = 2.0
 
-# How many periods the loop waits for a keep-alive check that never returns (a hard-mounted NFS
-# server gone away); the check's own I/O time is held to one period.
-KEEPALIVE_BACKSTOP = 4
 
-
-# A live master beats every keep-alive period plus the time its check takes; on a loaded host
-# that overruns, so a silent previous master is presumed gone only after two periods of quiet.
 def takeover_margin(keepalive_period: float) -> float:
+    """Added to the quiet time: covers the gap between a master's last lease check and its
+    last frame, our own poll interval and clock-rate differences (docs/lock-protocol.md)."""
     return keepalive_period
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Why a term ended without a signal, and the exit code that says so."""
+
+    reason: str
+    code: ExitCode
 
 
 class MasterTerm:
@@ -58,7 +69,10 @@ class MasterTerm:
         self.servers: list[StompServer] = []
         self.timeline: dict[str, float] = {}  # phase -> wall time, for the failover benchmark
         self.abort_takeover = threading.Event()  # set on SIGTERM while waiting for the old master
-        self.fenced = asyncio.Event()  # the broker saw the fence fail (a store write, an expired lease)
+        self.keepalive_thread: KeepAliveThread | None = None
+        self.watchdog: Watchdog | None = None
+        self._loop = asyncio.get_running_loop()
+        self.verdict: asyncio.Future[Verdict] = self._loop.create_future()
 
     def _mark(self, phase: str) -> None:
         self.timeline[phase] = time.time()
@@ -72,22 +86,24 @@ class MasterTerm:
         since = self.timeline["lock_taken"]
         self.holder = Holder(self.config.name, socket.gethostname(), os.getpid(), since, self.epoch)
         await asyncio.to_thread(self.lock.publish, self.holder)
-        period = self.config.lock.keepalive_period
+        period, timeout = self.config.lock.keepalive_period, self.config.lock.lock_timeout
         reason = await asyncio.to_thread(
             previous_master_gone,
             data_dir,
             socket.gethostname(),
-            period,
+            timeout,
             takeover_margin(period),
             abort=self.abort_takeover,
             sleep=self.abort_takeover.wait,
         )
         log.info("broker %s: epoch %d, safe to take over: %s", self.config.name, self.epoch, reason)
-        self.heartbeat = HeartbeatWriter(data_dir, self.holder, period=period)
-        await asyncio.to_thread(self.heartbeat.beat)
+        self.heartbeat = HeartbeatWriter(data_dir, self.holder, stale_after=timeout)
         self.fence = LockFence(self.lock, self.epoch)
-        self.lease = Lease(self.config.lock.keepalive_period, self._verify)
-        self.lease.renew()
+        self.lease = Lease(timeout)
+        first = time.monotonic()
+        await asyncio.to_thread(self._check)  # the first beat; checks run from here on, recovery included
+        self.lease.renew(first)
+        self._start_checks()
         self.store = create_store(data_dir, self.config.store, self.fence)
         self.store.on_commit = self.on_commit
         warm = self.standby is not None and await self.standby.hand_over(self.store)
@@ -100,7 +116,7 @@ class MasterTerm:
             await broker.start(recovered)
         self.broker = broker
         self.broker.lease = self.lease
-        self.broker.on_fence_lost = self.fenced.set
+        self.broker.on_fence_lost = self._broker_fenced
         await self._bind()
         self._mark("connector_bound")
         # One parseable line for the failover benchmark: wall-clock times of each phase.
@@ -121,60 +137,91 @@ class MasterTerm:
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)
 
-    def _verify(self) -> None:
-        assert self.fence is not None
+    def _check(self) -> None:
+        """One keep-alive check (on the keep-alive thread): is the lock ours, and say so."""
+        assert self.fence is not None and self.heartbeat is not None
         self.lock.verify()
         self.fence.check()
-
-    def _keepalive_once(self) -> float:
-        """Verify, renew the lease and beat (on a worker thread); return how long the I/O took."""
-        assert self.lease is not None and self.heartbeat is not None
-        started = time.monotonic()
-        self.lease.renew()
         self.heartbeat.beat()
-        return time.monotonic() - started
 
-    async def keepalive(self) -> str:
-        """Re-verify the lock every period; return why it was lost (never returns while it holds)."""
+    def _start_checks(self) -> None:
+        assert self.lease is not None
         period = self.config.lock.keepalive_period
-        while True:
-            try:
-                await asyncio.wait_for(self.fenced.wait(), timeout=period)
-                lost = self.lease.lost if self.lease is not None else None
-                return lost or "the store refused a write: the fencing epoch or the lock file changed"
-            except TimeoutError:
-                pass
-            try:
-                # The backstop only catches a call that never returns; a busy event loop must not
-                # count against the check, so the check times its own I/O.
-                took = await asyncio.wait_for(
-                    asyncio.to_thread(self._keepalive_once), timeout=KEEPALIVE_BACKSTOP * period
-                )
-            except TimeoutError:
-                return f"keep-alive check did not return within {KEEPALIVE_BACKSTOP * period:g} s"
-            except Exception as exc:  # any doubt means the lock is lost
-                return str(exc) or type(exc).__name__
-            if took > period:
-                # A hung or failing file system (an NFS lease expiring) shows first as slow I/O.
-                return f"keep-alive I/O took {took:.2f} s, longer than the {period:g} s period"
+        self.keepalive_thread = KeepAliveThread(self._check, self.lease, period, self._lost_from_thread)
+        self.watchdog = Watchdog(self.lease, self._timeout_from_thread, ExitCode.LOCK_TIMEOUT,
+                                 exit_bound=EXIT_BOUND, grace=max(2 * period, 0.5))
+        self.keepalive_thread.start()
+        self.watchdog.start()
+
+    async def _stop_checks(self) -> bool:
+        """Stop the keep-alive and the watchdog; False if a check is still stuck in I/O."""
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        if self.keepalive_thread is None:
+            return True
+        self.keepalive_thread.stop()
+        period = self.config.lock.keepalive_period
+        return await asyncio.to_thread(self.keepalive_thread.join, max(1.0, 2 * period))
+
+    # -- verdicts: from the keep-alive thread, the watchdog, or the broker on the loop --------------
+
+    def _lost_from_thread(self, reason: str) -> None:
+        self._refuse_now(reason)
+        self._loop.call_soon_threadsafe(self._conclude, reason, ExitCode.LOCK_LOST)
+
+    def _timeout_from_thread(self, reason: str) -> None:
+        self._refuse_now(reason)
+        self._loop.call_soon_threadsafe(self._conclude, reason, ExitCode.LOCK_TIMEOUT)
+
+    def _refuse_now(self, reason: str) -> None:
+        # Set from the checking thread itself, so the loop answers nobody from this instant on,
+        # not only once it gets round to the callback.
+        if self.lease is not None and self.lease.lost is None:
+            self.lease.lost = reason
+
+    def _broker_fenced(self) -> None:
+        lease = self.lease
+        if lease is not None and lease.expired():
+            reason = f"no lock check succeeded for {lease.age():.1f} s (lock_timeout {lease.duration:g} s)"
+            self._conclude(reason, ExitCode.LOCK_TIMEOUT)
+            return
+        lost = lease.lost if lease is not None else None
+        self._conclude(lost or "the store refused a write: the fencing epoch or the lock file changed",
+                       ExitCode.LOCK_LOST)
+
+    def _conclude(self, reason: str, code: ExitCode) -> None:
+        if not self.verdict.done():
+            self.verdict.set_result(Verdict(reason, code))
+        if self.broker is not None:
+            self.broker.fence_lost()  # refuse every SEND and RECEIPT from now on
+
+    async def keepalive(self) -> Verdict:
+        """Wait until the term ends without a signal: lock lost, or lock timeout."""
+        return await asyncio.shield(self.verdict)
 
     async def stop(self, grace: float = 2.0) -> None:
         """Graceful: stop listening, let connections finish, flush the store, mark release."""
+        checks_stopped = await self._stop_checks()
         await self._close_standby()
         await asyncio.gather(*(server.stop(grace) for server in self.servers), return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
         if self.store is not None:
             await self.store.close()
-        if self.heartbeat is not None:
+        if self.heartbeat is not None and checks_stopped:
             await asyncio.to_thread(self.heartbeat.mark_released)
-            self.heartbeat.close()
+        elif self.heartbeat is not None:
+            log.warning("broker %s: a lock check is stuck in I/O: not marking the release; a "
+                        "successor waits out the heartbeat instead", self.config.name)
 
     async def abandon(self, reason: str) -> None:
         """Lock lost: refuse everything at once, drop every client, write nothing more."""
+        self._refuse_now(reason)
+        if self.watchdog is not None:
+            self.watchdog.stop()  # disarms only if it has not fired
+        if self.keepalive_thread is not None:
+            self.keepalive_thread.stop()
         await self._close_standby()
-        if self.lease is not None and self.lease.lost is None:
-            self.lease.lost = reason
         if self.broker is not None:
             self.broker.fence_lost()
         for server in self.servers:
@@ -185,5 +232,6 @@ class MasterTerm:
                 await self.store.close()
             except Exception as exc:  # expected: the fence refuses the final flush
                 log.debug("store close after lock loss: %s", exc)
-        if self.heartbeat is not None:
+        # Its descriptor is closed only once the keep-alive thread is done with it.
+        if self.heartbeat is not None and (self.keepalive_thread is None or self.keepalive_thread.join(0)):
             self.heartbeat.close()

@@ -20,4 +20,5 @@ class ExitCode(enum.IntEnum):
     CONFIG = 2  # invalid configuration
     LOCK_LOST = 3  # the master lost the lock and stopped serving
     STORE = 4  # the store refused to open: corrupted, or another store type's directory
+    LOCK_TIMEOUT = 5  # no keep-alive check succeeded for lock_timeout (file system hung or failing)
     FORCED = 130  # a second signal forced the exit

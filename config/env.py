@@ -31,6 +31,7 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "BATONMQ_METRICS_HOST": ("metrics_host",),
     "BATONMQ_LOCK_ACQUIRE_INTERVAL": ("lock", "acquire_interval"),
     "BATONMQ_LOCK_KEEPALIVE_PERIOD": ("lock", "keepalive_period"),
+    "BATONMQ_LOCK_TIMEOUT": ("lock", "lock_timeout"),
 }
 
 

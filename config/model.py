@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -33,11 +33,41 @@ class StoreSettings(_Strict):
     duplicate_window: int = Field(65536, ge=0, description="producer ids remembered for duplicate detection")
 
 
+DEFAULT_KEEPALIVE = 0.5
+DEFAULT_LOCK_TIMEOUT = 5.0
+
+
 class LockSettings(_Strict):
     acquire_interval: float = Field(0.2, gt=0, le=60)
-    keepalive_period: float = Field(0.5, gt=0, le=60)
+    keepalive_period: float = Field(DEFAULT_KEEPALIVE, gt=0, le=60)
+    # Slow or failing lock I/O is not a lost lock until no check has succeeded for this long; a
+    # waiting slave's takeover quiet time is derived from it (docs/lock-protocol.md).
+    lock_timeout: float = Field(DEFAULT_LOCK_TIMEOUT, gt=0, le=600)
     # What a master does when the keep-alive fails: exit (distinct code) or go back to waiting.
     on_lock_lost: Literal["exit", "slave"] = "exit"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout_follows_period(cls, data: object) -> object:
+        # Unset, the timeout is 5 s or ten periods, whichever is longer: a long period alone
+        # must not make the defaults invalid.
+        if isinstance(data, dict) and data.get("lock_timeout") is None:
+            try:
+                period = float(data.get("keepalive_period", DEFAULT_KEEPALIVE))
+            except (TypeError, ValueError):
+                return data  # the field's own validation names the bad value
+            data = {**data, "lock_timeout": max(DEFAULT_LOCK_TIMEOUT, 10 * period)}
+        return data
+
+    @model_validator(mode="after")
+    def _timeout_covers_two_checks(self) -> LockSettings:
+        # One slow check must never be enough: the timeout has to span at least two periods.
+        if self.lock_timeout < 2 * self.keepalive_period:
+            raise ValueError(
+                f"lock_timeout ({self.lock_timeout:g} s) must be at least twice keepalive_period "
+                f"({self.keepalive_period:g} s)"
+            )
+        return self
 
 
 class Limits(_Strict):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from stores.base import Fence, StoreCorrupted
 from stores.fsio import write_atomically
-from stores.lock import DirectoryLock, LockLost
+from stores.lock import DirectoryLock, LockLost, LockUnanswered, stat_lock_path
 
 EPOCH_NAME = "epoch"
 _MAX_EPOCH_BYTES = 32  # 2**63 has 19 digits; anything longer is not an epoch file of ours
@@ -68,7 +68,8 @@ class LockFence(Fence):
     `check()` is one stat of the lock path plus one small read of the epoch file. It catches a
     lock file deleted or replaced (a successor may then hold a lock on the new file) and an epoch
     bumped by a successor. It deliberately does not re-read the lock file's content: the
-    keep-alive (`DirectoryLock.verify`) does that every period.
+    keep-alive (`DirectoryLock.verify`) does that every period. An I/O error is no answer
+    (LockUnanswered): the group commit then acknowledges nothing, but the store stays open.
     """
 
     def __init__(self, lock: DirectoryLock, epoch: int) -> None:
@@ -82,19 +83,17 @@ class LockFence(Fence):
         self._epoch_path = os.fspath(epoch_path(lock.path.parent))
 
     def check(self) -> None:
+        """LockLost when we are provably not the master; LockUnanswered on an I/O error."""
         if self._lock.identity != self._identity:
             raise LockLost("the lock was released")
-        try:
-            st = os.stat(self._lock_path)
-        except FileNotFoundError:
-            raise LockLost(f"lock file {self._lock_path} was deleted") from None
-        except OSError as exc:
-            raise LockLost(f"cannot stat lock file {self._lock_path}: {exc}") from exc
+        st = stat_lock_path(self._lock_path)
         if (st.st_dev, st.st_ino) != self._identity:
             raise LockLost(f"lock file {self._lock_path} was replaced by another file")
         try:
             current = _parse(_read(self._epoch_path))
+        except FileNotFoundError:
+            current = None  # a master wrote it before opening the store: gone means tampered with
         except OSError as exc:
-            raise LockLost(f"cannot read the epoch file {self._epoch_path}: {exc}") from exc
+            raise LockUnanswered(f"cannot read the epoch file {self._epoch_path}: {exc}") from exc
         if current != self.epoch:
             raise LockLost(f"the epoch is now {current}, ours is {self.epoch}: a newer master took over")

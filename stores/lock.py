@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stores.base import StoreClosed
+from stores.base import StoreClosed, StoreError
 
 LOCK_NAME = "lock"
 MAX_IDENTITY = 4096  # bytes; a larger lock file is not ours and is not parsed
@@ -48,6 +48,29 @@ class LockLost(StoreClosed):
     def __init__(self, reason: str) -> None:
         super().__init__(f"lock lost: {reason}")
         self.reason = reason
+
+
+class LockUnanswered(StoreError):
+    """A lock check could not be made: the file system failed or refused the I/O.
+
+    Not evidence that the lock is gone (docs/lock-protocol.md "Two questions"): a slow or failing
+    file system becomes a lost lock only when no check has succeeded for `lock_timeout`.
+    """
+
+
+# A path that is gone (ENOENT), or a handle the NFS server no longer knows (ESTALE: the file was
+# removed or replaced there), is an answer about ownership; any other error is no answer.
+_GONE = (errno.ENOENT, errno.ESTALE)
+
+
+def stat_lock_path(path: Path | str, what: str = "lock file") -> os.stat_result:
+    """stat(path): LockLost if the file is gone, LockUnanswered if the file system failed."""
+    try:
+        return os.stat(path)
+    except OSError as exc:
+        if exc.errno in _GONE:
+            raise LockLost(f"{what} {path} was deleted") from None
+        raise LockUnanswered(f"cannot stat {what} {path}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -334,24 +357,24 @@ class DirectoryLock:
             self._published = holder
 
     def verify(self) -> None:
-        """The keep-alive check of design §2; raises LockLost(reason) on any doubt."""
+        """The keep-alive check of design §2.
+
+        LockLost(reason) when the answer is "not ours" (released, deleted, replaced, someone
+        else's identity); LockUnanswered when the file system gave no answer (an I/O error).
+        """
         with self._cond:
             fd = self._fd
             if fd < 0:
                 raise LockLost("the lock is not held")
-            try:
-                at_path = _file_id(os.stat(self.path))
-            except FileNotFoundError:
-                raise LockLost(f"lock file {self.path} was deleted") from None
-            except OSError as exc:
-                raise LockLost(f"cannot stat lock file {self.path}: {exc}") from exc
-            if at_path != self._identity:
+            if _file_id(stat_lock_path(self.path)) != self._identity:
                 raise LockLost(f"lock file {self.path} was replaced by another file")
             try:
-                # An NFSv4 client whose lease expired gets EIO here.
+                # An NFSv4 client whose lease expired gets EIO here; the lock_timeout decides.
                 content = os.pread(fd, MAX_IDENTITY + 1, 0)
             except OSError as exc:
-                raise LockLost(f"reading {self.path} through our descriptor failed: {exc}") from exc
+                if exc.errno == errno.ESTALE:
+                    raise LockLost(f"lock file {self.path} is stale on the server: {exc}") from exc
+                raise LockUnanswered(f"reading {self.path} through our descriptor failed: {exc}") from exc
             if self._published is not None:
                 found = Holder.from_json(content)
                 if found != self._published:

@@ -7,9 +7,11 @@ heartbeat (stores.heartbeat) and wait for one of:
 1. no heartbeat file: there never was a master that served;
 2. the record says it released cleanly;
 3. it ran on this host and its pid no longer exists (pids are only meaningful per host);
-4. the record has not changed for one beat period plus a margin, timed with *our* monotonic
-   clock (hosts' wall clocks differ). The beat period is the larger of ours and the one the
-   previous master recorded. An unreadable record counts as "unknown": we wait the same way.
+4. the record has not changed for `stale_after` plus a margin, timed with *our* monotonic
+   clock (hosts' wall clocks differ). `stale_after` is the larger of our own lock_timeout and
+   the one the previous master recorded: a master that has verified nothing for its
+   lock_timeout has stopped serving (docs/lock-protocol.md, "The arithmetic"). An unreadable
+   record counts as "unknown": we wait the same way.
 
 Blocking and thread-safe: run it in an executor. `clock`, `sleep` and `is_pid_alive` are
 injectable so tests can drive it; pass `sleep=event.wait` and `abort=event` to make it
@@ -72,16 +74,17 @@ def _gone_by_record(raw: bytes, my_host: str, is_pid_alive: Callable[[int], bool
     return None
 
 
-def _quiet_needed(raw: bytes, keepalive_period: float, margin: float) -> float:
+def quiet_needed(raw: bytes, stale_after: float, margin: float) -> float:
+    """How long record `raw` must stay unchanged before its writer is known to have stopped."""
     beat = decode(raw)
-    recorded = beat.period if beat is not None else 0.0
-    return max(keepalive_period, recorded) + margin
+    recorded = beat.stale_after if beat is not None else 0.0
+    return max(stale_after, recorded) + margin
 
 
 def previous_master_gone(
     data_dir: Path,
     my_host: str,
-    keepalive_period: float,
+    stale_after: float,
     margin: float,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], object] = time.sleep,
@@ -90,7 +93,7 @@ def previous_master_gone(
     abort: threading.Event | None = None,
 ) -> str:
     """Block until the previous master is known gone; return why (for the log)."""
-    poll = poll_interval if poll_interval is not None else min(max(keepalive_period / 5, 0.01), 0.5)
+    poll = poll_interval if poll_interval is not None else min(max(margin / 5, 0.01), 0.5)
     raw = _read(data_dir)
     if raw is None:
         return "no previous master"
@@ -99,7 +102,7 @@ def previous_master_gone(
         reason = _gone_by_record(raw, my_host, is_pid_alive)
         if reason is not None:
             return reason
-        needed = _quiet_needed(raw, keepalive_period, margin)
+        needed = quiet_needed(raw, stale_after, margin)
         quiet = clock() - changed_at
         if quiet >= needed:
             return f"previous master's heartbeat stale for {quiet:.1f} s"

@@ -72,6 +72,7 @@ class BrokerProc:
             "--connector", f"tcp://{self.host}:{self.port}",
             "--lock-acquire-interval", "0.1",
             "--lock-keepalive-period", "0.3",
+            "--lock-timeout", "2",
             *self.extra,
         ]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -47,7 +47,7 @@ def _main(argv: list[str]) -> int:
     holder = Holder(args.name, args.host, os.getpid(), time.time(), epoch)
     lock.publish(holder)
     stop = threading.Event()
-    writer = HeartbeatWriter(args.data_dir, holder, period=args.beat or 0.0)
+    writer = HeartbeatWriter(args.data_dir, holder, stale_after=args.beat or 0.0)
     beater = threading.Thread(target=_beat, args=(writer, args.beat, stop), daemon=True)
     if args.beat is not None:
         writer.beat()

@@ -71,14 +71,14 @@ class _Gone:
 def test_heartbeat_round_trip_and_counter(tmp_path: Path) -> None:
     assert read_heartbeat(tmp_path) is None
     holder = _holder(name="bröker")
-    writer = HeartbeatWriter(tmp_path, holder, period=0.5)
+    writer = HeartbeatWriter(tmp_path, holder, stale_after=0.5)
     assert not heartbeat_path(tmp_path).exists()  # nothing written before the first beat
     before = time.time()
     writer.beat()
     writer.beat()
     beat = read_heartbeat(tmp_path)
     assert beat is not None
-    assert beat.holder == holder and beat.counter == 2 and not beat.released and beat.period == 0.5
+    assert beat.holder == holder and beat.counter == 2 and not beat.released and beat.stale_after == 0.5
     assert before <= beat.time <= time.time()
     assert heartbeat_path(tmp_path).stat().st_size == RECORD_SIZE
     assert writer.mark_released()
@@ -182,7 +182,7 @@ def test_unknown_content_waits_one_period_plus_margin(tmp_path: Path) -> None:
 
 
 def test_a_longer_recorded_period_lengthens_the_wait(tmp_path: Path) -> None:
-    HeartbeatWriter(tmp_path, _holder(host="far"), period=4.0).beat()
+    HeartbeatWriter(tmp_path, _holder(host="far"), stale_after=4.0).beat()
     fake = _FakeTime()
     reason = previous_master_gone(tmp_path, "near", 1.0, 0.5, clock=fake.clock, sleep=fake.sleep)
     assert reason == "previous master's heartbeat stale for 4.5 s"
