@@ -85,7 +85,7 @@ class KeepAliveThread:
         took = self._clock() - started
         if took > self._period:
             self.slow += 1
-            self._note_trouble(started, f"lock check took {took:.2f} s, more than the {self._period:g} s period")
+            self._note_trouble(started, f"lock check took {took:.2f} s (period {self._period:g} s)")
         elif self._failing_since is not None:
             log.warning("keep-alive: lock checks answer in time again, after %.1f s",
                         self._clock() - self._failing_since)

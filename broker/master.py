@@ -182,8 +182,12 @@ class MasterTerm:
     def _broker_fenced(self) -> None:
         lease = self.lease
         if lease is not None and lease.expired():
+            # Answering has stopped already (the broker is fenced). A process resumed after a pause
+            # finds its lease old before its keep-alive has spoken: give that a moment, so that a
+            # "no" is reported as the loss it is rather than as a timeout.
             reason = f"no lock check succeeded for {lease.age():.1f} s (lock_timeout {lease.duration:g} s)"
-            self._conclude(reason, ExitCode.LOCK_TIMEOUT)
+            grace = max(2 * self.config.lock.keepalive_period, 0.5)
+            self._loop.call_later(grace, self._conclude, reason, ExitCode.LOCK_TIMEOUT)
             return
         lost = lease.lost if lease is not None else None
         self._conclude(lost or "the store refused a write: the fencing epoch or the lock file changed",

@@ -102,6 +102,15 @@ class _LifecycleCollector(Collector):
                 "Seconds since the last successful keep-alive",
                 value=term.lease.age(),
             )
+        checks = term.keepalive_thread if term is not None else None
+        if checks is not None:
+            for name, help_text, value in (
+                ("batonmq_lock_checks", "Keep-alive checks of the lock this term", checks.checks),
+                ("batonmq_lock_checks_unanswered", "Checks the file system failed (not a loss)",
+                 checks.unanswered),
+                ("batonmq_lock_checks_slow", "Checks that took longer than one period", checks.slow),
+            ):
+                yield CounterMetricFamily(name, help_text, value=value)
         if term is not None and "store_recovered" in term.timeline and "lock_taken" in term.timeline:
             seconds = term.timeline["store_recovered"] - term.timeline["lock_taken"]
             yield GaugeMetricFamily(

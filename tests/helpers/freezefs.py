@@ -9,6 +9,7 @@ per line on stdin and answers each with one line:
     thaw    -> THAWED   blocked and later operations go through again
     eio     -> EIO      every later operation fails with EIO (an NFSv4 client whose lease expired)
     ok      -> OK       operations work again
+    slow MS -> SLOW     every later operation first sleeps MS milliseconds (0: no delay)
     exit    -> unmounts and exits 0 (so does the end of stdin)
 
 Operations already blocked by `freeze` stay blocked until `thaw`. The kernel, not this file
@@ -21,19 +22,34 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-import mfusepy as fuse
+try:
+    import mfusepy as fuse
+except (ImportError, OSError) as _missing:  # OSError: mfusepy found no libfuse
+    fuse = None
+    _IMPORT_ERROR: str | None = str(_missing)
+else:
+    _IMPORT_ERROR = None
+
+from stores.fscheck.worker import LineChild
+
+
+def _interrupted() -> bool:
+    """Whether the kernel asked to interrupt the request this thread is serving."""
+    return bool(fuse._libfuse.fuse_interrupted())
+
 
 # A frozen operation waits at most this long, so a forgotten thaw cannot hang a machine forever.
 MAX_FREEZE = 600.0
 
 
-class FreezableFS(fuse.Operations):
+class FreezableFS(fuse.Operations if fuse is not None else object):  # type: ignore[misc]
     use_ns = True
 
     def __init__(self, root: str) -> None:
@@ -41,13 +57,21 @@ class FreezableFS(fuse.Operations):
         self.running = threading.Event()
         self.running.set()
         self.failing = False
+        self.delay = 0.0
 
     def _path(self, path: str) -> str:
         self._gate()
         return os.path.join(self.root, path.lstrip("/"))
 
     def _gate(self) -> None:
-        self.running.wait(MAX_FREEZE)
+        if self.delay:
+            time.sleep(self.delay)
+        deadline = time.monotonic() + MAX_FREEZE
+        while not self.running.wait(0.05) and time.monotonic() < deadline:
+            # A frozen call gives way only to a process being killed (the kernel then sends an
+            # interrupt), as a hard NFS mount does: the caller can die, it cannot carry on.
+            if _interrupted():
+                raise fuse.FuseOSError(errno.EINTR)
         if self.failing:
             raise fuse.FuseOSError(errno.EIO)
 
@@ -133,7 +157,8 @@ class FreezableFS(fuse.Operations):
         return 0
 
     def flush(self, path: str, fh: int) -> int:
-        self._gate()
+        # Never gated: a dying process flushes every open file after its kill has been
+        # consumed, so a frozen flush could never be interrupted (its writes went through write).
         return 0
 
     def fsync(self, path: str, datasync: int, fh: int) -> int:
@@ -156,8 +181,14 @@ def _serve_commands(fs: FreezableFS, mountpoint: str) -> None:
             fs.running.set()
         elif command in ("eio", "ok"):
             fs.failing = command == "eio"
+        elif command.startswith("slow "):
+            fs.delay = min(float(command[5:]) / 1000, 10.0)
+            print("SLOW", flush=True)
+            continue
         elif command == "exit":
             break
+        elif not command:
+            continue
         else:
             print(f"UNKNOWN {command[:40]}", flush=True)
             continue
@@ -185,6 +216,48 @@ def _announce_when_mounted(mountpoint: str) -> None:
             return
         time.sleep(0.02)
     print("MOUNT-TIMEOUT", flush=True)
+
+
+def unavailable() -> str | None:
+    """Why a FUSE mount cannot be made here, or None."""
+    if not os.path.exists("/dev/fuse"):
+        return "/dev/fuse is missing"
+    if _IMPORT_ERROR is not None:
+        return f"mfusepy/libfuse3 unavailable: {_IMPORT_ERROR}"
+    if shutil.which("fusermount3") is None:
+        return "fusermount3 is not installed (Debian package fuse3)"
+    return None
+
+
+class FreezeMount(LineChild):
+    """The parent side: mount ROOT at MOUNTPOINT in a child process and steer it."""
+
+    name = "freezefs"
+
+    def __init__(self, root: Path, mountpoint: Path) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        mountpoint.mkdir(parents=True, exist_ok=True)
+        self.mountpoint = mountpoint
+        package_root = Path(__file__).resolve().parents[2]
+        super().__init__([sys.executable, "-m", "tests.helpers.freezefs", str(root), str(mountpoint)],
+                         cwd=package_root)
+        self.expect("MOUNTED", timeout=20)
+
+    def command(self, line: str) -> None:
+        reply = {"freeze": "FROZEN", "thaw": "THAWED", "eio": "EIO", "ok": "OK"}.get(line, "SLOW")
+        self.send(line)
+        self.expect(reply)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.send("exit")
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        subprocess.run(["fusermount3", "-u", "-z", str(self.mountpoint)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        super().close()
 
 
 if __name__ == "__main__":
