@@ -44,7 +44,7 @@ from stores.base import (
 if TYPE_CHECKING:
     from broker.session import Session
     from broker.transaction import Transaction
-    from transports.tcp import Connection
+    from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Broker:
             return self.destinations.queue(key)
         return None
 
-    def handler_factory(self, conn: Connection) -> Session:
+    def handler_factory(self, conn: FrameLink) -> Session:
         from broker.session import Session
 
         session = Session(self, conn, f"{self._prefix}s{next(self._session_seq)}")

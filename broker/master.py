@@ -20,7 +20,8 @@ from stores.heartbeat import HeartbeatWriter
 from stores.lock import DirectoryLock, Holder
 from stores.registry import create_store
 from stores.takeover import previous_master_gone
-from transports.tcp import StompServer
+from transports.server import StompServer
+from transports.tcp import TcpServer
 
 log = logging.getLogger("batonmq.master")
 
@@ -116,7 +117,7 @@ class MasterTerm:
         for uri in self.config.connectors:
             host, port = connector_address(uri)
             assert self.broker is not None
-            server = StompServer(host, port, self.broker.handler_factory, self.config.limits)
+            server = TcpServer(host, port, self.broker.handler_factory, self.config.limits)
             await server.start()
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)

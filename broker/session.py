@@ -1,6 +1,7 @@
-"""One client connection's STOMP session: the frame handler the TCP connector drives.
+"""One client connection's STOMP session: the frame handler a connector drives, over any transport.
 
-Frames arrive in order from the connector's reader task. Each command takes effect at once (state
+Frames arrive in order from the connection's reader task (transports/connection.py); the session
+sees its connection only as a `transports.base.FrameLink`. Each command takes effect at once (state
 changes, store writes started), while its *completion* — dispatch of a sent message, the RECEIPT —
 goes through an ordered queue (broker/ordering.py) so that the client sees completions in the order it
 sent the frames, without waiting for each fsync before reading the next frame.
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from broker.core import Broker
-    from transports.tcp import Connection
+    from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ SUPPORTED = "1.0,1.1,1.2"
 
 
 class Session:
-    def __init__(self, broker: Broker, conn: Connection, session_id: str) -> None:
+    def __init__(self, broker: Broker, conn: FrameLink, session_id: str) -> None:
         self.broker = broker
         self.conn = conn
         self.id = session_id

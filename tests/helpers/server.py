@@ -15,7 +15,8 @@ from typing import Any
 from broker.core import Broker
 from config.model import BrokerConfig, Limits
 from stores.base import Store
-from transports.tcp import StompServer
+from transports.server import StompServer
+from transports.tcp import TcpServer
 
 HOST = "127.0.0.1"
 
@@ -66,7 +67,7 @@ class BrokerThread:
             recovered = await self.store.open() if self.store is not None else None
             self.broker = Broker(self.config, self.store)
             await self.broker.start(recovered)
-            self.server = StompServer(HOST, 0, self.broker.handler_factory, self.config.limits)
+            self.server = TcpServer(HOST, 0, self.broker.handler_factory, self.config.limits)
             await self.server.start()
         except BaseException as error:
             self._error = error
