@@ -13,15 +13,15 @@ from collections.abc import Callable
 from broker.core import Broker
 from broker.lease import Lease
 from broker.standby import Standby
-from config.model import BrokerConfig, connector_address
+from config.model import BrokerConfig
 from stores.base import Store
 from stores.fencing import LockFence, bump_epoch
 from stores.heartbeat import HeartbeatWriter
 from stores.lock import DirectoryLock, Holder
 from stores.registry import create_store
 from stores.takeover import previous_master_gone
+from transports.registry import create_server
 from transports.server import StompServer
-from transports.tcp import TcpServer
 
 log = logging.getLogger("batonmq.master")
 
@@ -115,9 +115,8 @@ class MasterTerm:
 
     async def _bind(self) -> None:
         for uri in self.config.connectors:
-            host, port = connector_address(uri)
             assert self.broker is not None
-            server = TcpServer(host, port, self.broker.handler_factory, self.config.limits)
+            server = create_server(uri, self.broker.handler_factory, self.config.limits)
             await server.start()
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)

@@ -1,4 +1,5 @@
-"""An in-process broker (Broker + StompServer on 127.0.0.1, OS-chosen free port) in its own thread.
+"""An in-process broker (Broker + a StompServer for its first connector, on 127.0.0.1 with an OS-chosen
+free port) in its own thread.
 
 stomp.py is a blocking, threaded client, so the broker's event loop runs in a thread of its own; tests
 talk to it over real loopback sockets and may run coroutines on its loop with `call()`.
@@ -15,8 +16,8 @@ from typing import Any
 from broker.core import Broker
 from config.model import BrokerConfig, Limits
 from stores.base import Store
+from transports.registry import create_server
 from transports.server import StompServer
-from transports.tcp import TcpServer
 
 HOST = "127.0.0.1"
 
@@ -67,7 +68,8 @@ class BrokerThread:
             recovered = await self.store.open() if self.store is not None else None
             self.broker = Broker(self.config, self.store)
             await self.broker.start(recovered)
-            self.server = TcpServer(HOST, 0, self.broker.handler_factory, self.config.limits)
+            connector = self.config.connectors[0]
+            self.server = create_server(connector, self.broker.handler_factory, self.config.limits)
             await self.server.start()
         except BaseException as error:
             self._error = error
@@ -101,10 +103,12 @@ class BrokerThread:
 
 @contextlib.contextmanager
 def running_broker(
-    limits: Limits | None = None, store: Store | None = None, uvloop: bool = False, **config: Any
+    limits: Limits | None = None, store: Store | None = None, uvloop: bool = False,
+    scheme: str = "tcp", **config: Any
 ) -> Iterator[BrokerThread]:
     """`with running_broker(limits=Limits(...)) as b:` then connect to 127.0.0.1:b.port."""
-    cfg = BrokerConfig(name="test", connectors=[f"tcp://{HOST}:0"], limits=limits or Limits(), **config)
+    connectors = [f"{scheme}://{HOST}:0"]
+    cfg = BrokerConfig(name="test", connectors=connectors, limits=limits or Limits(), **config)
     thread = BrokerThread(cfg, store, uvloop).start()
     try:
         yield thread
