@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from broker.auth import AllowAll, Authenticator
 from broker.dedup import ProducerWindow
 from broker.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
 from broker.errors import ClientError, DestinationFull
@@ -58,7 +59,9 @@ def _nothing() -> None:
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, store: Store | None = None) -> None:
+    def __init__(
+        self, config: BrokerConfig, store: Store | None = None, authenticator: Authenticator | None = None
+    ) -> None:
         self.config = config
         self.limits = config.limits
         self.store = store
@@ -69,6 +72,7 @@ class Broker:
         self.fenced = False
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: Lease | None = None  # set by the master term; None when run without the lock
+        self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
         self._last_removal: asyncio.Future[None] | None = None

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+from broker.auth import Authenticator
 from broker.core import Broker
 from config.model import BrokerConfig, Limits
 from stores.base import Store
@@ -24,10 +25,12 @@ HOST = "127.0.0.1"
 
 class BrokerThread:
     def __init__(
-        self, config: BrokerConfig | None = None, store: Store | None = None, uvloop: bool = False
+        self, config: BrokerConfig | None = None, store: Store | None = None, uvloop: bool = False,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config or BrokerConfig(name="test", connectors=[f"tcp://{HOST}:0"])
         self.store = store
+        self.authenticator = authenticator
         if uvloop:  # the daemon's loop; the connector must work on it as on the standard one
             import uvloop as uv
 
@@ -66,7 +69,7 @@ class BrokerThread:
         self._stop = asyncio.Event()
         try:
             recovered = await self.store.open() if self.store is not None else None
-            self.broker = Broker(self.config, self.store)
+            self.broker = Broker(self.config, self.store, self.authenticator)
             await self.broker.start(recovered)
             connector = self.config.connectors[0]
             self.server = create_server(connector, self.broker.handler_factory, self.config.limits)
@@ -104,12 +107,12 @@ class BrokerThread:
 @contextlib.contextmanager
 def running_broker(
     limits: Limits | None = None, store: Store | None = None, uvloop: bool = False,
-    scheme: str = "tcp", **config: Any
+    authenticator: Authenticator | None = None, scheme: str = "tcp", **config: Any
 ) -> Iterator[BrokerThread]:
     """`with running_broker(limits=Limits(...)) as b:` then connect to 127.0.0.1:b.port."""
     connectors = [f"{scheme}://{HOST}:0"]
     cfg = BrokerConfig(name="test", connectors=connectors, limits=limits or Limits(), **config)
-    thread = BrokerThread(cfg, store, uvloop).start()
+    thread = BrokerThread(cfg, store, uvloop, authenticator).start()
     try:
         yield thread
     finally:

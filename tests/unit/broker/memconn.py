@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
+from broker.auth import Authenticator
 from broker.core import Broker
 from broker.session import Session
 from config.model import BrokerConfig, Limits
@@ -102,5 +103,6 @@ class Client:
         return [f.body for f in self.messages()]
 
 
-def make_broker(**limits: int | float) -> Broker:
-    return Broker(BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], limits=Limits(**limits)))
+def make_broker(authenticator: Authenticator | None = None, **limits: int | float) -> Broker:
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], limits=Limits(**limits))
+    return Broker(config, authenticator=authenticator)
