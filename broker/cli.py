@@ -68,10 +68,11 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_start(args: argparse.Namespace) -> int:
     from config.loader import build_config
+    from transports.registry import SCHEMES
 
     file = args.config or os.environ.get("BATONMQ_CONFIG") or None
     try:
-        config = build_config(Path(file) if file else None, os.environ, start_overrides(args))
+        config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
     from broker.daemon import run  # lazily: `produce`/`status` need none of the broker

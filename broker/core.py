@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from broker.auth import AllowAll, Authenticator
 from broker.dedup import ProducerWindow
 from broker.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
 from broker.errors import ClientError, DestinationFull
@@ -44,7 +45,7 @@ from stores.base import (
 if TYPE_CHECKING:
     from broker.session import Session
     from broker.transaction import Transaction
-    from transports.tcp import Connection
+    from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,9 @@ def _nothing() -> None:
 
 
 class Broker:
-    def __init__(self, config: BrokerConfig, store: Store | None = None) -> None:
+    def __init__(
+        self, config: BrokerConfig, store: Store | None = None, authenticator: Authenticator | None = None
+    ) -> None:
         self.config = config
         self.limits = config.limits
         self.store = store
@@ -69,6 +72,7 @@ class Broker:
         self.fenced = False
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: Lease | None = None  # set by the master term; None when run without the lock
+        self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
         self._last_removal: asyncio.Future[None] | None = None
@@ -118,7 +122,7 @@ class Broker:
             return self.destinations.queue(key)
         return None
 
-    def handler_factory(self, conn: Connection) -> Session:
+    def handler_factory(self, conn: FrameLink) -> Session:
         from broker.session import Session
 
         session = Session(self, conn, f"{self._prefix}s{next(self._session_seq)}")

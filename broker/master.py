@@ -17,14 +17,15 @@ from broker.lease import Lease
 from broker.roles import ExitCode
 from broker.standby import Standby
 from broker.watchdog import Watchdog
-from config.model import BrokerConfig, connector_address
+from config.model import BrokerConfig
 from stores.base import Store
 from stores.fencing import LockFence, bump_epoch
 from stores.heartbeat import HeartbeatWriter
 from stores.lock import DirectoryLock, Holder
 from stores.registry import create_store
 from stores.takeover import previous_master_gone
-from transports.tcp import StompServer
+from transports.registry import create_server
+from transports.server import StompServer
 
 log = logging.getLogger("batonmq.master")
 
@@ -130,9 +131,8 @@ class MasterTerm:
 
     async def _bind(self) -> None:
         for uri in self.config.connectors:
-            host, port = connector_address(uri)
             assert self.broker is not None
-            server = StompServer(host, port, self.broker.handler_factory, self.config.limits)
+            server = create_server(uri, self.broker.handler_factory, self.config.limits)
             await server.start()
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)

@@ -1,6 +1,8 @@
-"""One client connection's STOMP session: the frame handler the TCP connector drives.
+"""One client connection's STOMP session: the frame handler a connector drives, over any transport.
 
-Frames arrive in order from the connector's reader task. Each command takes effect at once (state
+Frames arrive in order from the connection's reader task (transports/connection.py); the session
+sees its connection only as a `transports.base.FrameLink`. CONNECT asks the broker's authenticator
+(broker/auth.py) before anything else may happen. Each command takes effect at once (state
 changes, store writes started), while its *completion* — dispatch of a sent message, the RECEIPT —
 goes through an ordered queue (broker/ordering.py) so that the client sees completions in the order it
 sent the frames, without waiting for each fsync before reading the next frame.
@@ -15,6 +17,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from broker.auth import Credentials, Principal, authenticate
 from broker.destinations import check_destination, durable_key, is_topic
 from broker.errors import ClientError
 from broker.message import from_send
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from broker.core import Broker
-    from transports.tcp import Connection
+    from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +45,7 @@ SUPPORTED = "1.0,1.1,1.2"
 
 
 class Session:
-    def __init__(self, broker: Broker, conn: Connection, session_id: str) -> None:
+    def __init__(self, broker: Broker, conn: FrameLink, session_id: str) -> None:
         self.broker = broker
         self.conn = conn
         self.id = session_id
@@ -51,6 +54,7 @@ class Session:
         self.ending = False  # ERROR or DISCONNECT queued: later frames are ignored
         self.closed = False  # the connection is gone
         self.client_id: str | None = None
+        self.principal: Principal | None = None  # who the authenticator said the client is
         self.subscriptions: dict[str, Subscription] = {}
         self.transactions = Transactions()
         self.completions = Completions(MAX_IN_FLIGHT)
@@ -67,7 +71,10 @@ class Session:
             if self.ending or self.closed:
                 return
         try:
-            self._handle(frame)
+            if frame.command in ("CONNECT", "STOMP"):
+                await self._connect(frame)  # the only command that awaits: the authenticator
+            else:
+                self._handle(frame)
         except ClientError as error:
             self.fail(error, frame.get("receipt"))
         except ProtocolError as error:
@@ -160,9 +167,6 @@ class Session:
 
     def _handle(self, frame: Frame) -> None:
         command = frame.command
-        if command in ("CONNECT", "STOMP"):
-            self._connect(frame)
-            return
         if not self.connected:
             raise ClientError("not connected",
                               f"{command[:20]} before CONNECT: the first frame must be CONNECT")
@@ -171,7 +175,7 @@ class Session:
             raise ClientError("unknown command", f"{command[:20]!r} is not a STOMP client command")
         handler(self, frame)
 
-    def _connect(self, frame: Frame) -> None:
+    async def _connect(self, frame: Frame) -> None:
         if self.connected:
             raise ClientError("already connected", "a second CONNECT on one connection is not allowed")
         version = negotiate_version(frame.get("accept-version"))
@@ -183,13 +187,24 @@ class Session:
             limits = self.broker.limits
             offer = parse_heartbeat(frame.get("heart-beat"))
             sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms)
+        conn = self.conn
+        credentials = Credentials(frame.get("login"), frame.get("passcode"), conn.peer, conn.scheme,
+                                  conn.peer_certificate)
+        principal = await authenticate(self.broker.authenticator, credentials, f"session {self.id}")
+        if self.closed or self.ending:
+            return  # the connection went away while the authenticator ran
+        if principal is None:
+            # Nothing more: which of login or passcode was wrong, or whether the login exists, is
+            # for the log, not for a possible attacker.
+            raise ClientError("authentication failed", "the broker refused these credentials")
         if not self.broker.may_answer():
             raise ClientError("broker is not master", "this broker lost the shared lock; use the master")
         client_id = frame.get("client-id")
         if client_id:
             self.broker.claim_client_id(self, client_id)
             self.client_id = client_id
-        # `host` is accepted and ignored (one virtual host); login/passcode are not checked yet.
+        # `host` is accepted and ignored (one virtual host).
+        self.principal = principal
         self.version = version
         self.connected = True
         self.conn.set_version(version)

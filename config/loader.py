@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from config.env import env_settings
 from config.errors import ConfigError
-from config.model import BrokerConfig
+from config.model import SCHEMES_CONTEXT, BrokerConfig
 from config.xml import parse_activemq_xml
 
 # A configuration file is a few kilobytes; the bound keeps a wrong path (a log, a disk image) from
@@ -53,10 +53,13 @@ def build_config(
     file: Path | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    schemes: Collection[str] | None = None,
 ) -> BrokerConfig:
     """Merge the sources and validate. `environ=None` reads `os.environ`; pass `{}` to ignore it.
 
     In `overrides` (from command-line flags) a None leaf means "flag not given" and is dropped.
+    `schemes` are the connector schemes a transport serves (transports.registry.SCHEMES); a
+    connector with another is refused. None checks only the `scheme://HOST:PORT` syntax.
     """
     layers: list[Layer] = []
     if file is not None:
@@ -68,7 +71,8 @@ def build_config(
     for layer in layers:
         merged = deep_merge(merged, layer.values)
     try:
-        return BrokerConfig.model_validate(merged)
+        context = {SCHEMES_CONTEXT: schemes} if schemes is not None else None
+        return BrokerConfig.model_validate(merged, context=context)
     except ValidationError as exc:
         raise _translate(exc, layers) from None
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Collection
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
 
 MiB = 1024 * 1024
+# The validation-context key under which a caller passes the connector schemes that exist.
+SCHEMES_CONTEXT = "connector_schemes"
 
 
 class _Strict(BaseModel):
@@ -105,21 +108,39 @@ class BrokerConfig(_Strict):
 
     @field_validator("connectors")
     @classmethod
-    def _connectors_are_tcp_uris(cls, uris: list[str]) -> list[str]:
+    def _connectors_are_uris(cls, uris: list[str], info: ValidationInfo) -> list[str]:
+        # Which schemes exist is the transports' business (config imports none of ours): a caller
+        # that knows them passes them as validation context, e.g. build_config(schemes=...).
+        schemes: Collection[str] | None = (info.context or {}).get(SCHEMES_CONTEXT)
         for uri in uris:
-            connector_address(uri)
+            address = parse_connector(uri)
+            if schemes is not None and address.scheme not in schemes:
+                known = ", ".join(f"{name}://" for name in sorted(schemes))
+                raise ValueError(f"connector {uri!r}: scheme must be one of {known} (got {address.scheme!r})")
         return uris
 
 
-def connector_address(uri: str) -> tuple[str, int]:
-    """Split `tcp://host:port` into (host, port); raise ValueError naming what is wrong."""
+class ConnectorAddress(NamedTuple):
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_connector(uri: str) -> ConnectorAddress:
+    """Split `scheme://host:port`; raise ValueError naming what is wrong. Any scheme passes here."""
     parts = urlsplit(uri)
-    if parts.scheme not in ("tcp", "stomp"):
-        raise ValueError(f"connector {uri!r}: scheme must be tcp:// (got {parts.scheme or 'none'!r})")
+    if not parts.scheme or not parts.netloc:
+        raise ValueError(f"connector {uri!r}: expected SCHEME://HOST:PORT, e.g. tcp://0.0.0.0:61616")
     try:
         port = parts.port
     except ValueError as exc:
         raise ValueError(f"connector {uri!r}: {exc}") from None
     if not parts.hostname or port is None:
-        raise ValueError(f"connector {uri!r}: expected tcp://HOST:PORT")
-    return parts.hostname, port
+        raise ValueError(f"connector {uri!r}: expected {parts.scheme}://HOST:PORT")
+    return ConnectorAddress(parts.scheme, parts.hostname, port)
+
+
+def connector_address(uri: str) -> tuple[str, int]:
+    """(host, port) of `scheme://host:port`."""
+    address = parse_connector(uri)
+    return address.host, address.port

@@ -1,13 +1,13 @@
-"""One client's TCP connection: the thin asyncio Protocol between a socket and a FrameHandler.
+"""One client's STOMP connection, whatever carries it: the FrameLink between a Wire and a FrameHandler.
 
 Reading: bytes go into the sans-I/O parser; complete frames wait in a bounded queue
 (`limits.max_pending_frames`) for one reader task that hands them to the handler one at a time, in
-order. When the queue is full the socket stops being read (`pause_reading`): TCP pushes back on the
-client instead of our memory growing.
+order. When the queue is full the wire stops reading (`pause_reading`): the transport pushes back on
+the client instead of our memory growing.
 
-Writing: frames are encoded with the negotiated version and written to the transport. Past the
-transport's high-water mark asyncio calls `pause_writing`; `writable` turns False and the broker stops
-dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
+Writing: frames are encoded with the negotiated version and written to the wire. When the wire's
+buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
+broker stops dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
 
 Heart-beats (STOMP 1.1, "Heart-beating"): an EOL is sent when nothing else was written for the send
 interval; a client from which no byte arrived within `heartbeat_grace` × the expected interval is dropped.
@@ -18,52 +18,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from typing import Protocol, cast
+from collections.abc import Callable, Mapping
 
 from config.model import Limits
+from transports.base import FrameHandler, Wire, error_frame, flatten_headers
 from transports.stomp.codec import HEARTBEAT, StompParser, encode
 from transports.stomp.frame import Frame, ProtocolError
 
 log = logging.getLogger(__name__)
 
-WRITE_HIGH_WATER = 256 * 1024
-WRITE_LOW_WATER = 64 * 1024
-CLOSE_LINGER = 5.0  # seconds a closing transport may take to flush before it is aborted
-_SANITIZE = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
+CLOSE_LINGER = 5.0  # seconds a closing wire may take to flush before it is aborted
 
 
-class FrameHandler(Protocol):
-    async def handle(self, frame: Frame) -> None:
-        """Handle one frame; frames of a connection arrive strictly in order, one at a time."""
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        """The connection is gone (closed by either side); called once."""
-
-    def writing_resumed(self) -> None:
-        """The transport drained below its low-water mark: dispatch may resume."""
-
-    async def finish(self) -> None:
-        """Graceful shutdown: return once the work of frames already handled is done (receipts sent)."""
-
-
-def error_frame(message: str, detail: str = "") -> Frame:
-    return Frame("ERROR", {"message": message.translate(_SANITIZE)[:500], "content-type": "text/plain"},
-                 (detail or message).encode("utf-8", "replace"))
-
-
-class Connection(asyncio.Protocol):
+class Connection:
     def __init__(self, limits: Limits, on_made: Callable[[Connection], FrameHandler | None],
-                 on_lost: Callable[[Connection], None]) -> None:
+                 on_lost: Callable[[Connection], None], scheme: str = "tcp") -> None:
         self.limits = limits
+        self.scheme = scheme
         self._on_made = on_made
         self._on_lost = on_lost
         self.peer = "?"
+        self.peer_certificate: Mapping[str, object] | None = None
         self.version = "1.2"
         self.writable = True
         self.closing = False
         self.handler: FrameHandler | None = None
-        self.transport: asyncio.Transport | None = None
+        self.wire: Wire | None = None
         self.parser = StompParser(limits.max_frame_size, limits.max_header_count, limits.max_header_length)
         self._frames: deque[Frame | ProtocolError] = deque()
         self._wakeup = asyncio.Event()
@@ -73,21 +53,21 @@ class Connection(asyncio.Protocol):
         self._last_rx = self._last_tx = 0.0
         self.lost = asyncio.get_running_loop().create_future()
 
-    # -- asyncio.Protocol ---------------------------------------------------------------------------
+    # -- called by the transport --------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement the asyncio.Transport interface without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        peer = transport.get_extra_info("peername")
-        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    def open(self, wire: Wire, peer: str, certificate: Mapping[str, object] | None = None) -> None:
+        """The wire is up: ask the server for a handler and start reading frames."""
+        self.wire = wire
+        self.peer = peer
+        self.peer_certificate = certificate
         loop = asyncio.get_running_loop()
         self._last_rx = self._last_tx = loop.time()
         self.handler = self._on_made(self)
         if self.handler is not None and not self.closing:
             self._reader = loop.create_task(self._read_loop(), name=f"stomp-reader {self.peer}")
 
-    def data_received(self, data: bytes) -> None:
+    def received(self, data: bytes) -> None:
+        """Bytes from the peer: a piece of a stream, or a whole message (one frame or a heart-beat)."""
         self._last_rx = asyncio.get_running_loop().time()
         if self.closing or not self._frames_allowed():
             return
@@ -98,10 +78,7 @@ class Connection(asyncio.Protocol):
             return
         self._pull_frames()
 
-    def eof_received(self) -> bool:
-        return False  # half-closed by the client: close our side too
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         self.closing = True
         self.writable = False
         self._cancel_timers()
@@ -132,7 +109,7 @@ class Connection(asyncio.Protocol):
         return not (self._frames and isinstance(self._frames[-1], ProtocolError))
 
     def _pull_frames(self) -> None:
-        """Move parsed frames into the bounded queue; stop reading the socket while it is full."""
+        """Move parsed frames into the bounded queue; stop reading the wire while it is full."""
         try:
             while len(self._frames) < self.limits.max_pending_frames:
                 frame = self.parser.next_frame()
@@ -152,9 +129,9 @@ class Connection(asyncio.Protocol):
         self._pause_reading()
 
     def _pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None and not self.transport.is_closing():
+        if not self._reading_paused and self.wire is not None and not self.wire.is_closing():
             self._reading_paused = True
-            self.transport.pause_reading()
+            self.wire.pause_reading()
 
     async def _read_loop(self) -> None:
         while not self.closing:
@@ -170,8 +147,8 @@ class Connection(asyncio.Protocol):
                 self._pull_frames()
                 if len(self._frames) < self.limits.max_pending_frames and self._frames_allowed():
                     self._reading_paused = False
-                    if self.transport is not None and not self.closing:
-                        self.transport.resume_reading()
+                    if self.wire is not None and not self.closing:
+                        self.wire.resume_reading()
             await self._handle(item)
 
     async def _handle(self, frame: Frame) -> None:
@@ -192,38 +169,36 @@ class Connection(asyncio.Protocol):
 
     def send(self, frame: Frame) -> bool:
         """Encode and write; False if the connection is closing (the frame is dropped)."""
-        if self.closing or self.transport is None:
+        if self.closing or self.wire is None:
             return False
         try:
             data = encode(frame, self.version)
         except ValueError:
             # A header this version cannot carry (e.g. a newline for a 1.0 client): flatten it.
-            headers = {k.translate(_SANITIZE).replace(":", "_"): v.translate(_SANITIZE)
-                       for k, v in frame.headers.items()}
-            data = encode(Frame(frame.command, headers, frame.body), self.version)
-        self.transport.write(data)
+            data = encode(flatten_headers(frame), self.version)
+        self.wire.write(data)
         self._last_tx = asyncio.get_running_loop().time()
         return True
 
     def close(self, error: Frame | None = None) -> None:
         """Send `error` (if any), flush, close; abort if the peer does not read within CLOSE_LINGER."""
-        if self.closing or self.transport is None:
+        if self.closing or self.wire is None:
             return
         if error is not None:
             self.send(error)
         self.closing = True
         self._wakeup.set()
         self._cancel_timers()
-        transport = self.transport
-        transport.close()
-        self._timers["linger"] = asyncio.get_running_loop().call_later(CLOSE_LINGER, transport.abort)
+        wire = self.wire
+        wire.close()
+        self._timers["linger"] = asyncio.get_running_loop().call_later(CLOSE_LINGER, wire.abort)
 
     def abort(self) -> None:
         """Drop the connection at once, unsent bytes included (lock loss, shutdown stragglers)."""
         self.closing = True
         self._wakeup.set()
-        if self.transport is not None:
-            self.transport.abort()
+        if self.wire is not None:
+            self.wire.abort()
 
     async def finish(self, timeout: float) -> None:
         """Graceful stop: read nothing new, let the frames already read be handled and their work
@@ -266,8 +241,8 @@ class Connection(asyncio.Protocol):
 
     def _send_beat(self, interval: float) -> None:
         now = asyncio.get_running_loop().time()
-        if now - self._last_tx >= interval * 0.5 and self.writable and self.transport is not None:
-            self.transport.write(HEARTBEAT)
+        if now - self._last_tx >= interval * 0.5 and self.writable and self.wire is not None:
+            self.wire.write(HEARTBEAT)
             self._last_tx = now
 
     def _check_beat(self, interval: float) -> None:

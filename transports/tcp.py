@@ -1,8 +1,9 @@
-"""The asyncio TCP connector for STOMP: listens, enforces the connection limit, owns every connection.
+"""The TCP connector for STOMP (`tcp://` and `stomp://`): an asyncio server whose peers are StreamWires.
 
-Shutdown is staged and bounded, as uvicorn does it: stop listening, let each connection finish the
-frames it already read, close, wait up to `grace`, abort the stragglers. On lock loss the daemon calls
-`close_all_connections()` instead, which drops every client at once.
+`StreamWire` is the asyncio Protocol adapter for byte-stream transports (TCP now, TLS next): a Wire
+over an asyncio Transport that forwards the transport's callbacks to its Connection. It only moves
+bytes and flow-control signals; everything STOMP happens in transports/connection.py, and the
+connections, the connection limit and the staged shutdown are StompServer's (transports/server.py).
 
 Works on any asyncio event loop (the daemon installs uvloop).
 """
@@ -10,35 +11,81 @@ Works on any asyncio event loop (the daemon installs uvloop).
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
-from collections.abc import Callable
+from typing import cast
 
-from config.model import Limits
-from transports.connection import Connection, FrameHandler, error_frame
+from transports.connection import Connection
+from transports.server import StompServer
 
-log = logging.getLogger(__name__)
+WRITE_HIGH_WATER = 256 * 1024
+WRITE_LOW_WATER = 64 * 1024
 
-__all__ = ["Connection", "FrameHandler", "StompServer"]
+
+class StreamWire(asyncio.Protocol):
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+
+    # -- asyncio.Protocol: the transport calls these ------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement the asyncio.Transport interface without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        # Only a TLS transport has one; None for plain TCP.
+        certificate = transport.get_extra_info("peercert")
+        self.conn.open(self, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer), certificate)
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.received(data)
+
+    def eof_received(self) -> bool:
+        return False  # half-closed by the client: close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.conn.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.conn.resume_writing()
+
+    # -- Wire: the Connection calls these -----------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def pause_reading(self) -> None:
+        assert self.transport is not None
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        assert self.transport is not None
+        self.transport.resume_reading()
+
+    def is_closing(self) -> bool:
+        return self.transport is None or self.transport.is_closing()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
-class StompServer:
-    def __init__(
-        self, host: str, port: int, handler_factory: Callable[[Connection], FrameHandler], limits: Limits
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.handler_factory = handler_factory
-        self.limits = limits
-        self._server: asyncio.Server | None = None
-        self._connections: set[Connection] = set()
+class TcpServer(StompServer):
+    _server: asyncio.Server | None = None
 
-    async def start(self) -> None:
+    async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: Connection(self.limits, self._made, self._lost), self.host, self.port, reuse_address=True
+            lambda: StreamWire(self.new_connection()), self.host, self.port, reuse_address=True
         )
-        log.info("STOMP connector listening on %s:%d", self.host, self.bound_port)
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
@@ -48,49 +95,11 @@ class StompServer:
     def bound_port(self) -> int:
         return int(self.sockets[0].getsockname()[1]) if self.sockets else self.port
 
-    @property
-    def connection_count(self) -> int:
-        return len(self._connections)
-
-    def _made(self, conn: Connection) -> FrameHandler | None:
-        if len(self._connections) >= self.limits.max_connections:
-            log.warning("refusing %s: %d connections already open", conn.peer, len(self._connections))
-            conn.close(error_frame("too many connections",
-                                   f"the broker accepts at most {self.limits.max_connections} connections"))
-            return None
-        self._connections.add(conn)
-        return self.handler_factory(conn)
-
-    def _lost(self, conn: Connection) -> None:
-        self._connections.discard(conn)
-
-    async def stop(self, grace: float = 2.0) -> None:
-        """Stop listening, let connections finish what they read, close them; bounded by ~2 × grace."""
+    def _stop_listening(self) -> None:
         if self._server is not None:
             self._server.close()
-        connections = list(self._connections)
-        if connections:
-            finishing = [asyncio.ensure_future(c.finish(grace)) for c in connections]
-            _, late = await asyncio.wait(finishing, timeout=grace + 0.5)
-            for task in late:
-                task.cancel()
-            for conn in connections:
-                conn.close()
-            await asyncio.wait([c.lost for c in connections], timeout=grace)
-            for conn in connections:
-                if not conn.lost.done():
-                    conn.abort()  # a peer that does not read cannot hold shutdown hostage
-            await asyncio.wait([c.lost for c in connections], timeout=1.0)
-            for conn in connections:
-                conn.cancel_reader()
+
+    async def _listener_closed(self) -> None:
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
-
-    async def close_all_connections(self) -> None:
-        """Drop every client at once, unsent data included (the lock is lost: acknowledge nothing more)."""
-        connections = list(self._connections)
-        for conn in connections:
-            conn.abort()
-        if connections:
-            await asyncio.wait([c.lost for c in connections], timeout=1.0)

@@ -1,4 +1,5 @@
-"""An in-process broker (Broker + StompServer on 127.0.0.1, OS-chosen free port) in its own thread.
+"""An in-process broker (Broker + a StompServer for its first connector, on 127.0.0.1 with an OS-chosen
+free port) in its own thread.
 
 stomp.py is a blocking, threaded client, so the broker's event loop runs in a thread of its own; tests
 talk to it over real loopback sockets and may run coroutines on its loop with `call()`.
@@ -12,20 +13,24 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
+from broker.auth import Authenticator
 from broker.core import Broker
 from config.model import BrokerConfig, Limits
 from stores.base import Store
-from transports.tcp import StompServer
+from transports.registry import create_server
+from transports.server import StompServer
 
 HOST = "127.0.0.1"
 
 
 class BrokerThread:
     def __init__(
-        self, config: BrokerConfig | None = None, store: Store | None = None, uvloop: bool = False
+        self, config: BrokerConfig | None = None, store: Store | None = None, uvloop: bool = False,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config or BrokerConfig(name="test", connectors=[f"tcp://{HOST}:0"])
         self.store = store
+        self.authenticator = authenticator
         if uvloop:  # the daemon's loop; the connector must work on it as on the standard one
             import uvloop as uv
 
@@ -64,9 +69,10 @@ class BrokerThread:
         self._stop = asyncio.Event()
         try:
             recovered = await self.store.open() if self.store is not None else None
-            self.broker = Broker(self.config, self.store)
+            self.broker = Broker(self.config, self.store, self.authenticator)
             await self.broker.start(recovered)
-            self.server = StompServer(HOST, 0, self.broker.handler_factory, self.config.limits)
+            connector = self.config.connectors[0]
+            self.server = create_server(connector, self.broker.handler_factory, self.config.limits)
             await self.server.start()
         except BaseException as error:
             self._error = error
@@ -100,11 +106,13 @@ class BrokerThread:
 
 @contextlib.contextmanager
 def running_broker(
-    limits: Limits | None = None, store: Store | None = None, uvloop: bool = False, **config: Any
+    limits: Limits | None = None, store: Store | None = None, uvloop: bool = False,
+    authenticator: Authenticator | None = None, scheme: str = "tcp", **config: Any
 ) -> Iterator[BrokerThread]:
     """`with running_broker(limits=Limits(...)) as b:` then connect to 127.0.0.1:b.port."""
-    cfg = BrokerConfig(name="test", connectors=[f"tcp://{HOST}:0"], limits=limits or Limits(), **config)
-    thread = BrokerThread(cfg, store, uvloop).start()
+    connectors = [f"{scheme}://{HOST}:0"]
+    cfg = BrokerConfig(name="test", connectors=connectors, limits=limits or Limits(), **config)
+    thread = BrokerThread(cfg, store, uvloop, authenticator).start()
     try:
         yield thread
     finally:

@@ -151,7 +151,7 @@ def test_consumer_that_never_reads_pauses_delivery_and_memory_stays_bounded(uvlo
             assert stats["depth"] > 50 and stats["bytes"] <= limits.destination_memory_limit
 
             async def buffered() -> list[int]:
-                return [c.transport.get_write_buffer_size() for c in broker.server._connections]
+                return [c.wire.transport.get_write_buffer_size() for c in broker.server._connections]
 
             assert max(broker.call(buffered())) < 512 * 1024  # high-water mark + one frame
             # The consumer wakes up: everything held back is delivered.

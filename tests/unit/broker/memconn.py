@@ -1,19 +1,25 @@
-"""An in-memory stand-in for one TCP connection (our own transport boundary), to drive Sessions
-without sockets. It records what the session writes and whether it closed."""
+"""An in-memory connection: a transports.base.FrameLink that is not TCP, to drive Sessions without
+sockets. It records what the session writes and whether it closed."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
+from broker.auth import Authenticator
 from broker.core import Broker
 from broker.session import Session
 from config.model import BrokerConfig, Limits
+from transports.base import FrameLink
 from transports.stomp.frame import Frame
 
 
 class MemConn:
-    def __init__(self, peer: str = "mem") -> None:
+    def __init__(self, peer: str = "mem", scheme: str = "mem",
+                 peer_certificate: Mapping[str, object] | None = None) -> None:
         self.peer = peer
+        self.scheme = scheme
+        self.peer_certificate = peer_certificate
         self.writable = True
         self.version = "1.2"
         self.sent: list[Frame] = []
@@ -65,9 +71,10 @@ class MemConn:
 class Client:
     """A session plus its MemConn, with a frame-sending shorthand."""
 
-    def __init__(self, broker: Broker, peer: str = "mem") -> None:
-        self.conn = MemConn(peer)
-        self.session = broker.handler_factory(self.conn)  # type: ignore[arg-type]
+    def __init__(self, broker: Broker, peer: str = "mem", conn: MemConn | None = None) -> None:
+        self.conn = conn or MemConn(peer)
+        link: FrameLink = self.conn  # checked by mypy: MemConn is a FrameLink
+        self.session = broker.handler_factory(link)
         self.conn.session = self.session
 
     async def frame(self, command: str, body: bytes = b"", **headers: str) -> None:
@@ -96,5 +103,6 @@ class Client:
         return [f.body for f in self.messages()]
 
 
-def make_broker(**limits: int | float) -> Broker:
-    return Broker(BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], limits=Limits(**limits)))
+def make_broker(authenticator: Authenticator | None = None, **limits: int | float) -> Broker:
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], limits=Limits(**limits))
+    return Broker(config, authenticator=authenticator)

@@ -8,6 +8,7 @@ import pytest
 from config.errors import ConfigError
 from config.loader import MAX_FILE_BYTES, build_config, deep_merge
 from config.model import BrokerConfig
+from transports.registry import SCHEMES
 
 TOML = """
 name = "from-file"
@@ -116,7 +117,7 @@ def test_deep_merge_does_not_alias_or_mutate_inputs() -> None:
         ),
         ({"overrides": {"connectors": []}}, "connectors", "must have at least 1 item"),
         (
-            {"overrides": {"connectors": ["http://h:1"]}},
+            {"overrides": {"connectors": ["http://h:1"]}, "schemes": SCHEMES},
             "connectors",
             "connector 'http://h:1': scheme must be",
         ),
