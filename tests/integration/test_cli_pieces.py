@@ -18,11 +18,13 @@ def test_start_flags_become_nested_overrides():
     args = build_parser().parse_args([
         "start", "--name", "b2", "--data", "/d", "--store", "leveldb", "--connector", "tcp://127.0.0.2:1",
         "--connector", "tcp://127.0.0.3:1", "--metrics-port", "9100", "--lock-acquire-interval", "0.1",
-        "--lock-keepalive-period", "0.5", "--on-lock-lost", "slave", "--log-level", "debug"])
+        "--lock-keepalive-period", "0.5", "--lock-timeout", "4", "--on-lock-lost", "slave",
+        "--log-level", "debug"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d", "store": {"type": "leveldb"},
         "connectors": ["tcp://127.0.0.2:1", "tcp://127.0.0.3:1"], "metrics_port": "9100",
-        "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "on_lock_lost": "slave"}}
+        "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "lock_timeout": "4",
+                 "on_lock_lost": "slave"}}
     assert args.log_level == "debug"
 
 
