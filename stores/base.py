@@ -5,6 +5,38 @@ durable topic subscription), each an ordered sequence of messages, plus durable-
 records and a window of producer message ids for duplicate detection. All changes go through
 `write(ops)`: the batch is atomic (all or nothing after a crash) and, under the ``always`` sync
 policy, durable when the await returns. Concurrent `write` calls share one fsync (group commit).
+
+Reads (the paging seam). `open()` still hands over everything that survives as `Recovered`, but a
+store can also read a stored message back when asked, so that a caller may keep only some of them
+in memory. A store keeps in memory only what it needs to find each message (a location or a key)
+and reads the message itself from its files when asked:
+
+- `read(queue, message_id)`: the message, or None when `queue` does not hold it (never added,
+  removed, dropped with its subscription, or an unknown queue).
+- `read_batch(queue, after, limit)`: a `Page` of at most `limit` (>= 1) messages of `queue` in
+  store order, which is the order they were added to that queue and the order `Recovered` lists
+  them in, starting after position `after` (None: from the start). Pass `page.next` as `after` to
+  read on; it equals `after` when the page is empty. Removed messages are skipped; an unknown
+  queue gives an empty page. A page holds fewer than `limit` messages only when the queue had no
+  more after it at the time of the read.
+- `position(queue, message_id)`: where a stored message stands in store order (None: not
+  stored), so a reader can start a page right after a message it already has. Not a coroutine:
+  every store keeps this map in memory anyway, to turn a RemoveMessage into what it deletes.
+
+Positions are integers that grow in store order within a queue. They are the reader's bookmark,
+not the message id, because the message a reader stopped at is often removed (consumed) before it
+asks for the next page; a position stays valid after its message is gone. A position means
+something only to the store object that gave it, while that object is open: after a reopen,
+start again from None.
+
+A read sees committed messages only: a message becomes readable once its write has reached the
+store's files (before `write` returns) and stops being readable once its removal has (a read that
+overlaps the write sees it or not). Reads do their file I/O in a worker thread, never on the event
+loop, and run while writes, checkpoints and compaction go on; a read that races with compaction
+moving a message to a new file and deleting the old one reads it at its new place. A record that
+fails its CRC, or that does not hold the message the store's index expects there, raises
+`StoreCorrupted` naming file@offset (LevelDB: the key). Reading a store that is not open raises
+`StoreClosed`; `close()` waits for the reads in flight.
 """
 
 from __future__ import annotations
@@ -92,6 +124,22 @@ class Recovered:
 
 
 @dataclass(slots=True)
+class Page:
+    """One `Store.read_batch` answer: messages in store order, and the position to resume after."""
+
+    messages: list[StoredMessage]
+    next: int | None  # pass as `after` for the following page; the same `after` if no messages
+
+
+def check_page(after: int | None, limit: int) -> None:
+    """The argument checks every store's read_batch makes, worded once."""
+    if limit < 1:
+        raise ValueError(f"read_batch limit must be at least 1, got {limit}")
+    if after is not None and after < 0:
+        raise ValueError(f"read_batch position must be None or >= 0, got {after}")
+
+
+@dataclass(slots=True)
 class StoreStats:
     messages: int
     bytes: int  # bytes on disk
@@ -147,6 +195,18 @@ class Store(abc.ABC):
         store on a GroupCommitter may return `submit_nowait`'s future instead (no task per message).
         """
         return asyncio.ensure_future(self.write(ops))
+
+    @abc.abstractmethod
+    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
+        """The stored message, or None if `queue` does not hold it (module docstring: Reads)."""
+
+    @abc.abstractmethod
+    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
+        """At most `limit` messages of `queue` in store order after position `after` (None: first)."""
+
+    @abc.abstractmethod
+    def position(self, queue: str, message_id: str) -> int | None:
+        """The position of a stored message in its queue's store order; None if it is not stored."""
 
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...

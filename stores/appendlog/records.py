@@ -32,6 +32,7 @@ from stores.framing import BadFrame as BadFrame
 from stores.framing import Frame as Frame
 from stores.framing import encode_frame as encode_frame
 from stores.framing import is_message_fields, message_fields, unpack_msgpack
+from stores.reads import Key
 
 FORMAT_VERSION = 1
 
@@ -187,29 +188,46 @@ def decode_snap_marker(payload: bytes, where: str, size: int) -> list[int]:
     return list(fields)
 
 
+@dataclass(slots=True, frozen=True)
+class Chunk:
+    """One snapshot record, and for SNAP_MESSAGES the queue and ids it holds (their new place)."""
+
+    type: RecordType
+    payload: bytes
+    queue: str = ""
+    message_ids: tuple[str, ...] = ()
+
+
 def snapshot_chunks(
     queues: Mapping[str, Iterable[StoredMessage]],
     subscriptions: Sequence[DurableSubscription],
     producers: Sequence[str],
     chunk_bytes: int,
-) -> Iterator[tuple[RecordType, bytes]]:
+) -> Iterator[Chunk]:
     """The live state as snapshot records, each holding roughly at most `chunk_bytes`."""
     for queue, messages in queues.items():
         part: list[bytes] = []
+        ids: list[str] = []
         size = 0
         for message in messages:
             fields = _pack(message_fields(message))
             if part and size + len(fields) > chunk_bytes:
-                yield RecordType.SNAP_MESSAGES, _pack(queue) + _array_header(len(part)) + b"".join(part)
-                part, size = [], 0
+                yield _messages_chunk(queue, part, ids)
+                part, ids, size = [], [], 0
             part.append(fields)
+            ids.append(message.message_id)
             size += len(fields)
         if part:
-            yield RecordType.SNAP_MESSAGES, _pack(queue) + _array_header(len(part)) + b"".join(part)
+            yield _messages_chunk(queue, part, ids)
     if subscriptions:
-        yield RecordType.SNAP_SUBSCRIPTIONS, _pack([_subscription_fields(s) for s in subscriptions])
+        yield Chunk(RecordType.SNAP_SUBSCRIPTIONS, _pack([_subscription_fields(s) for s in subscriptions]))
     for start in range(0, len(producers), 4096):
-        yield RecordType.SNAP_PRODUCERS, _pack(list(producers[start : start + 4096]))
+        yield Chunk(RecordType.SNAP_PRODUCERS, _pack(list(producers[start : start + 4096])))
+
+
+def _messages_chunk(queue: str, part: list[bytes], ids: list[str]) -> Chunk:
+    payload = _pack(queue) + _array_header(len(part)) + b"".join(part)
+    return Chunk(RecordType.SNAP_MESSAGES, payload, queue, tuple(ids))
 
 
 def decode_snap_messages(payload: bytes, where: str) -> tuple[str, list[StoredMessage]]:
@@ -234,3 +252,21 @@ def decode_snap_producers(payload: bytes, where: str) -> list[str]:
     items = unpack_msgpack(payload, where)
     _expect(isinstance(items, list) and all(isinstance(i, str) for i in items), where, "producer chunk")
     return list(items)
+
+
+# -- reading one record back (Store.read) ----------------------------------------------------
+
+
+def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[Key, StoredMessage]:
+    """The messages a BATCH or SNAP_MESSAGES record holds, by (queue, message id): the append log's
+    `stores.reads.Decode`. `data` is the `length` bytes the store's index located the record at."""
+    frame = decode_frame(data, 0)
+    if isinstance(frame, BadFrame):
+        raise StoreCorrupted(where, f"cannot read a live message's record: {frame.reason}")
+    if frame.size != length or frame.type not in (RecordType.BATCH, RecordType.SNAP_MESSAGES):
+        raise StoreCorrupted(where, "not the BATCH or SNAP_MESSAGES record the index points at")
+    if frame.type is RecordType.SNAP_MESSAGES:
+        queue, messages = decode_snap_messages(frame.payload, where)
+        return {(queue, m.message_id): m for m in messages}
+    ops = decode_batch(frame.payload, where)
+    return {(op.queue, op.message.message_id): op.message for op in ops if isinstance(op, AddMessage)}

@@ -16,6 +16,7 @@ from stores.appendlog import records, segments
 from stores.appendlog.records import BadFrame, Frame, RecordType
 from stores.appendlog.state import LogState
 from stores.base import StoreClosed, StoreCorrupted
+from stores.reads import Location
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ class _Replayer:
             raise StoreCorrupted(where, "segment header in the middle of a segment")
         if kind is RecordType.BATCH:
             self._abandon("a write follows it")
-            self.plan.state.apply(records.decode_batch(frame.payload, where))
+            self.plan.state.apply(records.decode_batch(frame.payload, where), _location(number, frame))
         elif kind is RecordType.SNAP_BEGIN:
             self._abandon("another snapshot begins")
             (base,) = records.decode_snap_marker(frame.payload, where, 1)
@@ -181,16 +182,17 @@ class _Replayer:
                 )
             self.plan.state, self.plan.snapshot_base, self.candidate = self.candidate, base, None
         else:
-            self._chunk(where, frame)
+            self._chunk(number, frame)
 
-    def _chunk(self, where: str, frame: Frame) -> None:
+    def _chunk(self, number: int, frame: Frame) -> None:
+        where = segments.where(number, frame.offset)
         if self.candidate is None:
             raise StoreCorrupted(where, "snapshot chunk outside a snapshot")
         self.chunks += 1
         if frame.type is RecordType.SNAP_MESSAGES:
             queue, messages = records.decode_snap_messages(frame.payload, where)
             for message in messages:
-                self.candidate.add(queue, message, note_producer=False)
+                self.candidate.add(queue, message, _location(number, frame), note_producer=False)
         elif frame.type is RecordType.SNAP_SUBSCRIPTIONS:
             for sub in records.decode_snap_subscriptions(frame.payload, where):
                 self.candidate.put_subscription(sub)
@@ -206,3 +208,7 @@ class _Replayer:
                 why,
             )
             self.candidate = None
+
+
+def _location(number: int, frame: Frame) -> Location:
+    return Location(number, frame.offset, frame.size)

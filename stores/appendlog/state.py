@@ -1,12 +1,18 @@
 """The in-memory model the append log replays into, and serves recovery and compaction from.
 
 Pure: no I/O. Besides the contents it keeps an estimate of the *live bytes* (what a compaction
-snapshot would occupy), which the store compares with the bytes on disk to decide when to compact.
+snapshot would occupy), which the store compares with the bytes on disk to decide when to compact,
+and, for Store.read, the record each live message was last written in and its place in store
+order. Reads take those from the message's record on disk, not from `queues`: the seam lets the
+bodies leave memory later without the readers changing.
+
+Only the writer thread changes a LogState once the store is open; readers in other threads use
+only `find` and `orders`, single dict lookups that need no lock (see stores/order.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from stores.base import (
     AddMessage,
@@ -18,6 +24,8 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
+from stores.order import QueueOrder
+from stores.reads import Key, Location, locate_in
 
 _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
 
@@ -37,15 +45,19 @@ class LogState:
     def __init__(self, duplicate_window: int) -> None:
         self.window = duplicate_window
         self.queues: dict[str, dict[str, StoredMessage]] = {}  # insertion order = message order
+        self.where: dict[str, dict[str, Location]] = {}  # the record holding each live message
+        self.orders: dict[str, QueueOrder] = {}  # the same order, with positions for read_batch
+        self._next_position = 1
         self.subscriptions: dict[str, DurableSubscription] = {}
         self.producers: dict[str, None] = {}  # an ordered set, oldest first
         self.messages = 0
         self.live_bytes = 0
 
-    def apply(self, ops: Sequence[Op]) -> None:
+    def apply(self, ops: Sequence[Op], record: Location) -> None:
+        """Apply one BATCH record's ops; `record` is where that record lies."""
         for op in ops:
             if isinstance(op, AddMessage):
-                self.add(op.queue, op.message)
+                self.add(op.queue, op.message, record)
             elif isinstance(op, RemoveMessage):
                 self.remove(op.queue, op.message_id)
             elif isinstance(op, PutSubscription):
@@ -53,10 +65,13 @@ class LogState:
             elif isinstance(op, DropSubscription):
                 self.drop_subscription(op.key)
 
-    def add(self, queue: str, message: StoredMessage, note_producer: bool = True) -> None:
+    def add(self, queue: str, message: StoredMessage, record: Location, note_producer: bool = True) -> None:
         """`note_producer=False` when restoring a snapshot, whose producer chunk carries the window."""
         self.remove(queue, message.message_id)  # a re-added id replaces the old copy, at the end
         self.queues.setdefault(queue, {})[message.message_id] = message
+        self.where.setdefault(queue, {})[message.message_id] = record
+        self.orders.setdefault(queue, QueueOrder()).add(message.message_id, self._next_position)
+        self._next_position += 1
         self.messages += 1
         self.live_bytes += message_size(queue, message)
         if note_producer and message.producer_id is not None:
@@ -67,10 +82,22 @@ class LogState:
         if messages is None or message_id not in messages:
             return  # removal is idempotent
         message = messages.pop(message_id)
+        del self.where[queue][message_id]
+        self.orders[queue].remove(message_id)
         if not messages:
             del self.queues[queue]
+            del self.where[queue]
+            del self.orders[queue]
         self.messages -= 1
         self.live_bytes -= message_size(queue, message)
+
+    def relocate(self, queue: str, message_id: str, record: Location) -> None:
+        """Compaction wrote the live message again: point at the new copy (its place is unchanged)."""
+        self.where[queue][message_id] = record
+
+    def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
+        """Where the live ones of `keys` are now (any thread)."""
+        return locate_in(self.where, keys)
 
     def put_subscription(self, sub: DurableSubscription) -> None:
         old = self.subscriptions.pop(sub.key, None)

@@ -20,9 +20,21 @@ from stores.appendlog.records import RecordType
 from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.segments import Segment
 from stores.appendlog.state import LogState
-from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
+from stores.base import (
+    Fence,
+    Op,
+    Page,
+    Recovered,
+    Store,
+    StoreClosed,
+    StoredMessage,
+    StoreError,
+    StoreStats,
+    check_page,
+)
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
+from stores.reads import Key, Location, ReadGate, fetch, load_file, read_page
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +63,7 @@ class AppendLogStore(Store):
         self._failed: str | None = None  # set when the files may no longer match memory
         self._compaction: asyncio.Task[None] | None = None
         self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
+        self._reads = ReadGate("appendlog store")
 
     # -- open ---------------------------------------------------------------------------------
 
@@ -59,6 +72,7 @@ class AppendLogStore(Store):
             raise StoreError("a store object is opened once; build a new one to reopen")
         recovered = await asyncio.to_thread(self._open_blocking)
         self._committer = start_committer(self, self._apply, self._sync)
+        self._reads.open()
         self._maybe_compact()
         return recovered
 
@@ -111,15 +125,18 @@ class AppendLogStore(Store):
         if active.size >= self.settings.appendlog_segment_size:
             active = self._rotate()
         start = active.size
-        active.append(b"".join(_frame_of(ops) for ops in batches))
+        frames = [_frame_of(ops) for ops in batches]
+        active.append(b"".join(frames))
         if sync:
             try:
                 active.sync()
             except OSError:
                 active.cut(start)  # the error propagates: nobody in this group is acknowledged
                 raise
-        for ops in batches:
-            self._state.apply(ops)
+        offset = start
+        for ops, frame in zip(batches, frames, strict=True):
+            self._state.apply(ops, Location(active.number, offset, len(frame)))
+            offset += len(frame)
 
     def _writable(self) -> Segment:
         if self._active is None:
@@ -202,13 +219,21 @@ class AppendLogStore(Store):
             chunk_bytes,
         )
         count = 0
-        for rtype, payload in chunks:
+        moved: list[tuple[records.Chunk, Location]] = []
+        for chunk in chunks:
             if self._writable().size >= self.settings.appendlog_segment_size:
                 self._rotate()
-            self._append_record(rtype, payload)
+            record = self._append_record(chunk.type, chunk.payload)
+            if chunk.message_ids:
+                moved.append((chunk, record))
             count += 1
         self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
         self._writable().sync()  # earlier snapshot segments were synced when rotated away from
+        # Readers must find every live message in the snapshot before its old segment goes away
+        # (stores/reads.py: a read that lost the race looks again and finds it here).
+        for chunk, record in moved:
+            for message_id in chunk.message_ids:
+                state.relocate(chunk.queue, message_id, record)
         self.fence.check()  # a deposed master must not delete what the new master reads
         segments.delete_segments(self.directory, replaced)
         for number in replaced:
@@ -216,8 +241,40 @@ class AppendLogStore(Store):
         after = self._closed_bytes + self._writable().size
         log.info("appendlog compacted %d segments: %d -> %d bytes", len(replaced), before, after)
 
-    def _append_record(self, rtype: RecordType, payload: bytes) -> None:
-        self._writable().append(records.encode_frame(rtype, payload))
+    def _append_record(self, rtype: RecordType, payload: bytes) -> Location:
+        active = self._writable()
+        frame = records.encode_frame(rtype, payload)
+        offset = active.size
+        active.append(frame)
+        return Location(active.number, offset, len(frame))
+
+    # -- reads (stores/base.py "Reads"; the state's lookups are safe off the writer thread) -----
+
+    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
+        key = (queue, message_id)
+        found = await self._reads.run(self._read_keys, [key])
+        return found.get(key)
+
+    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
+        check_page(after, limit)
+        return await self._reads.run(self._read_page, queue, after, limit)
+
+    def position(self, queue: str, message_id: str) -> int | None:
+        self._reads.check()
+        order = self._state.orders.get(queue)
+        return None if order is None else order.position(message_id)
+
+    def _read_keys(self, keys: list[Key]) -> dict[Key, StoredMessage]:
+        state = self._state
+        return fetch(state.find(keys), state.find, self._load, segments.segment_name)
+
+    def _load(self, number: int, wanted: list[tuple[Key, Location]]) -> dict[Key, StoredMessage]:
+        path = self.directory / segments.segment_name(number)
+        return load_file(path, wanted, records.record_messages)
+
+    def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
+        state = self._state
+        return read_page(lambda: state.orders.get(queue), queue, after, limit, self._read_keys)
 
     # -- stats / close ------------------------------------------------------------------------
 
@@ -230,6 +287,7 @@ class AppendLogStore(Store):
             return
         self._closed = True
         try:
+            await self._reads.close()
             if self._compaction is not None:
                 await self._compaction
             if self._committer is not None:

@@ -1,14 +1,14 @@
 """The in-memory index: live messages by queue (in order) → the record that holds each one.
 
 Bodies are not kept here: they stay in the data files and are read back on demand (recovery,
-compaction). Only the writer thread mutates an Index.
+compaction, Store.read). Only the writer thread mutates an Index; readers in other threads use
+only `find` and `orders`, single dict lookups that need no lock (see stores/order.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from stores.base import (
     AddMessage,
@@ -19,22 +19,17 @@ from stores.base import (
     StoredMessage,
 )
 from stores.journal.records import JournalOp, Move
-
-Key = tuple[str, str]  # (queue, message_id)
-
-
-@dataclass(slots=True, frozen=True)
-class Location:
-    """The record holding a message: data file number, record offset, record size."""
-
-    file: int
-    offset: int
-    length: int
+from stores.order import QueueOrder
+from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
+from stores.reads import Location as Location
+from stores.reads import locate_in
 
 
 class Index:
     def __init__(self, duplicate_window: int) -> None:
         self.queues: dict[str, dict[str, Location]] = {}  # dicts keep insertion (queue) order
+        self.orders: dict[str, QueueOrder] = {}  # the same order, with positions for read_batch
+        self._next_position = 1
         self.subscriptions: dict[str, DurableSubscription] = {}
         self.producers: deque[str] = deque(maxlen=duplicate_window)
         self.live: Counter[int] = Counter()  # data file → live messages located in it
@@ -68,6 +63,9 @@ class Index:
         old = entries.get(message_id)
         if old is None:
             self.messages += 1
+            # A re-added id keeps its place (and position), as the dict assignment below does.
+            self.orders.setdefault(queue, QueueOrder()).add(message_id, self._next_position)
+            self._next_position += 1
         else:
             self.live[old.file] -= 1
         entries[message_id] = loc
@@ -82,8 +80,10 @@ class Index:
             return
         self.messages -= 1
         self._unlive(loc.file)
+        self.orders[queue].remove(message_id)
         if not entries:
             del self.queues[queue]
+            del self.orders[queue]
         if bodies is not None:
             bodies.pop((queue, message_id), None)
 
@@ -96,6 +96,10 @@ class Index:
         entries[message_id] = loc  # assignment to an existing key keeps its position
         self.live[loc.file] += 1
         return True
+
+    def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
+        """Where the live ones of `keys` are now (any thread)."""
+        return locate_in(self.queues, keys)
 
     def _unlive(self, file: int) -> None:
         self.live[file] -= 1

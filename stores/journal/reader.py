@@ -1,9 +1,8 @@
-"""Reading data files: whole-file reads for replay, single records for live messages' bodies."""
+"""Reading data files: whole-file reads for replay, single records for live messages' bodies
+(through stores/reads.py, which the append log shares)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from stores.base import AddMessage, StoreCorrupted, StoredMessage
@@ -11,8 +10,7 @@ from stores.framing import frame_size
 from stores.journal.index import Key, Location
 from stores.journal.layout import data_name, data_path
 from stores.journal.records import BATCH, HEADER_SIZE, Move, RecordError, decode_batch, parse_record
-
-ReadAt = Callable[[int, int], bytes | memoryview]  # (offset, length) → bytes
+from stores.reads import load_file
 
 
 def read_file(path: Path) -> bytes:
@@ -35,50 +33,28 @@ def first_record_bytes(path: Path) -> bytes:
     return read_head(path, min(size, HEADER_SIZE + (1 << 20)))
 
 
-def messages_at(
-    read_at: ReadAt, file: int, wanted: Iterable[tuple[Key, Location]]
-) -> dict[Key, StoredMessage]:
-    """Fetch live messages from their records in data file `file` (CRC-checked)."""
-    cache: dict[int, dict[Key, StoredMessage]] = {}  # record offset → messages it holds
-    found: dict[Key, StoredMessage] = {}
-    for key, loc in wanted:
-        where = f"{data_name(file)}@{loc.offset}"
-        if loc.offset not in cache:
-            data = read_at(loc.offset, loc.length)
-            try:
-                record = parse_record(data, 0)
-                if record.type != BATCH or record.size != loc.length:
-                    raise RecordError(0, "not the BATCH record the index points at")
-                ops = decode_batch(record.payload)
-            except (RecordError, ValueError) as exc:
-                raise StoreCorrupted(where, f"cannot read a live message's record: {exc}") from None
-            cache[loc.offset] = {
-                (op.queue, op.message.message_id): op.message
-                for op in ops
-                if isinstance(op, AddMessage | Move)
-            }
-        message = cache[loc.offset].get(key)
-        if message is None:
-            raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
-        found[key] = message
-    return found
+def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[Key, StoredMessage]:
+    """The messages of the BATCH record in `data` (CRC-checked): the journal's `reads.Decode`."""
+    try:
+        record = parse_record(data, 0)
+        if record.type != BATCH or record.size != length:
+            raise RecordError(0, "not the BATCH record the index points at")
+        ops = decode_batch(record.payload)
+    except (RecordError, ValueError) as exc:
+        raise StoreCorrupted(where, f"cannot read a live message's record: {exc}") from None
+    return {(op.queue, op.message.message_id): op.message for op in ops if isinstance(op, AddMessage | Move)}
 
 
 def read_messages(directory: Path, file: int, wanted: list[tuple[Key, Location]]) -> dict[Key, StoredMessage]:
-    """`messages_at` for a data file that is not open for writing."""
-    path = data_path(directory, file)
+    """`load_messages` where the file must exist (recovery, compaction: nothing deletes it meanwhile)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return load_messages(directory, file, wanted)
     except FileNotFoundError:
         raise StoreCorrupted(
             data_name(file), f"missing, but it holds {len(wanted)} live message(s)"
         ) from None
-    try:
-        needed = sum({loc.offset: loc.length for _, loc in wanted}.values())
-        if needed * 4 < os.fstat(fd).st_size:
-            return messages_at(lambda offset, length: os.pread(fd, length, offset), file, wanted)
-        # Most of the file is live: one sequential read beats a pread per record.
-        data = memoryview(read_file(path))
-        return messages_at(lambda offset, length: data[offset : offset + length], file, wanted)
-    finally:
-        os.close(fd)
+
+
+def load_messages(directory: Path, file: int, wanted: list[tuple[Key, Location]]) -> dict[Key, StoredMessage]:
+    """Live messages from data file `file`; FileNotFoundError if cleanup has deleted it."""
+    return load_file(data_path(directory, file), wanted, record_messages)

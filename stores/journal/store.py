@@ -12,6 +12,7 @@ as a slave, `open()` lets it finish its replay instead of recovering cold; the r
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -19,15 +20,28 @@ from pathlib import Path
 
 from config.model import StoreSettings
 from stores import fsio
-from stores.base import Fence, Op, Recovered, Store, StoreClosed, StoreError, StoreStats
+from stores.base import (
+    Fence,
+    Op,
+    Page,
+    Recovered,
+    Store,
+    StoreClosed,
+    StoredMessage,
+    StoreError,
+    StoreStats,
+    check_page,
+)
 from stores.groupcommit import GroupCommitter
 from stores.journal import checkpoint as ckpt
 from stores.journal import cleanup, layout
 from stores.journal.follower import Follower
-from stores.journal.index import Index, Location
+from stores.journal.index import Index, Key, Location
+from stores.journal.reader import load_messages
 from stores.journal.records import encode_batch
 from stores.journal.recovery import RecoveryStats, Result, recover
 from stores.journal.writer import Writer
+from stores.reads import ReadGate, fetch, read_page
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +68,7 @@ class JournalStore(Store):
         self.last_recovery: RecoveryStats | None = None
         self._follower: Follower | None = None
         self.warm = False  # open() used a follower's state (else it recovered cold)
+        self._reads = ReadGate("journal store")
 
     # Open --------------------------------------------------------------------------------
 
@@ -79,6 +94,7 @@ class JournalStore(Store):
         task = asyncio.get_running_loop().create_task(self._maintain())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._reads.open()
         return recovered
 
     def _open_blocking(self) -> Recovered:
@@ -166,6 +182,32 @@ class JournalStore(Store):
         if self._writer is None or self._index is None:
             raise StoreClosed("journal store is not open")
         return self._writer, self._index
+
+    # Reads (stores/base.py "Reads"; the index lookups are safe off the writer thread) -------
+
+    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
+        key = (queue, message_id)
+        found = await self._reads.run(self._read_keys, [key])
+        return found.get(key)
+
+    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
+        check_page(after, limit)
+        return await self._reads.run(self._read_page, queue, after, limit)
+
+    def position(self, queue: str, message_id: str) -> int | None:
+        self._reads.check()
+        _, index = self._open_parts()
+        order = index.orders.get(queue)
+        return None if order is None else order.position(message_id)
+
+    def _read_keys(self, keys: list[Key]) -> dict[Key, StoredMessage]:
+        _, index = self._open_parts()
+        load = functools.partial(load_messages, self.directory)
+        return fetch(index.find(keys), index.find, load, layout.data_name)
+
+    def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
+        _, index = self._open_parts()
+        return read_page(lambda: index.orders.get(queue), queue, after, limit, self._read_keys)
 
     # Checkpoint and cleanup (writer thread) ----------------------------------------------
 
@@ -260,6 +302,7 @@ class JournalStore(Store):
         if self._closed:
             return
         self._closed = True
+        await self._reads.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

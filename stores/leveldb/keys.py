@@ -26,6 +26,7 @@ META_SYNC = b"meta/sync"  # rewritten by the periodic sync: LevelDB has no bare 
 _SEP = b"\x00"
 _ESC = b"\x01"
 _U64 = struct.Struct(">Q")  # big-endian, so byte order == numeric order == insertion order
+MAX_SEQ = (1 << 64) - 1
 
 
 def u64(value: int) -> bytes:
@@ -71,6 +72,21 @@ def queue_prefix(queue: str) -> bytes:
 
 def message_key(queue: str, seq: int) -> bytes:
     return queue_prefix(queue) + u64(seq)
+
+
+def queue_range(queue: str, after: int | None) -> tuple[bytes, bytes]:
+    """[start, stop) of the message keys of `queue` with a seq above `after` (None: all of them).
+
+    `queue_prefix` ends in the 0x00 separator, so the same prefix ending in 0x01 sorts after every
+    key of this queue and at or before every key of any other queue.
+    """
+    prefix = queue_prefix(queue)
+    stop = prefix[:-1] + b"\x01"
+    if after is None:
+        return prefix, stop
+    if after >= MAX_SEQ:
+        return stop, stop
+    return prefix + u64(after + 1), stop
 
 
 def parse_message_key(key: bytes) -> tuple[str, int]:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from stores.base import (
     DropSubscription,
     Fence,
     Op,
+    Page,
     PutSubscription,
     Recovered,
     RemoveMessage,
@@ -33,10 +35,12 @@ from stores.base import (
     StoredMessage,
     StoreError,
     StoreStats,
+    check_page,
 )
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
 from stores.leveldb import keys
+from stores.reads import ReadGate
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +68,7 @@ class LevelDBStore(Store):
         self._next_seq = 1
         self._messages = 0
         self._unsynced = False  # a group was written with sync=False since the last sync
+        self._reads = ReadGate("leveldb store")
 
     # -- open ---------------------------------------------------------------------------------
 
@@ -72,6 +77,7 @@ class LevelDBStore(Store):
             raise StoreError("a store object is opened once; build a new one to reopen")
         recovered = await asyncio.to_thread(self._open_blocking)
         self._committer = start_committer(self, self._apply, self._sync)
+        self._reads.open()
         return recovered
 
     def _open_blocking(self) -> Recovered:
@@ -255,6 +261,55 @@ class LevelDBStore(Store):
             self._db.put(keys.META_SYNC, b"", sync=True)
             self._unsynced = False
 
+    # -- reads (stores/base.py "Reads") -------------------------------------------------------
+
+    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
+        return await self._reads.run(self._read_one, queue, message_id)
+
+    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
+        check_page(after, limit)
+        return await self._reads.run(self._read_page, queue, after, limit)
+
+    def position(self, queue: str, message_id: str) -> int | None:
+        self._reads.check()
+        return self._seqs.get(queue, {}).get(message_id)  # the seq in its key: store order
+
+    def _read_one(self, queue: str, message_id: str) -> StoredMessage | None:
+        """Worker thread. The seq comes from the index, which a group changes while it is staged:
+        a message whose add is staged but not yet written, or whose removal is, reads as None."""
+        seq = self._seqs.get(queue, {}).get(message_id)
+        if seq is None:
+            return None
+        key = keys.message_key(queue, seq)
+        where = f"{self.directory} key {key!r}"
+        with _reading(where):
+            value = self._handle().get(key, verify_checksums=True)
+        if value is None:
+            return None
+        message = keys.decode_message(value, where)
+        if message.message_id != message_id:
+            raise StoreCorrupted(where, f"holds message {message.message_id!r}, not {message_id!r}")
+        return message
+
+    def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
+        """Worker thread: the queue's keys in order from one LevelDB iterator (its own snapshot)."""
+        start, stop = keys.queue_range(queue, after)
+        messages: list[StoredMessage] = []
+        resume = after
+        with _reading(f"{self.directory} keys of {queue!r}"):
+            with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
+                for key, value in it:
+                    resume = keys.parse_message_key(key)[1]
+                    messages.append(keys.decode_message(value, f"{self.directory} key {key!r}"))
+                    if len(messages) >= limit:
+                        break
+        return Page(messages, resume)
+
+    def _handle(self) -> plyvel.DB:
+        if self._db is None:
+            raise StoreClosed("store is closed")
+        return self._db
+
     # -- stats / close ------------------------------------------------------------------------
 
     async def stats(self) -> StoreStats:
@@ -266,6 +321,7 @@ class LevelDBStore(Store):
             return
         self._closed = True
         try:
+            await self._reads.close()  # before the DB handle goes: a read may be inside LevelDB
             if self._committer is not None:
                 await self._committer.close()
         finally:
@@ -308,6 +364,16 @@ def _open_db(directory: Path) -> plyvel.DB:
         raise StoreCorrupted(str(directory), f"LevelDB reports corruption: {exc}") from None
     except plyvel.Error as exc:
         raise StoreError(f"cannot open LevelDB at {directory}: {exc}") from None
+
+
+@contextmanager
+def _reading(where: str) -> Iterator[None]:
+    try:
+        yield
+    except plyvel.CorruptionError as exc:
+        raise StoreCorrupted(where, f"LevelDB reports corruption: {exc}") from None
+    except plyvel.Error as exc:
+        raise StoreError(f"{where}: LevelDB read failed: {exc}") from None
 
 
 def _prepare(ops: Sequence[Op]) -> _Prepared:

@@ -87,20 +87,21 @@ def test_snapshot_chunks_round_trip_and_respect_the_chunk_size() -> None:
     messages = [StoredMessage(f"m{i}", "/queue/a", {}, b"x" * 100, f"p{i}") for i in range(50)]
     subs = [DurableSubscription("c:s", "c", "s", "/topic/t", None)]
     chunks = list(records.snapshot_chunks({"/queue/a": messages}, subs, ["p1", "p2"], chunk_bytes=1000))
-    kinds = [kind for kind, _ in chunks]
+    kinds = [chunk.type for chunk in chunks]
     assert kinds.count(RecordType.SNAP_MESSAGES) > 5 and kinds[-2:] == [
         RecordType.SNAP_SUBSCRIPTIONS,
         RecordType.SNAP_PRODUCERS,
     ]
     restored = []
-    for kind, payload in chunks:
-        if kind is RecordType.SNAP_MESSAGES:
-            queue, part = records.decode_snap_messages(payload, "x")
-            assert queue == "/queue/a" and len(payload) < 1200
+    for chunk in chunks:
+        if chunk.type is RecordType.SNAP_MESSAGES:
+            queue, part = records.decode_snap_messages(chunk.payload, "x")
+            assert queue == "/queue/a" and len(chunk.payload) < 1200
+            assert (chunk.queue, chunk.message_ids) == (queue, tuple(m.message_id for m in part))
             restored.extend(part)
     assert restored == messages
-    assert records.decode_snap_subscriptions(chunks[-2][1], "x") == subs
-    assert records.decode_snap_producers(chunks[-1][1], "x") == ["p1", "p2"]
+    assert records.decode_snap_subscriptions(chunks[-2].payload, "x") == subs
+    assert records.decode_snap_producers(chunks[-1].payload, "x") == ["p1", "p2"]
 
 
 def test_unencodable_ops_are_refused_when_encoding() -> None:

@@ -1,15 +1,16 @@
-"""The contract suite (contract.py), once per store."""
+"""The contract suite (contract.py, with the reads of readcontract.py), once per store."""
 
 from tests.unit.stores.contract import StoreContract
+from tests.unit.stores.readcontract import ReadContract
 
 
-class TestJournalContract(StoreContract):
+class TestJournalContract(StoreContract, ReadContract):
     kind = "journal"
 
 
-class TestLevelDBContract(StoreContract):
+class TestLevelDBContract(StoreContract, ReadContract):
     kind = "leveldb"
 
 
-class TestAppendLogContract(StoreContract):
+class TestAppendLogContract(StoreContract, ReadContract):
     kind = "appendlog"

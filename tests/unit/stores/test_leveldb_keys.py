@@ -82,3 +82,13 @@ def test_counters_must_be_eight_bytes() -> None:
     assert keys.parse_u64(keys.u64(42), "x") == 42
     with pytest.raises(StoreCorrupted):
         keys.parse_u64(b"\x00" * 7, "meta/seq")
+
+
+@settings(max_examples=200)
+@given(names, names, st.integers(0, 2**64 - 1), st.none() | st.integers(0, 2**64 - 1))
+def test_a_queue_range_holds_exactly_that_queues_keys_after_a_seq(
+    a: str, b: str, seq: int, after: int | None
+) -> None:
+    start, stop = keys.queue_range(a, after)
+    inside = start <= keys.message_key(b, seq) < stop
+    assert inside == (a == b and (after is None or seq > after))

@@ -19,6 +19,7 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
     StoreClosed,
+    StoreCorrupted,
     StoredMessage,
     StoreError,
 )
@@ -82,6 +83,38 @@ async def test_queue_names_with_separator_bytes_stay_apart(tmp_path: Path) -> No
     assert {q: [m.message_id for m in ms] for q, ms in recovered.queues.items()} == {
         q: [f"m{i}"] for i, q in enumerate(queues)
     }
+    await store.close()
+
+
+async def test_reads_keep_queues_with_separator_bytes_apart(tmp_path: Path) -> None:
+    store, _ = await reopen(tmp_path)
+    queues = ["a", "a\x00", "a\x00b", "a\x01", "ab"]
+    for i, queue in enumerate(queues * 2):
+        await store.enqueue(queue, msg(i, queue))
+    for i, queue in enumerate(queues):
+        page = await store.read_batch(queue, None, 10)
+        assert [m.message_id for m in page.messages] == [f"m{i}", f"m{i + len(queues)}"]
+        assert page.next == store.position(queue, f"m{i + len(queues)}")
+    await store.close()
+
+
+async def test_a_value_that_is_not_the_indexed_message_is_corruption(tmp_path: Path) -> None:
+    store, _ = await reopen(tmp_path)
+    for i in range(3):
+        await store.enqueue("/queue/a", msg(i))
+    seq = store.position("/queue/a", "m1")
+    assert seq is not None
+    key = keys.message_key("/queue/a", seq)
+    assert store._db is not None  # damage done through the store's own handle: LevelDB is locked
+    store._db.put(key, keys.encode_message(msg(9)), sync=True)
+    with pytest.raises(StoreCorrupted, match="holds message 'm9', not 'm1'") as raised:
+        await store.read("/queue/a", "m1")
+    assert repr(key) in raised.value.where
+    store._db.put(key, b"\xc1 not msgpack", sync=True)
+    with pytest.raises(StoreCorrupted) as raised:
+        await store.read_batch("/queue/a", None, 10)
+    assert repr(key) in raised.value.where
+    assert await store.read("/queue/a", "m2") == msg(2)
     await store.close()
 
 

@@ -1,6 +1,6 @@
 """Hypothesis stateful test: each store beside a plain model (dict of lists), reopened between steps.
 
-A failure shrinks to a minimal program of adds, removes, subscription changes and reopens.
+A failure shrinks to a minimal program of adds, removes, subscription changes, reads and reopens.
 Each rule runs a coroutine on the machine's own event loop (created in __init__, closed in teardown).
 """
 
@@ -56,6 +56,7 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
             self.model: dict[str, list[StoredMessage]] = {}
             self.subs: dict[str, DurableSubscription] = {}
             self.producer_ids: list[str] = []
+            self.gone: list[tuple[str, str]] = []  # (queue, message id) removed or dropped
             self.counter = 0
             self.store: Store | None = None
             self.recovered: Recovered | None = self._open()
@@ -90,11 +91,13 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
             index = data.draw(st.integers(0, len(self.model[queue]) - 1))
             msg = self.model[queue].pop(index)
             self._write([RemoveMessage(queue, msg.message_id)])
+            self.gone.append((queue, msg.message_id))
 
         @precondition(lambda self: len(self.model.get("/queue/a", [])) >= 1)
         @rule(body=bodies)
         def add_and_remove_in_one_batch(self, body: bytes) -> None:
             victim = self.model["/queue/a"].pop(0)
+            self.gone.append(("/queue/a", victim.message_id))
             self.counter += 1
             msg = StoredMessage(f"m{self.counter}", "/queue/b", {}, body)
             self._write([RemoveMessage("/queue/a", victim.message_id), AddMessage("/queue/b", msg)])
@@ -112,7 +115,31 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
             key = data.draw(st.sampled_from(sorted(self.subs)))
             self._write([DropSubscription(key)])
             del self.subs[key]
-            self.model.pop(key, None)
+            self.gone.extend((key, m.message_id) for m in self.model.pop(key, []))
+
+        @rule(queue=st.sampled_from(QUEUES + SUB_KEYS), limit=st.integers(1, 3))
+        def read_in_pages(self, queue: str, limit: int) -> None:
+            assert self.store is not None
+            got: list[StoredMessage] = []
+            after: int | None = None
+            while True:
+                page = self.run(self.store.read_batch(queue, after, limit))
+                got.extend(page.messages)
+                if page.messages:
+                    assert page.next == self.store.position(queue, page.messages[-1].message_id)
+                if len(page.messages) < limit:
+                    break
+                after = page.next
+            assert got == self.model.get(queue, [])
+
+        @precondition(lambda self: any(self.model.values()) or self.gone)
+        @rule(data=st.data())
+        def read_one(self, data: st.DataObject) -> None:
+            assert self.store is not None
+            live = [(q, m.message_id, m) for q, ms in self.model.items() for m in ms]
+            dead = [(q, mid, None) for q, mid in self.gone]
+            queue, message_id, expected = data.draw(st.sampled_from(live + dead))
+            assert self.run(self.store.read(queue, message_id)) == expected
 
         @rule()
         def reopen(self) -> None:

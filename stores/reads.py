@@ -1,0 +1,189 @@
+"""Reading stored messages back (Store.read, read_batch, position; stores/base.py "Reads").
+
+`ReadGate` runs a store's blocking reads in worker threads and lets `close()` wait for them.
+The rest serves the stores that keep one `Location` per live message (journal, appendlog): the
+record that holds it, read with one pread and checked by the store's own decoder.
+
+Compaction moves live messages into a newer file and then deletes the old one. The store changes
+a message's location before it deletes the file the old location points into, so a reader that
+finds the file gone looks the message up again and reads it at its new place (or learns that it
+was removed meanwhile). We retry rather than make deletion wait for readers: deletion stays the
+writer thread's alone with no count of readers to keep, the race costs one more lookup when it
+happens, and only the open can fail (POSIX keeps an unlinked file readable through a descriptor
+already open on it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError
+from stores.order import QueueOrder
+
+T = TypeVar("T")
+Key = tuple[str, str]  # (queue, message_id)
+
+# Each retry needs the message to have moved again, to a newer file, during the read: a bound
+# this high is never reached unless something is wrong, and then it stops the loop.
+MAX_MOVES = 16
+
+
+@dataclass(slots=True, frozen=True)
+class Location:
+    """The record holding a message: data file number, record offset, record size."""
+
+    file: int
+    offset: int
+    length: int
+
+
+Locate = Callable[[Sequence[Key]], dict[Key, Location]]  # the live ones' current locations
+# Messages from the records at these locations of one file; FileNotFoundError if it is gone.
+Load = Callable[[int, list[tuple[Key, Location]]], dict[Key, StoredMessage]]
+# A store's decoder: the bytes read at a location, the size the index gave, and how to name the
+# place in errors -> the messages that record holds. StoreCorrupted if it is not such a record.
+Decode = Callable[[bytes | memoryview, int, str], dict[Key, StoredMessage]]
+ReadAt = Callable[[int, int], bytes | memoryview]  # (offset, length) -> bytes
+
+
+def locate_in(table: Mapping[str, Mapping[str, Location]], keys: Iterable[Key]) -> dict[Key, Location]:
+    """A `Locate` over queue -> message id -> location; single lookups, safe beside its one writer."""
+    found: dict[Key, Location] = {}
+    for queue, message_id in keys:
+        loc = table.get(queue, {}).get(message_id)
+        if loc is not None:
+            found[(queue, message_id)] = loc
+    return found
+
+
+def fetch(
+    pending: dict[Key, Location], locate: Locate, load: Load, name: Callable[[int], str]
+) -> dict[Key, StoredMessage]:
+    """Read the messages at `pending`, looking again where a file has gone; removed ones are left out."""
+    found: dict[Key, StoredMessage] = {}
+    for _ in range(MAX_MOVES):
+        gone: dict[Key, Location] = {}
+        for file, wanted in _by_file(pending).items():
+            try:
+                found.update(load(file, wanted))
+            except FileNotFoundError:
+                gone.update(wanted)
+        if not gone:
+            return found
+        pending = {}
+        for key, loc in locate(list(gone)).items():
+            if loc == gone[key]:  # not moved: the file is missing under a live message
+                problem = f"missing, but it holds message {key[1]!r} of {key[0]!r}"
+                raise StoreCorrupted(name(loc.file), problem)
+            pending[key] = loc
+    raise StoreError(f"{len(pending)} message(s) kept moving while being read ({MAX_MOVES} times)")
+
+
+def messages_at(
+    read_at: ReadAt, name: str, wanted: Iterable[tuple[Key, Location]], decode: Decode
+) -> dict[Key, StoredMessage]:
+    """Live messages from their records in file `name`, each record read and decoded once."""
+    cache: dict[int, dict[Key, StoredMessage]] = {}  # record offset -> messages it holds
+    found: dict[Key, StoredMessage] = {}
+    for key, loc in wanted:
+        where = f"{name}@{loc.offset}"
+        if loc.offset not in cache:
+            cache[loc.offset] = decode(read_at(loc.offset, loc.length), loc.length, where)
+        message = cache[loc.offset].get(key)
+        if message is None:
+            raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
+        found[key] = message
+    return found
+
+
+def load_file(path: Path, wanted: list[tuple[Key, Location]], decode: Decode) -> dict[Key, StoredMessage]:
+    """`messages_at` for the file at `path`; FileNotFoundError if it is gone (see `fetch`).
+
+    The file may be the one being appended to: a location is recorded only after its record has
+    been written, and a read through another descriptor sees written bytes at once.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        needed = sum({loc.offset: loc.length for _, loc in wanted}.values())
+        size = os.fstat(fd).st_size
+        if needed * 4 < size:
+            return messages_at(lambda offset, length: os.pread(fd, length, offset), path.name, wanted, decode)
+        # Most of the file is wanted: one sequential read beats a pread per record. Through the
+        # descriptor, not the path: compaction may unlink the path once we have it open.
+        data = memoryview(os.pread(fd, size, 0))
+        return messages_at(lambda offset, length: data[offset : offset + length], path.name, wanted, decode)
+    finally:
+        os.close(fd)
+
+
+def _by_file(pending: dict[Key, Location]) -> dict[int, list[tuple[Key, Location]]]:
+    files: dict[int, list[tuple[Key, Location]]] = {}
+    for key, loc in pending.items():
+        files.setdefault(loc.file, []).append((key, loc))
+    return files
+
+
+def read_page(
+    order_of: Callable[[], QueueOrder | None],
+    queue: str,
+    after: int | None,
+    limit: int,
+    read_keys: Callable[[list[Key]], dict[Key, StoredMessage]],
+) -> Page:
+    """A page from a queue's order; what was removed before it was read is skipped and made up for.
+
+    `order_of` is asked again each round: a queue that empties loses its QueueOrder and a later
+    add makes a new one, and positions keep growing across the two.
+    """
+    messages: list[StoredMessage] = []
+    resume = after
+    while len(messages) < limit and (order := order_of()) is not None:
+        entries = order.after(resume, limit - len(messages))
+        if not entries:
+            break
+        keys = [(queue, message_id) for _, message_id in entries]
+        found = read_keys(keys)
+        messages.extend(found[key] for key in keys if key in found)
+        resume = entries[-1][0]
+    return Page(messages, resume)
+
+
+class ReadGate:
+    """Runs blocking reads in worker threads while open; `close()` refuses new ones and waits.
+
+    Each read is a task of its own, shielded from its caller's cancellation: the thread cannot be
+    stopped, and close() must not release what it reads (a LevelDB handle) while it runs.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._open = False
+        self._reads: set[asyncio.Task[Any]] = set()
+
+    def open(self) -> None:
+        self._open = True
+
+    def check(self) -> None:
+        if not self._open:
+            raise StoreClosed(f"{self._what} is not open")
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        self.check()
+        task: asyncio.Task[T] = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+        self._reads.add(task)
+        task.add_done_callback(self._done)
+        return await asyncio.shield(task)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._reads.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a caller that was cancelled no longer wants it
+
+    async def close(self) -> None:
+        self._open = False
+        await asyncio.gather(*self._reads, return_exceptions=True)
