@@ -26,6 +26,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy broker stores transports config
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests

@@ -19,7 +19,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from broker.dedup import ProducerWindow
 from broker.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
@@ -55,6 +55,13 @@ STOP_TIMEOUT = 5.0
 
 def _nothing() -> None:
     return None
+
+
+
+class BrokerStats(TypedDict):
+    connections: int
+    fenced: bool
+    destinations: dict[str, dict[str, int]]  # name -> counters, as Destinations.stats()
 
 
 class Broker:
@@ -177,7 +184,7 @@ class Broker:
             raise ClientError("client-id in use", f"client-id {client_id[:100]!r} is already connected")
         self.client_ids[client_id] = session
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> BrokerStats:
         return {"connections": len(self.sessions), "fenced": self.fenced,
                 "destinations": self.destinations.stats()}
 
