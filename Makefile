@@ -26,7 +26,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy broker stores transports config
+	$(VENV)/bin/mypy broker stores transports config benchmarks
 
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
