@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: venv run test lint unit bench bench-failover clean
+.PHONY: venv run test check lint unit bench bench-failover clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +31,14 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
 
+# The fast loops leave out the multi-process HA tests (marker ha) and the crash loops (marker slow).
+FAST := -m "not ha and not slow"
+
 unit: $(STAMP)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -p no:cacheprovider $(FAST) tests/unit
+
+check: lint
+	$(PY) -m pytest -q -p no:cacheprovider $(FAST) tests
 
 bench: $(BENCH_STAMP)
 	$(PY) -m benchmarks.run --json-dir benchmarks/results $(ARGS)

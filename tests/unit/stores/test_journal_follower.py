@@ -468,6 +468,7 @@ async def _write_forever(directory: Path, seed: int) -> None:
         await store.write(random_ops(rng, live, subs, seq))
 
 
+@pytest.mark.slow  # a real writer process killed mid-stream, about 2 s per seed
 @pytest.mark.parametrize("seed", range(3))
 def test_warm_equals_cold_after_kill9_of_the_writer(tmp_path, seed):
     directory = tmp_path / "journal"
