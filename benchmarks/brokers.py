@@ -50,7 +50,7 @@ def free_port(hosts: tuple[str, ...]) -> int:
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind((hosts[0], 0))
-            port = probe.getsockname()[1]
+            port = int(probe.getsockname()[1])
         if all(_bindable(host, port) for host in hosts):
             return port
     raise RuntimeError(f"no port free on all of {hosts}")

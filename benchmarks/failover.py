@@ -40,7 +40,7 @@ from benchmarks.failover_report import (
     since_kill,
 )
 from benchmarks.link import LinkError, StompLink
-from benchmarks.loadgen import Job, WorkerResult, produce
+from benchmarks.loadgen import Job, WorkerResult, produce, run_loop
 from benchmarks.report import machine_info, machine_line, progress, write_json
 
 STORES = ("journal", "leveldb", "appendlog")
@@ -199,7 +199,7 @@ class Run:
 async def run(args: argparse.Namespace, data_dir: Path) -> dict[str, object]:
     bench = Run(args, data_dir)
     stop_producer, stop_consumer = asyncio.Event(), asyncio.Event()
-    tasks: list[asyncio.Task] = []
+    tasks: list[asyncio.Task[None]] = []
     try:
         master = await bench.start_cluster()
         await bench.preload(master)
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     progress(machine_line(machine_info()))
     with tempfile.TemporaryDirectory(prefix="batonmq-failover-") as tmp:
         try:
-            document = _run_loop(run(args, Path(tmp)))
+            document = run_loop(run(args, Path(tmp)))
         except (RuntimeError, TimeoutError, LinkError, OSError) as error:
             print(f"benchmarks.failover: {error}", file=sys.stderr)
             return 1
@@ -281,14 +281,6 @@ def main(argv: list[str] | None = None) -> int:
     assert isinstance(config, dict)
     failed = document["lost"] or config["delivery"]["unexpected"] or any(r["timed_out"] for r in rounds)
     return 1 if failed else 0
-
-
-def _run_loop(coro):  # uvloop as the brokers use, when present
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 if __name__ == "__main__":

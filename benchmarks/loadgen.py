@@ -20,12 +20,20 @@ import multiprocessing
 import queue
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from benchmarks.link import LinkError, SendTemplate, StompLink, latency_ms
 from benchmarks.report import percentile
 from transports.stomp import Frame
 from transports.url import parse_url
+
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
+    from multiprocessing.synchronize import Event
+
+T = TypeVar("T")
 
 MAX_LATENCY_SAMPLES = 200_000  # per worker; beyond it latencies are subsampled, never unbounded
 RECEIPT_TIMEOUT = 30.0
@@ -172,7 +180,7 @@ async def run_connection(job: Job, go: asyncio.Event, ready: list[StompLink], re
         link.abort()
 
 
-async def run_job(job: Job, wait_go) -> WorkerResult:
+async def run_job(job: Job, wait_go: Callable[[], None]) -> WorkerResult:
     """All of a job's connections in this process; `wait_go` blocks until every worker is ready."""
     go = asyncio.Event()
     ready: list[StompLink] = []
@@ -200,7 +208,8 @@ async def run_job(job: Job, wait_go) -> WorkerResult:
     return total
 
 
-def _run_loop(coro):
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on uvloop, as the brokers do, when it is installed."""
     try:
         import uvloop
     except ImportError:
@@ -208,13 +217,13 @@ def _run_loop(coro):
     return uvloop.run(coro)
 
 
-def _worker(job: Job, ready, go, results) -> None:
+def _worker(job: Job, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]) -> None:
     def wait_go() -> None:
         ready.put("ready")
         go.wait(job.time_limit + 60)
 
     try:
-        results.put(asdict(_run_loop(run_job(job, wait_go))))
+        results.put(asdict(run_loop(run_job(job, wait_go))))
     except BaseException as error:  # reported to the parent, which decides
         ready.put("failed")
         results.put(asdict(WorkerResult(job.role, errors=[f"{type(error).__name__}: {error}"])))

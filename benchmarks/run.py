@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import e2e
@@ -27,7 +28,8 @@ def run_stores(quick: bool, json_dir: Path | None) -> int | None:
     if json_dir is not None:
         argv += ["--json", str(json_dir / "stores.json")]
     progress(f"store benchmarks: python -m benchmarks.stores {' '.join(argv)}")
-    return stores.main(argv)
+    main: Callable[[list[str]], int] = stores.main  # imported by name, so typed here
+    return main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:

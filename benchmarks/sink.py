@@ -59,7 +59,7 @@ class SinkProtocol(asyncio.Protocol):
         self.subs: dict[str, str] = {}  # subscription id -> destination
         self.can_write = asyncio.Event()
         self.can_write.set()
-        self.floods: set[asyncio.Task] = set()
+        self.floods: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport

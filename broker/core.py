@@ -19,7 +19,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from broker.auth import AllowAll, Authenticator
 from broker.dedup import ProducerWindow
@@ -56,6 +56,13 @@ STOP_TIMEOUT = 5.0
 
 def _nothing() -> None:
     return None
+
+
+
+class BrokerStats(TypedDict):
+    connections: int
+    fenced: bool
+    destinations: dict[str, dict[str, int]]  # name -> counters, as Destinations.stats()
 
 
 class Broker:
@@ -181,7 +188,7 @@ class Broker:
             raise ClientError("client-id in use", f"client-id {client_id[:100]!r} is already connected")
         self.client_ids[client_id] = session
 
-    def stats(self) -> dict[str, object]:
+    def stats(self) -> BrokerStats:
         return {"connections": len(self.sessions), "fenced": self.fenced,
                 "destinations": self.destinations.stats()}
 

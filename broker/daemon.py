@@ -46,7 +46,7 @@ async def _main(config: BrokerConfig) -> int:
             task.cancel()
 
 
-async def _start_metrics(lifecycle: Lifecycle) -> list[asyncio.Task]:
+async def _start_metrics(lifecycle: Lifecycle) -> list[asyncio.Task[None]]:
     """Serve /metrics and /healthz from the start, so slaves report their role too."""
     config = lifecycle.config
     if config.metrics_port is None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from broker.roles import Role
@@ -77,7 +78,7 @@ class _LifecycleCollector(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator:
+    def collect(self) -> Iterator[Metric]:
         lifecycle = self.metrics.lifecycle
         term = lifecycle.term
         role = GaugeMetricFamily("batonmq_role", "1 for the broker's current role", labels=["role"])
@@ -119,7 +120,7 @@ class _LifecycleCollector(Collector):
         yield from self._store()
         yield from self._broker()
 
-    def _store(self) -> Iterator:
+    def _store(self) -> Iterator[Metric]:
         stats = self.metrics.store_stats
         if stats:
             yield GaugeMetricFamily(
@@ -130,16 +131,16 @@ class _LifecycleCollector(Collector):
             )
             yield GaugeMetricFamily("batonmq_store_files", "Files the store occupies", value=stats["files"])
 
-    def _broker(self) -> Iterator:
+    def _broker(self) -> Iterator[Metric]:
         term = self.metrics.lifecycle.term
         broker = term.broker if term is not None else None
         if broker is None or self.metrics.lifecycle.role is not Role.MASTER:
             return
         stats = broker.stats()
         yield GaugeMetricFamily(
-            "batonmq_connections", "Open client connections", value=stats.get("connections", 0)
+            "batonmq_connections", "Open client connections", value=stats["connections"]
         )
-        families = {
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             "enqueued": CounterMetricFamily(
                 "batonmq_destination_enqueued", "Messages accepted", labels=["destination"]
             ),
@@ -153,7 +154,7 @@ class _LifecycleCollector(Collector):
                 "batonmq_destination_depth", "Messages waiting", labels=["destination"]
             ),
         }
-        for name, values in stats.get("destinations", {}).items():
+        for name, values in stats["destinations"].items():
             for key, family in families.items():
                 family.add_metric([name], values.get(key, 0))
         yield from families.values()

@@ -162,8 +162,9 @@ def _check_depth(tree: Any, path: Path) -> None:
 
 
 def _nest(path: Path_, value: Any) -> dict[str, Any]:
-    tree: Any = value
-    for part in reversed(path):
+    *parents, leaf = path
+    tree: dict[str, Any] = {leaf: value}
+    for part in reversed(parents):
         tree = {part: tree}
     return tree
 

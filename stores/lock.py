@@ -431,7 +431,7 @@ def lock_held(data_dir: Path) -> bool | None:
             answer = fcntl.fcntl(fd, getattr(fcntl, "F_OFD_GETLK", fcntl.F_GETLK), probe)
         except OSError:
             answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)  # kernels without OFD locks
-        return _Flock.from_buffer_copy(answer).l_type != fcntl.F_UNLCK
+        return int(_Flock.from_buffer_copy(answer).l_type) != fcntl.F_UNLCK
     finally:
         os.close(fd)
 

@@ -89,7 +89,7 @@ class TcpServer(StompServer):
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._server.sockets) if self._server is not None else ()  # type: ignore[arg-type]
+        return tuple(self._server.sockets) if self._server is not None else ()
 
     @property
     def bound_port(self) -> int:

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from stores import fsio
 from stores.base import Op, Recovered, StoreCorrupted
-from stores.framing import frame_size
+from stores.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, frame_size
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
 from stores.journal.followstate import LiveState, checkpoint_header
@@ -35,9 +35,6 @@ from stores.journal.layout import data_name
 from stores.journal.reader import first_record_bytes, read_file
 from stores.journal.records import (
     BATCH,
-    HEADER,
-    HEADER_SIZE,
-    MAX_PAYLOAD,
     SEAL,
     RecordError,
     Seal,
@@ -414,7 +411,7 @@ class Follower:
         assert self.live is not None
         files = layout.data_files(self.directory)
         sizes = {n: p.stat().st_size for n, p in files.items()}
-        ends = {n: (sizes[n] if self.ends.get(n) is None else self.ends[n]) for n in files}
+        ends = {n: (sizes[n] if (end := self.ends.get(n)) is None else end) for n in files}
         self.seen_epoch = max([self.seen_epoch, *layout.checkpoints(self.directory)])
         stats = RecoveryStats(start=(self.file, self.offset), records_replayed=self.records - before,
                               torn_bytes=self.torn_bytes)

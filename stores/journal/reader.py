@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from stores.base import AddMessage, StoreCorrupted, StoredMessage
-from stores.framing import frame_size
+from stores.framing import HEADER_SIZE, frame_size
 from stores.journal.index import Key, Location
 from stores.journal.layout import data_name, data_path
-from stores.journal.records import BATCH, HEADER_SIZE, Move, RecordError, decode_batch, parse_record
+from stores.journal.records import BATCH, Move, RecordError, decode_batch, parse_record
 from stores.reads import load_file
 
 

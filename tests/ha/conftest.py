@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.cluster import HOSTS, BrokerProc, free_port
+from tests.helpers.cluster import HOSTS, BrokerProc, free_port, stop_all
 
 
 @pytest.fixture
@@ -21,5 +21,4 @@ def cluster(tmp_path):
         return brokers
 
     yield make
-    for broker in started:
-        broker.stop()
+    stop_all(started)

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.helpers.cluster import BrokerProc, free_port, wait_for_single_master
+from tests.helpers.cluster import BrokerProc, free_port, stop_all, wait_for_single_master
 from tests.helpers.stomppy import drain, send_receipted
 
 pytestmark = pytest.mark.ha
@@ -73,5 +73,4 @@ def test_masters_and_slaves_report_their_role(tmp_path):
         assert "batonmq_lock_acquisitions_total 1.0" in text
         assert get(slave.host, scrape[slave.name], "/healthz") == (200, "master\n")
     finally:
-        for broker in brokers:
-            broker.stop()
+        stop_all(brokers)

@@ -23,6 +23,7 @@ from benchmarks import brokers
 
 ROLE_LINE = re.compile(r"broker (\S+): role (\w+) -> (\w+)")
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
+STOP_GRACE = 5.0  # seconds a broker gets to exit after SIGTERM at the end of a test
 
 
 def free_port(hosts: tuple[str, ...] = HOSTS) -> int:
@@ -60,10 +61,12 @@ class BrokerProc:
     proc: subprocess.Popen | None = None
     lines: list[tuple[float, str]] = field(default_factory=list)
     _reader: threading.Thread | None = None
+    _stop_requested: bool = False
 
     def start(self) -> BrokerProc:
         self._release_pipe()
         self.lines = []
+        self._stop_requested = False
         cmd = [
             sys.executable, "-m", "broker", "start",
             "--name", self.name,
@@ -125,9 +128,19 @@ class BrokerProc:
         except subprocess.TimeoutExpired:
             return None
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.signal(signal.SIGCONT)
+    def request_stop(self) -> None:
+        """SIGTERM, the graceful stop (and, under `make coverage`, the one that saves its data).
+
+        Sent once per process: a second signal would make the broker skip its graceful path."""
+        if self.proc is not None and self.proc.poll() is None and not self._stop_requested:
+            self._stop_requested = True
+            self.signal(signal.SIGCONT)  # a paused broker must run to act on it
+            self.signal(signal.SIGTERM)
+
+    def stop(self, grace: float = STOP_GRACE) -> None:
+        """End the process: SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+        self.request_stop()
+        if self.proc is not None and self.wait_exit(grace) is None:
             self.signal(signal.SIGKILL)
             self.proc.wait(10)
         self._release_pipe()
@@ -145,6 +158,14 @@ class BrokerProc:
 
     def log_text(self) -> str:
         return "\n".join(line for _, line in self.lines)
+
+
+def stop_all(brokers: list[BrokerProc]) -> None:
+    """Ask every broker to stop first, so they exit side by side rather than one after another."""
+    for broker in brokers:
+        broker.request_stop()
+    for broker in brokers:
+        broker.stop()
 
 
 class AcceptMonitor:

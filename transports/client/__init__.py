@@ -8,7 +8,7 @@ back-off), `ledger` (what a reconnect must replay), `replay` (the pure failover 
 `transports`. docs/client.md describes the API and the failover semantics.
 """
 
-from transports.client.client import Client, Transaction, connect
+from transports.client.client import Client, connect
 from transports.client.errors import (
     BrokerRefused,
     ClientError,
@@ -22,6 +22,7 @@ from transports.client.errors import (
 from transports.client.state import ConnectionEvent, ConnectionState
 from transports.client.stats import ClientStats
 from transports.client.subscription import Message, Subscription
+from transports.client.transaction import Transaction
 
 __all__ = [
     "BrokerRefused",

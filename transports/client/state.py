@@ -46,13 +46,14 @@ class ConnectionEvent:
     at: float = 0.0
 
     def describe(self) -> str:
+        name = self.state.value  # read before the checks below narrow state (mypy loses .value's type)
         if self.state is ConnectionState.CONNECTED and self.broker is not None:
             return f"connected to tcp://{_host(self.broker[0])}:{self.broker[1]}"
         if self.state is ConnectionState.RECONNECTING:
             return f"reconnecting: attempt {self.attempt} after {self.delay:.3f}s"
         if self.reason:
-            return f"{self.state.value}: {self.reason}"
-        return self.state.value
+            return f"{name}: {self.reason}"
+        return name
 
 
 StateCallback = Callable[[ConnectionState], None]

@@ -25,6 +25,8 @@ from stores.base import Recovered
 from tests.helpers.storeproc import body_for, queue_of
 from tests.unit.stores.contract import STORE_KINDS, recover, require_store
 
+pytestmark = pytest.mark.slow  # 7-15 s per store: `make check` leaves it to `make test`
+
 REPO = Path(__file__).resolve().parents[3]
 ITERATIONS = int(os.environ.get("BATONMQ_CRASH_ITERATIONS", "10"))
 ID = re.compile(r"r(\d+)w(\d+)-(\d+)")

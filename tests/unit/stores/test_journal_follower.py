@@ -122,6 +122,12 @@ def summary(result: Result) -> dict[str, object]:
     }
 
 
+def last_data_file(directory: Path) -> Path:
+    """The highest-numbered data file (by number: db-100.log comes after db-99.log)."""
+    files = layout.data_files(directory)
+    return files[max(files)]
+
+
 def assert_warm_equals_cold(directory: Path, f: Follower, tmp_path: Path, epoch: int = 0) -> Result:
     copy = tmp_path / f"cold-{time.monotonic_ns()}"
     shutil.copytree(directory, copy)
@@ -235,7 +241,7 @@ async def test_incomplete_or_damaged_tail_is_not_corruption_until_takeover(tmp_p
     sink = Recorder()
     f = Follower(directory, WINDOW, sink)
     follow(f)
-    last = max(layout.data_files(directory).values())
+    last = last_data_file(directory)
     record = encode_batch([AddMessage("/queue/a", msg(7))])
     with open(last, "ab") as out:
         out.write(record[:100])
@@ -265,7 +271,7 @@ async def test_damage_before_a_valid_record_is_left_to_cold_recovery(tmp_path):
     await store.close()
     f = Follower(directory, WINDOW)
     follow(f)
-    last = max(layout.data_files(directory).values())
+    last = last_data_file(directory)
     bad = bytearray(encode_batch([AddMessage("/queue/a", msg(1))]))
     bad[20] ^= 0xFF
     with open(last, "ab") as out:
@@ -440,7 +446,7 @@ async def test_standby_is_not_adopted_when_the_store_recovered_cold(tmp_path):
     standby = Standby(config)
     follow(standby.follower)
     await store.close()
-    last = max(layout.data_files(directory).values())
+    last = last_data_file(directory)
     bad = bytearray(encode_batch([AddMessage("/queue/a", msg(2))]))
     bad[20] ^= 0xFF  # damage followed by a valid record: only cold recovery may judge it
     with open(last, "ab") as out:
@@ -468,6 +474,7 @@ async def _write_forever(directory: Path, seed: int) -> None:
         await store.write(random_ops(rng, live, subs, seq))
 
 
+@pytest.mark.slow  # a real writer process killed mid-stream, about 2 s per seed
 @pytest.mark.parametrize("seed", range(3))
 def test_warm_equals_cold_after_kill9_of_the_writer(tmp_path, seed):
     directory = tmp_path / "journal"
@@ -490,7 +497,7 @@ def test_warm_equals_cold_after_kill9_of_the_writer(tmp_path, seed):
             proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
-    last = max(layout.data_files(directory).values())
+    last = last_data_file(directory)
     with open(last, "ab") as out:  # make sure there is a torn tail to cut
         out.write(encode_batch([AddMessage("/queue/a", msg(10**6))])[: 30 + seed])
     f.poll()
