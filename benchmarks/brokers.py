@@ -1,6 +1,6 @@
 """BatonMQ broker processes for the benchmarks: start, watch stderr for role and timeline lines, signal.
 
-The master logs one line per takeover (broker/master.py):
+The master logs one line per takeover (broker/ha/master.py):
     broker <name>: timeline epoch=<n> lock_taken=<unix> store_recovered=<unix> connector_bound=<unix>
 and every role change as `broker <name>: role <old> -> <new> (epoch <n>)`.
 """

@@ -22,7 +22,7 @@ _SANITIZE = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
 
 
 class FrameHandler(Protocol):
-    """The broker's side of one connection (broker.session.Session)."""
+    """The broker's side of one connection (broker.engine.session.Session)."""
 
     async def handle(self, frame: Frame) -> None:
         """Handle one frame; frames of a connection arrive strictly in order, one at a time."""

@@ -31,7 +31,7 @@ pytestmark = [
 EXIT_LOCK_TIMEOUT = 5
 LOCK_TIMEOUT = 2.0  # tests/helpers/cluster.py starts every broker with --lock-timeout 2
 KEEPALIVE = 0.3
-EXIT_BOUND = 2.0  # broker.master.EXIT_BOUND
+EXIT_BOUND = 2.0  # broker.ha.master.EXIT_BOUND
 SLACK = 2.0  # process exit and scheduling on a loaded 2-core machine
 
 

@@ -13,8 +13,8 @@ import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any
 
-from broker.auth import Authenticator
-from broker.core import Broker
+from broker.engine.auth import Authenticator
+from broker.engine.core import Broker
 from config.model import BrokerConfig, Limits
 from stores.base import Store
 from transports.registry import create_server

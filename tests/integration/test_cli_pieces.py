@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from broker.cli import build_parser, start_overrides
+from broker.daemon.cli import build_parser, start_overrides
 from broker.tools.consume import DuplicateTracker
 from broker.tools.produce import make_body
 from broker.tools.progress import Progress, render

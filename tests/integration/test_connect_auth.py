@@ -9,7 +9,7 @@ import time
 import pytest
 import stomp
 
-from broker.auth import Credentials, Principal
+from broker.engine.auth import Credentials, Principal
 from tests.helpers.rawstomp import RawStomp
 from tests.helpers.server import HOST, running_broker
 from tests.integration.test_stomp_transport import WAIT, error_of

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 
-from broker.auth import Authenticator
-from broker.core import Broker
-from broker.session import Session
+from broker.engine.auth import Authenticator
+from broker.engine.core import Broker
+from broker.engine.session import Session
 from config.model import BrokerConfig, Limits
 from transports.base import FrameLink
 from transports.stomp.frame import Frame

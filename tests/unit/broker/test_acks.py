@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.destinations import DLQ
+from broker.engine.destinations import DLQ
 from tests.unit.broker.memconn import Client, make_broker
 
 

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from broker.auth import ANONYMOUS, AllowAll, Credentials, Principal
+from broker.engine.auth import ANONYMOUS, AllowAll, Credentials, Principal
 from tests.unit.broker.memconn import Client, MemConn, make_broker
 
 SECRET_LOGIN, SECRET_PASSCODE = "mallory", "hunter2"
@@ -173,7 +173,7 @@ class Silent:
 
 @pytest.mark.parametrize("auth", [Broken(), Silent()], ids=["raises", "never answers"])
 async def test_a_failing_or_silent_authenticator_refuses(auth: object, monkeypatch, caplog) -> None:
-    monkeypatch.setattr("broker.auth.AUTH_TIMEOUT", 0.05)
+    monkeypatch.setattr("broker.engine.auth.AUTH_TIMEOUT", 0.05)
     client = Client(make_broker(auth))  # type: ignore[arg-type]
     await asyncio.wait_for(client.frame("CONNECT", accept_version="1.2", login="u", passcode="p"), 5)
     assert client.conn.errors() == ["authentication failed"] and client.conn.closed

@@ -9,9 +9,9 @@ from __future__ import annotations
 import threading
 import time
 
-from broker.keepalive import KeepAliveThread
-from broker.lease import Lease
-from broker.watchdog import Watchdog
+from broker.ha.keepalive import KeepAliveThread
+from broker.ha.lease import Lease
+from broker.ha.watchdog import Watchdog
 from stores.lock import LockLost, LockUnanswered
 
 PERIOD = 0.02

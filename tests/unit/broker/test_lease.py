@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from broker.lease import Lease
+from broker.ha.lease import Lease
 
 
 class Clock:

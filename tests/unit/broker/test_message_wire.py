@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
-from broker.core import Broker
+from broker.engine.core import Broker
 from config.model import BrokerConfig, Limits
 from transports.connection import Connection
 from transports.server import StompServer

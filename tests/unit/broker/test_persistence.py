@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from broker.core import Broker
+from broker.engine.core import Broker
 from config.model import BrokerConfig, Limits, StoreSettings
 from stores.base import Fence, Recovered, StoreClosed
 from stores.leveldb.store import LevelDBStore

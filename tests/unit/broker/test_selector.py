@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.message import Message
-from broker.selector import SelectorError, compile_selector
+from broker.engine.message import Message
+from broker.engine.selector import SelectorError, compile_selector
 
 
 def msg(persistent: bool = False, **headers: str) -> Message:

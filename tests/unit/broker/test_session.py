@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.message import now_ms
+from broker.engine.message import now_ms
 from tests.unit.broker.memconn import Client, make_broker
 
 

@@ -167,7 +167,7 @@ def test_tiny_parser_rejects_what_it_does_not_understand() -> None:
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_the_compose_command_is_valid_for_the_real_command_line(compose: dict[str, Any], n: int) -> None:
     """The flags each container passes are accepted by `batonmq start` and make a valid config."""
-    from broker.cli import build_parser, start_overrides
+    from broker.daemon.cli import build_parser, start_overrides
 
     script = compose["services"][f"broker{n}"]["command"][2].strip().splitlines()
     words = shlex.split(script[-1])

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from broker.core import Broker
-from broker.standby import Standby
+from broker.engine.core import Broker
+from broker.ha.standby import Standby
 from config.model import BrokerConfig, StoreSettings
 from stores.base import (
     AddMessage,

@@ -5,7 +5,7 @@ Two questions, kept apart (docs/lock-protocol.md, "Two questions"):
 * *Is the lock still ours?* `check()` raises LockLost on any "no" (released, lock file deleted or
   replaced, another identity in it, another epoch, another master's heartbeat): lost at once.
 * *Is the file system answering?* An I/O error (LockUnanswered) or a slow check is no answer,
-  not a loss: the lease is simply not renewed, and the watchdog (broker.watchdog) ends the term
+  not a loss: the lease is simply not renewed, and the watchdog (broker.ha.watchdog) ends the term
   once no check has succeeded for lock_timeout.
 
 The thread runs beside the event loop, so a busy loop never delays a check, and a hung check
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from broker.lease import Lease
+from broker.ha.lease import Lease
 from stores.lock import LockLost
 
 log = logging.getLogger("batonmq.keepalive")

@@ -21,10 +21,10 @@ import asyncio
 import contextlib
 import logging
 
-from broker.core import Broker
-from broker.dedup import ProducerWindow
-from broker.message import Message, from_stored
-from broker.queue import Queue
+from broker.engine.core import Broker
+from broker.engine.dedup import ProducerWindow
+from broker.engine.message import Message, from_stored
+from broker.engine.queue import Queue
 from config.model import BrokerConfig
 from stores.base import AddMessage, DropSubscription, Op, PutSubscription, Recovered, RemoveMessage, Store
 from stores.journal.follower import Follower, Interrupted

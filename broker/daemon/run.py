@@ -8,16 +8,16 @@ import os
 import signal
 import sys
 
-from broker.lifecycle import Lifecycle
-from broker.metrics import Metrics, serve_metrics
-from broker.roles import ExitCode
+from broker.daemon.metrics import Metrics, serve_metrics
+from broker.ha.lifecycle import Lifecycle
+from broker.ha.roles import ExitCode
 from config.model import BrokerConfig
 
 log = logging.getLogger("batonmq.daemon")
 
 
 def run(config: BrokerConfig) -> int:
-    """Run the broker; return the process exit code (see broker.roles.ExitCode)."""
+    """Run the broker; return the process exit code (see broker.ha.roles.ExitCode)."""
     try:
         import uvloop
     except ImportError:  # uvloop is a dependency; the fallback only keeps odd platforms working

@@ -2,9 +2,9 @@
 
 Frames arrive in order from the connection's reader task (transports/connection.py); the session
 sees its connection only as a `transports.base.FrameLink`. CONNECT asks the broker's authenticator
-(broker/auth.py) before anything else may happen. Each command takes effect at once (state
+(broker/engine/auth.py) before anything else may happen. Each command takes effect at once (state
 changes, store writes started), while its *completion* — dispatch of a sent message, the RECEIPT —
-goes through an ordered queue (broker/ordering.py) so that the client sees completions in the order it
+goes through an ordered queue (broker/engine/ordering.py) so that the client sees completions in the order it
 sent the frames, without waiting for each fsync before reading the next frame.
 
 Any client error ends the session: an ERROR frame (after the receipts already due) and close
@@ -17,15 +17,15 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.auth import Credentials, Principal, authenticate
-from broker.destinations import check_destination, durable_key, is_topic
-from broker.errors import ClientError
-from broker.message import from_send
-from broker.ordering import Completions
-from broker.queue import Queue
-from broker.selector import compile_selector
-from broker.subscription import ACK_MODES, Subscription
-from broker.transaction import Transactions
+from broker.engine.auth import Credentials, Principal, authenticate
+from broker.engine.destinations import check_destination, durable_key, is_topic
+from broker.engine.errors import ClientError
+from broker.engine.message import from_send
+from broker.engine.ordering import Completions
+from broker.engine.queue import Queue
+from broker.engine.selector import compile_selector
+from broker.engine.subscription import ACK_MODES, Subscription
+from broker.engine.transaction import Transactions
 from stores.base import StoreClosed
 from transports.stomp.frame import Frame, ProtocolError
 from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, parse_heartbeat
@@ -33,7 +33,7 @@ from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, p
 if TYPE_CHECKING:
     import asyncio
 
-    from broker.core import Broker
+    from broker.engine.core import Broker
     from transports.base import FrameLink
 
 log = logging.getLogger(__name__)

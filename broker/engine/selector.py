@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from broker.errors import ClientError
+from broker.engine.errors import ClientError
 
 MAX_LENGTH = 4096
 MAX_DEPTH = 32

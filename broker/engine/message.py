@@ -6,7 +6,7 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
-from broker.errors import ClientError
+from broker.engine.errors import ClientError
 from stores.base import StoredMessage
 
 # Headers that belong to one hop of the transport, never to the message (STOMP 1.2, "SEND" / "MESSAGE"):

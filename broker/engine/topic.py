@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.message import Message
-from broker.queue import Queue
+from broker.engine.message import Message
+from broker.engine.queue import Queue
 
 
 @dataclass(slots=True)

@@ -18,11 +18,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from broker.roles import Role
+from broker.ha.roles import Role
 from transports.http import HttpServer, Response
 
 if TYPE_CHECKING:
-    from broker.lifecycle import Lifecycle
+    from broker.ha.lifecycle import Lifecycle
 
 log = logging.getLogger("batonmq.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

@@ -13,10 +13,10 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.message import Message, now_ms
+from broker.engine.message import Message, now_ms
 
 if TYPE_CHECKING:
-    from broker.subscription import Subscription
+    from broker.engine.subscription import Subscription
 
 # With selectors, messages that match no ready consumer are skipped; bound the scan per dispatch round.
 SCAN_LIMIT = 10_000

@@ -6,9 +6,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from broker.master import MasterTerm
-from broker.roles import ExitCode, Role
-from broker.standby import Standby
+from broker.ha.master import MasterTerm
+from broker.ha.roles import ExitCode, Role
+from broker.ha.standby import Standby
 from config.model import BrokerConfig
 from stores.base import StoreError
 from stores.lock import DirectoryLock, Holder, read_holder

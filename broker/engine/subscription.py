@@ -11,11 +11,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from broker.message import Message
+from broker.engine.message import Message
 from transports.stomp.frame import Frame
 
 if TYPE_CHECKING:
-    from broker.queue import Queue
+    from broker.engine.queue import Queue
 
 ACK_MODES = ("auto", "client", "client-individual")
 

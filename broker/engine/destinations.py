@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from broker.errors import ClientError
-from broker.queue import Queue, QueueOwner
-from broker.topic import Topic
+from broker.engine.errors import ClientError
+from broker.engine.queue import Queue, QueueOwner
+from broker.engine.topic import Topic
 
 QUEUE_PREFIX = "/queue/"
 TOPIC_PREFIX = "/topic/"

@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from broker.errors import ClientError
-from broker.message import Message
+from broker.engine.errors import ClientError
+from broker.engine.message import Message
 
 if TYPE_CHECKING:
-    from broker.subscription import Subscription
+    from broker.engine.subscription import Subscription
 
 MAX_TRANSACTIONS = 100  # open at once, per session
 MAX_OPS = 10_000  # frames held by one transaction

@@ -19,16 +19,15 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict
 
-from broker.auth import AllowAll, Authenticator
-from broker.dedup import ProducerWindow
-from broker.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
-from broker.errors import ClientError, DestinationFull
-from broker.lease import Lease
-from broker.message import Message, from_stored, now_ms
-from broker.queue import Queue
-from broker.selector import SelectorError, compile_selector
+from broker.engine.auth import AllowAll, Authenticator
+from broker.engine.dedup import ProducerWindow
+from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
+from broker.engine.errors import ClientError, DestinationFull
+from broker.engine.message import Message, from_stored, now_ms
+from broker.engine.queue import Queue
+from broker.engine.selector import SelectorError, compile_selector
 from config.model import BrokerConfig
 from stores.base import (
     AddMessage,
@@ -43,9 +42,16 @@ from stores.base import (
 )
 
 if TYPE_CHECKING:
-    from broker.session import Session
-    from broker.transaction import Transaction
+    from broker.engine.session import Session
+    from broker.engine.transaction import Transaction
     from transports.base import FrameLink
+
+
+class AnswerGate(Protocol):
+    """What the engine asks before every CONNECTED and RECEIPT (the HA master's lease)."""
+
+    def valid(self) -> bool: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +84,7 @@ class Broker:
         self.client_ids: dict[str, Session] = {}
         self.fenced = False
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
-        self.lease: Lease | None = None  # set by the master term; None when run without the lock
+        self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
@@ -107,7 +113,7 @@ class Broker:
         log.info("recovered %d queues, %d durable subscriptions, %d producer ids",
                  len(recovered.queues), len(recovered.subscriptions), len(recovered.producer_ids))
 
-    # The two steps of `_recover`, shared with the hot standby (broker/standby.py), which builds the
+    # The two steps of `_recover`, shared with the hot standby (broker/ha/standby.py), which builds the
     # same destinations off the event loop and keeps them up to date while the broker is a slave.
 
     def recover_subscription(self, sub: DurableSubscription) -> None:
@@ -130,7 +136,7 @@ class Broker:
         return None
 
     def handler_factory(self, conn: FrameLink) -> Session:
-        from broker.session import Session
+        from broker.engine.session import Session
 
         session = Session(self, conn, f"{self._prefix}s{next(self._session_seq)}")
         self.sessions.add(session)

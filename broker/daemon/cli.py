@@ -1,9 +1,9 @@
 """The command line of design.md section 6: `batonmq start|produce|consume|status`.
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
-(`broker.daemon.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
+(`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
 0 success, 1 failure (the run did not do everything asked), 2 bad arguments or configuration;
-`start` adds the broker's own codes (broker.roles.ExitCode).
+`start` adds the broker's own codes (broker.ha.roles.ExitCode).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run_start(args: argparse.Namespace) -> int:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
-    from broker.daemon import run  # lazily: `produce`/`status` need none of the broker
+    from broker.daemon.run import run  # lazily: `produce`/`status` need none of the broker
 
     return run(config)
 

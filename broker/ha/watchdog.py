@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from broker.lease import Lease
+from broker.ha.lease import Lease
 
 log = logging.getLogger("batonmq.watchdog")
 

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.core import Broker
-from broker.keepalive import KeepAliveThread
-from broker.lease import Lease
-from broker.roles import ExitCode
-from broker.standby import Standby
-from broker.watchdog import Watchdog
+from broker.engine.core import Broker
+from broker.ha.keepalive import KeepAliveThread
+from broker.ha.lease import Lease
+from broker.ha.roles import ExitCode
+from broker.ha.standby import Standby
+from broker.ha.watchdog import Watchdog
 from config.model import BrokerConfig
 from stores.base import Store
 from stores.fencing import LockFence, bump_epoch
