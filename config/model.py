@@ -41,6 +41,8 @@ DEFAULT_LOCK_TIMEOUT = 5.0
 
 
 class LockSettings(_Strict):
+    # Which lock backend decides who is master (stores.lock.registry); one today.
+    backend: Literal["shared-file"] = "shared-file"
     acquire_interval: float = Field(0.2, gt=0, le=60)
     keepalive_period: float = Field(DEFAULT_KEEPALIVE, gt=0, le=60)
     # Slow or failing lock I/O is not a lost lock until no check has succeeded for this long; a

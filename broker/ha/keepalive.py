@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from broker.ha.lease import Lease
-from stores.lock import LockLost
+from stores.lock.identity import LockLost
 
 log = logging.getLogger("batonmq.keepalive")
 

@@ -6,13 +6,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from broker.engine.auth import Authenticator
 from broker.ha.master import MasterTerm
 from broker.ha.roles import ExitCode, Role
 from broker.ha.standby import Standby
 from config.model import BrokerConfig
 from stores.base import StoreError
-from stores.lock import DirectoryLock, Holder, read_holder
-from stores.takeover import TakeoverAborted
+from stores.lock.backend import LockBackend
+from stores.lock.identity import Holder
+from stores.lock.registry import create_lock
+from stores.lock.takeover import TakeoverAborted
 
 log = logging.getLogger("batonmq.lifecycle")
 
@@ -27,6 +30,7 @@ class Lifecycle:
         self.lock_losses = 0
         self.failovers = 0  # terms that followed an earlier master's epoch
         self.on_commit: Callable[[int, float], None] | None = None  # store commit hook (metrics)
+        self.authenticator: Authenticator | None = None  # None: the engine's default (accept all)
 
     def _set_role(self, role: Role, detail: str = "") -> None:
         previous, self.role = self.role, role
@@ -48,7 +52,7 @@ class Lifecycle:
     async def run(self) -> int:
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         while True:
-            lock = DirectoryLock(self.config.data_dir)
+            lock = create_lock(self.config.lock.backend, self.config.data_dir)
             self._set_role(Role.SLAVE, "waiting for the lock on " + str(self.config.data_dir / "lock"))
             standby = Standby.for_config(self.config)  # hot standby: journal store only
             if not await self._wait_for_lock(lock, standby):
@@ -61,9 +65,9 @@ class Lifecycle:
             if code is not None:
                 return code
 
-    async def _serve_term(self, lock: DirectoryLock, standby: Standby | None = None) -> int | None:
+    async def _serve_term(self, lock: LockBackend, standby: Standby | None = None) -> int | None:
         """Return an exit code, or None to go back to waiting as a slave."""
-        self.term = term = MasterTerm(self.config, lock, self.on_commit, standby)
+        self.term = term = MasterTerm(self.config, lock, self.on_commit, standby, self.authenticator)
         self._set_role(Role.RECOVERING, "lock taken")
         try:
             await term.recover()
@@ -101,7 +105,7 @@ class Lifecycle:
             return None
         return verdict.code
 
-    async def _wait_for_lock(self, lock: DirectoryLock, standby: Standby | None = None) -> bool:
+    async def _wait_for_lock(self, lock: LockBackend, standby: Standby | None = None) -> bool:
         """Poll every acquire_interval, and block in a thread meanwhile for an instant wake-up."""
         interval = self.config.lock.acquire_interval
         seen: Holder | None = None
@@ -110,7 +114,7 @@ class Lifecycle:
                 return True
             if standby is not None:
                 standby.start()  # someone else is master: follow its journal meanwhile (once)
-            holder = await asyncio.to_thread(read_holder, self.config.data_dir)
+            holder = await asyncio.to_thread(lock.holder)
             if holder != seen:
                 seen = holder
                 who = holder.describe() if holder is not None else "unknown (no identity written yet)"

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from broker.engine.auth import Authenticator
 from broker.engine.core import Broker
 from broker.ha.keepalive import KeepAliveThread
 from broker.ha.lease import Lease
@@ -18,12 +19,10 @@ from broker.ha.roles import ExitCode
 from broker.ha.standby import Standby
 from broker.ha.watchdog import Watchdog
 from config.model import BrokerConfig
-from stores.base import Store
-from stores.fencing import LockFence, bump_epoch
-from stores.heartbeat import HeartbeatWriter
-from stores.lock import DirectoryLock, Holder
+from stores.base import Fence, Store
+from stores.lock.backend import LockBackend
+from stores.lock.identity import Holder
 from stores.registry import create_store
-from stores.takeover import previous_master_gone
 from transports.registry import create_server
 from transports.server import StompServer
 
@@ -52,18 +51,19 @@ class MasterTerm:
     def __init__(
         self,
         config: BrokerConfig,
-        lock: DirectoryLock,
+        lock: LockBackend,
         on_commit: Callable[[int, float], None] | None = None,
         standby: Standby | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config
         self.standby = standby  # the slave's warm state (journal store only), used by recover()
         self.on_commit = on_commit
         self.lock = lock
+        self.authenticator = authenticator  # None: the engine's default (everyone is anonymous)
         self.epoch = 0
         self.holder: Holder | None = None
-        self.heartbeat: HeartbeatWriter | None = None
-        self.fence: LockFence | None = None
+        self.fence: Fence | None = None
         self.lease: Lease | None = None
         self.store: Store | None = None
         self.broker: Broker | None = None
@@ -82,27 +82,25 @@ class MasterTerm:
         """Fence the old master, wait until it is gone, recover the store, then bind connectors."""
         data_dir = self.config.data_dir
         self._mark("lock_taken")
-        self.epoch = await asyncio.to_thread(bump_epoch, data_dir)
+        self.epoch = await asyncio.to_thread(self.lock.bump_epoch)
         # "since" in `batonmq status` and the slaves' logs: when this term began, not the process.
         since = self.timeline["lock_taken"]
         self.holder = Holder(self.config.name, socket.gethostname(), os.getpid(), since, self.epoch)
         await asyncio.to_thread(self.lock.publish, self.holder)
         period, timeout = self.config.lock.keepalive_period, self.config.lock.lock_timeout
         reason = await asyncio.to_thread(
-            previous_master_gone,
-            data_dir,
+            self.lock.previous_master_gone,
             socket.gethostname(),
             timeout,
             takeover_margin(period),
-            abort=self.abort_takeover,
-            sleep=self.abort_takeover.wait,
+            self.abort_takeover,
         )
         log.info("broker %s: epoch %d, safe to take over: %s", self.config.name, self.epoch, reason)
-        self.heartbeat = HeartbeatWriter(data_dir, self.holder, stale_after=timeout)
-        self.fence = LockFence(self.lock, self.epoch)
+        self.fence = self.lock.fence()
         self.lease = Lease(timeout)
         first = time.monotonic()
-        await asyncio.to_thread(self._check)  # the first beat; checks run from here on, recovery included
+        # The first beat; checks run from here on, recovery included.
+        await asyncio.to_thread(self.lock.start_beating, self.holder, timeout)
         self.lease.renew(first)
         self._start_checks()
         self.store = create_store(data_dir, self.config.store, self.fence)
@@ -115,6 +113,8 @@ class MasterTerm:
         if broker is None:
             broker = Broker(self.config, self.store)
             await broker.start(recovered)
+        if self.authenticator is not None:
+            broker.authenticator = self.authenticator
         self.broker = broker
         self.broker.lease = self.lease
         self.broker.on_fence_lost = self._broker_fenced
@@ -137,17 +137,10 @@ class MasterTerm:
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)
 
-    def _check(self) -> None:
-        """One keep-alive check (on the keep-alive thread): is the lock ours, and say so."""
-        assert self.fence is not None and self.heartbeat is not None
-        self.lock.verify()
-        self.fence.check()
-        self.heartbeat.beat()
-
     def _start_checks(self) -> None:
         assert self.lease is not None
         period = self.config.lock.keepalive_period
-        self.keepalive_thread = KeepAliveThread(self._check, self.lease, period, self._lost_from_thread)
+        self.keepalive_thread = KeepAliveThread(self.lock.check, self.lease, period, self._lost_from_thread)
         self.watchdog = Watchdog(self.lease, self._timeout_from_thread, ExitCode.LOCK_TIMEOUT,
                                  exit_bound=EXIT_BOUND, grace=max(2 * period, 0.5))
         self.keepalive_thread.start()
@@ -212,9 +205,9 @@ class MasterTerm:
             await self.broker.stop()
         if self.store is not None:
             await self.store.close()
-        if self.heartbeat is not None and checks_stopped:
-            await asyncio.to_thread(self.heartbeat.mark_released)
-        elif self.heartbeat is not None:
+        if checks_stopped:
+            await asyncio.to_thread(self.lock.end_term, True)
+        else:
             log.warning("broker %s: a lock check is stuck in I/O: not marking the release; a "
                         "successor waits out the heartbeat instead", self.config.name)
 
@@ -237,5 +230,5 @@ class MasterTerm:
             except Exception as exc:  # expected: the fence refuses the final flush
                 log.debug("store close after lock loss: %s", exc)
         # Its descriptor is closed only once the keep-alive thread is done with it.
-        if self.heartbeat is not None and (self.keepalive_thread is None or self.keepalive_thread.join(0)):
-            self.heartbeat.close()
+        if self.keepalive_thread is None or self.keepalive_thread.join(0):
+            self.lock.end_term(clean=False)

@@ -1,7 +1,8 @@
 """`batonmq status`: who is master of a data directory, read without disturbing anything.
 
 The lock file keeps the last holder's identity after that holder stops or dies, so the identity
-alone does not say whether there is a master: `stores.lock.lock_held` also asks the kernel.
+alone does not say whether there is a master: the backend's `is_held()` also asks (for the
+shared-file backend, the kernel).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from stores.lock import Holder, lock_held, read_holder
+from stores.lock.identity import Holder
+from stores.lock.registry import create_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +42,12 @@ class Status:
         return line
 
 
-def read_status(data_dir: Path) -> Status:
+def read_status(data_dir: Path, backend: str = "shared-file") -> Status:
     """Raises NotADirectoryError/FileNotFoundError if `data_dir` is not a directory."""
     if not data_dir.is_dir():
         raise NotADirectoryError(f"not a directory: {data_dir}")
-    return Status(data_dir, lock_held(data_dir), read_holder(data_dir))
+    lock = create_lock(backend, data_dir)
+    return Status(data_dir, lock.is_held(), lock.holder())
 
 
 def _iso(timestamp: float) -> str:

@@ -24,7 +24,8 @@ from stores.fscheck.mountinfo import ERROR, Mount, read_mount
 from stores.fscheck.peer import run_peer
 from stores.fscheck.worker import Worker, WorkerError
 from stores.fsio import sync_directory
-from stores.lock import DirectoryLock, Holder, LockLost, read_holder
+from stores.lock.directory import DirectoryLock, read_holder
+from stores.lock.identity import Holder, LockLost
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
 SCRATCH = ".batonmq-fscheck"

@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from stores.fsio import sync_directory
-from stores.lock import DirectoryLock, Holder, read_holder
+from stores.lock.directory import DirectoryLock, read_holder
+from stores.lock.identity import Holder
 
 PEER_DIR = "peer"
 MAX_FILE = 4096  # bytes of a step file or announcement we read

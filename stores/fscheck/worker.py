@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 
 from stores.fscheck import records
-from stores.lock import DirectoryLock, Holder
+from stores.lock.directory import DirectoryLock
+from stores.lock.identity import Holder
 
 MAX_LINE = 8192
 MAX_RECORDS = 100_000

@@ -23,9 +23,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _main(argv: list[str]) -> int:
-    from stores.fencing import bump_epoch, read_epoch
-    from stores.heartbeat import HeartbeatWriter
-    from stores.lock import DirectoryLock, Holder, LockLost
+    from stores.lock.directory import DirectoryLock
+    from stores.lock.fencing import bump_epoch, read_epoch
+    from stores.lock.heartbeat import HeartbeatWriter
+    from stores.lock.identity import Holder, LockLost
 
     parser = argparse.ArgumentParser()
     parser.add_argument("data_dir", type=Path)

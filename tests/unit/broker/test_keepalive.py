@@ -12,7 +12,7 @@ import time
 from broker.ha.keepalive import KeepAliveThread
 from broker.ha.lease import Lease
 from broker.ha.watchdog import Watchdog
-from stores.lock import LockLost, LockUnanswered
+from stores.lock.identity import LockLost, LockUnanswered
 
 PERIOD = 0.02
 

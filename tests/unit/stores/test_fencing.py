@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from stores.base import StoreCorrupted
-from stores.fencing import LockFence, bump_epoch, epoch_path, read_epoch
-from stores.lock import DirectoryLock, LockLost
+from stores.lock.directory import DirectoryLock
+from stores.lock.fencing import LockFence, bump_epoch, epoch_path, read_epoch
+from stores.lock.identity import LockLost
 from tests.helpers.lockproc import LockProc
 
 

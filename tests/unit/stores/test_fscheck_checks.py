@@ -86,7 +86,7 @@ def test_release_on_death_fails_when_the_lock_outlives_its_holder(tmp_path):
     assert "--release-bound" in result.advice
     assert 0.5 <= took < 10  # waited the bound, and did not wait for the lingering child
     # The check cleaned up the lingering holder: the lock is free again.
-    from stores.lock import DirectoryLock
+    from stores.lock.directory import DirectoryLock
 
     lock = DirectoryLock(tmp_path / "d")
     assert lock.wait_acquire(5.0)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stores.lock import MAX_IDENTITY, DirectoryLock, Holder, LockLost, read_holder
+from stores.lock.directory import MAX_IDENTITY, DirectoryLock, read_holder
+from stores.lock.identity import Holder, LockLost
 from tests.helpers.lockproc import LockProc
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from stores.heartbeat import RECORD_SIZE, HeartbeatWriter, heartbeat_path, read_heartbeat
-from stores.lock import Holder, LockLost
-from stores.takeover import TakeoverAborted, pid_alive, previous_master_gone
+from stores.lock.heartbeat import RECORD_SIZE, HeartbeatWriter, heartbeat_path, read_heartbeat
+from stores.lock.identity import Holder, LockLost
+from stores.lock.takeover import TakeoverAborted, pid_alive, previous_master_gone
 from tests.helpers.lockproc import LockProc
 
 HERE = socket.gethostname()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from stores.base import Fence, StoreCorrupted
 from stores.fsio import write_atomically
-from stores.lock import DirectoryLock, LockLost, LockUnanswered, stat_lock_path
+from stores.lock.directory import DirectoryLock, stat_lock_path
+from stores.lock.identity import LockLost, LockUnanswered
 
 EPOCH_NAME = "epoch"
 _MAX_EPOCH_BYTES = 32  # 2**63 has 19 digits; anything longer is not an epoch file of ours

@@ -22,7 +22,7 @@ least its own lock_timeout.
 
 A torn or garbled record (bad magic, version, lengths or CRC) reads as None: "unknown".
 The wall time is informational only: hosts' clocks differ, so successors time staleness with
-their own monotonic clock (stores.takeover).
+their own monotonic clock (stores.lock.takeover).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from stores.lock import Holder, LockLost, LockUnanswered
+from stores.lock.identity import Holder, LockLost, LockUnanswered
 
 HEARTBEAT_NAME = "heartbeat"
 RECORD_SIZE = 1024

@@ -2,7 +2,7 @@
 
 Holding the lock proves only that nobody holds *that file's* lock now. The previous master may
 be merely cut off (lock file replaced, NFSv4 lease expired) or paused. So we look at its
-heartbeat (stores.heartbeat) and wait for one of:
+heartbeat (stores.lock.heartbeat) and wait for one of:
 
 1. no heartbeat file: there never was a master that served;
 2. the record says it released cleanly;
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from config.errors import BrokerError
-from stores.heartbeat import decode, read_raw
+from stores.lock.heartbeat import decode, read_raw
 
 _UNREADABLE = b""  # stands for "no record or an I/O error" when comparing successive reads
 
