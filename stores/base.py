@@ -46,6 +46,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from config.errors import BrokerError
 from config.model import StoreSettings
@@ -169,6 +170,44 @@ class NoFence(Fence):
         return None
 
 
+class FollowerSink(Protocol):
+    """Receives a followed store's live state: all of it on every (re)build, then each effective
+    change in order (the hot standby; docs/hot-standby.md)."""
+
+    def reset(self, recovered: Recovered) -> None: ...
+
+    def changed(self, ops: list[Op]) -> None: ...
+
+
+class FollowInterrupted(Exception):
+    """`StoreFollower.interrupt()` was called during a poll; a sink may raise it too, after
+    `interrupted()` said so, to abandon a long rebuild."""
+
+
+class StoreFollower(Protocol):
+    """A read-only tail of a store that another process (the master) is writing.
+
+    `poll()` runs on a worker thread and feeds the sink; `interrupt()` makes a running poll return
+    soon. At takeover the new master's store, given the follower (`Store.follow_from`), finishes
+    the follower's replay in `open()` instead of recovering from scratch.
+    """
+
+    @property
+    def ready(self) -> bool: ...
+
+    reason: str | None  # why the followed state is not usable now; None when ready
+
+    def poll(self) -> bool: ...
+
+    def interrupt(self) -> None: ...
+
+    def interrupted(self) -> bool: ...
+
+    def position(self) -> str: ...
+
+    def close(self) -> None: ...
+
+
 class Store(abc.ABC):
     """Open with `open()` only after the shared-directory lock is held."""
 
@@ -179,6 +218,19 @@ class Store(abc.ABC):
         self.settings = settings
         self.fence: Fence = fence or NoFence()
         self.on_commit: Callable[[int, float], None] | None = None  # (batch size, fsync seconds), for metrics
+        self.warm = False  # open() finished a follower's replay instead of recovering cold
+
+    # Following: an optional capability. A store that can be tailed by a slave returns a follower
+    # here; the default says it cannot, and the slave then recovers cold at takeover.
+
+    @classmethod
+    def follower(cls, directory: Path, settings: StoreSettings, sink: FollowerSink) -> StoreFollower | None:
+        """A read-only follower of the store at `directory` (not opened by us), or None."""
+        return None
+
+    def follow_from(self, follower: StoreFollower) -> bool:
+        """Let `open()` finish `follower`'s replay (then `warm` is set); False if it cannot."""
+        return False
 
     @abc.abstractmethod
     async def open(self) -> Recovered:

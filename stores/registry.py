@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 from config.model import StoreSettings
-from stores.base import Fence, Store, StoreMismatch
+from stores.base import Fence, FollowerSink, Store, StoreFollower, StoreMismatch
 from stores.fsio import write_atomically
 
 STORES: dict[str, str] = {
@@ -42,3 +42,9 @@ def create_store(data_dir: Path, settings: StoreSettings, fence: Fence | None = 
     """Build (not open) the configured store under `<data_dir>/<kind>/`. Call with the lock held."""
     check_marker(data_dir, settings.type)
     return store_class(settings.type)(Path(data_dir) / settings.type, settings, fence)
+
+
+def create_follower(data_dir: Path, settings: StoreSettings, sink: FollowerSink) -> StoreFollower | None:
+    """A read-only follower of the configured store (a slave's hot standby), or None when that
+    store type cannot be followed. Opens nothing for writing; the lock is not needed."""
+    return store_class(settings.type).follower(Path(data_dir) / settings.type, settings, sink)

@@ -25,8 +25,9 @@ from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
 from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
 from broker.engine.errors import ClientError, DestinationFull
-from broker.engine.message import Message, from_stored, now_ms
+from broker.engine.message import Message, now_ms
 from broker.engine.queue import Queue
+from broker.engine.replay import Replay
 from broker.engine.selector import SelectorError, compile_selector
 from config.model import BrokerConfig
 from stores.base import (
@@ -101,20 +102,12 @@ class Broker:
 
     def _recover(self, recovered: Recovered) -> None:
         self.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
-        for sub in recovered.subscriptions:
-            self.recover_subscription(sub)
-        for key, messages in recovered.queues.items():
-            queue = self.recovered_queue(key)
-            if queue is None:
-                log.warning("recovered %d messages under unknown key %r: not served", len(messages), key)
-                continue
-            for stored in messages:
-                queue.put(from_stored(stored))
+        Replay(self).load(recovered)
         log.info("recovered %d queues, %d durable subscriptions, %d producer ids",
                  len(recovered.queues), len(recovered.subscriptions), len(recovered.producer_ids))
 
-    # The two steps of `_recover`, shared with the hot standby (broker/ha/standby.py), which builds the
-    # same destinations off the event loop and keeps them up to date while the broker is a slave.
+    # The two steps of a replay (broker/engine/replay.py), shared by cold recovery and the hot
+    # standby, which builds the same destinations off the event loop while the broker is a slave.
 
     def recover_subscription(self, sub: DurableSubscription) -> None:
         selector = None

@@ -1,18 +1,18 @@
 """Hot standby (docs/hot-standby.md): while a slave waits for the lock, keep its broker ready.
 
-A `Follower` (stores/journal/follower.py) tails the shared journal read-only and reports the
-live state, then every change in order. `Standby` mirrors that into a `Broker` that has no store
-and no connectors, so that at takeover the master need not build a million `Message`s: once the
-store's warm open has replayed the last records, the master adopts this broker instead of
-calling `Broker.start(recovered)`. The result is the broker cold recovery would build:
-`Broker._recover`'s own steps (`recover_subscription`, `recovered_queue`, `from_stored`, so
-every message is `redelivered`), applied as the records come.
+Following is an optional capability of the store contract (`Store.follower`): a store that has it
+gives a read-only follower that tails the shared store and reports the live state, then every
+change in order. `Standby` feeds both into a `Broker` that has no store and no connectors through
+the engine's one replay path (`broker.engine.replay.Replay`, which cold recovery uses too), so
+that at takeover the master need not build a million `Message`s: once the store's warm open has
+replayed the last records, the master adopts this broker instead of calling
+`Broker.start(recovered)`.
 
-Only the journal store has a follower; leveldb and appendlog slaves recover cold. Anything this
-mirror does not model (a message stored twice, messages under a key nobody serves, too many
-destinations) marks it `invalid`; the master then builds the broker cold from what the store
-recovered. The follower and this mirror run in one worker thread; the event loop only starts
-and stops them, and the master touches the broker only after `stop()`.
+The journal store can be followed; leveldb and appendlog slaves recover cold (their `follower()`
+is None) until they offer one. Anything the replay cannot mirror marks the standby `invalid`;
+the master then builds the broker cold from what the store recovered. The follower and the
+replay run in one worker thread; the event loop only starts and stops them, and the master
+touches the broker only after `stop()`.
 """
 
 from __future__ import annotations
@@ -23,25 +23,22 @@ import logging
 
 from broker.engine.core import Broker
 from broker.engine.dedup import ProducerWindow
-from broker.engine.message import Message, from_stored
-from broker.engine.queue import Queue
+from broker.engine.replay import Replay, ReplayMismatch
 from config.model import BrokerConfig
-from stores.base import AddMessage, DropSubscription, Op, PutSubscription, Recovered, RemoveMessage, Store
-from stores.journal.follower import Follower, Interrupted
-from stores.journal.store import JournalStore
+from stores.base import FollowInterrupted, Op, Recovered, Store, StoreFollower
+from stores.registry import create_follower
 
 log = logging.getLogger("batonmq.standby")
 
 POLL_INTERVAL = 0.03  # seconds between polls when the follower is caught up (a stat each)
-BUILD_CHECK = 10_000  # messages between interrupt checks while building from scratch
 
 
 class Standby:
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
-        self.follower = Follower(config.data_dir / "journal", config.store.duplicate_window, self)
+        self.follower: StoreFollower | None = None  # set by for_config
         self.broker: Broker | None = None
-        self.messages: dict[str, dict[str, Message]] = {}  # stored key → message id → waiting Message
+        self.replay: Replay | None = None
         self.invalid: str | None = "not built yet"  # why the broker cannot be adopted
         self._task: asyncio.Future[None] | None = None
         self.failed = False
@@ -49,7 +46,14 @@ class Standby:
 
     @classmethod
     def for_config(cls, config: BrokerConfig) -> Standby | None:
-        return cls(config) if config.store.type == "journal" else None
+        """A standby for the configured store, or None when that store cannot be followed."""
+        standby = cls(config)
+        standby.follower = create_follower(config.data_dir, config.store, standby)
+        return standby if standby.follower is not None else None
+
+    def _following(self) -> StoreFollower:
+        assert self.follower is not None, "a Standby is made by for_config, which sets its follower"
+        return self.follower
 
     # Following (event loop side) ----------------------------------------------------------
 
@@ -61,12 +65,12 @@ class Standby:
         was_ready = False
         while not self._stop.is_set():
             try:
-                more = await asyncio.to_thread(self.follower.poll)
+                more = await asyncio.to_thread(self._following().poll)
             except Exception:  # a bug: a half-applied state must not be adopted
                 log.exception("broker %s: hot standby failed; the takeover will be cold", self.config.name)
                 self.failed = True
                 return
-            ready = self.follower.ready and self.invalid is None
+            ready = self._following().ready and self.invalid is None
             if ready and not was_ready:
                 log.info("broker %s: hot standby ready: %s", self.config.name, self.describe())
             was_ready = ready
@@ -77,35 +81,38 @@ class Standby:
     async def stop(self) -> None:
         """Stop following; a poll in progress returns at its next record or file boundary."""
         self._stop.set()
-        self.follower.interrupt()
+        self._following().interrupt()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def close(self) -> None:
         await self.stop()
-        self.follower.close()
-        self.broker, self.messages = None, {}
+        self._following().close()
+        self.broker, self.replay = None, None
 
     def describe(self) -> str:
-        count = sum(len(entries) for entries in self.messages.values())
-        return f"{count} message(s) in {len(self.messages)} queue(s), following {self.follower.position()}"
+        replay, follower = self.replay, self.follower
+        count, queues = (replay.count(), len(replay.messages)) if replay is not None else (0, 0)
+        where = follower.position() if follower is not None else "nothing"
+        return f"{count} message(s) in {queues} queue(s), following {where}"
 
     # Takeover -------------------------------------------------------------------------------
 
     async def hand_over(self, store: Store) -> bool:
-        """Stop following and give the follower to a journal store, whose open() then finishes it."""
+        """Stop following and give the follower to the store, whose open() then finishes it."""
         await self.stop()
-        if self.failed or not isinstance(store, JournalStore) or not self.follower.ready:
-            why = "it failed" if self.failed else self.follower.reason or "not a journal store"
-            log.warning("broker %s: hot standby not used (%s): cold recovery", self.config.name, why)
+        follower = self.follower
+        if self.failed or follower is None or not follower.ready or not store.follow_from(follower):
+            why = "it failed" if self.failed else (follower.reason if follower is not None else None)
+            log.warning("broker %s: hot standby not used (%s): cold recovery", self.config.name,
+                        why or "the store did not take the follower")
             return False
-        store.follow_from(self.follower)
         return True
 
     def adopt(self, store: Store, recovered: Recovered) -> Broker | None:
         """The warm broker, with the opened store attached; None if it does not match `recovered`."""
         broker, self.broker = self.broker, None
-        if not (isinstance(store, JournalStore) and store.warm) or broker is None:
+        if not store.warm or broker is None:
             return None
         problem = self.invalid or self._mismatch(recovered)
         if problem:
@@ -115,12 +122,13 @@ class Standby:
         broker.store = store
         broker.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
         log.info("broker %s: hot standby: adopted the warm broker (%s)", self.config.name, self.describe())
-        self.messages = {}
+        self.replay = None
         return broker
 
     def _mismatch(self, recovered: Recovered) -> str | None:
         """A cheap cross-check of the mirror against the store (per queue counts, subscriptions)."""
-        ours = {key: len(entries) for key, entries in self.messages.items()}
+        messages = self.replay.messages if self.replay is not None else {}
+        ours = {key: len(entries) for key, entries in messages.items()}
         theirs = {key: len(messages) for key, messages in recovered.queues.items()}
         if ours != theirs:
             return "message counts differ from the store's"
@@ -129,76 +137,27 @@ class Standby:
     # FollowerSink (worker thread) -----------------------------------------------------------
 
     def reset(self, recovered: Recovered) -> None:
-        """Build from scratch, as `Broker._recover` does, checking for an interrupt now and then."""
-        self.broker, self.messages, self.invalid = None, {}, "rebuilding"
-        broker = Broker(self.config, None)
-        for sub in recovered.subscriptions:
-            broker.recover_subscription(sub)
-        built = 0
-        for key, stored in recovered.queues.items():
-            queue = broker.recovered_queue(key)
-            if queue is None:
-                self.invalid = f"messages under {key!r}, which nobody serves"
-                return
-            entries = self.messages[key] = {}
-            for item in stored:
-                message = from_stored(item)
-                queue.put(message)
-                entries[item.message_id] = message
-                built += 1
-                if built % BUILD_CHECK == 0 and self.follower.interrupted():
-                    raise Interrupted()
-        self.broker, self.invalid = broker, None
+        """Build from scratch, as cold recovery does, checking for an interrupt now and then."""
+        self.broker, self.replay, self.invalid = None, None, "rebuilding"
+        replay = Replay(Broker(self.config, None), track=True, on_progress=self._check_interrupt)
+        try:
+            replay.load(recovered, strict=True)
+        except ReplayMismatch as exc:
+            self.invalid = str(exc)
+            return
+        self.broker, self.replay, self.invalid = replay.broker, replay, None
+
+    def _check_interrupt(self) -> None:
+        follower = self.follower
+        if follower is not None and follower.interrupted():
+            raise FollowInterrupted()
 
     def changed(self, ops: list[Op]) -> None:
-        if self.invalid is not None or self.broker is None:
+        if self.invalid is not None or self.replay is None:
             return
         try:
             for op in ops:
-                self._mirror(self.broker, op)
+                self.replay.apply(op)
         except Exception as exc:  # any surprise: the master builds cold instead
             self.invalid = f"{type(exc).__name__}: {exc}"
             log.warning("broker %s: hot standby broker dropped: %s", self.config.name, self.invalid)
-
-    def _mirror(self, broker: Broker, op: Op) -> None:
-        if isinstance(op, AddMessage):
-            entries = self.messages.setdefault(op.queue, {})
-            queue = broker.recovered_queue(op.queue)
-            if op.message.message_id in entries or queue is None:
-                raise ValueError(f"message {op.message.message_id!r} of {op.queue!r} cannot be mirrored")
-            message = from_stored(op.message)
-            queue.put(message)
-            entries[op.message.message_id] = message
-        elif isinstance(op, RemoveMessage):
-            entries = self.messages[op.queue]
-            message = entries.pop(op.message_id)
-            queue = self._queue(broker, op.queue)
-            if not queue.withdraw(message):
-                raise ValueError(f"message {op.message_id!r} was not waiting in {op.queue!r}")
-            if not entries:
-                del self.messages[op.queue]
-                if op.queue in broker.destinations.queues:  # cold recovery has no empty /queue/
-                    del broker.destinations.queues[op.queue]
-        elif isinstance(op, PutSubscription):
-            sub, durable = op.subscription, broker.destinations.durables.get(op.subscription.key)
-            if durable is None and sub.key not in self.messages:
-                broker.recover_subscription(sub)
-                return
-            same = durable is not None and (durable.client_id, durable.name, durable.topic,
-                                            durable.selector_text) == (sub.client_id, sub.name,
-                                                                       sub.destination, sub.selector)
-            if not same:
-                raise ValueError(f"subscription {sub.key!r} changed in place")
-        elif isinstance(op, DropSubscription):
-            self.messages.pop(op.key, None)
-            durable = broker.destinations.remove_durable(op.key)
-            if durable is not None:
-                durable.queue.drain()
-                topic = broker.destinations.topics.get(durable.topic)
-                if topic is not None and not topic.queues:  # cold recovery makes topics only for subs
-                    del broker.destinations.topics[durable.topic]
-
-    @staticmethod
-    def _queue(broker: Broker, key: str) -> Queue:
-        durable = broker.destinations.durables.get(key)
-        return durable.queue if durable is not None else broker.destinations.queues[key]

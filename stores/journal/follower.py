@@ -22,10 +22,9 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
 
 from stores import fsio
-from stores.base import Op, Recovered, StoreCorrupted
+from stores.base import FollowerSink, FollowInterrupted, StoreCorrupted
 from stores.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, frame_size
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
@@ -53,16 +52,7 @@ RETRY_DELAY = 1.0  # seconds before a rebuild: a race with cleanup resolves itse
 DAMAGE_DELAY = 10.0  # ... and before retrying after damage only cold recovery may judge
 
 
-class FollowerSink(Protocol):
-    """Receives the live state: all of it on every (re)build, then each effective change in order."""
-
-    def reset(self, recovered: Recovered) -> None: ...
-
-    def changed(self, ops: list[Op]) -> None: ...
-
-
-class Interrupted(Exception):
-    """`interrupt()` was called during a poll (a sink may raise it too, after `interrupted()`)."""
+Interrupted = FollowInterrupted  # the contract's name for it, under the one this module uses
 
 
 class _NotUsable(Exception):

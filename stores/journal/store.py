@@ -22,6 +22,7 @@ from config.model import StoreSettings
 from stores import fsio
 from stores.base import (
     Fence,
+    FollowerSink,
     Op,
     Page,
     Recovered,
@@ -29,6 +30,7 @@ from stores.base import (
     StoreClosed,
     StoredMessage,
     StoreError,
+    StoreFollower,
     StoreStats,
     check_page,
 )
@@ -67,14 +69,20 @@ class JournalStore(Store):
         self._tasks: set[asyncio.Task[None]] = set()
         self.last_recovery: RecoveryStats | None = None
         self._follower: Follower | None = None
-        self.warm = False  # open() used a follower's state (else it recovered cold)
         self._reads = ReadGate("journal store")
 
     # Open --------------------------------------------------------------------------------
 
-    def follow_from(self, follower: Follower) -> None:
+    @classmethod
+    def follower(cls, directory: Path, settings: StoreSettings, sink: FollowerSink) -> Follower:
+        return Follower(directory, settings.duplicate_window, sink)
+
+    def follow_from(self, follower: StoreFollower) -> bool:
         """Make `open()` finish this follower's replay; it recovers cold if the follower cannot."""
+        if not isinstance(follower, Follower):
+            return False
         self._follower = follower
+        return True
 
     async def open(self) -> Recovered:
         if self._committer is not None:

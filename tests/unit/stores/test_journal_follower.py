@@ -411,7 +411,8 @@ async def test_standby_broker_equals_the_cold_built_broker(tmp_path, seed):
     directory = tmp_path / "journal"
     store = JournalStore(directory, settings(), EpochFence(1))
     await store.open()
-    standby = Standby(config)
+    standby = Standby.for_config(config)
+    assert standby is not None
     live: dict[str, list[str]] = {}
     subs: set[str] = set()
     seq = [0]
@@ -443,7 +444,8 @@ async def test_standby_is_not_adopted_when_the_store_recovered_cold(tmp_path):
     store = JournalStore(directory, settings(), EpochFence(1))
     await store.open()
     await store.enqueue("/queue/a", msg(1))
-    standby = Standby(config)
+    standby = Standby.for_config(config)
+    assert standby is not None
     follow(standby.follower)
     await store.close()
     last = last_data_file(directory)
