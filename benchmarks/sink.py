@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 
+from transports import eventloop
 from transports.stomp import Frame, ProtocolError, StompParser, encode
 
 MAX_SUBSCRIPTIONS = 1000  # per connection
@@ -174,12 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed on stdout)")
     parser.add_argument("--flood", action="store_true", help="stream MESSAGEs to every /queue/ subscriber")
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(_main(args))
-    else:
-        uvloop.run(_main(args))
+    eventloop.run(_main(args))
     return 0
 
 

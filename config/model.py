@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 from collections.abc import Collection
 from pathlib import Path
-from typing import Literal, NamedTuple
-from urllib.parse import urlsplit
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from config.address import Address, split_address
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -122,24 +123,12 @@ class BrokerConfig(_Strict):
         return uris
 
 
-class ConnectorAddress(NamedTuple):
-    scheme: str
-    host: str
-    port: int
+ConnectorAddress = Address
 
 
-def parse_connector(uri: str) -> ConnectorAddress:
-    """Split `scheme://host:port`; raise ValueError naming what is wrong. Any scheme passes here."""
-    parts = urlsplit(uri)
-    if not parts.scheme or not parts.netloc:
-        raise ValueError(f"connector {uri!r}: expected SCHEME://HOST:PORT, e.g. tcp://0.0.0.0:61616")
-    try:
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"connector {uri!r}: {exc}") from None
-    if not parts.hostname or port is None:
-        raise ValueError(f"connector {uri!r}: expected {parts.scheme}://HOST:PORT")
-    return ConnectorAddress(parts.scheme, parts.hostname, port)
+def parse_connector(uri: str) -> Address:
+    """Split `scheme://host:port` (config.address); raise ValueError. Any scheme passes here."""
+    return split_address(uri, "connector", listen=True)
 
 
 def connector_address(uri: str) -> tuple[str, int]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError
+from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError, check_page
 from stores.order import QueueOrder
 
 T = TypeVar("T")
@@ -187,3 +187,25 @@ class ReadGate:
     async def close(self) -> None:
         self._open = False
         await asyncio.gather(*self._reads, return_exceptions=True)
+
+
+class GatedReads:
+    """`read` and `read_batch` for a store that answers both through two blocking lookups
+    (`_read_keys`, `_read_page`) run on its ReadGate's worker thread. Put it before `Store`."""
+
+    _reads: ReadGate
+
+    def _read_keys(self, keys: list[Key]) -> dict[Key, StoredMessage]:
+        raise NotImplementedError
+
+    def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
+        raise NotImplementedError
+
+    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
+        key = (queue, message_id)
+        found = await self._reads.run(self._read_keys, [key])
+        return found.get(key)
+
+    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
+        check_page(after, limit)
+        return await self._reads.run(self._read_page, queue, after, limit)

@@ -14,19 +14,18 @@ options, so here it always means failover options.
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from config.address import split_address
 from config.errors import BrokerError
 
 _SCHEMES = ("tcp", "stomp")
 _MAX_URL_LENGTH = 8192
 _MAX_BROKERS = 64
-_HOSTNAME = re.compile(r"[A-Za-z0-9_.-]+")
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
 _NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
@@ -118,40 +117,16 @@ def _split_failover(rest: str, url: str) -> tuple[list[str], str]:
 
 def parse_broker(uri: str) -> tuple[str, int]:
     """(host, port) from 'tcp://host:port', 'stomp://host:port' or 'tcp://[v6]:port'."""
-    scheme, sep, rest = uri.partition("://")
-    if not sep:
-        raise UrlError(f"broker URI {uri!r} needs a scheme, e.g. tcp://{uri}")
-    if scheme not in _SCHEMES:
+    scheme = uri.partition("://")[0]
+    if "://" in uri and scheme not in _SCHEMES:
         raise UrlError(f"broker URI {uri!r}: unsupported scheme {scheme!r} (expected tcp or stomp)")
-    if "?" in rest:
+    if "?" in uri:
         raise UrlError(f"broker URI {uri!r} takes no options; put them after the failover list")
-    authority = rest.removesuffix("/")
-    if "/" in authority:
-        raise UrlError(f"broker URI {uri!r} has a path; expected {scheme}://host:port")
-    if authority.startswith("["):
-        close = authority.find("]")
-        if close < 0:
-            raise UrlError(f"broker URI {uri!r}: '[' without a matching ']'")
-        host, port_part = authority[1:close], authority[close + 1:]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise UrlError(f"broker URI {uri!r}: {host!r} is not an IPv6 address") from None
-    else:
-        host, colon, port_text = authority.rpartition(":")
-        port_part = colon + port_text
-        if not colon:
-            host, port_part = authority, ""
-        if not host or not _HOSTNAME.fullmatch(host):
-            hint = " (write an IPv6 address in brackets, e.g. [::1]:61616)" if ":" in host else ""
-            raise UrlError(f"broker URI {uri!r}: invalid host {host!r}{hint}")
-    if not port_part.startswith(":") or len(port_part) == 1:
-        raise UrlError(f"broker URI {uri!r} needs a port")
-    port_text = port_part[1:]
-    valid = port_text.isascii() and port_text.isdigit() and len(port_text) <= 5
-    if not (valid and 0 < int(port_text) < 65536):
-        raise UrlError(f"broker URI {uri!r}: invalid port {port_text!r} (expected 1-65535)")
-    return host, int(port_text)
+    try:
+        address = split_address(uri, "broker URI")
+    except ValueError as exc:
+        raise UrlError(str(exc)) from None
+    return address.host, address.port
 
 
 def parse_options(query: str) -> FailoverOptions:

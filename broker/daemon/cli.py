@@ -9,7 +9,6 @@ Thin by design (as uvicorn's): parse arguments, build options, call the programm
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import os
@@ -18,9 +17,10 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from broker.ha.roles import ExitCode
 from config.errors import ConfigError
+from transports import eventloop
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 LOG_FORMAT = "%(asctime)s %(levelname)-5s %(name)s: %(message)s"
 PROG = "batonmq"
 
@@ -33,14 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return ExitCode.FORCED
 
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format=LOG_FORMAT, force=True)
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> int:
+def fail(message: str, code: int = ExitCode.USAGE) -> int:
     print(f"{PROG}: {message}", file=sys.stderr)
     return code
 
@@ -94,16 +94,12 @@ def _check_url(url: str) -> str | None:
 
 
 def _run_async(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+    return eventloop.run(coro)
 
 
 def _report(result: Any, as_json: bool) -> int:
     print(json.dumps(result.fields()) if as_json else result.text(), flush=True)
-    return EXIT_OK if result.ok else EXIT_FAILED
+    return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
 def run_produce(args: argparse.Namespace) -> int:
@@ -144,7 +140,7 @@ def run_status(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"status: {exc}")
     print(json.dumps(status.fields()) if args.json else status.text(), flush=True)
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run_fscheck(args: argparse.Namespace) -> int:

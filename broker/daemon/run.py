@@ -12,17 +12,14 @@ from broker.daemon.metrics import Metrics, serve_metrics
 from broker.ha.lifecycle import Lifecycle
 from broker.ha.roles import ExitCode
 from config.model import BrokerConfig
+from transports import eventloop
 
 log = logging.getLogger("batonmq.daemon")
 
 
 def run(config: BrokerConfig) -> int:
     """Run the broker; return the process exit code (see broker.ha.roles.ExitCode)."""
-    try:
-        import uvloop
-    except ImportError:  # uvloop is a dependency; the fallback only keeps odd platforms working
-        return asyncio.run(_main(config))
-    return uvloop.run(_main(config))
+    return eventloop.run(_main(config))
 
 
 async def _main(config: BrokerConfig) -> int:

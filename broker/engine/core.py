@@ -56,7 +56,6 @@ class AnswerGate(Protocol):
 
 log = logging.getLogger(__name__)
 
-SERVER = "BatonMQ/0.1"
 Write = asyncio.Future[None] | None
 STOP_TIMEOUT = 5.0
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 
-HEADER = "batonmq.producer-id"
-
 
 class ProducerWindow:
     def __init__(self, size: int, recovered: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from broker.engine.errors import ClientError
 from stores.base import StoredMessage
+from transports.stomp.commands import PRODUCER_ID_HEADER
 
 # Headers that belong to one hop of the transport, never to the message (STOMP 1.2, "SEND" / "MESSAGE"):
 # they are set afresh on every MESSAGE frame or are meaningless once the SEND has been handled.
@@ -73,7 +74,7 @@ def from_send(message_id: str, destination: str, headers: dict[str, str], body: 
         persistent=user.get("persistent", "").lower() == "true",
         priority=priority,
         expires=_integer(user, "expires", 0),
-        producer_id=headers.get("batonmq.producer-id"),
+        producer_id=headers.get(PRODUCER_ID_HEADER),
     )
 
 

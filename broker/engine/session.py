@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SERVER = "BatonMQ/0.1"  # the CONNECTED frame's `server` header
+
 MAX_IN_FLIGHT = 128  # frames whose completion (e.g. a store write) is pending, per connection
 MAX_SUBSCRIPTIONS = 1000
 MAX_PREFETCH = 100_000
@@ -208,7 +210,7 @@ class Session:
         self.version = version
         self.connected = True
         self.conn.set_version(version)
-        headers = {"version": version, "server": "BatonMQ/0.1", "session": self.id}
+        headers = {"version": version, "server": SERVER, "session": self.id}
         if version != "1.0":
             headers["heart-beat"] = f"{sends},{expects}"
         self.send(Frame("CONNECTED", headers))

@@ -18,7 +18,8 @@ class ExitCode(enum.IntEnum):
     OK = 0  # graceful stop after SIGTERM/SIGINT
     FAILED = 1  # unexpected error
     CONFIG = 2  # invalid configuration
+    USAGE = 2  # the same code for a command line that cannot be obeyed (argparse says 2 too)
     LOCK_LOST = 3  # the master lost the lock and stopped serving
     STORE = 4  # the store refused to open: corrupted, or another store type's directory
     LOCK_TIMEOUT = 5  # no keep-alive check succeeded for lock_timeout (file system hung or failing)
-    FORCED = 130  # a second signal forced the exit
+    FORCED = 130  # a second signal forced the exit (or Ctrl-C stopped a client command)

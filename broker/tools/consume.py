@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from broker.tools.produce import failover_notices
 from broker.tools.progress import Progress, rate
 from transports.client import Client, ClientError, Message, connect
-from transports.client.ledger import PRODUCER_ID_HEADER
+from transports.stomp.commands import PRODUCER_ID_HEADER
 
 MAX_TRACKED = 2_000_000
 DEFAULT_PREFETCH = 1000

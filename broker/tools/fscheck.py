@@ -12,7 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from broker.ha.roles import ExitCode
+
 MAX_WAIT = 3600.0  # seconds: --wait-for-peer and --release-bound
 
 log = logging.getLogger("batonmq.fscheck")
@@ -20,7 +21,7 @@ log = logging.getLogger("batonmq.fscheck")
 
 def _usage(message: str) -> int:
     print(f"batonmq: fscheck: {message}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def _problem(args: argparse.Namespace) -> str | None:
@@ -61,4 +62,4 @@ def main(args: argparse.Namespace) -> int:
         log.info("waiting up to %g s for the peer instance in %s", options.wait_for_peer, directory)
     results = run_all(directory, options)
     print(report.as_json(directory, results) if args.json else report.text(directory, results), flush=True)
-    return EXIT_OK if report.passed(results) else EXIT_FAILED
+    return ExitCode.OK if report.passed(results) else ExitCode.FAILED

@@ -30,11 +30,10 @@ from stores.base import (
     StoredMessage,
     StoreError,
     StoreStats,
-    check_page,
 )
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
-from stores.reads import Key, Location, ReadGate, fetch, load_file, read_page
+from stores.reads import GatedReads, Key, Location, ReadGate, fetch, load_file, read_page
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ class _Prepared(list[Op]):
         self.frame = frame
 
 
-class AppendLogStore(Store):
+class AppendLogStore(GatedReads, Store):
     kind = "appendlog"
 
     def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
@@ -249,15 +248,6 @@ class AppendLogStore(Store):
         return Location(active.number, offset, len(frame))
 
     # -- reads (stores/base.py "Reads"; the state's lookups are safe off the writer thread) -----
-
-    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
-        key = (queue, message_id)
-        found = await self._reads.run(self._read_keys, [key])
-        return found.get(key)
-
-    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
-        check_page(after, limit)
-        return await self._reads.run(self._read_page, queue, after, limit)
 
     def position(self, queue: str, message_id: str) -> int | None:
         self._reads.check()

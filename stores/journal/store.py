@@ -32,9 +32,8 @@ from stores.base import (
     StoreError,
     StoreFollower,
     StoreStats,
-    check_page,
 )
-from stores.groupcommit import GroupCommitter
+from stores.groupcommit import GroupCommitter, start_committer
 from stores.journal import checkpoint as ckpt
 from stores.journal import cleanup, layout
 from stores.journal.follower import Follower
@@ -43,7 +42,7 @@ from stores.journal.reader import load_messages
 from stores.journal.records import encode_batch
 from stores.journal.recovery import RecoveryStats, Result, recover
 from stores.journal.writer import Writer
-from stores.reads import ReadGate, fetch, read_page
+from stores.reads import GatedReads, ReadGate, fetch, read_page
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class _Encoded(list[Op]):
     record: bytes
 
 
-class JournalStore(Store):
+class JournalStore(GatedReads, Store):
     kind = "journal"
 
     def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
@@ -89,16 +88,7 @@ class JournalStore(Store):
             raise StoreError("journal store is already open")
         self.directory.mkdir(parents=True, exist_ok=True)
         recovered = await asyncio.to_thread(self._open_blocking)
-        committer = GroupCommitter(
-            self._apply,
-            self._sync,
-            self.fence,
-            policy=self.settings.sync,
-            interval=self.settings.sync_interval,
-            on_commit=self._report_commit,
-        )
-        committer.start()
-        self._committer = committer
+        self._committer = start_committer(self, self._apply, self._sync)
         task = asyncio.get_running_loop().create_task(self._maintain())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -182,25 +172,12 @@ class JournalStore(Store):
         if self._writer is not None:
             self._writer.sync()
 
-    def _report_commit(self, size: int, seconds: float) -> None:
-        if self.on_commit is not None:
-            self.on_commit(size, seconds)
-
     def _open_parts(self) -> tuple[Writer, Index]:
         if self._writer is None or self._index is None:
             raise StoreClosed("journal store is not open")
         return self._writer, self._index
 
     # Reads (stores/base.py "Reads"; the index lookups are safe off the writer thread) -------
-
-    async def read(self, queue: str, message_id: str) -> StoredMessage | None:
-        key = (queue, message_id)
-        found = await self._reads.run(self._read_keys, [key])
-        return found.get(key)
-
-    async def read_batch(self, queue: str, after: int | None, limit: int) -> Page:
-        check_page(after, limit)
-        return await self._reads.run(self._read_page, queue, after, limit)
 
     def position(self, queue: str, message_id: str) -> int | None:
         self._reads.check()

@@ -37,7 +37,7 @@ from transports.client import (
     TransactionRolledBack,
     connect,
 )
-from transports.client.ledger import PRODUCER_ID_HEADER
+from transports.stomp.commands import PRODUCER_ID_HEADER
 
 pytestmark = pytest.mark.ha
 

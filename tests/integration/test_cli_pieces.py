@@ -11,7 +11,7 @@ from broker.daemon.cli import build_parser, start_overrides
 from broker.tools.consume import DuplicateTracker
 from broker.tools.produce import make_body
 from broker.tools.progress import Progress, render
-from transports.client.ledger import PRODUCER_ID_HEADER
+from transports.stomp.commands import PRODUCER_ID_HEADER
 
 
 def test_start_flags_become_nested_overrides():

@@ -10,7 +10,7 @@ import pytest
 from config.model import Limits
 from tests.helpers.server import running_broker
 from transports.client import ClientError, ConnectFailed, ConnectionLost, ConnectionState, connect
-from transports.client.ledger import PRODUCER_ID_HEADER
+from transports.stomp.commands import PRODUCER_ID_HEADER
 
 
 @pytest.fixture(scope="module")

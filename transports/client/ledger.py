@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from transports.client.errors import ClientError
+from transports.stomp.commands import PRODUCER_ID_HEADER
 from transports.stomp.frame import Frame
 
 if TYPE_CHECKING:
     from transports.client.subscription import Subscription
 
-PRODUCER_ID_HEADER = "batonmq.producer-id"
 
 
 class ProducerIds:

@@ -14,8 +14,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from transports.client.errors import BrokerRefused, ClientError, ConnectionLost
-from transports.client.ledger import PRODUCER_ID_HEADER, PendingSend, merge_headers
+from transports.client.ledger import PendingSend, merge_headers
 from transports.client.replay import is_transient_refusal
+from transports.stomp.commands import PRODUCER_ID_HEADER
 from transports.stomp.frame import Frame
 
 if TYPE_CHECKING:

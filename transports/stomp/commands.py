@@ -25,3 +25,7 @@ SERVER_COMMANDS = frozenset({"CONNECTED", "MESSAGE", "RECEIPT", "ERROR"})
 RAW_HEADER_COMMANDS = frozenset({"CONNECT", "STOMP", "CONNECTED"})
 
 VERSIONS = ("1.0", "1.1", "1.2")
+
+# BatonMQ's duplicate-detection header: the producer's own id for one message, kept across resends
+# (the broker drops a copy it already stored; design.md section 3, "Duplicate detection").
+PRODUCER_ID_HEADER = "batonmq.producer-id"

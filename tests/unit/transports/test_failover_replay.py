@@ -7,9 +7,10 @@ import asyncio
 import pytest
 
 from transports.client.errors import ConnectionLost
-from transports.client.ledger import PRODUCER_ID_HEADER, PendingSends
+from transports.client.ledger import PendingSends
 from transports.client.replay import plan_replay, resubscribe_frame
 from transports.client.subscription import Subscription, subscribe_frame
+from transports.stomp.commands import PRODUCER_ID_HEADER
 from transports.stomp.frame import Frame
 
 
