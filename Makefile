@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: venv run test check lint unit coverage bench bench-failover clean
+.PHONY: venv run test check lint unit coverage bench bench-failover bench-fairness bench-fairness-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,13 @@ bench: $(BENCH_STAMP)
 bench-failover: $(BENCH_STAMP)
 	$(PY) -m broker bench failover --json benchmarks/results/failover.json \
 		--plot benchmarks/results/failover.png $(ARGS)
+
+# Hostile loads beside a well-behaved client (issue 11); reports missed goals, exits 0 (ARGS="--check").
+bench-fairness: $(STAMP)
+	$(PY) -m benchmarks.fairness --json benchmarks/results/fairness.json $(ARGS)
+
+bench-fairness-quick: $(STAMP)
+	$(PY) -m benchmarks.fairness --quick --json benchmarks/results/fairness-quick.json $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .coverage .coverage.* htmlcov

@@ -73,6 +73,20 @@ def accepts(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak RSS) of a live process in KiB, from /proc/PID/status; {} once it is gone."""
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "VmHWM"):
+                    found[name] = int(value.split()[0])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return found
+
+
 class BrokerProcess:
     """`python -m broker start` in its own session; stderr read by a thread into a bounded buffer."""
 
@@ -94,6 +108,7 @@ class BrokerProcess:
         self.lines: deque[tuple[float, str]] = deque(maxlen=KEPT_LINES)
         self.timelines: list[Timeline] = []
         self.role: str | None = None
+        self.roles: list[str] = []  # every role entered, in order (the line buffer is bounded)
         self._reader: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -110,6 +125,7 @@ class BrokerProcess:
         if self._reader is not None:
             self._reader.join(5)  # the last lines of a previous run must not set this run's role
         self.role = None
+        self.roles = []
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env, start_new_session=True)
@@ -130,6 +146,7 @@ class BrokerProcess:
                 role = ROLE.search(line)
                 if role is not None:
                     self.role = role.group(3)
+                    self.roles.append(self.role)
         proc.stderr.close()
 
     @property

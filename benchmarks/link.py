@@ -43,9 +43,14 @@ class StompLink:
         login: str | None = None,
         passcode: str | None = None,
         timeout: float = 5.0,
+        local_addr: tuple[str, int] | None = None,
     ) -> StompLink:
-        """Connect and complete the STOMP handshake (heart-beats off: the benchmarks never idle)."""
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        """Connect and complete the STOMP handshake (heart-beats off: the benchmarks never idle).
+
+        `local_addr` picks the source address (e.g. 127.0.0.3), for brokers that limit per address.
+        """
+        connecting = asyncio.open_connection(host, port, local_addr=local_addr)
+        reader, writer = await asyncio.wait_for(connecting, timeout)
         link = cls(reader, writer, host)
         try:
             headers = {"accept-version": VERSION, "host": host, "heart-beat": "0,0"}

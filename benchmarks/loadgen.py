@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from benchmarks.link import LinkError, SendTemplate, StompLink, latency_ms
 from benchmarks.report import percentile
+from transports import eventloop
 from transports.stomp import Frame
 from transports.url import parse_url
 
@@ -210,11 +211,7 @@ async def run_job(job: Job, wait_go: Callable[[], None]) -> WorkerResult:
 
 def run_loop(coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` on uvloop, as the brokers do, when it is installed."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
+    return eventloop.run(coro)
 
 
 def _worker(job: Job, ready: Queue[str], go: Event, results: Queue[dict[str, Any]]) -> None:

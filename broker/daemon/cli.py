@@ -149,7 +149,8 @@ def run_fscheck(args: argparse.Namespace) -> int:
     return fscheck(args)
 
 
-BENCHMARKS = {"failover": "benchmarks.failover", "e2e": "benchmarks.e2e", "stores": "benchmarks.stores"}
+BENCHMARKS = {"failover": "benchmarks.failover", "e2e": "benchmarks.e2e", "stores": "benchmarks.stores",
+              "fairness": "benchmarks.fairness"}
 
 
 def run_bench(args: argparse.Namespace) -> int:
@@ -299,5 +300,5 @@ def _add_fscheck(commands: Any) -> None:
 def _add_bench(commands: Any) -> None:
     p = _subparser(commands, "bench", "run a benchmark (options after the name: see `batonmq bench NAME -h`)")
     p.set_defaults(run=run_bench)
-    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="failover, e2e or stores")
+    p.add_argument("benchmark", choices=sorted(BENCHMARKS), help="failover, e2e, stores or fairness")
     p.add_argument("options", nargs=argparse.REMAINDER, help="passed to the benchmark")
