@@ -115,6 +115,8 @@ class MasterTerm:
         if broker is None:
             broker = Broker(self.config, self.store)
             await broker.start(recovered)
+        else:
+            await broker.start()  # recovered already, while a slave: starts its housekeeping only
         self.broker = broker
         self.broker.lease = self.lease
         self.broker.on_fence_lost = self._broker_fenced
