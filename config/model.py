@@ -81,18 +81,45 @@ class Limits(_Strict):
     max_header_count: int = Field(1000, ge=8)
     max_header_length: int = Field(10240, ge=64)
     max_connections: int = Field(1000, ge=1)
+    # One address may hold at most this many of them, so that one host (or one attacker) cannot take
+    # every slot; well above what a test or benchmark opens from 127.0.0.1. Raise it for clients
+    # behind one NAT address.
+    max_connections_per_address: int = Field(100, ge=1)
+    # A socket that has not completed CONNECT (CONNECTED sent) within this many seconds is closed, as
+    # ActiveMQ's transport.connectAttemptTimeout (30 s): idle sockets must not hold connection slots.
+    connect_timeout: float = Field(30.0, gt=0, le=3600)
+    # How often one scan looks at every connection for a CONNECT timeout or stopped heart-beats.
+    connection_scan_interval: float = Field(0.5, gt=0, le=60)
     # Undelivered bytes one destination may hold; every message, persistent or not, lives in memory
     # until consumed (persistent ones also on disk), so this bounds memory. Past it, SEND gets ERROR.
     destination_memory_limit: int = Field(1024 * MiB, ge=1024)
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
+    # Queues, topics and durable subscriptions together: a client cannot exhaust memory by inventing
+    # names. Empty, unused destinations are collected (below), so the limit is never a lockout.
+    max_destinations: int = Field(10_000, ge=1)
+    # As ActiveMQ's gcInactiveDestinations/inactiveTimoutBeforeGC (60 s): a destination holding no
+    # message, with no subscriber and no durable subscription, is removed after this many idle seconds.
+    destination_gc_idle: float = Field(60.0, gt=0)
+    destination_gc_interval: float = Field(10.0, gt=0, le=3600, description="seconds between GC sweeps")
     # Server side of heart-beat negotiation (STOMP 1.1 section "Heart-beating"), milliseconds.
     heartbeat_send_ms: int = Field(10000, ge=0)
     heartbeat_recv_ms: int = Field(10000, ge=0)
     heartbeat_grace: float = Field(
         2.0, ge=1.0, description="a silent client is dropped after grace × interval"
     )
+    # Negotiated intervals are clamped to this: a client offering to beat every 115 days would
+    # otherwise never be found dead. The longest silence tolerated is grace × this.
+    max_heartbeat_ms: int = Field(60_000, ge=1)
     default_prefetch: int = Field(1000, ge=1)
     max_redeliveries: int = Field(6, ge=0, description="NACKs before a message goes to ActiveMQ.DLQ")
+
+    @model_validator(mode="after")
+    def _heartbeats_within_clamp(self) -> Limits:
+        for name in ("heartbeat_send_ms", "heartbeat_recv_ms"):
+            if getattr(self, name) > self.max_heartbeat_ms:
+                raise ValueError(f"{name} ({getattr(self, name)}) exceeds max_heartbeat_ms "
+                                 f"({self.max_heartbeat_ms})")
+        return self
 
 
 def _default_name() -> str:

@@ -60,7 +60,8 @@ class FrameLink(Protocol):
         """The STOMP version CONNECT negotiated: frames are parsed and encoded by its rules from now on."""
 
     def start_heartbeat(self, send_ms: int, expect_ms: int) -> None:
-        """Send a beat every `send_ms`; drop a peer silent for longer than the grace × `expect_ms`."""
+        """CONNECT is complete (this ends the connect timeout): send a beat every `send_ms`; a peer
+        silent for longer than the grace × `expect_ms` is dropped."""
 
     def close(self, error: Frame | None = None) -> None:
         """Send `error` (if any), flush what is written, close."""

@@ -10,7 +10,10 @@ buffer passes its high-water mark the transport calls `pause_writing`; `writable
 broker stops dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
 
 Heart-beats (STOMP 1.1, "Heart-beating"): an EOL is sent when nothing else was written for the send
-interval; a client from which no byte arrived within `heartbeat_grace` × the expected interval is dropped.
+interval (one timer per connection, re-armed after it fires, so timers never pile up). Finding dead
+peers is not done here but by the server's periodic scan (transports/server.py), which asks each
+connection `overdue(now)`: one that has not completed CONNECT within `connect_timeout`, or from which
+no byte arrived within `heartbeat_grace` × the expected interval, is closed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from transports.stomp.frame import Frame, ProtocolError
 log = logging.getLogger(__name__)
 
 CLOSE_LINGER = 5.0  # seconds a closing wire may take to flush before it is aborted
+# Why a connection ended (`close_reason`), as the server counts them; a fixed set, so metrics stay bounded.
+CONNECT_TIMEOUT = "connect_timeout"
+HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 
 
 class Connection:
@@ -38,6 +44,7 @@ class Connection:
         self._on_made = on_made
         self._on_lost = on_lost
         self.peer = "?"
+        self.address = "?"  # the peer's host alone: what the per-address connection cap counts
         self.peer_certificate: Mapping[str, object] | None = None
         self.version = "1.2"
         self.writable = True
@@ -49,8 +56,11 @@ class Connection:
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._reader: asyncio.Task[None] | None = None
-        self._timers: dict[str, asyncio.TimerHandle] = {}  # heart-beat send/check, close linger
-        self._last_rx = self._last_tx = 0.0
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # heart-beat send, close linger
+        self._last_rx = self._last_tx = self.opened_at = 0.0
+        self.established = False  # CONNECTED was sent (start_heartbeat)
+        self._expect = 0.0  # seconds between the client's heart-beats; 0: none expected
+        self.close_reason: str | None = None  # set by whoever closes us; None: the peer went away
         self.lost = asyncio.get_running_loop().create_future()
 
     # -- called by the transport --------------------------------------------------------------------
@@ -59,9 +69,10 @@ class Connection:
         """The wire is up: ask the server for a handler and start reading frames."""
         self.wire = wire
         self.peer = peer
+        self.address = peer.rsplit(":", 1)[0] if ":" in peer else peer  # "::1:5000" -> "::1"
         self.peer_certificate = certificate
         loop = asyncio.get_running_loop()
-        self._last_rx = self._last_tx = loop.time()
+        self._last_rx = self._last_tx = self.opened_at = loop.time()
         self.handler = self._on_made(self)
         if self.handler is not None and not self.closing:
             self._reader = loop.create_task(self._read_loop(), name=f"stomp-reader {self.peer}")
@@ -147,6 +158,8 @@ class Connection:
                 self._pull_frames()
                 if len(self._frames) < self.limits.max_pending_frames and self._frames_allowed():
                     self._reading_paused = False
+                    # Beats could not reach us while we did not read: silence counts from now.
+                    self._last_rx = asyncio.get_running_loop().time()
                     if self.wire is not None and not self.closing:
                         self.wire.resume_reading()
             await self._handle(item)
@@ -184,6 +197,8 @@ class Connection:
         """Send `error` (if any), flush, close; abort if the peer does not read within CLOSE_LINGER."""
         if self.closing or self.wire is None:
             return
+        if self.close_reason is None:
+            self.close_reason = "error" if error is not None else "closed"
         if error is not None:
             self.send(error)
         self.closing = True
@@ -195,6 +210,8 @@ class Connection:
 
     def abort(self) -> None:
         """Drop the connection at once, unsent bytes included (lock loss, shutdown stragglers)."""
+        if self.close_reason is None:
+            self.close_reason = "aborted"
         self.closing = True
         self._wakeup.set()
         if self.wire is not None:
@@ -222,10 +239,11 @@ class Connection:
     # -- heart-beats --------------------------------------------------------------------------------
 
     def start_heartbeat(self, send_ms: int, expect_ms: int) -> None:
+        """CONNECT is complete: beat every `send_ms`, expect a byte at least every `expect_ms`."""
+        self.established = True
+        self._expect = expect_ms / 1000
         if send_ms > 0:
             self._schedule("send", send_ms / 1000, self._send_beat)
-        if expect_ms > 0:
-            self._schedule("check", expect_ms / 1000, self._check_beat)
 
     def _schedule(self, name: str, interval: float, tick: Callable[[float], None]) -> None:
         loop = asyncio.get_running_loop()
@@ -245,12 +263,29 @@ class Connection:
             self.wire.write(HEARTBEAT)
             self._last_tx = now
 
-    def _check_beat(self, interval: float) -> None:
-        if self._reading_paused:
-            return  # we stopped reading (back-pressure), so the client's beats cannot reach us
-        silent = asyncio.get_running_loop().time() - self._last_rx
-        if silent > interval * self.limits.heartbeat_grace:
-            log.info("connection %s: no heart-beat for %.1fs; dropping it", self.peer, silent)
+    # -- governance (asked by the server's scan) ----------------------------------------------------
+
+    def overdue(self, now: float) -> str | None:
+        """Why this connection should be closed at `now` (a *_TIMEOUT reason), or None. O(1)."""
+        if self.closing:
+            return None
+        if not self.established:
+            return CONNECT_TIMEOUT if now - self.opened_at > self.limits.connect_timeout else None
+        if not self._expect or self._reading_paused:
+            return None  # no beats agreed, or we stopped reading (back-pressure): beats cannot reach us
+        silent = now - self._last_rx > self._expect * self.limits.heartbeat_grace
+        return HEARTBEAT_TIMEOUT if silent else None
+
+    def expire(self, reason: str, now: float) -> None:
+        """Close for `reason` from `overdue`: an ERROR for a client that never connected (it may be
+        slow, not dead), a plain abort for one whose heart-beats stopped (nobody would read it)."""
+        self.close_reason = reason
+        if reason == CONNECT_TIMEOUT:
+            timeout = self.limits.connect_timeout
+            log.info("connection %s: no CONNECT within %gs; closing it", self.peer, timeout)
+            self.close(error_frame("connect timeout", f"CONNECT was not completed within {timeout:g} s"))
+        else:
+            log.info("connection %s: no heart-beat for %.1fs; dropping it", self.peer, now - self._last_rx)
             self.abort()
 
     def _cancel_timers(self) -> None:

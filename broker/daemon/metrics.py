@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -139,6 +140,20 @@ class _LifecycleCollector(Collector):
         stats = broker.stats()
         yield GaugeMetricFamily(
             "batonmq_connections", "Open client connections", value=stats["connections"]
+        )
+        closed = CounterMetricFamily(
+            "batonmq_connections_closed", "Client connections ended or refused, by reason "
+            "(peer: the client left; closed/error: by the broker, without/with ERROR)", labels=["reason"]
+        )
+        reasons: Counter[str] = Counter()
+        for server in term.servers if term is not None else ():
+            reasons.update(server.closed)
+        for reason, count in sorted(reasons.items()):
+            closed.add_metric([reason], count)
+        yield closed
+        yield CounterMetricFamily(
+            "batonmq_destinations_collected", "Idle destinations removed by the destination GC",
+            value=broker.destinations.collected,
         )
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             "enqueued": CounterMetricFamily(

@@ -78,7 +78,7 @@ class Broker:
         self.config = config
         self.limits = config.limits
         self.store = store
-        self.destinations = Destinations(self)
+        self.destinations = Destinations(self, config.limits.max_destinations)
         self.producers = ProducerWindow(config.store.duplicate_window)
         self.sessions: set[Session] = set()
         self.client_ids: dict[str, Session] = {}
@@ -88,6 +88,7 @@ class Broker:
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
+        self._gc: asyncio.Task[None] | None = None  # the destination GC, from start() to stop()
         self._last_removal: asyncio.Future[None] | None = None
         self._prefix = f"ID:{config.name}-{uuid.uuid4().hex[:12]}-"
         self._message_seq = itertools.count(1)
@@ -96,8 +97,14 @@ class Broker:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     async def start(self, recovered: Recovered | None = None) -> None:
+        """Recover (unless the destinations are built already: the hot standby's), then start the GC."""
         if recovered is not None:
             self._recover(recovered)
+        if self._gc is None:
+            limits = self.limits
+            self._gc = asyncio.get_running_loop().create_task(
+                self.destinations.collect_forever(limits.destination_gc_interval, limits.destination_gc_idle),
+                name="destination-gc")
 
     def _recover(self, recovered: Recovered) -> None:
         self.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
@@ -136,6 +143,10 @@ class Broker:
 
     async def stop(self) -> None:
         """Let in-flight store writes finish (bounded), then drop what is left."""
+        if self._gc is not None:
+            self._gc.cancel()
+            await asyncio.wait([self._gc])  # wait, not await: its cancellation is not ours
+            self._gc = None
         self._flush_removals()
         pending = [s.completions.idle() for s in self.sessions]
         if pending:
@@ -274,10 +285,15 @@ class Broker:
         self._targets(message)
 
     def route(self, message: Message, durable: list[Queue]) -> None:
+        # The destination may have been collected while the store write ran (it was idle before
+        # this SEND): a queue is made again, past the limit if need be, as the message was admitted;
+        # a collected topic had no subscriber to deliver to.
         if is_topic(message.destination):
-            self.destinations.topic(message.destination).publish(message, durable)
+            topic = self.destinations.topics.get(message.destination)
+            if topic is not None:
+                topic.publish(message, durable)
         else:
-            queue = self.destinations.queue(message.destination)
+            queue = self.destinations.queue(message.destination, limited=False)
             queue.put(message)
             queue.dispatch()
 
@@ -329,7 +345,6 @@ class Broker:
         queue.dispatch()
 
     def dead_letter(self, queue: Queue, message: Message) -> None:
-        dlq = self.destinations.queue(DLQ)
         moved = dataclasses.replace(
             message, destination=DLQ, nacks=0, redelivered=False,
             headers={**message.headers, "original-destination": message.destination},
@@ -340,6 +355,7 @@ class Broker:
         def arrive(task: asyncio.Future[None] | None = None) -> None:
             if task is not None and (task.cancelled() or task.exception() is not None):
                 return  # still stored under its old queue: recovered there after a restart
+            dlq = self.destinations.queue(DLQ, limited=False)  # looked up now: GC may have removed it
             dlq.put(moved)
             dlq.dispatch()
 

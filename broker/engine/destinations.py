@@ -1,23 +1,38 @@
 """Destination names (ActiveMQ conventions) and the registry of queues, topics and durable subscriptions.
 
 `/queue/NAME` is point-to-point, `/topic/NAME` is publish-subscribe; anything else is refused. The
-dead-letter queue is `/queue/ActiveMQ.DLQ`, as in ActiveMQ. The number of destinations is bounded so
-that a client cannot exhaust memory by inventing names.
+dead-letter queue is `/queue/ActiveMQ.DLQ`, as in ActiveMQ. The number of destinations (queues,
+topics and durable subscriptions together) is bounded by `limits.max_destinations` so that a client
+cannot exhaust memory by inventing names.
+
+Garbage collection (ActiveMQ's gcInactiveDestinations) keeps that bound from becoming a lockout: a
+queue holding no message (waiting or in flight) and with no consumer, or a topic with no subscriber
+(durable subscriptions attach to their topic, so theirs is kept), is removed once a sweep has seen it
+idle, its counters unchanged, for `destination_gc_idle` seconds. A queue's messages, persistent ones
+included, are counted in its depth while they wait, so a destination holding messages is never
+collected. Durable subscriptions are never collected: only UNSUBSCRIBE ends them.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.engine.errors import ClientError
 from broker.engine.queue import Queue, QueueOwner
 from broker.engine.topic import Topic
 
+log = logging.getLogger(__name__)
+
 QUEUE_PREFIX = "/queue/"
 TOPIC_PREFIX = "/topic/"
 DLQ = "/queue/ActiveMQ.DLQ"
-MAX_DESTINATIONS = 10_000
 MAX_NAME_LENGTH = 1024
+GC_SLICE = 1000  # destinations looked at per loop turn by a GC sweep
+
+Activity = tuple[int, int]  # counters that move whenever a destination is used
 
 
 def check_destination(name: str | None) -> str:
@@ -53,20 +68,26 @@ class Durable:
 
 
 class Destinations:
-    def __init__(self, owner: QueueOwner) -> None:
+    def __init__(self, owner: QueueOwner, max_destinations: int = 10_000) -> None:
         self.owner = owner
+        self.max_destinations = max_destinations
         self.queues: dict[str, Queue] = {}  # /queue/... only
         self.topics: dict[str, Topic] = {}
         self.durables: dict[str, Durable] = {}
+        self._idle: dict[str, tuple[float, Activity]] = {}  # name -> (seen idle since, its counters then)
+        self.collected = 0  # destinations removed by GC
 
     def _check_room(self) -> None:
-        if len(self.queues) + len(self.topics) + len(self.durables) >= MAX_DESTINATIONS:
-            raise ClientError("too many destinations", f"the broker holds at most {MAX_DESTINATIONS}")
+        if len(self.queues) + len(self.topics) + len(self.durables) >= self.max_destinations:
+            raise ClientError("too many destinations", f"the broker holds at most {self.max_destinations}")
 
-    def queue(self, name: str) -> Queue:
+    def queue(self, name: str, limited: bool = True) -> Queue:
+        """The queue `name`, created if need be; `limited=False` for one whose message was already
+        admitted (its queue was collected while the store write ran): that must not fail now."""
         queue = self.queues.get(name)
         if queue is None:
-            self._check_room()
+            if limited:
+                self._check_room()
             queue = self.queues[name] = Queue(name, self.owner, durable=True)
         return queue
 
@@ -87,6 +108,65 @@ class Destinations:
         if durable is not None and durable.topic in self.topics:
             self.topics[durable.topic].detach(durable.queue)
         return durable
+
+    # -- garbage collection -------------------------------------------------------------------------
+
+    async def collect_forever(self, interval: float, idle_for: float) -> None:
+        """Sweep every `interval` seconds until cancelled (the broker's stop)."""
+        clock = asyncio.get_running_loop().time
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await self.collect(idle_for, clock)
+            except Exception:  # a failed sweep must not end collection for good
+                log.exception("destination GC sweep failed")
+                continue
+            if removed:
+                log.info("removed %d destinations idle for %gs", removed, idle_for)
+
+    async def collect(self, idle_for: float, clock: Callable[[], float]) -> int:
+        """One GC sweep: remove destinations idle for `idle_for` seconds; return how many.
+
+        Looks at GC_SLICE destinations per loop turn, so a full table never holds the loop for long.
+        Only destinations idle now are remembered, so the idle table never outgrows this one.
+        """
+        names = [*self.queues, *self.topics]
+        seen, self._idle = self._idle, {}
+        removed = 0
+        for start in range(0, len(names), GC_SLICE):
+            if start:
+                await asyncio.sleep(0)
+            now = clock()
+            for name in names[start:start + GC_SLICE]:
+                removed += self._collect(name, seen.get(name), now, idle_for)
+        self.collected += removed
+        return removed
+
+    def _collect(self, name: str, seen: tuple[float, Activity] | None, now: float, idle_for: float) -> bool:
+        activity = self._activity(name)
+        if activity is None:
+            return False  # in use (or gone already)
+        if seen is None or seen[1] != activity:
+            self._idle[name] = (now, activity)  # idle from now on: used since the last sweep
+            return False
+        if now - seen[0] < idle_for:
+            self._idle[name] = seen
+            return False
+        if is_topic(name):
+            del self.topics[name]
+        else:
+            del self.queues[name]
+        return True
+
+    def _activity(self, name: str) -> Activity | None:
+        """The destination's usage counters if it is collectable now (empty, unused), else None."""
+        if is_topic(name):
+            topic = self.topics.get(name)
+            return None if topic is None or topic.queues else (topic.published, 0)
+        queue = self.queues.get(name)
+        if queue is None or queue.depth or queue.in_flight or queue.consumers:
+            return None
+        return (queue.enqueued, queue.dequeued)
 
     def stats(self) -> dict[str, dict[str, int]]:
         out = {name: q.stats() for name, q in self.queues.items()}

@@ -188,7 +188,8 @@ class Session:
         if version != "1.0":  # heart-beating exists from STOMP 1.1 on
             limits = self.broker.limits
             offer = parse_heartbeat(frame.get("heart-beat"))
-            sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms)
+            sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms,
+                                                 limits.max_heartbeat_ms)
         conn = self.conn
         credentials = Credentials(frame.get("login"), frame.get("passcode"), conn.peer, conn.scheme,
                                   conn.peer_certificate)

@@ -113,6 +113,8 @@ class MasterTerm:
         if broker is None:
             broker = Broker(self.config, self.store)
             await broker.start(recovered)
+        else:
+            await broker.start()  # recovered already, while a slave: starts its housekeeping only
         if self.authenticator is not None:
             broker.authenticator = self.authenticator
         self.broker = broker

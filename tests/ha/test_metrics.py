@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 
 import pytest
 
 from tests.helpers.cluster import BrokerProc, free_port, stop_all, wait_for_single_master
+from tests.helpers.rawstomp import RawStomp
 from tests.helpers.stomppy import drain, send_receipted
+from tests.integration.test_stomp_transport import error_of
 
 pytestmark = pytest.mark.ha
 
@@ -74,3 +77,32 @@ def test_masters_and_slaves_report_their_role(tmp_path):
         assert get(slave.host, scrape[slave.name], "/healthz") == (200, "master\n")
     finally:
         stop_all(brokers)
+
+
+def test_governance_counters_are_exported(tmp_path):
+    """Connections closed by the CONNECT timeout and destinations removed by GC show up as counters."""
+    host = "127.0.0.2"
+    config = tmp_path / "governed.toml"
+    config.write_text("[limits]\nconnect_timeout = 0.3\nconnection_scan_interval = 0.05\n"
+                      "destination_gc_idle = 0.3\ndestination_gc_interval = 0.05\n")
+    scrape = metrics_port(host)
+    extra = ("--config", str(config), "--metrics-port", str(scrape))
+    broker = BrokerProc("g1", host, free_port((host,)), tmp_path / "shared", extra=extra).start()
+    try:
+        wait_for_single_master([broker], timeout=20)
+        with RawStomp(host, broker.port) as silent:  # never sends CONNECT
+            assert error_of(silent.read_frame(5.0)) == "connect timeout"
+        with RawStomp(host, broker.port) as raw:
+            assert raw.connect().startswith("CONNECTED")
+            raw.send_frame("SEND", {"destination": "/topic/unheard", "receipt": "r"}, b"x")
+            assert raw.read_frame(5.0).startswith("RECEIPT")
+            wanted = ('batonmq_connections_closed_total{reason="connect_timeout"} 1.0',
+                      "batonmq_destinations_collected_total 1.0")
+            deadline = time.monotonic() + 10
+            text = ""
+            while time.monotonic() < deadline and not all(w in text for w in wanted):
+                text = get(host, scrape, "/metrics")[1]
+                time.sleep(0.1)
+            assert all(w in text for w in wanted), text[-3000:]
+    finally:
+        broker.stop()

@@ -7,8 +7,10 @@ import time
 
 
 class RawStomp:
-    def __init__(self, host: str, port: int, timeout: float = 2.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 2.0, source: str | None = None) -> None:
+        # `source`: the client address to connect from (127.0.0.2, ...: another host, as the broker sees it).
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
 
     def send_frame(self, command: str, headers: dict[str, str] | None = None, body: bytes = b"") -> None:

@@ -45,14 +45,20 @@ def _is_count(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= _MAX_HEARTBEAT_DIGITS
 
 
-def negotiate_heartbeat(client: tuple[int, int], server_send_ms: int, server_recv_ms: int) -> tuple[int, int]:
+def negotiate_heartbeat(
+    client: tuple[int, int], server_send_ms: int, server_recv_ms: int, maximum: int | None = None
+) -> tuple[int, int]:
     """(server sends every ms, server expects every ms) for the client's (cx, cy) and our offer.
 
     STOMP 1.1, "Heart-beating": the client can send every cx ms and wants to receive every cy ms; the
     server can send every server_send_ms and wants to receive every server_recv_ms. In each direction
-    0 on either side disables heart-beats, otherwise the interval is the larger (slower) of the two.
+    0 on either side disables heart-beats, otherwise the interval is the larger (slower) of the two,
+    clamped to `maximum`: an enabled direction never gets an interval longer than that, so a peer
+    that stops beating is always found within a bounded time.
     """
     client_send, client_recv = client
     sends = 0 if server_send_ms == 0 or client_recv == 0 else max(server_send_ms, client_recv)
     expects = 0 if client_send == 0 or server_recv_ms == 0 else max(client_send, server_recv_ms)
+    if maximum is not None:
+        sends, expects = min(sends, maximum), min(expects, maximum)
     return (sends, expects)

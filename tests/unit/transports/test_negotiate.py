@@ -66,3 +66,17 @@ def test_negotiate_heartbeat(
     client: tuple[int, int], server_send: int, server_recv: int, result: tuple[int, int]
 ) -> None:
     assert negotiate_heartbeat(client, server_send, server_recv) == result
+
+
+@pytest.mark.parametrize(
+    ("client", "result"),
+    [
+        ((9999999999, 9999999999), (60000, 60000)),  # 115 days each way: clamped
+        ((120000, 0), (0, 60000)),  # a disabled direction stays disabled
+        ((0, 0), (0, 0)),
+        ((20000, 30000), (30000, 20000)),  # within the clamp: as negotiated
+        ((60000, 60001), (60000, 60000)),
+    ],
+)
+def test_negotiate_heartbeat_clamps_to_the_maximum(client: tuple[int, int], result: tuple[int, int]) -> None:
+    assert negotiate_heartbeat(client, 10000, 10000, maximum=60000) == result
