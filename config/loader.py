@@ -10,6 +10,7 @@ naming the dotted setting and saying why in one line, so `batonmq start` can pri
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Collection, Mapping
@@ -22,7 +23,10 @@ from pydantic import BaseModel, ValidationError
 from config.env import env_settings
 from config.errors import ConfigError
 from config.model import SCHEMES_CONTEXT, BrokerConfig
+from config.placeholders import activemq_properties
 from config.xml import parse_activemq_xml
+
+log = logging.getLogger("batonmq.config")
 
 # A configuration file is a few kilobytes; the bound keeps a wrong path (a log, a disk image) from
 # being read into memory whole.
@@ -43,6 +47,10 @@ class Layer:
     source: str
     values: Mapping[str, Any]
     origins: Mapping[Path_, str] = field(default_factory=dict)
+    # What the source holds that BatonMQ ignores (one line each), logged once the whole config is valid.
+    warnings: tuple[str, ...] = ()
+    # Settings the source names with an undefined placeholder: an error unless a higher layer sets them.
+    deferred: Mapping[Path_, ConfigError] = field(default_factory=dict)
 
     def describe(self, path: Path_) -> str:
         origin = self.origins.get(path)
@@ -61,32 +69,57 @@ def build_config(
     `schemes` are the connector schemes a transport serves (transports.registry.SCHEMES); a
     connector with another is refused. None checks only the `scheme://HOST:PORT` syntax.
     """
+    environ = os.environ if environ is None else environ
     layers: list[Layer] = []
     if file is not None:
-        layers.append(load_file(Path(file)))
-    layers.append(environment_layer(os.environ if environ is None else environ))
+        layers.append(load_file(Path(file), environ, schemes))
+    layers.append(environment_layer(environ))
     if overrides:
         layers.append(Layer("command line", _drop_none(overrides)))
     merged: dict[str, Any] = {}
     for layer in layers:
         merged = deep_merge(merged, layer.values)
+    _check_deferred(layers)
     try:
         context = {SCHEMES_CONTEXT: schemes} if schemes is not None else None
-        return BrokerConfig.model_validate(merged, context=context)
+        config = BrokerConfig.model_validate(merged, context=context)
     except ValidationError as exc:
         raise _translate(exc, layers) from None
+    for layer in layers:
+        for line in layer.warnings:
+            log.warning("%s: %s", layer.source, line)
+    return config
 
 
-def load_file(path: Path) -> Layer:
-    """Read a `.toml` or ActiveMQ-style `.xml` file into a Layer."""
+def _check_deferred(layers: list[Layer]) -> None:
+    for index, layer in enumerate(layers):
+        for path, error in layer.deferred.items():
+            if not any(_holds(higher.values, path) for higher in layers[index + 1:]):
+                raise ConfigError(error.key, f"{error.problem} [from {layer.source}]")
+
+
+def _holds(values: Mapping[str, Any], path: Path_) -> bool:
+    node: Any = values
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def load_file(path: Path, environ: Mapping[str, str] | None = None,
+              schemes: Collection[str] | None = None) -> Layer:
+    """Read a `.toml` or ActiveMQ-style `.xml` file into a Layer. An XML file's `${activemq.*}`
+    placeholders come from `environ`'s ACTIVEMQ_* variables; `schemes` as for build_config."""
     suffix = path.suffix.lower()
     if suffix not in (".toml", ".xml"):
         shown = suffix or "(none)"
         raise ConfigError("<file>", f"{path}: unsupported file type {shown!r}; use .toml or .xml")
     data = _read(path)
     if suffix == ".xml":
-        mapping = parse_activemq_xml(data, str(path))
-        return Layer(str(path), mapping.values, mapping.origins)
+        properties = activemq_properties(os.environ if environ is None else environ)
+        mapping = parse_activemq_xml(data, str(path), properties, schemes)
+        return Layer(str(path), mapping.values, mapping.origins, tuple(mapping.warnings), mapping.deferred)
     return Layer(str(path), _parse_toml(data, path))
 
 

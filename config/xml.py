@@ -4,13 +4,14 @@ An ActiveMQ file is a Spring context: `<beans>` around a `<broker>` in the names
 `http://activemq.apache.org/schema/core`. The `<broker>` element is found anywhere in the document and
 namespaces are stripped. Parsing goes through defusedxml with DTDs forbidden, so entity expansion
 ("billion laughs") and external entities are refused with a ConfigError instead of hanging or reading
-local files.
+local files. A user's existing file is meant to load: what maps is mapped, what is harmless here is
+ignored with one WARNING line each naming it, and only what would change what clients see, and is not
+supported, is an error (docs/activemq-xml.md lists each; config/xmlcompat.py holds the lists).
 
-Honoured (everything else inside `<broker>` -- destinationPolicy, managementContext, systemUsage,
-plugins, networkConnectors, destinations, shutdownHooks, ... -- is ignored, as real files carry many):
+Honoured:
 
-    <broker brokerName=name dataDirectory=data_dir>
-        (persistent must be "true"; useJmx and useShutdownHook are accepted and ignored)
+    <broker brokerName=name dataDirectory=data_dir schedulePeriodForDestinationPurge=ms>
+        (persistent must be "true"; -> name, data_dir, limits.destination_gc_interval)
     <persistenceAdapter> with exactly one of
         <kahaDB>                 store.type = journal
         <levelDB>                store.type = leveldb
@@ -24,50 +25,33 @@ plugins, networkConnectors, destinations, shutdownHooks, ... -- is ignored, as r
       amqPersistenceAdapter: maxFileLength size (-> store.appendlog_segment_size), syncOnWrite bool,
                 checkpointInterval ms, cleanupInterval ms
       child:    <locker><shared-file-locker lockAcquireSleepInterval=ms/></locker> (-> lock.acquire_interval)
-    <transportConnectors><transportConnector name=.. uri=../></transportConnectors>
-        schemes tcp, nio, stomp, stomp+nio, all normalised to tcp://HOST:PORT (BatonMQ speaks only
-        STOMP); `?query` options are dropped.
+    <transportConnectors>   config/xmlconnectors.py: the STOMP ones, `?maximumConnections=` and the
+                            other options with an equivalent in [limits]
+    <destinationPolicy>     config/xmlpolicy.py: gcInactiveDestinations/inactiveTimoutBeforeGC
 
-On the mapped elements an unknown attribute or child element is an error (`kahaDB@foo`), and so is an
-unexpanded Spring placeholder such as `${activemq.data}`: guessing would put the data somewhere else.
-Unlike ActiveMQ (default lockKeepAlivePeriod=0, no check) BatonMQ keeps its own keep-alive default
-when the attribute is absent; see design.md section 2.
+Spring placeholders `${activemq.base}`, `${activemq.data}`, ... are expanded from the ACTIVEMQ_*
+variables ActiveMQ's start script uses (config/placeholders.py); any other placeholder is undefined,
+an error unless a flag or BATONMQ_* variable sets that setting. Unlike ActiveMQ (default
+lockKeepAlivePeriod=0, no check) BatonMQ keeps its own keep-alive default when the attribute is
+absent; see design.md section 2.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Collection, Mapping
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import fromstring
 
+from config import xmlcompat
 from config.errors import ConfigError
 from config.units import millis_to_seconds, parse_bool, parse_millis, parse_size
+from config.xmlconnectors import map_connectors
+from config.xmlpolicy import map_destination_policy
+from config.xmltree import Path_, Table, XmlMapping, attributes, children, convert, local
 
-Path_ = tuple[str, ...]
-Convert = Callable[[str], Any]
-Table = dict[str, tuple[Path_, Convert]]  # attribute -> (setting path, converter)
-
-
-@dataclass
-class XmlMapping:
-    """The settings found, as a nested dict, and where each came from (`kahaDB@checkpointInterval`)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    origins: dict[Path_, str] = field(default_factory=dict)
-
-    def set(self, path: Path_, value: Any, origin: str, replace: bool = False) -> None:
-        if path in self.origins and not replace:
-            raise ConfigError(origin, f"sets the same setting as {self.origins[path]}; use only one of them")
-        node = self.values
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-        self.origins[path] = origin
+__all__ = ["XmlMapping", "parse_activemq_xml"]
 
 
 def _keepalive_seconds(text: str) -> float:
@@ -123,26 +107,68 @@ _ADAPTERS: dict[str, tuple[str, Table]] = {
 _LOCKER_ATTRS: Table = {
     "lockAcquireSleepInterval": (("lock", "acquire_interval"), millis_to_seconds),
 }
-_BROKER_IGNORED = frozenset({"useJmx", "useShutdownHook"})  # management and JVM lifecycle only
-_CONNECTOR_SCHEMES = frozenset({"tcp", "nio", "stomp", "stomp+nio"})
-# Broker children that would change where or how messages are stored: refusing beats ignoring.
-_REFUSED = {"persistenceFactory": "journaled JDBC is not supported; use <persistenceAdapter>"}
+_BROKER_ATTRS: Table = {
+    "brokerName": (("name",), str),
+    "dataDirectory": (("data_dir",), str),
+}
+_PURGE = "schedulePeriodForDestinationPurge"
 
 
-def parse_activemq_xml(data: bytes, source: str = "<xml>") -> XmlMapping:
-    """Map the `<broker>` element of an ActiveMQ XML document; raise ConfigError on anything wrong."""
-    broker = _find_broker(_parse(data, source), source)
-    out = XmlMapping()
+def parse_activemq_xml(
+    data: bytes,
+    source: str = "<xml>",
+    properties: Mapping[str, str] | None = None,
+    schemes: Collection[str] | None = None,
+) -> XmlMapping:
+    """Map the `<broker>` element of an ActiveMQ XML document; raise ConfigError on anything wrong.
+
+    `properties` define the `${...}` placeholders (config.placeholders.activemq_properties);
+    `schemes` are the connector schemes this build serves (None: every STOMP one).
+    """
+    root = _parse(data, source)
+    broker = _find_broker(root, source)
+    out = XmlMapping(properties=dict(properties or {}))
     _map_broker(broker, out)
-    for child in _children(broker):
-        name = _local(child.tag)
+    for child in children(broker):
+        name = local(child.tag)
         if name == "persistenceAdapter":
             _map_persistence(child, out)
         elif name == "transportConnectors":
-            _map_connectors(child, out)
-        elif name in _REFUSED:
-            raise ConfigError(name, _REFUSED[name])
+            map_connectors(child, out, schemes)
+        elif name == "destinationPolicy":
+            map_destination_policy(child, out)
+        else:
+            _screen_element(name, child, out)
+    _report_outside(root, broker, out)
     return out
+
+
+def _screen_element(name: str, element: Element, out: XmlMapping) -> None:
+    """A <broker> child BatonMQ does not map: ignored with a WARNING, left alone, or refused."""
+    if name in xmlcompat.LEFT_ALONE:
+        return
+    if name in xmlcompat.IGNORED_ELEMENTS:
+        out.ignore(f"<{name}>", xmlcompat.IGNORED_ELEMENTS[name])
+    elif name in xmlcompat.REFUSED_IF_FILLED:
+        if children(element):
+            raise ConfigError(name, xmlcompat.REFUSED_IF_FILLED[name])
+        out.ignore(f"<{name}>", "empty")
+    elif name in xmlcompat.REFUSED_ELEMENTS:
+        raise ConfigError(name, xmlcompat.REFUSED_ELEMENTS[name])
+    else:
+        raise ConfigError(name, "unknown element in <broker> (docs/activemq-xml.md lists what BatonMQ reads, "
+                                "ignores and refuses)")
+
+
+def _report_outside(root: Element, broker: Element, out: XmlMapping) -> None:
+    """One WARNING per top-level element beside <broker> (Spring beans, imports of jetty.xml, ...)."""
+    for element in children(root):
+        if element is broker or broker in element.iter():
+            continue
+        named = [f' {key}="{element.get(key)}"' for key in ("class", "resource", "id") if element.get(key)]
+        what = named[0] if named else ""
+        out.ignore(f"<{local(element.tag)}{what}>", "outside <broker>; Spring beans, imports and the web "
+                                                    "console are not read")
 
 
 def _parse(data: bytes, source: str) -> Element:
@@ -160,7 +186,7 @@ def _parse(data: bytes, source: str) -> Element:
 
 
 def _find_broker(root: Element, source: str) -> Element:
-    found = [el for el in root.iter() if isinstance(el.tag, str) and _local(el.tag) == "broker"]
+    found = [el for el in root.iter() if isinstance(el.tag, str) and local(el.tag) == "broker"]
     if len(found) != 1:
         what = "no <broker> element" if not found else f"{len(found)} <broker> elements (expected one)"
         raise ConfigError("broker", f"{source}: {what}")
@@ -168,19 +194,24 @@ def _find_broker(root: Element, source: str) -> Element:
 
 
 def _map_broker(broker: Element, out: XmlMapping) -> None:
-    attrs = _attributes(broker, "broker", {"brokerName", "dataDirectory", "persistent"} | _BROKER_IGNORED)
-    if "persistent" in attrs and not _convert("broker@persistent", attrs["persistent"], parse_bool):
+    allowed = {*_BROKER_ATTRS, "persistent", _PURGE}
+    attrs = attributes(broker, "broker", allowed, out, xmlcompat.BROKER)
+    if "persistent" in attrs and not convert("broker@persistent", attrs["persistent"], parse_bool):
         raise ConfigError("broker@persistent", "must be true: BatonMQ has no memory-only store")
-    if "brokerName" in attrs:
-        out.set(("name",), attrs["brokerName"], "broker@brokerName")
-    if "dataDirectory" in attrs:
-        out.set(("data_dir",), attrs["dataDirectory"], "broker@dataDirectory")
+    _apply("broker", {k: v for k, v in attrs.items() if k in _BROKER_ATTRS}, _BROKER_ATTRS, out)
+    if _PURGE in attrs:
+        origin = f"broker@{_PURGE}"
+        if convert(origin, attrs[_PURGE], parse_millis) == 0:
+            # ActiveMQ's 0 (its default) turns GC off; BatonMQ has no such switch.
+            out.ignore(origin, "0 would mean never; BatonMQ sweeps every limits.destination_gc_interval")
+        else:
+            out.put(("limits", "destination_gc_interval"), attrs[_PURGE], origin, millis_to_seconds)
 
 
 def _map_persistence(element: Element, out: XmlMapping) -> None:
-    _attributes(element, "persistenceAdapter", set())
-    adapters = _children(element)
-    names = [_local(child.tag) for child in adapters]
+    attributes(element, "persistenceAdapter", set(), out)
+    adapters = children(element)
+    names = [local(child.tag) for child in adapters]
     if len(adapters) != 1 or names[0] not in _ADAPTERS:
         got = ", ".join(f"<{n}>" for n in names) or "nothing"
         expected = "<kahaDB>, <levelDB>, <amqPersistenceAdapter>"
@@ -189,91 +220,30 @@ def _map_persistence(element: Element, out: XmlMapping) -> None:
     store_type, specific = _ADAPTERS[name]
     out.set(("store", "type"), store_type, name)
     table = _COMMON | specific
-    attrs = _attributes(adapter, name, set(table) | {"directory"})
+    attrs = attributes(adapter, name, set(table) | {"directory"}, out, xmlcompat.ADAPTERS[name])
     if "directory" in attrs:
         # The adapter's directory is where ActiveMQ really keeps the store (and its lock file).
-        out.set(("data_dir",), attrs["directory"], f"{name}@directory", replace=True)
+        out.put(("data_dir",), attrs["directory"], f"{name}@directory", replace=True)
     _apply(name, attrs, table, out)
-    for child in _children(adapter):
-        if _local(child.tag) != "locker":
-            raise ConfigError(f"{name}/{_local(child.tag)}", "unknown element (only <locker> is honoured)")
+    for child in children(adapter):
+        if local(child.tag) != "locker":
+            raise ConfigError(f"{name}/{local(child.tag)}", "unknown element (only <locker> is honoured)")
         _map_locker(child, out)
 
 
 def _map_locker(locker: Element, out: XmlMapping) -> None:
-    _attributes(locker, "locker", set())
-    kinds = [_local(child.tag) for child in _children(locker)]
+    attributes(locker, "locker", set(), out)
+    kinds = [local(child.tag) for child in children(locker)]
     if kinds != ["shared-file-locker"]:
         got = ", ".join(f"<{k}>" for k in kinds) or "nothing"
         raise ConfigError("locker", f"must contain exactly one <shared-file-locker> (got {got})")
-    attrs = _attributes(_children(locker)[0], "shared-file-locker", set(_LOCKER_ATTRS))
+    attrs = attributes(children(locker)[0], "shared-file-locker", set(_LOCKER_ATTRS), out,
+                       xmlcompat.SHARED_FILE_LOCKER)
     _apply("shared-file-locker", attrs, _LOCKER_ATTRS, out)
-
-
-def _map_connectors(element: Element, out: XmlMapping) -> None:
-    _attributes(element, "transportConnectors", set())
-    uris: list[str] = []
-    seen: dict[str, str] = {}
-    for index, child in enumerate(_children(element)):
-        if _local(child.tag) != "transportConnector":
-            raise ConfigError(f"transportConnectors/{_local(child.tag)}", "unknown element")
-        label = f"transportConnector[{child.get('name') or index}]"
-        attrs = _attributes(child, label, {"name", "uri"})
-        if "uri" not in attrs:
-            raise ConfigError(f"{label}@uri", "missing")
-        uri = _convert(f"{label}@uri", attrs["uri"], _normalise_connector)
-        if uri in seen:
-            raise ConfigError(f"{label}@uri", f"{uri} is already used by {seen[uri]}")
-        seen[uri] = label
-        uris.append(uri)
-    out.set(("connectors",), uris, "transportConnectors")
-
-
-def _normalise_connector(uri: str) -> str:
-    parts = urlsplit(uri.strip())
-    if parts.scheme.lower() not in _CONNECTOR_SCHEMES:
-        scheme = parts.scheme or "none"
-        raise ValueError(f"scheme {scheme!r} is not served; use tcp, nio, stomp or stomp+nio (all STOMP)")
-    port = parts.port  # raises ValueError for a non-numeric or out-of-range port
-    if not parts.hostname or port is None:
-        raise ValueError(f"expected SCHEME://HOST:PORT (got {uri!r})")
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"tcp://{host}:{port}"
 
 
 def _apply(element: str, attrs: dict[str, str], table: Table, out: XmlMapping) -> None:
     for attr, text in attrs.items():
         if attr in table:
-            path, convert = table[attr]
-            origin = f"{element}@{attr}"
-            out.set(path, _convert(origin, text, convert), origin)
-
-
-def _convert(key: str, text: str, convert: Convert) -> Any:
-    try:
-        return convert(text)
-    except ValueError as exc:
-        raise ConfigError(key, str(exc)) from None
-
-
-def _attributes(element: Element, label: str, allowed: set[str] | frozenset[str]) -> dict[str, str]:
-    """Attributes by local name; unknown ones and Spring placeholders are errors."""
-    attrs: dict[str, str] = {}
-    for raw_name, value in element.attrib.items():
-        name = _local(raw_name)
-        if name not in allowed:
-            honoured = ", ".join(sorted(allowed)) or "none"
-            raise ConfigError(f"{label}@{name}", f"unknown attribute (honoured here: {honoured})")
-        if "${" in value:
-            problem = f"Spring placeholder in {value!r} is not expanded by BatonMQ; write the value"
-            raise ConfigError(f"{label}@{name}", problem)
-        attrs[name] = value
-    return attrs
-
-
-def _children(element: Element) -> list[Element]:
-    return [child for child in element if isinstance(child.tag, str)]
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]
+            path, convert_ = table[attr]
+            out.put(path, text, f"{element}@{attr}", convert_)

@@ -35,6 +35,8 @@ def test_xml_example_maps_to_the_shared_directory_setup() -> None:
     assert config.store.journal_max_file_size == 32 * 1024 * 1024
     assert config.lock.keepalive_period == 0.5 and config.lock.acquire_interval == 0.2
     assert config.connectors == ["tcp://0.0.0.0:61616"]
+    # From the connector's ?maximumConnections=1000&wireFormat.maxFrameSize=104857600.
+    assert (config.limits.max_connections, config.limits.max_frame_size) == (1000, 100 * 1024 * 1024)
 
 
 def test_examples_take_environment_and_flags_on_top() -> None:

@@ -86,12 +86,14 @@ def test_without_namespaces_or_beans_and_older_sync_flag() -> None:
     assert parse_activemq_xml(document).values == {"store": {"type": "journal", "sync": "never"}}
 
 
-def test_connectors_are_normalised_and_options_dropped() -> None:
+def test_connectors_are_normalised_and_options_mapped() -> None:
     values = mapped(
         "<transportConnectors>"
-        '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=1000&amp;x=y"/>'
-        '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613"/>'
-        '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5"/>'
+        '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=500&amp;'
+        'wireFormat.maxFrameSize=104857600&amp;transport.tcpNoDelay=true"/>'
+        '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613?maximumConnections=500"/>'
+        '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5&amp;'
+        'transport.connectAttemptTimeout=5000"/>'
         '<transportConnector uri="nio://[::1]:61615"/>'
         "</transportConnectors>"
     )
@@ -101,9 +103,12 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             "tcp://127.0.0.2:61613",
             "tcp://localhost:61614",
             "tcp://[::1]:61615",
-        ]
+        ],
+        "limits": {"max_connections": 500, "max_frame_size": 100 * MiB, "heartbeat_grace": 1.5,
+                   "connect_timeout": 5.0},
     }
-    assert BrokerConfig.model_validate(values).connectors == values["connectors"]
+    config = BrokerConfig.model_validate(values)
+    assert (config.limits.max_connections, config.limits.connect_timeout) == (500, 5.0)
 
 
 @pytest.mark.parametrize(
@@ -115,9 +120,9 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             "kahaDB@foo",
             "unknown attribute (honoured here: checkpointInterval",
         ),
-        ("", 'brokerName="b" schedulerSupport="true"', "broker@schedulerSupport", "unknown attribute"),
+        ("", 'brokerName="b" schedulerSupport="true"', "broker@schedulerSupport", "only 'false' is accepted"),
+        ("", 'brokerName="b" schedulerSuport="false"', "broker@schedulerSuport", "unknown attribute"),
         ("", 'persistent="false"', "broker@persistent", "must be true"),
-        ("", 'dataDirectory="${activemq.data}"', "broker@dataDirectory", "Spring placeholder"),
         (
             adapter('<kahaDB lockKeepAlivePeriod="0"/>'),
             "",
@@ -167,14 +172,40 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             adapter('<kahaDB><locker><shared-file-locker failIfLocked="true"/></locker></kahaDB>'),
             "",
             "shared-file-locker@failIfLocked",
-            "unknown attribute",
+            "only 'false' is accepted: a broker that finds the lock held waits as a slave",
         ),
         (adapter("<kahaDB><usage/></kahaDB>"), "", "kahaDB/usage", "unknown element"),
         (
             '<transportConnectors><transportConnector name="a" uri="amqp://0.0.0.0:5672"/></transportConnectors>',
             "",
+            "transportConnectors",
+            "none of them is a connector BatonMQ serves",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="gopher://0.0.0.0:70"/></transportConnectors>',
+            "",
             "transportConnector[a]@uri",
-            "scheme 'amqp' is not served",
+            "scheme 'gopher' is not served",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1?x=y"/></transportConnectors>',
+            "",
+            "transportConnector[a]@uri?x",
+            "unknown connector option (honoured: maximumConnections, wireFormat.maxFrameSize",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1?maximumConnections=10"/>'
+            '<transportConnector name="b" uri="tcp://h:2?maximumConnections=20"/></transportConnectors>',
+            "",
+            "transportConnector[b]@uri?maximumConnections",
+            "20 differs from 10 given by transportConnector[a]@uri?maximumConnections",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1?allowLinkStealing=true"/>'
+            "</transportConnectors>",
+            "",
+            "transportConnector[a]@uri?allowLinkStealing",
+            "only 'false' is accepted",
         ),
         (
             '<transportConnectors><transportConnector name="a" uri="tcp://0.0.0.0"/></transportConnectors>',
@@ -195,10 +226,10 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             "missing",
         ),
         (
-            '<transportConnectors><transportConnector uri="tcp://h:1" updateClusterClients="true"/>'
+            '<transportConnectors><transportConnector uri="tcp://h:1" updateClusterClient="true"/>'
             "</transportConnectors>",
             "",
-            "transportConnector[0]@updateClusterClients",
+            "transportConnector[0]@updateClusterClient",
             "unknown attribute",
         ),
         (
@@ -209,6 +240,20 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             "tcp://h:1 is already used by transportConnector[a]",
         ),
         ("<persistenceFactory/>", "", "persistenceFactory", "journaled JDBC is not supported"),
+        ("<persistanceAdapter/>", "", "persistanceAdapter", "unknown element in <broker>"),
+        (
+            '<networkConnectors><networkConnector uri="static:(tcp://h:1)"/></networkConnectors>',
+            "",
+            "networkConnectors",
+            "networks of brokers are not supported",
+        ),
+        (
+            "<destinationInterceptors><virtualDestinationInterceptor/></destinationInterceptors>",
+            "",
+            "destinationInterceptors",
+            "virtual and mirrored destinations are not supported",
+        ),
+        (adapter('<kahaDB useLock="false"/>'), "", "kahaDB@useLock", "only 'true' is accepted"),
     ],
 )
 def test_errors_name_element_and_attribute(body: str, attrs: str, key: str, problem: str) -> None:

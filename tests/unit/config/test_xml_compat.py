@@ -1,0 +1,205 @@
+"""A user's existing activemq.xml: warnings for what is ignored, placeholders, destination policy,
+and the stock files of ActiveMQ 5.17.2 and Debian's package (tests/fixtures/activemq/, origins inside)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from config.errors import ConfigError
+from config.loader import build_config
+from config.model import MiB
+from config.placeholders import activemq_properties
+from config.xml import parse_activemq_xml
+
+STOCK = Path(__file__).resolve().parents[2] / "fixtures" / "activemq"
+SERVED = ("tcp", "stomp")  # what this build's transports serve; ssl and ws connectors are skipped
+
+
+def parse(broker_body: str, attrs: str = "", properties: dict[str, str] | None = None):
+    namespace = "http://activemq.apache.org/schema/core"
+    document = f'<beans><broker xmlns="{namespace}" {attrs}>{broker_body}</broker></beans>'
+    return parse_activemq_xml(document.encode(), "a.xml", properties, SERVED)
+
+
+def policy(*entries: str) -> str:
+    inner = "".join(entries)
+    entries_element = f"<policyEntries>{inner}</policyEntries>"
+    return f"<destinationPolicy><policyMap>{entries_element}</policyMap></destinationPolicy>"
+
+
+def test_stock_activemq_5_17_2_loads_with_one_warning_per_ignored_thing(tmp_path, caplog) -> None:
+    file = STOCK / "activemq-5.17.2.xml"
+    with caplog.at_level(logging.WARNING, logger="batonmq.config"):
+        config = build_config(file, {"ACTIVEMQ_BASE": str(tmp_path)}, schemes=SERVED)
+    assert config.name == "localhost"
+    assert config.data_dir == tmp_path / "data" / "kahadb"  # kahaDB's directory="${activemq.data}/kahadb"
+    assert config.store.type == "journal"
+    # openwire tcp:// and stomp:// become STOMP listeners; amqp, mqtt and (in this build) ws are skipped.
+    assert config.connectors == ["tcp://0.0.0.0:61616", "tcp://0.0.0.0:61613"]
+    assert (config.limits.max_connections, config.limits.max_frame_size) == (1000, 100 * MiB)
+    lines = [record.getMessage() for record in caplog.records]
+    assert all(line.startswith(f"{file}: ignored ") for line in lines), lines
+    named = [line.removeprefix(f"{file}: ignored ").partition(":")[0] for line in lines]
+    assert named == [
+        'policyEntry[topic=">"]/pendingMessageLimitStrategy',
+        "<managementContext>",
+        "transportConnector[amqp]",
+        "transportConnector[mqtt]",
+        "transportConnector[ws]",
+        "<shutdownHooks>",
+        '<bean class="org.springframework.beans.factory.config.PropertyPlaceholderConfigurer">',
+        '<import resource="jetty.xml">',
+    ]
+
+
+def test_debian_instance_file_takes_its_base_from_the_init_script_variable(tmp_path) -> None:
+    config = build_config(STOCK / "debian-main.xml", {"ACTIVEMQ_BASE": str(tmp_path)}, schemes=SERVED)
+    assert config.data_dir == tmp_path / "data" / "kahadb"
+    assert config.connectors == ["tcp://127.0.0.1:61616"]
+
+
+def test_activemq_stomp_example_maps_both_stomp_connectors() -> None:
+    mapping = parse_activemq_xml((STOCK / "activemq-stomp.xml").read_bytes(), "s.xml",
+                                 {"activemq.data": "/d"}, SERVED)
+    assert mapping.values["connectors"] == ["tcp://0.0.0.0:61612", "tcp://0.0.0.0:61613"]
+    assert mapping.values["data_dir"] == "/d/kahadb"
+    closing = ("ignored transportConnector[stomp]@uri?transport.closeAsync: TCP or JVM tuning with no "
+               "equivalent here")
+    assert closing in mapping.warnings
+
+
+def test_undefined_placeholder_is_an_error_unless_a_higher_layer_sets_it(tmp_path) -> None:
+    file = STOCK / "activemq-5.17.2.xml"
+    with pytest.raises(ConfigError) as info:
+        build_config(file, {}, schemes=SERVED)
+    assert info.value.key == "kahaDB@directory"
+    assert info.value.problem.startswith("placeholder ${activemq.data} in '${activemq.data}/kahadb' is not "
+                                         "defined: set ACTIVEMQ_DATA (or ACTIVEMQ_BASE)")
+    assert info.value.problem.endswith(f"[from {file}]")
+    assert build_config(file, {}, {"data_dir": str(tmp_path)}, SERVED).data_dir == tmp_path
+    assert build_config(file, {"BATONMQ_DATA": str(tmp_path)}, schemes=SERVED).data_dir == tmp_path
+
+
+def test_warnings_wait_until_the_configuration_is_valid(caplog) -> None:
+    # An error must stay the one line `batonmq start` prints: nothing is logged before it.
+    with caplog.at_level(logging.WARNING), pytest.raises(ConfigError):
+        build_config(STOCK / "activemq-5.17.2.xml", {"ACTIVEMQ_DATA": "/d"},
+                     {"lock": {"acquire_interval": "0"}})
+    assert caplog.records == []
+
+
+def test_placeholder_properties_follow_the_start_script() -> None:
+    assert activemq_properties({"ACTIVEMQ_HOME": "/opt/amq"}) == {
+        "activemq.home": "/opt/amq", "activemq.base": "/opt/amq", "activemq.conf": "/opt/amq/conf",
+        "activemq.data": "/opt/amq/data", "activemq.tmp": "/opt/amq/tmp"}
+    given = activemq_properties({"ACTIVEMQ_BASE": "/b", "ACTIVEMQ_DATA": "/srv/mq"})
+    assert (given["activemq.data"], given["activemq.conf"]) == ("/srv/mq", "/b/conf")
+    assert activemq_properties({"ACTIVEMQ_DATA": ""}) == {}
+    mapping = parse('<persistenceAdapter><kahaDB directory="${activemq.data}/k${other}"/>'
+                    "</persistenceAdapter>", properties={"activemq.data": "/d"})
+    assert "data_dir" not in mapping.values
+    assert mapping.deferred[("data_dir",)].problem.startswith("placeholder ${other} in '/d/k${other}'")
+
+
+def test_a_resolved_directory_replaces_an_unresolved_data_directory() -> None:
+    mapping = parse('<persistenceAdapter><kahaDB directory="/shared"/></persistenceAdapter>',
+                    'dataDirectory="${activemq.data}"')
+    assert mapping.values["data_dir"] == "/shared" and mapping.deferred == {}
+
+
+def test_harmless_attributes_are_ignored_with_their_reason() -> None:
+    mapping = parse('<persistenceAdapter><kahaDB indexCacheSize="10000" journalMaxFileLength="64mb"'
+                    ' concurrentStoreAndDispatchQueues="false"/></persistenceAdapter>',
+                    'useJmx="true" advisorySupport="false" schedulerSupport="false"')
+    assert mapping.values["store"]["journal_max_file_size"] == 64 * MiB
+    assert mapping.warnings == [
+        "ignored broker@useJmx: BatonMQ has no JMX; metrics and health are served over HTTP (metrics_port)",
+        "ignored broker@advisorySupport: BatonMQ publishes no advisory topics",
+        "ignored kahaDB@indexCacheSize: store tuning with no equivalent in BatonMQ's stores",
+        "ignored kahaDB@concurrentStoreAndDispatchQueues: store tuning with no equivalent in BatonMQ's "
+        "stores",
+    ]
+
+
+def test_destination_gc_maps_from_the_catch_all_entries() -> None:
+    gc = 'gcInactiveDestinations="true"'
+    mapping = parse(policy(f'<policyEntry queue=">" {gc} inactiveTimoutBeforeGC="30000"/>',
+                           f'<policyEntry topic=">" {gc} inactiveTimeoutBeforeGC="30000"/>',
+                           f'<policyEntry queue="ORDERS.>" {gc}/>'),
+                    'schedulePeriodForDestinationPurge="5000"')
+    assert mapping.values["limits"] == {"destination_gc_idle": 30.0, "destination_gc_interval": 5.0}
+    assert mapping.warnings == [
+        'ignored policyEntry[queue="ORDERS.>"]@gcInactiveDestinations: BatonMQ always removes empty, unused '
+        'destinations after limits.destination_gc_idle, the same for all: give the time on a ">" entry']
+    default = parse('<destinationPolicy><policyMap><defaultEntry><policyEntry gcInactiveDestinations="true"/>'
+                    "</defaultEntry></policyMap></destinationPolicy>")
+    assert default.values["limits"] == {"destination_gc_idle": 60.0}  # ActiveMQ's default timeout
+
+
+def test_destination_gc_that_cannot_be_expressed_is_reported() -> None:
+    mapping = parse(policy('<policyEntry queue=">" gcInactiveDestinations="false" '
+                           'inactiveTimoutBeforeGC="1000"/>',
+                           '<policyEntry topic=">" inactiveTimoutBeforeGC="1000" memoryLimit="1mb"/>'),
+                    'schedulePeriodForDestinationPurge="0"')
+    assert "limits" not in mapping.values
+    assert [line.partition(":")[0] for line in mapping.warnings] == [
+        "ignored broker@schedulePeriodForDestinationPurge",
+        'ignored policyEntry[queue=">"]@gcInactiveDestinations',
+        'ignored policyEntry[queue=">"]@inactiveTimoutBeforeGC',
+        'ignored policyEntry[topic=">"]@memoryLimit',
+        'ignored policyEntry[topic=">"]@inactiveTimoutBeforeGC',
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "key", "problem"),
+    [
+        ('<policyEntry queue=">"><deadLetterStrategy><individualDeadLetterStrategy queuePrefix="DLQ."/>'
+         "</deadLetterStrategy></policyEntry>", 'policyEntry[queue=">"]/deadLetterStrategy',
+         "only <sharedDeadLetterStrategy> is accepted (got <individualDeadLetterStrategy>)"),
+        ('<policyEntry topic=">"><subscriptionRecoveryPolicy><lastImageSubscriptionRecoveryPolicy/>'
+         "</subscriptionRecoveryPolicy></policyEntry>", 'policyEntry[topic=">"]/subscriptionRecoveryPolicy',
+         "only <noSubscriptionRecoveryPolicy> is accepted"),
+        ('<policyEntry queue=">" allConsumersExclusiveByDefault="true"/>',
+         'policyEntry[queue=">"]@allConsumersExclusiveByDefault', "only 'false' is accepted"),
+        ('<policyEntry queue=">" gcInactiveDestination="true"/>',
+         'policyEntry[queue=">"]@gcInactiveDestination', "unknown attribute"),
+        ('<policyEntry queue=">"><bogusPolicy/></policyEntry>', 'policyEntry[queue=">"]/bogusPolicy',
+         "unknown element"),
+    ],
+)
+def test_policies_that_change_what_clients_get_are_refused(entry: str, key: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse(policy(entry))
+    assert info.value.key == key and info.value.problem.startswith(problem), info.value
+
+
+def test_shared_dead_letter_strategy_is_what_batonmq_does() -> None:
+    mapping = parse(policy('<policyEntry queue=">"><deadLetterStrategy><sharedDeadLetterStrategy/>'
+                           "</deadLetterStrategy></policyEntry>"))
+    assert mapping.warnings == [
+        'ignored policyEntry[queue=">"]/deadLetterStrategy: what BatonMQ does anyway; its options are not '
+        "read"]
+
+
+def test_left_alone_elements_stay_silent_and_empty_containers_warn() -> None:
+    # <plugins>, <systemUsage> and <sslContext> belong to the security, memory and TLS settings.
+    mapping = parse('<systemUsage><systemUsage><memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
+                    "</systemUsage></systemUsage><sslContext><sslContext/></sslContext><networkConnectors/>")
+    assert mapping.values == {}
+    assert mapping.warnings == ["ignored <networkConnectors>: empty"]
+
+
+def test_a_skipped_connector_is_named_and_the_rest_are_served() -> None:
+    mapping = parse('<transportConnectors><transportConnector name="tls" uri="ssl://0.0.0.0:61617?'
+                    'transport.needClientAuth=true"/><transportConnector name="s" uri="stomp://0.0.0.0:61613"/>'
+                    "</transportConnectors>")
+    assert mapping.values["connectors"] == ["tcp://0.0.0.0:61613"]
+    assert mapping.warnings == [
+        "ignored transportConnector[tls]: ssl:// connectors are not served by this BatonMQ"]
+    every = parse_activemq_xml(b'<broker><transportConnectors><transportConnector uri="wss://h:1/"/>'
+                               b"</transportConnectors></broker>")
+    assert every.values["connectors"] == ["wss://h:1"]  # without `schemes`, every STOMP flavour is kept
