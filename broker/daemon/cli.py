@@ -27,6 +27,16 @@ PROG = "batonmq"
 T = TypeVar("T")
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("batonmq")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
@@ -75,6 +85,12 @@ def run_start(args: argparse.Namespace) -> int:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
+    from broker.daemon.preflight import PreflightError, preflight
+
+    try:
+        preflight(config)  # before the lock: nothing taken, no epoch bumped
+    except PreflightError as exc:
+        return fail(f"cannot start: {exc}", ExitCode.CONFIG)
     from broker.daemon.run import run  # lazily: `produce`/`status` need none of the broker
 
     return run(config)
@@ -209,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "master/slave failover, and tools to drive it.")
     parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
                         help="stderr log level (default info)")
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_start(commands)
     _add_produce(commands)
@@ -237,12 +254,16 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
                    help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
-    p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
-    p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
-    p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
-    p.add_argument("--lock-timeout", metavar="S",
-                   help="a master whose lock checks all failed or hung this long stops (default 5)")
-    p.add_argument("--on-lock-lost", metavar="exit|slave", help="what a master does when it loses the lock")
+    p.add_argument("--metrics-port", metavar="P",
+                   help="serve /metrics and /healthz on this port (default: not served)")
+    p.add_argument("--lock-acquire-interval", metavar="S",
+                   help="slave lock retry interval, seconds (default 0.2)")
+    p.add_argument("--lock-keepalive-period", metavar="S",
+                   help="master lock re-check period, seconds (default 0.5)")
+    p.add_argument("--lock-timeout", metavar="S", help="a master whose lock checks all failed or hung this "
+                   "long stops (default 5, or ten keep-alive periods if longer)")
+    p.add_argument("--on-lock-lost", metavar="exit|slave",
+                   help="what a master does when it loses the lock (default exit)")
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:

@@ -19,7 +19,10 @@ log = logging.getLogger("batonmq.daemon")
 
 def run(config: BrokerConfig) -> int:
     """Run the broker; return the process exit code (see broker.ha.roles.ExitCode)."""
-    return eventloop.run(_main(config))
+    code = eventloop.run(_main(config))
+    # The last line of every run, whatever ended it: what a supervisor's log shows first.
+    log.warning("broker %s: stopped, exit %d", config.name, code)
+    return code
 
 
 async def _main(config: BrokerConfig) -> int:
@@ -32,7 +35,13 @@ async def _main(config: BrokerConfig) -> int:
         config.data_dir.resolve(),
         os.getpid(),
     )
-    metrics_tasks = await _start_metrics(lifecycle)
+    try:
+        metrics_tasks = await _start_metrics(lifecycle)
+    except OSError as exc:
+        # Checked before the lock (broker.daemon.preflight); this is the port taken since.
+        log.error("broker %s: cannot serve metrics on %s:%s: %s", config.name, config.metrics_host,
+                  config.metrics_port, exc.strerror or exc)
+        return ExitCode.CONFIG
     try:
         return await lifecycle.run()
     except Exception:
@@ -71,6 +80,7 @@ def _install_signal_handlers(lifecycle: Lifecycle) -> None:
         if signals_seen > 1:
             # A second signal means "now": skip the graceful path (the OS drops our locks on exit).
             print("batonmq: second signal, exiting at once", file=sys.stderr, flush=True)
+            log.warning("broker %s: stopped, exit %d", lifecycle.config.name, ExitCode.FORCED)
             os._exit(ExitCode.FORCED)
         log.warning("broker %s: %s received, stopping", lifecycle.config.name, signal.Signals(signum).name)
         lifecycle.request_stop()

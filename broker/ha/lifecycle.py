@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable
 
 from broker.engine.auth import Authenticator
-from broker.ha.master import MasterTerm
+from broker.ha.master import ConnectorUnavailable, MasterTerm
 from broker.ha.roles import ExitCode, Role
 from broker.ha.standby import Standby
 from config.model import BrokerConfig
@@ -81,6 +81,14 @@ class Lifecycle:
             await term.abandon(str(exc))
             lock.release()
             return ExitCode.STORE
+        except ConnectorUnavailable as exc:
+            # The store is recovered and nothing was served: stop as gracefully as on SIGTERM, so that
+            # another broker (whose port may be free) takes over at once instead of after a timeout.
+            log.error("broker %s: %s; releasing the lock", self.config.name, exc)
+            self._set_role(Role.STOPPING, "connector unavailable")
+            await term.stop()
+            lock.release()
+            return ExitCode.BIND
         assert term.holder is not None
         if term.epoch > 1:
             self.failovers += 1

@@ -18,6 +18,7 @@ from broker.ha.lease import Lease
 from broker.ha.roles import ExitCode
 from broker.ha.standby import Standby
 from broker.ha.watchdog import Watchdog
+from config.errors import BrokerError
 from config.model import BrokerConfig
 from stores.base import Fence, Store
 from stores.lock.backend import LockBackend
@@ -37,6 +38,17 @@ def takeover_margin(keepalive_period: float) -> float:
     """Added to the quiet time: covers the gap between a master's last lease check and its
     last frame, our own poll interval and clock-rate differences (docs/lock-protocol.md)."""
     return keepalive_period
+
+
+class ConnectorUnavailable(BrokerError):
+    """A connector could not listen when this broker became master (the port taken meanwhile, an
+    address gone). Only the master binds, so this can only be found after the lock was taken."""
+
+    def __init__(self, uri: str, exc: OSError) -> None:
+        # asyncio's message repeats the address; the errno alone says why.
+        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+        super().__init__(f"cannot listen on {uri}: {reason}")
+        self.uri = uri
 
 
 @dataclass(frozen=True)
@@ -135,7 +147,10 @@ class MasterTerm:
         for uri in self.config.connectors:
             assert self.broker is not None
             server = create_server(uri, self.broker.handler_factory, self.config.limits)
-            await server.start()
+            try:
+                await server.start()
+            except OSError as exc:
+                raise ConnectorUnavailable(uri, exc) from None
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)
 

@@ -22,4 +22,5 @@ class ExitCode(enum.IntEnum):
     LOCK_LOST = 3  # the master lost the lock and stopped serving
     STORE = 4  # the store refused to open: corrupted, or another store type's directory
     LOCK_TIMEOUT = 5  # no keep-alive check succeeded for lock_timeout (file system hung or failing)
+    BIND = 6  # as master, a connector address could not be bound; the lock was released for another broker
     FORCED = 130  # a second signal forced the exit (or Ctrl-C stopped a client command)

@@ -83,6 +83,6 @@ class Watchdog:
 
     def _force_exit(self) -> None:
         # Threads stuck in file-system calls would keep a normal exit waiting forever.
-        print(f"batonmq: watchdog: still running {self._exit_bound:g} s after the lock timeout, "
-              f"exiting with code {self._exit_code}", file=sys.stderr, flush=True)
+        print(f"batonmq: watchdog: still running {self._exit_bound:g} s after the lock timeout; "
+              f"stopped, exit {self._exit_code}", file=sys.stderr, flush=True)
         self._hard_exit(self._exit_code)
