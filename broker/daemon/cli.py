@@ -2,8 +2,9 @@
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
 (`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
-0 success, 1 failure (the run did not do everything asked), 2 bad arguments or configuration;
-`start` adds the broker's own codes (broker.ha.roles.ExitCode).
+0 success, 1 failure (the run did not do everything asked), 2 bad arguments or configuration, 130
+interrupted (Ctrl-C; produce and consume still print their summary); `start` adds the broker's own
+codes (broker.ha.roles.ExitCode).
 """
 
 from __future__ import annotations
@@ -113,8 +114,25 @@ def _run_async(coro: Coroutine[Any, Any, T]) -> T:
     return eventloop.run(coro)
 
 
+# STOMP destinations as ActiveMQ names them; the temporary ones are created by the broker.
+DESTINATION_PREFIXES = ("/queue/", "/topic/", "/temp-queue/", "/temp-topic/")
+
+
+def _check_destination(destination: str) -> str | None:
+    """Checked before connecting: a broker would refuse it only after the connection is up."""
+    prefix = next((p for p in DESTINATION_PREFIXES if destination.startswith(p)), None)
+    if prefix is None:
+        hint = f"; for a queue write /queue/{destination.lstrip('/')}" if destination.strip("/") else ""
+        return f"invalid destination {destination!r}: expected /queue/NAME or /topic/NAME{hint}"
+    if len(destination) == len(prefix):
+        return f"invalid destination {destination!r}: the name after {prefix} is empty"
+    return None
+
+
 def _report(result: Any, as_json: bool) -> int:
     print(json.dumps(result.fields()) if as_json else result.text(), flush=True)
+    if result.interrupted:
+        return ExitCode.FORCED
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
@@ -122,7 +140,7 @@ def run_produce(args: argparse.Namespace) -> int:
     from broker.tools.produce import ProduceOptions, produce
     from broker.tools.progress import Progress
 
-    if problem := _check_url(args.url):
+    if problem := _check_url(args.url) or _check_destination(args.destination):
         return fail(problem)
     opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
                           persistent=args.persistent, receipts=args.receipts, rate=args.rate,
@@ -135,7 +153,7 @@ def run_consume(args: argparse.Namespace) -> int:
     from broker.tools.consume import ConsumeOptions, consume
     from broker.tools.progress import Progress
 
-    if problem := _check_url(args.url):
+    if problem := _check_url(args.url) or _check_destination(args.destination):
         return fail(problem)
     opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
                           login=args.login, passcode=args.passcode)
@@ -156,7 +174,8 @@ def run_status(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"status: {exc}")
     print(json.dumps(status.fields()) if args.json else status.text(), flush=True)
-    return ExitCode.OK
+    # Scripts and health checks ask "is there a master?": say it in the exit code too.
+    return ExitCode.OK if status.locked else ExitCode.FAILED
 
 
 def run_fscheck(args: argparse.Namespace) -> int:
@@ -236,10 +255,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_CLIENT_CODES = ("exit codes: 0 done as asked; 1 not done (the broker's ERROR, no broker reachable, a "
+                 "timeout: the summary's error says which); 2 bad arguments; 130 interrupted by Ctrl-C (the "
+                 "summary still shows what was done)")
+EPILOGS = {
+    "start": "precedence: flags > BATONMQ_* environment > config file > defaults. exit codes: 0 stopped "
+             "after SIGTERM/SIGINT; 1 unexpected error; 2 invalid configuration, or a port or the data "
+             "directory unusable (checked before the lock); 3 lock lost; 4 the store refused to open; "
+             "5 lock timeout; 6 a connector could not be bound on becoming master (lock released); "
+             "130 a second signal",
+    "produce": _CLIENT_CODES,
+    "consume": _CLIENT_CODES.replace("done as asked", "done as asked (--count messages, or the timeout "
+                                     "without --count)"),
+    "status": "exit codes: 0 a master holds the lock; 1 no master; 2 bad arguments",
+}
+
+
 def _subparser(commands: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text)
+    sub: argparse.ArgumentParser = commands.add_parser(name, help=help_text, description=help_text,
+                                                       epilog=EPILOGS.get(name))
     # Also accepted after the command: `batonmq start --log-level debug`.
-    sub.add_argument("--log-level", default=argparse.SUPPRESS, choices=["debug", "info", "warning", "error"])
+    sub.add_argument("--log-level", default=argparse.SUPPRESS, choices=["debug", "info", "warning", "error"],
+                     help="stderr log level (default info)")
     return sub
 
 
@@ -280,7 +317,8 @@ def _add_produce(commands: Any) -> None:
     _add_client_options(p)
     p.add_argument("--count", type=_positive_int, default=1, metavar="N", help="messages to send (default 1)")
     p.add_argument("--size", type=_size, metavar="BYTES", help="pad or cut each body to exactly BYTES")
-    p.add_argument("--body", metavar="'text {seq}'", help="body template; {seq} becomes 1, 2, ...")
+    p.add_argument("--body", metavar="'text {seq}'",
+                   help="body template; {seq} becomes 1, 2, ... (default 'message {seq}')")
     p.add_argument("--persistent", action="store_true", help="persistent:true (stored durably)")
     p.add_argument("--receipts", action="store_true", help="wait for each message's RECEIPT")
     p.add_argument("--rate", type=_rate, metavar="N", help="send at most N messages per second")
@@ -291,7 +329,8 @@ def _add_consume(commands: Any) -> None:
     p.set_defaults(run=run_consume)
     _add_client_options(p)
     p.add_argument("--count", type=_positive_int, metavar="N", help="stop after N messages")
-    p.add_argument("--ack", default="auto", choices=["auto", "client", "client-individual"])
+    p.add_argument("--ack", default="auto", choices=["auto", "client", "client-individual"],
+                   help="acknowledgement mode (default auto)")
     p.add_argument("--timeout", type=_seconds, default=10.0, metavar="S",
                    help="stop after S seconds without a message (default 10; 0 = wait for ever)")
     p.add_argument("--print", action="store_true", help="print each body on stdout")

@@ -9,18 +9,22 @@ messages, so a run through failovers stops after N different ones, however many 
 With a failover URL the run goes on through failovers: the client re-subscribes, and messages
 delivered but not yet acknowledged before the failover come again flagged `redelivered`. Each
 reconnect is printed on stderr; the summary counts them.
+
+Ctrl-C ends the run early (asyncio's runner cancels it): what was taken is acknowledged, the client
+disconnects, and the summary counts what was consumed, flagged interrupted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from broker.tools.produce import failover_notices
-from broker.tools.progress import Progress, rate
-from transports.client import Client, ClientError, Message, connect
+from broker.tools.progress import Progress, cancelled_by_user, rate
+from transports.client import Client, ClientError, Message, Subscription, connect
 from transports.stomp.commands import PRODUCER_ID_HEADER
 
 MAX_TRACKED = 2_000_000
@@ -57,10 +61,11 @@ class ConsumeResult:
     elapsed: float = 0.0
     timed_out: bool = False
     error: str | None = None
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        if self.error is not None:
+        if self.error is not None or self.interrupted:
             return False
         return self.requested is None or self.unique == self.requested
 
@@ -85,6 +90,8 @@ class ConsumeResult:
             line += "; stopped after the timeout"
         if self.extra_delivered:
             line += f"; {self.extra_delivered} more delivered beyond the count and not taken"
+        if self.interrupted:
+            line += "; interrupted"
         return line + (f"; error: {self.error}" if self.error else "")
 
 
@@ -113,7 +120,6 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
                   on_message: Callable[[Message], None] | None = None) -> ConsumeResult:
     result = ConsumeResult(opts.destination, opts.count)
     tracker = DuplicateTracker()
-    timeout = opts.timeout or None  # 0 = wait for ever
     # Ask for no more than we will take: under ack:auto a message the broker has sent is consumed.
     prefetch = min(opts.count, DEFAULT_PREFETCH) if opts.count else DEFAULT_PREFETCH
     started = time.monotonic()
@@ -121,32 +127,24 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
     try:
         async with connect(opts.url, login=opts.login, passcode=opts.passcode,
                            connect_timeout=opts.connect_timeout) as client:
-            client.on_event(failover_notices("consume", progress))
+            client.on_event(failover_notices("consume", progress, failover=client.failover))
             sub = await client.subscribe(opts.destination, ack=opts.ack, prefetch=prefetch)
             started = time.monotonic()
-            last: Message | None = None
-            last_at = started
-            while opts.count is None or result.unique < opts.count:
-                message = await sub.get(timeout)
-                if message is None:
-                    result.timed_out = True
-                    break
-                _count(result, tracker, message)
-                if on_message is not None:
-                    on_message(message)
-                await _acknowledge(opts.ack, message, result.consumed)
-                last, last_at = message, time.monotonic()
-                if progress is not None:
-                    progress.update(result.consumed)
+            last, last_at = await _take_all(sub, opts, result, tracker, progress, on_message)
             if opts.ack == "client" and last is not None and result.consumed % CLIENT_ACK_EVERY:
                 await last.ack()
             # Delivered but not taken (only possible beyond --count). Unacknowledged ones return to
             # the queue on DISCONNECT, but under ack:auto the broker counts them consumed: say so.
             result.extra_delivered = sub.pending
             # The rate is over the time messages flowed, not the final wait for one that never came.
-            result.elapsed = (last_at if result.timed_out else time.monotonic()) - started
+            result.elapsed = ((last_at or started) if result.timed_out else time.monotonic()) - started
     except (ClientError, OSError, ValueError) as exc:
         result.error = str(exc) or type(exc).__name__
+        result.elapsed = time.monotonic() - started
+    except asyncio.CancelledError:
+        if not cancelled_by_user():
+            raise
+        result.interrupted = True  # Ctrl-C while connecting or disconnecting
         result.elapsed = time.monotonic() - started
     finally:
         if client is not None:
@@ -156,6 +154,34 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
     if result.timed_out and opts.count is not None and result.error is None:
         result.error = f"timed out after {opts.timeout}s without a message"
     return result
+
+
+async def _take_all(sub: Subscription, opts: ConsumeOptions, result: ConsumeResult, tracker: DuplicateTracker,
+                    progress: Progress | None,
+                    on_message: Callable[[Message], None] | None) -> tuple[Message | None, float | None]:
+    """Take messages until the count, the timeout or Ctrl-C (then `result.interrupted`, and the run
+    still acknowledges and disconnects cleanly). Returns the last message and when it came."""
+    timeout = opts.timeout or None  # 0 = wait for ever
+    last: Message | None = None
+    last_at: float | None = None
+    try:
+        while opts.count is None or result.unique < opts.count:
+            message = await sub.get(timeout)
+            if message is None:
+                result.timed_out = True
+                break
+            _count(result, tracker, message)
+            if on_message is not None:
+                on_message(message)
+            await _acknowledge(opts.ack, message, result.consumed)
+            last, last_at = message, time.monotonic()
+            if progress is not None:
+                progress.update(result.consumed)
+    except asyncio.CancelledError:
+        if not cancelled_by_user():
+            raise
+        result.interrupted = True
+    return last, last_at
 
 
 def _count(result: ConsumeResult, tracker: DuplicateTracker, message: Message) -> None:

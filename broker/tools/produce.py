@@ -8,6 +8,9 @@ DISCONNECT means every earlier frame was received, so the count is still exact (
 With a failover URL the run goes on through failovers: the client reconnects and resends what was
 not receipted, with its original `batonmq.producer-id` (the broker drops a copy it already has).
 Each reconnect is printed on stderr; the summary counts resends and reconnects.
+
+Ctrl-C ends the run early: asyncio's runner cancels it, sending stops, outstanding receipts are
+awaited for a few seconds and the summary says what was sent and receipted, flagged interrupted.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TextIO
 
-from broker.tools.progress import Progress, rate
+from broker.tools.progress import Progress, cancelled_by_user, rate
 from transports.client import Client, ClientError, ConnectionEvent, ConnectionState, connect
 
 log = logging.getLogger("batonmq.produce")
@@ -29,8 +32,10 @@ SEQ = "{seq}"
 DEFAULT_BODY = "message {seq}"
 FILLER = b"."
 MAX_SIZE = 64 * 1024 * 1024
-# How long the closing DISCONNECT may wait for outstanding receipts (through failovers).
+# How long the closing DISCONNECT may wait for outstanding receipts (through failovers); after
+# Ctrl-C the user wants to stop, so only briefly.
 DRAIN_TIMEOUT = 120.0
+INTERRUPTED_DRAIN = 5.0
 
 
 @dataclass(slots=True)
@@ -58,10 +63,11 @@ class ProduceResult:
     reconnects: int = 0
     elapsed: float = 0.0
     error: str | None = None
+    interrupted: bool = False
 
     @property
     def ok(self) -> bool:
-        return self.error is None and self.receipted == self.requested
+        return self.error is None and not self.interrupted and self.receipted == self.requested
 
     def fields(self) -> dict[str, object]:
         data: dict[str, object] = {"command": "produce", **asdict(self)}
@@ -76,6 +82,8 @@ class ProduceResult:
                 f"to {self.destination} in {self.elapsed:.2f}s ({per_second:,.0f} msg/s)")
         if self.reconnects or self.resent:
             line += f"; {self.reconnects} reconnect(s), {self.resent} resent"
+        if self.interrupted:
+            line += "; interrupted"
         return line + (f"; error: {self.error}" if self.error else "")
 
 
@@ -98,20 +106,21 @@ async def produce(opts: ProduceOptions, progress: Progress | None = None) -> Pro
     try:
         async with connect(opts.url, login=opts.login, passcode=opts.passcode,
                            connect_timeout=opts.connect_timeout) as client:
-            client.on_event(failover_notices("produce", progress))
+            client.on_event(failover_notices("produce", progress, failover=client.failover))
             started = time.monotonic()
-            for seq in range(1, opts.count + 1):
-                await _pace(opts.rate, started, seq - 1)
-                body = make_body(opts.body, seq, opts.size)
-                await client.send(opts.destination, body, persistent=opts.persistent, receipt=opts.receipts)
-                result.sent += 1
-                if progress is not None:
-                    progress.update(result.sent)
+            result.interrupted = not await _send_all(client, opts, result, progress)
             # Every tracked send receipted (through failovers), then DISCONNECT with a receipt.
-            await client.disconnect(timeout=DRAIN_TIMEOUT)
+            await client.disconnect(timeout=INTERRUPTED_DRAIN if result.interrupted else DRAIN_TIMEOUT)
         _count_receipted(result, client, opts)
     except (ClientError, OSError, ValueError) as exc:
         result.error = str(exc) or type(exc).__name__
+        if client is not None and (opts.receipts or opts.persistent):
+            result.receipted = client.stats.receipted
+    except asyncio.CancelledError:
+        if not cancelled_by_user():
+            raise
+        # Ctrl-C before the sends began (while connecting) or while draining.
+        result.interrupted = True
         if client is not None and (opts.receipts or opts.persistent):
             result.receipted = client.stats.receipted
     finally:
@@ -121,6 +130,26 @@ async def produce(opts: ProduceOptions, progress: Progress | None = None) -> Pro
         if progress is not None:
             progress.finish()
     return result
+
+
+async def _send_all(client: Client, opts: ProduceOptions, result: ProduceResult,
+                    progress: Progress | None) -> bool:
+    """Send every message; False if Ctrl-C cut the run short (the rest of the run then still drains
+    and disconnects, so the summary's counts are exact)."""
+    started = time.monotonic()
+    try:
+        for seq in range(1, opts.count + 1):
+            await _pace(opts.rate, started, seq - 1)
+            body = make_body(opts.body, seq, opts.size)
+            await client.send(opts.destination, body, persistent=opts.persistent, receipt=opts.receipts)
+            result.sent += 1
+            if progress is not None:
+                progress.update(result.sent)
+    except asyncio.CancelledError:
+        if not cancelled_by_user():
+            raise
+        return False
+    return True
 
 
 def _count_receipted(result: ProduceResult, client: Client, opts: ProduceOptions) -> None:
@@ -135,9 +164,10 @@ def _count_receipted(result: ProduceResult, client: Client, opts: ProduceOptions
                         "use --persistent or --receipts")
 
 
-def failover_notices(label: str, progress: Progress | None = None,
-                     stream: TextIO | None = None) -> Callable[[ConnectionEvent], None]:
-    """An event callback that prints each lost connection, reconnect and failure on stderr."""
+def failover_notices(label: str, progress: Progress | None = None, stream: TextIO | None = None,
+                     failover: bool = True) -> Callable[[ConnectionEvent], None]:
+    """An event callback that prints each lost connection, reconnect and failure on stderr.
+    `failover`: the URL was a failover: one, so a lost connection is followed by a reconnect."""
     out = stream if stream is not None else sys.stderr
     lost_at: list[float] = []
 
@@ -145,7 +175,7 @@ def failover_notices(label: str, progress: Progress | None = None,
         line = None
         if event.state is ConnectionState.DISCONNECTED:
             lost_at[:] = [event.at]
-            line = f"{label}: connection lost ({event.reason}); failing over"
+            line = f"{label}: connection lost ({event.reason})" + ("; failing over" if failover else "")
         elif event.state is ConnectionState.CONNECTED and lost_at:
             line = f"{label}: reconnected: {event.describe()} after {event.at - lost_at[0]:.3f}s"
             lost_at.clear()

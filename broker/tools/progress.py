@@ -6,6 +6,7 @@ pipes and short runs never see control characters.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 import time
@@ -67,3 +68,11 @@ def rate(count: int, elapsed: float) -> float:
 def summary_line(fields: dict[str, Any], *, as_json: bool, text: str) -> str:
     """`fields` as one JSON object, or the human `text`."""
     return json.dumps(fields, sort_keys=False) if as_json else text
+
+
+def cancelled_by_user() -> bool:
+    """Whether the CancelledError being handled is Ctrl-C: on SIGINT asyncio's runner cancels the
+    main task, which the client commands turn into an early end with a summary. A cancellation from
+    inside (a receipt wait cut by a lost link) leaves the task itself uncancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

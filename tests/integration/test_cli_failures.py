@@ -151,8 +151,8 @@ def test_connector_taken_before_takeover_exits_6_and_releases_the_lock(tmp_path)
                               "releasing the lock")
     assert TRACEBACK not in second.text()
     assert second.lines[-1].endswith("broker b: stopped, exit 6")
-    _, fields = status(tmp_path)
-    assert (fields["master"], fields["holder"]["name"], fields["holder"]["epoch"]) == (False, "b", 2)
+    code, fields = status(tmp_path)
+    assert (code, fields["master"], fields["holder"]["name"], fields["holder"]["epoch"]) == (1, False, "b", 2)
 
 
 def test_version_is_the_installed_one():

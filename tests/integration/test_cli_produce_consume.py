@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,66 @@ def test_refused_sends_make_the_run_fail(receipts):
         assert 0 < fields["receipted"] == fields["sent"]  # each one counted only once receipted
     else:
         assert fields["receipted"] == 0  # pipelined: without the final receipt nothing is certain
+
+
+@pytest.mark.parametrize("command", ["produce", "consume"])
+def test_destination_without_prefix_is_refused_before_connecting(command):
+    # A dead port: had the tool connected first, the error would be "cannot connect".
+    result = batonmq(command, "--url", f"tcp://127.0.0.1:{_dead_port()}", "--destination", "orders")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("batonmq: invalid destination 'orders': expected /queue/NAME or /topic/NAME; "
+                             "for a queue write /queue/orders\n")
+    empty = batonmq(command, "--url", "tcp://127.0.0.1:1", "--destination", "/topic/")
+    assert empty.stderr == "batonmq: invalid destination '/topic/': the name after /topic/ is empty\n"
+
+
+@pytest.mark.parametrize("receipts", [[], ["--receipts"]])
+def test_the_brokers_error_text_is_reported(url, receipts):
+    name = "/queue/" + "x" * 1100  # the broker's limit is 1024 characters
+    sent = batonmq("produce", "--url", url, "--destination", name, "--persistent", *receipts, "--json")
+    assert sent.returncode == 1
+    assert "invalid destination: destination longer than 1024 characters" in summary(sent)["error"]
+    got = batonmq("consume", "--url", url, "--destination", name, "--timeout", "1")
+    assert got.returncode == 1
+    assert got.stdout.rstrip().endswith("; error: invalid destination: destination longer than 1024 "
+                                        "characters")
+    # A plain tcp:// URL does not fail over, and the notice does not say it would.
+    assert "connection lost (broker sent ERROR: invalid destination: " in got.stderr
+    assert "failing over" not in got.stderr
+
+
+def _default_sigint() -> None:
+    # A test run in the background may inherit SIGINT ignored; Ctrl-C is what is being tested.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def interrupted(*args: str, after: float = 2.0) -> subprocess.CompletedProcess[str]:
+    """Run a client command and send it SIGINT (Ctrl-C) after `after` seconds."""
+    proc = subprocess.Popen([sys.executable, "-m", "broker", *args], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+def test_ctrl_c_ends_produce_with_a_true_summary(url):
+    sent = interrupted("produce", "--url", url, "--destination", "/queue/cut", "--count", "100000", "--rate",
+                       "50", "--persistent", "--json")
+    assert sent.returncode == 130, sent.stderr
+    fields = summary(sent)
+    assert fields["interrupted"] is True and fields["ok"] is False and fields["error"] is None
+    assert 0 < fields["receipted"] == fields["sent"] < 100000  # the pipelined sends were drained
+    got = batonmq("consume", "--url", url, "--destination", "/queue/cut", "--timeout", "1", "--json")
+    assert summary(got)["consumed"] == fields["receipted"]
+
+
+def test_ctrl_c_ends_consume_with_its_summary_and_acknowledges_what_it_took(url):
+    assert batonmq("produce", "--url", url, "--destination", "/queue/taken", "--count", "30").returncode == 0
+    got = interrupted("consume", "--url", url, "--destination", "/queue/taken", "--ack", "client",
+                      "--timeout", "0")
+    assert got.returncode == 130, got.stderr
+    assert got.stdout.startswith("consume: consumed 30 from /queue/taken") and "; interrupted" in got.stdout
+    # Under ack:client the 30 were not yet acknowledged (one ACK per 100) until the interruption.
+    again = batonmq("consume", "--url", url, "--destination", "/queue/taken", "--timeout", "0.5", "--json")
+    assert summary(again)["consumed"] == 0

@@ -19,8 +19,11 @@ def status(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_empty_directory_has_no_master(tmp_path):
     result = status(tmp_path)
-    assert (result.returncode, result.stdout, result.stderr) == (0, "no master (lock free)\n", "")
-    fields = json.loads(status(tmp_path, "--json").stdout)
+    # Exit 1: a script or health check asking "is there a master?" gets "no" from the code alone.
+    assert (result.returncode, result.stdout, result.stderr) == (1, "no master (lock free)\n", "")
+    as_json = status(tmp_path, "--json")
+    assert as_json.returncode == 1
+    fields = json.loads(as_json.stdout)
     assert fields["master"] is False and fields["holder"] is None and fields["lock_file"] is False
     assert list(tmp_path.iterdir()) == []  # reading created nothing
 
@@ -41,7 +44,7 @@ def test_holder_in_another_process_is_reported_and_undisturbed(tmp_path):
         assert holder.expect("") == "OK"  # still holds the lock, file unchanged
         holder.kill()
     after = status(tmp_path)
-    assert after.returncode == 0
+    assert after.returncode == 1
     assert after.stdout.startswith("no master (lock free); last holder: broker holder-7 ")
 
 

@@ -63,10 +63,18 @@ class TransactionInDoubt(ClientError):
     committed. Check (e.g. with application ids) before redoing the transaction."""
 
 
+# How much of an ERROR body is quoted: enough for a reason, not for a Java stack trace.
+MAX_DETAIL = 200
+
+
 def error_text(headers: dict[str, str], body: bytes) -> str:
-    """The human part of an ERROR frame: its `message` header, else the start of its body."""
-    message = headers.get("message")
-    if message:
-        return message
-    text = body[:500].decode("utf-8", "replace").strip()
-    return text or "broker sent ERROR"
+    """The human part of an ERROR frame, on one line: its `message` header and, when the body says
+    more (BatonMQ puts the detail there: which destination, which limit), the start of the body.
+    The message comes first, so matching its prefix (replay.is_protocol_fault) still works."""
+    message = " ".join(headers.get("message", "").split())
+    detail = " ".join(body[: 4 * MAX_DETAIL].decode("utf-8", "replace").split())
+    if len(detail) > MAX_DETAIL:
+        detail = detail[: MAX_DETAIL - 3] + "..."
+    if message and detail and detail != message:
+        return f"{message}: {detail}"
+    return message or detail or "broker sent ERROR"
