@@ -4,8 +4,8 @@ chromium). stomp.py fills the queue the JavaScript client consumes and acks, and
 produces to, so both clients meet on the same queues. The scenario is tests/js/scenario.mjs.
 
 The JavaScript packages come from tests/js/package-lock.json into tests/js/node_modules (git-ignored),
-installed by `npm ci` on first use. Skipped, saying why, only where node or npm (or, for the browser
-test, chromium) is missing.
+installed by `npm ci` on first use and again when the lock file is newer. Skipped, saying why, only
+where node or npm (or, for the browser test, chromium) is missing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ def node_modules() -> Path:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         pytest.skip("node and npm are needed for the stompjs tests (apt-get install nodejs npm)")
-    if not (JS / "node_modules" / ".package-lock.json").exists():
+    installed = JS / "node_modules" / ".package-lock.json"  # npm writes it after an install
+    if not installed.exists() or installed.stat().st_mtime < (JS / "package-lock.json").stat().st_mtime:
         subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS, check=True,
                        timeout=600, stdin=subprocess.DEVNULL)
     return JS / "node_modules"
