@@ -1,6 +1,7 @@
 """Connector URI schemes → server classes, imported lazily (as stores/registry.py does for stores).
 
-A scheme is added here together with its module: `ssl` and `ws` come with later issues. The
+A scheme is added here together with its module: `ssl` comes with the TLS settings, and `wss` with
+them (transports.websocket.WsServer takes their SSLContext as `ssl_context`). The
 configuration checks only the `scheme://HOST:PORT` syntax (config must not import transports); the
 command line hands `SCHEMES` to `config.loader.build_config` so that an unknown scheme is one
 configuration error naming the known ones.
@@ -17,6 +18,7 @@ SCHEMES: dict[str, str] = {
     "tcp": "transports.tcp:TcpServer",
     # ActiveMQ's name for a STOMP-only TCP connector; ours speak only STOMP anyway.
     "stomp": "transports.tcp:TcpServer",
+    "ws": "transports.websocket:WsServer",
 }
 
 
