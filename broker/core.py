@@ -107,7 +107,7 @@ class Broker:
         selector = None
         if sub.selector:
             try:
-                selector = compile_selector(sub.selector)
+                selector = compile_selector(sub.selector, self.limits)
             except SelectorError:
                 log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
         queue = Queue(sub.key, self, durable=True)

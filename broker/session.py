@@ -242,7 +242,7 @@ class Session:
             raise ClientError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
         prefetch = self._prefetch(frame)
         selector_text = frame.get("selector") or None
-        selector = compile_selector(selector_text) if selector_text else None
+        selector = compile_selector(selector_text, self.broker.limits) if selector_text else None
         name = frame.get("activemq.subscriptionName")
         write, key = None, None
         if is_topic(destination) and name:
