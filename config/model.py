@@ -96,6 +96,9 @@ class Limits(_Strict):
     selector_max_depth: int = Field(32, ge=1, le=64)
     selector_max_cost: int = Field(256, ge=8, description="operations a selector may cost per message")
     selector_max_like_length: int = Field(1024, ge=1)
+    # Dispatch, topic fan-out and a connection's frames give the event loop back after this long,
+    # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
+    work_slice_ms: float = Field(2.0, gt=0, le=1000)
 
 
 def _default_name() -> str:
