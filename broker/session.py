@@ -33,7 +33,8 @@ from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, p
 if TYPE_CHECKING:
     import asyncio
 
-    from broker.core import Broker
+    from broker.core import Apply, Broker
+    from broker.slicing import Budget
     from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,9 @@ class Session:
         """Give back what the session holds: transactions aborted (STOMP 1.2: a transaction ends with
         its connection), unacked messages returned, client-id freed. Idempotent."""
         self.transactions.abort_all()
+        budget = self.broker.slicer.budget()  # one slice for all of them, as in writing_resumed
         for subscription in list(self.subscriptions.values()):
-            self._detach(subscription)
+            self._detach(subscription, budget)
         self.subscriptions.clear()
         self.broker.session_closed(self)
 
@@ -98,8 +100,10 @@ class Session:
         await self.completions.idle()
 
     def writing_resumed(self) -> None:
+        # One slice for all: with a thousand subscriptions, a slice each would be a long turn.
+        budget = self.broker.slicer.budget()
         for subscription in list(self.subscriptions.values()):
-            subscription.queue.dispatch()
+            subscription.queue.dispatch_within(budget)
 
     # -- what subscriptions need (subscription.Owner) -----------------------------------------------
 
@@ -125,7 +129,7 @@ class Session:
         self,
         frame: Frame,
         write: asyncio.Future[None] | None = None,
-        apply: Callable[[], None] | None = None,
+        apply: Apply | None = None,
         undo: Callable[[], None] | None = None,
     ) -> None:
         receipt = frame.get("receipt")
@@ -138,8 +142,13 @@ class Session:
                     undo()
                 self._store_failed(error, receipt)
                 return
-            if apply is not None:
-                apply()
+            delivered = apply() if apply is not None else None
+            if delivered is None:
+                receipted(None)
+            else:  # a topic fan-out goes on in later slices: the RECEIPT (and all behind it) waits
+                self.completions.add_next(delivered, receipted)
+
+        def receipted(_: BaseException | None) -> None:
             if receipt is not None and self.broker.may_answer():
                 self.send(Frame("RECEIPT", {"receipt-id": receipt}))
 
@@ -294,7 +303,7 @@ class Session:
             raise ClientError("unknown subscription", f"no subscription with id {str(sub_id)[:100]!r}")
         self._complete(frame, write)
 
-    def _detach(self, subscription: Subscription) -> None:
+    def _detach(self, subscription: Subscription, budget: Budget | None = None) -> None:
         """The consumer leaves: its unacked messages go back to the front of the queue, redelivered."""
         subscription.active = False
         queue = subscription.queue
@@ -308,7 +317,7 @@ class Session:
             if durable is not None:
                 durable.attached = False
         queue.returned(unacked)
-        queue.dispatch()
+        queue.dispatch_within(budget or self.broker.slicer.budget())
 
     def _ack(self, frame: Frame, nack: bool = False) -> None:
         subscription, ack_id = self._resolve_ack(frame)
