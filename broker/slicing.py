@@ -53,9 +53,6 @@ class Slicer:
     def budget(self) -> Budget:
         return Budget(self.slice)
 
-    def __len__(self) -> int:
-        return len(self._jobs)
-
     def defer(self, job: Job) -> None:
         """Resume `job` on a later turn (once, however often it is deferred before that)."""
         if id(job) in self._queued:
