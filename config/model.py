@@ -112,6 +112,15 @@ class Limits(_Strict):
     max_heartbeat_ms: int = Field(60_000, ge=1)
     default_prefetch: int = Field(1000, ge=1)
     max_redeliveries: int = Field(6, ge=0, description="NACKs before a message goes to ActiveMQ.DLQ")
+    # Selectors run once per message and come from clients: bounded at SUBSCRIBE (broker/selector.py).
+    selector_max_length: int = Field(4096, ge=16, le=1024 * 1024)
+    # Parser and evaluator recurse once per level: the cap keeps them far from Python's own limit.
+    selector_max_depth: int = Field(32, ge=1, le=64)
+    selector_max_cost: int = Field(256, ge=8, description="operations a selector may cost per message")
+    selector_max_like_length: int = Field(1024, ge=1)
+    # Dispatch, topic fan-out and a connection's frames give the event loop back after this long,
+    # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
+    work_slice_ms: float = Field(2.0, gt=0, le=1000)
 
     @model_validator(mode="after")
     def _heartbeats_within_clamp(self) -> Limits:

@@ -95,7 +95,7 @@ class Destinations:
         topic = self.topics.get(name)
         if topic is None:
             self._check_room()
-            topic = self.topics[name] = Topic(name)
+            topic = self.topics[name] = Topic(name, self.owner.slicer)
         return topic
 
     def add_durable(self, durable: Durable, selector) -> None:  # type: ignore[no-untyped-def]

@@ -33,7 +33,8 @@ from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, p
 if TYPE_CHECKING:
     import asyncio
 
-    from broker.engine.core import Broker
+    from broker.engine.core import Apply, Broker
+    from broker.engine.slicing import Budget
     from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
@@ -91,8 +92,9 @@ class Session:
         """Give back what the session holds: transactions aborted (STOMP 1.2: a transaction ends with
         its connection), unacked messages returned, client-id freed. Idempotent."""
         self.transactions.abort_all()
+        budget = self.broker.slicer.budget()  # one slice for all of them, as in writing_resumed
         for subscription in list(self.subscriptions.values()):
-            self._detach(subscription)
+            self._detach(subscription, budget)
         self.subscriptions.clear()
         self.broker.session_closed(self)
 
@@ -100,8 +102,10 @@ class Session:
         await self.completions.idle()
 
     def writing_resumed(self) -> None:
+        # One slice for all: with a thousand subscriptions, a slice each would be a long turn.
+        budget = self.broker.slicer.budget()
         for subscription in list(self.subscriptions.values()):
-            subscription.queue.dispatch()
+            subscription.queue.dispatch_within(budget)
 
     # -- what subscriptions need (subscription.Owner) -----------------------------------------------
 
@@ -127,7 +131,7 @@ class Session:
         self,
         frame: Frame,
         write: asyncio.Future[None] | None = None,
-        apply: Callable[[], None] | None = None,
+        apply: Apply | None = None,
         undo: Callable[[], None] | None = None,
     ) -> None:
         receipt = frame.get("receipt")
@@ -140,8 +144,13 @@ class Session:
                     undo()
                 self._store_failed(error, receipt)
                 return
-            if apply is not None:
-                apply()
+            delivered = apply() if apply is not None else None
+            if delivered is None:
+                receipted(None)
+            else:  # a topic fan-out goes on in later slices: the RECEIPT (and all behind it) waits
+                self.completions.add_next(delivered, receipted)
+
+        def receipted(_: BaseException | None) -> None:
             if receipt is not None and self.broker.may_answer():
                 self.send(Frame("RECEIPT", {"receipt-id": receipt}))
 
@@ -245,7 +254,7 @@ class Session:
             raise ClientError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
         prefetch = self._prefetch(frame)
         selector_text = frame.get("selector") or None
-        selector = compile_selector(selector_text) if selector_text else None
+        selector = compile_selector(selector_text, self.broker.limits) if selector_text else None
         name = frame.get("activemq.subscriptionName")
         write, key = None, None
         if is_topic(destination) and name:
@@ -297,7 +306,7 @@ class Session:
             raise ClientError("unknown subscription", f"no subscription with id {str(sub_id)[:100]!r}")
         self._complete(frame, write)
 
-    def _detach(self, subscription: Subscription) -> None:
+    def _detach(self, subscription: Subscription, budget: Budget | None = None) -> None:
         """The consumer leaves: its unacked messages go back to the front of the queue, redelivered."""
         subscription.active = False
         queue = subscription.queue
@@ -311,7 +320,7 @@ class Session:
             if durable is not None:
                 durable.attached = False
         queue.returned(unacked)
-        queue.dispatch()
+        queue.dispatch_within(budget or self.broker.slicer.budget())
 
     def _ack(self, frame: Frame, nack: bool = False) -> None:
         subscription, ack_id = self._resolve_ack(frame)
