@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -150,12 +151,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so that every broker started here is stopped by its PID."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     unavailable = ensure_available(args.activemq_home)
     if unavailable is not None:
         print(f"bench-compare: ActiveMQ is not available ({unavailable}); nothing compared.")
         return 0
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        return compare(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def compare(args: argparse.Namespace) -> int:
     selected = [s for s in SCENARIOS if (not args.only or s.key in args.only) and s.key in GOALS]
     machine = machine_info()
     progress(machine_line(machine))
