@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from config.address import Address, split_address
+from config.security import AuthenticationSettings, AuthorizationSettings
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -144,6 +145,8 @@ class BrokerConfig(_Strict):
     limits: Limits = Field(default_factory=Limits)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
+    authorization: AuthorizationSettings = Field(default_factory=AuthorizationSettings)
 
     @field_validator("connectors")
     @classmethod

@@ -7,7 +7,7 @@ namespaces are stripped. Parsing goes through defusedxml with DTDs forbidden, so
 local files.
 
 Honoured (everything else inside `<broker>` -- destinationPolicy, managementContext, systemUsage,
-plugins, networkConnectors, destinations, shutdownHooks, ... -- is ignored, as real files carry many):
+networkConnectors, destinations, shutdownHooks, ... -- is ignored, as real files carry many):
 
     <broker brokerName=name dataDirectory=data_dir>
         (persistent must be "true"; useJmx and useShutdownHook are accepted and ignored)
@@ -27,6 +27,8 @@ plugins, networkConnectors, destinations, shutdownHooks, ... -- is ignored, as r
     <transportConnectors><transportConnector name=.. uri=../></transportConnectors>
         schemes tcp, nio, stomp, stomp+nio, all normalised to tcp://HOST:PORT (BatonMQ speaks only
         STOMP); `?query` options are dropped.
+    <plugins>: simpleAuthenticationPlugin and authorizationPlugin (config/xmlsecurity.py); any
+        other authentication or authorization plugin is refused, other plugins are ignored.
 
 On the mapped elements an unknown attribute or child element is an error (`kahaDB@foo`), and so is an
 unexpanded Spring placeholder such as `${activemq.data}`: guessing would put the data somewhere else.
@@ -36,9 +38,6 @@ when the attribute is absent; see design.md section 2.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 from urllib.parse import urlsplit
 from xml.etree.ElementTree import Element, ParseError
 
@@ -47,27 +46,12 @@ from defusedxml.ElementTree import fromstring
 
 from config.errors import ConfigError
 from config.units import millis_to_seconds, parse_bool, parse_millis, parse_size
-
-Path_ = tuple[str, ...]
-Convert = Callable[[str], Any]
-Table = dict[str, tuple[Path_, Convert]]  # attribute -> (setting path, converter)
-
-
-@dataclass
-class XmlMapping:
-    """The settings found, as a nested dict, and where each came from (`kahaDB@checkpointInterval`)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    origins: dict[Path_, str] = field(default_factory=dict)
-
-    def set(self, path: Path_, value: Any, origin: str, replace: bool = False) -> None:
-        if path in self.origins and not replace:
-            raise ConfigError(origin, f"sets the same setting as {self.origins[path]}; use only one of them")
-        node = self.values
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = value
-        self.origins[path] = origin
+from config.xmlsecurity import map_plugins
+from config.xmltree import Path_, Table, XmlMapping
+from config.xmltree import attributes as _attributes
+from config.xmltree import children as _children
+from config.xmltree import convert as _convert
+from config.xmltree import local as _local
 
 
 def _keepalive_seconds(text: str) -> float:
@@ -140,6 +124,8 @@ def parse_activemq_xml(data: bytes, source: str = "<xml>") -> XmlMapping:
             _map_persistence(child, out)
         elif name == "transportConnectors":
             _map_connectors(child, out)
+        elif name == "plugins":
+            map_plugins(child, out)
         elif name in _REFUSED:
             raise ConfigError(name, _REFUSED[name])
     return out
@@ -247,33 +233,3 @@ def _apply(element: str, attrs: dict[str, str], table: Table, out: XmlMapping) -
             path, convert = table[attr]
             origin = f"{element}@{attr}"
             out.set(path, _convert(origin, text, convert), origin)
-
-
-def _convert(key: str, text: str, convert: Convert) -> Any:
-    try:
-        return convert(text)
-    except ValueError as exc:
-        raise ConfigError(key, str(exc)) from None
-
-
-def _attributes(element: Element, label: str, allowed: set[str] | frozenset[str]) -> dict[str, str]:
-    """Attributes by local name; unknown ones and Spring placeholders are errors."""
-    attrs: dict[str, str] = {}
-    for raw_name, value in element.attrib.items():
-        name = _local(raw_name)
-        if name not in allowed:
-            honoured = ", ".join(sorted(allowed)) or "none"
-            raise ConfigError(f"{label}@{name}", f"unknown attribute (honoured here: {honoured})")
-        if "${" in value:
-            problem = f"Spring placeholder in {value!r} is not expanded by BatonMQ; write the value"
-            raise ConfigError(f"{label}@{name}", problem)
-        attrs[name] = value
-    return attrs
-
-
-def _children(element: Element) -> list[Element]:
-    return [child for child in element if isinstance(child.tag, str)]
-
-
-def _local(tag: str) -> str:
-    return tag.rpartition("}")[2]

@@ -1,4 +1,4 @@
-"""The command line of design.md section 6: `batonmq start|produce|consume|status`.
+"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd`.
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
 (`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
@@ -71,13 +71,14 @@ def run_start(args: argparse.Namespace) -> int:
     from transports.registry import SCHEMES
 
     file = args.config or os.environ.get("BATONMQ_CONFIG") or None
+    from broker.daemon.run import load_authenticator, run  # lazily: `produce`/`status` need none of it
+
     try:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
+        authenticator = load_authenticator(config)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
-    from broker.daemon.run import run  # lazily: `produce`/`status` need none of the broker
-
-    return run(config)
+    return run(config, authenticator)
 
 
 # -- produce / consume / status ---------------------------------------------------------------
@@ -140,6 +141,27 @@ def run_status(args: argparse.Namespace) -> int:
     except OSError as exc:
         return fail(f"status: {exc}")
     print(json.dumps(status.fields()) if args.json else status.text(), flush=True)
+    return ExitCode.OK
+
+
+def run_passwd(args: argparse.Namespace) -> int:
+    """Print an argon2id hash of a password read from the terminal (twice) or one line of stdin:
+    never from the command line, where `ps` and shell history would show it."""
+    from config.passwords import MAX_PASSWORD, hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            return fail("passwd: the two passwords differ")
+    else:
+        password = sys.stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
+    if not password:
+        return fail("passwd: empty password")
+    if len(password) > MAX_PASSWORD:
+        return fail(f"passwd: longer than {MAX_PASSWORD} characters")
+    print(hash_password(password), flush=True)
     return ExitCode.OK
 
 
@@ -215,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consume(commands)
     _add_status(commands)
     _add_fscheck(commands)
+    _add_passwd(commands)
     _add_bench(commands)
     return parser
 
@@ -295,6 +318,12 @@ def _add_fscheck(commands: Any) -> None:
     p.add_argument("--json", action="store_true", help="print as one JSON object")
     # fscheck's own tests: the killed holder's lock lives on in a forked child for S seconds.
     p.add_argument("--simulate-stuck-holder", type=_seconds, default=0.0, help=argparse.SUPPRESS)
+
+
+def _add_passwd(commands: Any) -> None:
+    p = _subparser(commands, "passwd", "print an argon2id password hash for [authentication] users or a "
+                   "users.properties file (reads the password from the terminal or stdin)")
+    p.set_defaults(run=run_passwd)
 
 
 def _add_bench(commands: Any) -> None:

@@ -25,6 +25,8 @@ from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
 from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
 from broker.engine.errors import ClientError, DestinationFull
+from broker.engine.guard import Guard
+from broker.engine.login import LoginThrottle
 from broker.engine.message import Message, now_ms
 from broker.engine.queue import Queue
 from broker.engine.replay import Replay
@@ -97,6 +99,9 @@ class Broker:
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
+        authn = config.authentication
+        self.logins = LoginThrottle(authn.failure_delay, authn.max_failure_delay)
+        self.guard = Guard(config.authorization, self.destinations)  # rights and owners
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
         self._gc: asyncio.Task[None] | None = None  # the destination GC, from start() to stop()
@@ -134,7 +139,8 @@ class Broker:
             except SelectorError:
                 log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
         queue = Queue(sub.key, self, durable=True)
-        durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue)
+        durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue,
+                          owner=sub.owner)
         self.destinations.add_durable(durable, selector)
 
     def recovered_queue(self, key: str) -> Queue | None:
@@ -204,6 +210,7 @@ class Broker:
             del self.client_ids[session.client_id]
 
     def claim_client_id(self, session: Session, client_id: str) -> None:
+        self.guard.check_client_id(client_id, session.owner)
         if client_id in self.client_ids:
             raise ClientError("client-id in use", f"client-id {client_id[:100]!r} is already connected")
         self.client_ids[client_id] = session
@@ -387,10 +394,12 @@ class Broker:
 
     def attach_durable(
         self, client_id: str, name: str, topic: str, selector_text: str | None,
-        selector: Callable[[Message], bool | None] | None,
+        selector: Callable[[Message], bool | None] | None, owner: str | None = None,
     ) -> tuple[Durable, asyncio.Future[None] | None]:
         key = durable_key(client_id, name)
         durable = self.destinations.durables.get(key)
+        if durable is not None:
+            self.guard.check_durable(durable, client_id, name, owner)
         if durable is not None and durable.attached:
             raise ClientError("durable subscription in use",
                               f"{name[:100]!r} of client-id {client_id[:100]!r} is already active")
@@ -398,11 +407,13 @@ class Broker:
         if durable is not None and (durable.topic != topic or durable.selector_text != selector_text):
             write = self.drop_durable(key)  # as JMS: a changed topic or selector replaces the subscription
             durable = None
-        if durable is None:
-            durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
-            self.destinations.add_durable(durable, selector)
+        if durable is None or (durable.owner is None and owner is not None):
+            if durable is None:
+                durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
+                self.destinations.add_durable(durable, selector)
+            durable.owner = owner  # new, or unowned and claimed by the first user to attach it
             if self.store is not None:
-                record = DurableSubscription(key, client_id, name, topic, selector_text)
+                record = DurableSubscription(key, client_id, name, topic, selector_text, owner)
                 write = self.write([PutSubscription(record)])
         durable.attached = True
         return durable, write

@@ -13,7 +13,7 @@ WRAP = """<?xml version="1.0"?>
   <broker xmlns="http://activemq.apache.org/schema/core" {attrs}>
     <managementContext><managementContext createConnector="false"/></managementContext>
     {body}
-    <plugins><simpleAuthenticationPlugin anonymousAccessAllowed="true"/></plugins>
+    <plugins><statisticsBrokerPlugin/><timeStampingBrokerPlugin zeroExpirationOverride="1000"/></plugins>
   </broker>
 </beans>"""
 
