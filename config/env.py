@@ -29,6 +29,7 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "BATONMQ_CONNECTORS": ("connectors",),
     "BATONMQ_METRICS_PORT": ("metrics_port",),
     "BATONMQ_METRICS_HOST": ("metrics_host",),
+    "BATONMQ_METRICS_DESTINATION_NAMES": ("metrics_destination_names",),
     "BATONMQ_LOCK_ACQUIRE_INTERVAL": ("lock", "acquire_interval"),
     "BATONMQ_LOCK_KEEPALIVE_PERIOD": ("lock", "keepalive_period"),
     "BATONMQ_LOCK_TIMEOUT": ("lock", "lock_timeout"),

@@ -107,7 +107,10 @@ class BrokerConfig(_Strict):
     lock: LockSettings = Field(default_factory=LockSettings)
     limits: Limits = Field(default_factory=Limits)
     metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    # Loopback unless configured otherwise: the endpoint has no authentication and names destinations.
+    metrics_host: str = Field("127.0.0.1", min_length=1)
+    # Off: per-destination series are summed into one series without the destination label.
+    metrics_destination_names: bool = True
 
     @field_validator("connectors")
     @classmethod

@@ -57,6 +57,8 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "store": {"type": args.store},
         "connectors": args.connector or None,
         "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host,
+        "metrics_destination_names": args.metrics_destination_names,
         "lock": {
             "acquire_interval": args.lock_acquire_interval,
             "keepalive_period": args.lock_keepalive_period,
@@ -237,6 +239,9 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
                    help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
     p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
+    p.add_argument("--metrics-host", metavar="HOST", help="address /metrics binds (default 127.0.0.1)")
+    p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
+                   const=False, help="sum destination series into one, naming no destination")
     p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
     p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
     p.add_argument("--lock-timeout", metavar="S",
