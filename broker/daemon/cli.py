@@ -59,6 +59,8 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host,
         "metrics_destination_names": args.metrics_destination_names,
+        "tls": {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
+                "client_auth": args.tls_client_auth},
         "lock": {
             "acquire_interval": args.lock_acquire_interval,
             "keepalive_period": args.lock_keepalive_period,
@@ -71,10 +73,12 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_start(args: argparse.Namespace) -> int:
     from config.loader import build_config
     from transports.registry import SCHEMES
+    from transports.tls import check_tls_connectors
 
     file = args.config or os.environ.get("BATONMQ_CONFIG") or None
     try:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
+        check_tls_connectors(config)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
     from broker.daemon.run import run  # lazily: `produce`/`status` need none of the broker
@@ -237,11 +241,17 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--data", metavar="DIR", help="shared data directory (default ./data)")
     p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
-                   help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
+                   help="STOMP connector (tcp://, ssl://; ?maximumConnections=N...); repeat for several "
+                        "(default tcp://0.0.0.0:61616)")
     p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
     p.add_argument("--metrics-host", metavar="HOST", help="address /metrics binds (default 127.0.0.1)")
     p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
                    const=False, help="sum destination series into one, naming no destination")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain) of the ssl:// connectors")
+    p.add_argument("--tls-key", metavar="FILE", help="its unencrypted PEM key (default: in --tls-cert)")
+    p.add_argument("--tls-ca", metavar="FILE", help="PEM CA bundle that client certificates must chain to")
+    p.add_argument("--tls-client-auth", metavar="none|optional|required",
+                   help="ask ssl:// clients for a certificate (default none)")
     p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
     p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
     p.add_argument("--lock-timeout", metavar="S",

@@ -132,7 +132,7 @@ class MasterTerm:
     async def _bind(self) -> None:
         for uri in self.config.connectors:
             assert self.broker is not None
-            server = create_server(uri, self.broker.handler_factory, self.config.limits)
+            server = create_server(uri, self.broker.handler_factory, self.config.limits, self.config.tls)
             await server.start()
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)

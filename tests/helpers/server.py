@@ -72,7 +72,8 @@ class BrokerThread:
             self.broker = Broker(self.config, self.store, self.authenticator)
             await self.broker.start(recovered)
             connector = self.config.connectors[0]
-            self.server = create_server(connector, self.broker.handler_factory, self.config.limits)
+            self.server = create_server(connector, self.broker.handler_factory, self.config.limits,
+                                        self.config.tls)
             await self.server.start()
         except BaseException as error:
             self._error = error

@@ -33,7 +33,8 @@ async def test_create_server_splits_the_uri_and_keeps_the_scheme() -> None:
 def test_unknown_scheme_names_the_known_ones(scheme: str) -> None:
     with pytest.raises(UnknownScheme) as info:
         server_class(scheme)
-    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: stomp://, tcp://"
+    known = "ssl://, stomp://, stomp+ssl://, tcp://"
+    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: {known}"
     with pytest.raises(UnknownScheme):
         create_server(f"{scheme}://127.0.0.1:1", no_handler, Limits())  # type: ignore[arg-type]
 
@@ -63,7 +64,8 @@ def test_build_config_with_the_table_refuses_an_unknown_scheme() -> None:
         build_config(None, {}, overrides, SCHEMES)
     assert info.value.key == "connectors"
     assert info.value.problem == (
-        "connector 'ws://127.0.0.2:2': scheme must be one of stomp://, tcp:// (got 'ws') [from command line]"
+        "connector 'ws://127.0.0.2:2': scheme must be one of ssl://, stomp://, stomp+ssl://, tcp:// "
+        "(got 'ws') [from command line]"
     )
     ok = build_config(None, {}, {"connectors": ["stomp://127.0.0.2:1", "tcp://127.0.0.2:2"]}, SCHEMES)
     assert ok.connectors == ["stomp://127.0.0.2:1", "tcp://127.0.0.2:2"]
