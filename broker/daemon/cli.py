@@ -108,15 +108,35 @@ def _report(result: Any, as_json: bool) -> int:
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
+def _client_tls(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The SSL context for ssl:// brokers from --tls-ca/--tls-cert/--tls-key, or a problem."""
+    from transports.tls import client_context
+    from transports.url import parse_url
+
+    given = [flag for flag, value in (("--tls-ca", args.tls_ca), ("--tls-cert", args.tls_cert),
+                                      ("--tls-key", args.tls_key)) if value]
+    if not parse_url(args.url).tls:
+        # Plain TCP while the user believes TLS is on would be the worst way to ignore a flag.
+        return None, f"{', '.join(given)} given, but the URL names no ssl:// broker" if given else None
+    try:
+        ca, cert, key = (Path(v) if v else None for v in (args.tls_ca, args.tls_cert, args.tls_key))
+        return client_context(ca, cert, key), None
+    except ConfigError as exc:
+        return None, f"invalid {exc.key}: {exc.problem}"
+
+
 def run_produce(args: argparse.Namespace) -> int:
     from broker.tools.produce import ProduceOptions, produce
     from broker.tools.progress import Progress
 
     if problem := _check_url(args.url):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
                           persistent=args.persistent, receipts=args.receipts, rate=args.rate,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     result = _run_async(produce(opts, Progress("produce", args.count)))
     return _report(result, args.json)
 
@@ -127,8 +147,11 @@ def run_consume(args: argparse.Namespace) -> int:
 
     if problem := _check_url(args.url):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     printer = _print_body if args.print else None
     result = _run_async(consume(opts, Progress("consume", args.count), on_message=printer))
     return _report(result, args.json)
@@ -260,11 +283,15 @@ def _add_start(commands: Any) -> None:
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="tcp://HOST:PORT or failover:(tcp://...,tcp://...)?options")
+    p.add_argument("--url", required=True,
+                   help="tcp://HOST:PORT, ssl://HOST:PORT or failover:(tcp://...,ssl://...)?options")
     p.add_argument("--destination", required=True, metavar="/queue/X", help="/queue/NAME or /topic/NAME")
     p.add_argument("--login", help="STOMP login")
     p.add_argument("--passcode", help="STOMP passcode")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--tls-ca", metavar="FILE", help="ssl:// brokers: PEM CAs to trust (default: system CAs)")
+    p.add_argument("--tls-cert", metavar="FILE", help="ssl:// brokers: PEM client certificate, if asked for")
+    p.add_argument("--tls-key", metavar="FILE", help="its PEM private key (default: in --tls-cert)")
 
 
 def _add_produce(commands: Any) -> None:

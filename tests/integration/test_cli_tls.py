@@ -1,8 +1,9 @@
 """`batonmq start` with TLS as a real process: several connectors with their own limits, bad
-certificate settings refused in one line with exit 2."""
+certificate settings refused in one line with exit 2, and `produce`/`consume` over ssl://."""
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import subprocess
@@ -82,6 +83,43 @@ def test_tcp_and_ssl_connectors_at_once_each_with_its_own_limits(broker, pki: Pk
         for raw in held:
             raw.close()
     assert f"connector listening on ssl://{HOST}:{ssl_port}" in proc.log_text()
+
+
+def test_produce_and_consume_over_ssl_with_a_ca_file(broker, pki: Pki) -> None:
+    proc, ssl_port = broker
+    url = f"failover:(ssl://{HOST}:{ssl_port})?maxReconnectAttempts=0"
+    # ssl:// allows two connections here: produce, then consume.
+    sent = batonmq("produce", "--url", url, "--destination", "/queue/cli-tls", "--count", "20",
+                   "--persistent", "--receipts", "--tls-ca", str(pki.ca), "--json")
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout.splitlines()[-1])["receipted"] == 20
+    got = batonmq("consume", "--url", f"ssl://localhost:{ssl_port}", "--destination", "/queue/cli-tls",
+                  "--count", "20", "--timeout", "5", "--tls-ca", str(pki.ca), "--json")
+    assert got.returncode == 0, got.stderr
+    assert json.loads(got.stdout.splitlines()[-1])["unique"] == 20
+    # Without the CA the system's are used, and they do not know this one: refused, exit 1.
+    refused = batonmq("consume", "--url", f"ssl://{HOST}:{ssl_port}", "--destination", "/queue/cli-tls",
+                      "--count", "1", "--timeout", "1")
+    assert refused.returncode == 1 and "certificate verify failed" in refused.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--url", "tcp://127.0.0.1:1", "--tls-ca", "{ca}"),
+         "--tls-ca given, but the URL names no ssl:// broker"),
+        (("--url", "ssl://127.0.0.1:1", "--tls-ca", "/nonexistent/ca.pem"),
+         "invalid --tls-ca: no such file: /nonexistent/ca.pem"),
+        (("--url", "ssl://127.0.0.1:1", "--tls-key", "{key}"),
+         "invalid --tls-key: a key without a certificate; give --tls-cert too"),
+    ],
+)
+def test_client_tls_flags_are_checked_before_connecting(pki: Pki, args, message) -> None:
+    filled = [arg.format(ca=pki.ca, key=pki.key) for arg in args]
+    for command in ("produce", "consume"):
+        result = batonmq(command, *filled, "--destination", "/queue/x")
+        assert result.returncode == 2, result
+        assert result.stderr.splitlines() == [f"batonmq: {message}"]
 
 
 def test_bad_tls_settings_are_one_line_and_exit_2(pki: Pki, tmp_path: Path) -> None:

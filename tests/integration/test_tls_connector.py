@@ -1,4 +1,4 @@
-"""STOMP over TLS on a real broker: stomp.py and a raw TLS peer, certificates made per run.
+"""STOMP over TLS on a real broker: stomp.py, our client and a raw TLS peer, certificates made per run.
 
 The broker runs in-process on both event loops (asyncio and the daemon's uvloop): they do the TLS
 handshake in different code, and the peer certificate must reach the session on both.
@@ -20,6 +20,8 @@ from config.model import TlsSettings
 from tests.helpers.server import HOST, running_broker
 from tests.helpers.stomppy import Recorder
 from tests.helpers.tls import Pki, make_pki, tls_connect_frame
+from transports.client import ConnectFailed, connect
+from transports.tls import client_context
 
 # OpenSSL's words for a chain that ends in a CA we do not trust (which depends on whether the
 # broker sends its CA along).
@@ -181,3 +183,17 @@ def test_tls_below_1_2_is_refused(pki: Pki) -> None:
         with pytest.raises(ssl.SSLError):
             handshake(broker.port, old_tls(pki, ssl.PROTOCOL_TLS_CLIENT))
 
+
+async def test_our_client_checks_the_ca_and_the_host_name(pki: Pki) -> None:
+    with running_broker(scheme="ssl", tls=tls_settings(pki)) as broker:
+        async with connect(f"ssl://{HOST}:{broker.port}", tls=client_context(pki.ca)) as client:
+            sub = await client.subscribe("/queue/ours")
+            await client.send("/queue/ours", "hello", persistent=True, receipt=True)
+            assert (await sub.get(5)).text == "hello"
+            assert client.connection is not None and client.connection.tls
+        with pytest.raises(ConnectFailed, match=UNTRUSTED):
+            await connect(f"ssl://{HOST}:{broker.port}", tls=client_context(pki.other_ca))
+    with running_broker(scheme="ssl", tls=tls_settings(pki, cert="misnamed")) as broker:
+        # A certificate from the right CA for another name: the host name dialled is checked.
+        with pytest.raises(ConnectFailed, match="IP address mismatch"):
+            await connect(f"ssl://{HOST}:{broker.port}", tls=client_context(pki.ca))
