@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from broker.ha.roles import ExitCode
 from tests.ha.test_failover_client import FAST, batonmq, finish, kill_master
 from tests.helpers.cluster import HOSTS, BrokerProc, free_port, stop_all, wait_for_single_master
 from tests.helpers.tls import make_pki
@@ -111,3 +113,24 @@ async def test_cli_produce_and_consume_over_ssl_across_a_kill(tls_cluster) -> No
     assert "produce: reconnected: connected to ssl://127.0.0." in produce_err
     assert consumed["ok"] and consumed["unique"] == count, consume_err
     assert consumed["duplicates_unflagged"] == 0
+
+
+def test_a_certificate_gone_by_takeover_fails_it_before_any_connector_listens(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    cert = tmp_path / "renewed.pem"
+    cert.write_bytes(pki.cert.read_bytes())
+    tcp_port, ssl_port = free_port(HOSTS[:2]), free_port(HOSTS[1:2])
+    master = BrokerProc("a", HOSTS[0], tcp_port, tmp_path / "shared").start()
+    slave = BrokerProc("b", HOSTS[1], tcp_port, tmp_path / "shared", extra=(
+        "--connector", f"ssl://{HOSTS[1]}:{ssl_port}", "--tls-cert", str(cert), "--tls-key", str(pki.key)))
+    try:
+        assert master.wait_role("master", 20), master.log_text()
+        slave.start()  # the files are checked at startup: all is well
+        assert slave.wait_role("slave", 20), slave.log_text()
+        cert.unlink()
+        master.signal(signal.SIGKILL)
+        assert slave.wait_exit(20) == ExitCode.FAILED, slave.log_text()
+        assert "tls.cert: no such file" in slave.log_text()
+        assert "connector listening" not in slave.log_text()  # not even tcp:// was served
+    finally:
+        stop_all([master, slave])
