@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from config.address import Address, split_address
+from config.address import Address
+from config.connector import ClientAuth, parse_connector_uri
 from config.security import AuthenticationSettings, AuthorizationSettings
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
@@ -132,6 +133,21 @@ class Limits(_Strict):
         return self
 
 
+class TlsSettings(_Strict):
+    """The certificate every TLS connector (ssl://, stomp+ssl://) presents, and whom it trusts.
+
+    Files are PEM. `key` may be left out when `cert` holds the key too. `ca` is the CA bundle that
+    client certificates must chain to; it is required once client certificates are asked for.
+    The files are read at startup (a bad one is a configuration error) and again at each takeover.
+    """
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    # none: no client certificate asked; optional: asked, checked if sent; required: no cert, no TLS.
+    client_auth: ClientAuth = "none"
+
+
 def _default_name() -> str:
     return socket.gethostname() or "localhost"
 
@@ -144,7 +160,11 @@ class BrokerConfig(_Strict):
     lock: LockSettings = Field(default_factory=LockSettings)
     limits: Limits = Field(default_factory=Limits)
     metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    # Loopback unless configured otherwise: the endpoint has no authentication and names destinations.
+    metrics_host: str = Field("127.0.0.1", min_length=1)
+    # Off: per-destination series are summed into one series without the destination label.
+    metrics_destination_names: bool = True
+    tls: TlsSettings = Field(default_factory=TlsSettings, validate_default=True)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
     authorization: AuthorizationSettings = Field(default_factory=AuthorizationSettings)
 
@@ -155,19 +175,35 @@ class BrokerConfig(_Strict):
         # that knows them passes them as validation context, e.g. build_config(schemes=...).
         schemes: Collection[str] | None = (info.context or {}).get(SCHEMES_CONTEXT)
         for uri in uris:
-            address = parse_connector(uri)
+            address = parse_connector(uri)  # the URI's options are checked here too
             if schemes is not None and address.scheme not in schemes:
                 known = ", ".join(f"{name}://" for name in sorted(schemes))
                 raise ValueError(f"connector {uri!r}: scheme must be one of {known} (got {address.scheme!r})")
         return uris
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_connectors_have_a_certificate(cls, tls: TlsSettings, info: ValidationInfo) -> TlsSettings:
+        # Declared after `connectors`, so info.data holds them (absent if they were invalid).
+        connectors = [parse_connector_uri(uri) for uri in info.data.get("connectors", ())]
+        secure = [c for c in connectors if c.tls]
+        if secure and tls.cert is None:
+            uri = f"{secure[0].scheme}://{secure[0].address.host}:{secure[0].address.port}"
+            raise ValueError(f"connector {uri} needs a certificate: set tls.cert and tls.key "
+                             "(--tls-cert, --tls-key)")
+        levels = {tls.client_auth} | {c.client_auth for c in secure if c.client_auth is not None}
+        if secure and levels - {"none"} and tls.ca is None:
+            raise ValueError("client certificates are asked for (client_auth, needClientAuth or "
+                             "wantClientAuth): set tls.ca to the CA bundle they must chain to (--tls-ca)")
+        return tls
 
 
 ConnectorAddress = Address
 
 
 def parse_connector(uri: str) -> Address:
-    """Split `scheme://host:port` (config.address); raise ValueError. Any scheme passes here."""
-    return split_address(uri, "connector", listen=True)
+    """Split `scheme://host:port[?options]` (config.connector); raise ValueError. Any scheme passes here."""
+    return parse_connector_uri(uri).address
 
 
 def connector_address(uri: str) -> tuple[str, int]:

@@ -25,8 +25,12 @@ networkConnectors, destinations, shutdownHooks, ... -- is ignored, as real files
                 checkpointInterval ms, cleanupInterval ms
       child:    <locker><shared-file-locker lockAcquireSleepInterval=ms/></locker> (-> lock.acquire_interval)
     <transportConnectors><transportConnector name=.. uri=../></transportConnectors>
-        schemes tcp, nio, stomp, stomp+nio, all normalised to tcp://HOST:PORT (BatonMQ speaks only
-        STOMP); `?query` options are dropped.
+        schemes tcp, nio, stomp, stomp+nio normalised to tcp://HOST:PORT and ssl, nio+ssl,
+        stomp+ssl, stomp+nio+ssl to ssl://HOST:PORT (BatonMQ speaks only STOMP); of the `?query`
+        options those config/connector.py honours are kept (maximumConnections,
+        wireFormat.maxFrameSize, and on ssl transport.needClientAuth/wantClientAuth), the rest
+        are dropped, as real files carry many that mean nothing here.
+    <sslContext> is refused: BatonMQ reads PEM files (tls.cert, tls.key, tls.ca), not Java key stores.
     <plugins>: simpleAuthenticationPlugin and authorizationPlugin (config/xmlsecurity.py); any
         other authentication or authorization plugin is refused, other plugins are ignored.
 
@@ -38,12 +42,13 @@ when the attribute is absent; see design.md section 2.
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 from xml.etree.ElementTree import Element, ParseError
 
 from defusedxml import DefusedXmlException, DTDForbidden
 from defusedxml.ElementTree import fromstring
 
+from config.connector import CLIENT_AUTH_OPTIONS, LIMIT_OPTIONS
 from config.errors import ConfigError
 from config.units import millis_to_seconds, parse_bool, parse_millis, parse_size
 from config.xmlsecurity import map_plugins
@@ -108,9 +113,17 @@ _LOCKER_ATTRS: Table = {
     "lockAcquireSleepInterval": (("lock", "acquire_interval"), millis_to_seconds),
 }
 _BROKER_IGNORED = frozenset({"useJmx", "useShutdownHook"})  # management and JVM lifecycle only
-_CONNECTOR_SCHEMES = frozenset({"tcp", "nio", "stomp", "stomp+nio"})
-# Broker children that would change where or how messages are stored: refusing beats ignoring.
-_REFUSED = {"persistenceFactory": "journaled JDBC is not supported; use <persistenceAdapter>"}
+# ActiveMQ scheme -> ours: every flavour is STOMP here, over TCP or over TLS.
+_CONNECTOR_SCHEMES = {"tcp": "tcp", "nio": "tcp", "stomp": "tcp", "stomp+nio": "tcp",
+                      "ssl": "ssl", "nio+ssl": "ssl", "stomp+ssl": "ssl", "stomp+nio+ssl": "ssl"}
+_KEPT_OPTIONS = {"tcp": frozenset(LIMIT_OPTIONS), "ssl": frozenset(LIMIT_OPTIONS) | set(CLIENT_AUTH_OPTIONS)}
+# Broker children that would change where or how messages are stored, or how clients are
+# trusted: refusing beats ignoring.
+_REFUSED = {
+    "persistenceFactory": "journaled JDBC is not supported; use <persistenceAdapter>",
+    "sslContext": "Java key stores are not read; remove <sslContext> and give PEM files as tls.cert, "
+                  "tls.key and tls.ca (--tls-cert/--tls-key/--tls-ca, BATONMQ_TLS_*, or [tls] in TOML)",
+}
 
 
 def parse_activemq_xml(data: bytes, source: str = "<xml>") -> XmlMapping:
@@ -208,23 +221,27 @@ def _map_connectors(element: Element, out: XmlMapping) -> None:
         if "uri" not in attrs:
             raise ConfigError(f"{label}@uri", "missing")
         uri = _convert(f"{label}@uri", attrs["uri"], _normalise_connector)
-        if uri in seen:
-            raise ConfigError(f"{label}@uri", f"{uri} is already used by {seen[uri]}")
-        seen[uri] = label
+        # One address, one listener, whatever the scheme or options.
+        address = uri.partition("://")[2].partition("?")[0]
+        if address in seen:
+            raise ConfigError(f"{label}@uri", f"{uri.partition('?')[0]} is already used by {seen[address]}")
+        seen[address] = label
         uris.append(uri)
     out.set(("connectors",), uris, "transportConnectors")
 
 
 def _normalise_connector(uri: str) -> str:
     parts = urlsplit(uri.strip())
-    if parts.scheme.lower() not in _CONNECTOR_SCHEMES:
-        scheme = parts.scheme or "none"
-        raise ValueError(f"scheme {scheme!r} is not served; use tcp, nio, stomp or stomp+nio (all STOMP)")
+    scheme = _CONNECTOR_SCHEMES.get(parts.scheme.lower())
+    if scheme is None:
+        known = ", ".join(_CONNECTOR_SCHEMES)
+        raise ValueError(f"scheme {parts.scheme or 'none'!r} is not served; use one of {known} (all STOMP)")
     port = parts.port  # raises ValueError for a non-numeric or out-of-range port
     if not parts.hostname or port is None:
         raise ValueError(f"expected SCHEME://HOST:PORT (got {uri!r})")
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return f"tcp://{host}:{port}"
+    kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k in _KEPT_OPTIONS[scheme]]
+    return f"{scheme}://{host}:{port}" + (f"?{urlencode(kept, safe='.')}" if kept else "")
 
 
 def _apply(element: str, attrs: dict[str, str], table: Table, out: XmlMapping) -> None:

@@ -228,11 +228,11 @@ class WsServer(StompServer):
     _server: asyncio.Server | None = None
 
     def __init__(self, host: str, port: int, handler_factory: HandlerFactory, limits: Limits,
-                 scheme: str = "ws", ssl_context: ssl.SSLContext | None = None) -> None:
+                 scheme: str = "ws", context: ssl.SSLContext | None = None) -> None:
         super().__init__(host, port, handler_factory, limits, scheme)
-        if scheme == "wss" and ssl_context is None:
+        if scheme == "wss" and context is None:
             raise ValueError("a wss:// connector needs the TLS settings (a certificate and its key)")
-        self.ssl_context = ssl_context
+        self.ssl_context = context
         self._upgrading: set[WsWire] = set()
 
     def upgrade_started(self, wire: WsWire) -> bool:

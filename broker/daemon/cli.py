@@ -57,6 +57,10 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "store": {"type": args.store},
         "connectors": args.connector or None,
         "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host,
+        "metrics_destination_names": args.metrics_destination_names,
+        "tls": {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
+                "client_auth": args.tls_client_auth},
         "lock": {
             "acquire_interval": args.lock_acquire_interval,
             "keepalive_period": args.lock_keepalive_period,
@@ -69,12 +73,14 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_start(args: argparse.Namespace) -> int:
     from config.loader import build_config
     from transports.registry import SCHEMES
+    from transports.tls import check_tls_connectors
 
     file = args.config or os.environ.get("BATONMQ_CONFIG") or None
     from broker.daemon.run import load_authenticator, run  # lazily: `produce`/`status` need none of it
 
     try:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
+        check_tls_connectors(config)
         authenticator = load_authenticator(config)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
@@ -103,15 +109,35 @@ def _report(result: Any, as_json: bool) -> int:
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
+def _client_tls(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The SSL context for ssl:// brokers from --tls-ca/--tls-cert/--tls-key, or a problem."""
+    from transports.tls import client_context
+    from transports.url import parse_url
+
+    given = [flag for flag, value in (("--tls-ca", args.tls_ca), ("--tls-cert", args.tls_cert),
+                                      ("--tls-key", args.tls_key)) if value]
+    if not parse_url(args.url).tls:
+        # Plain TCP while the user believes TLS is on would be the worst way to ignore a flag.
+        return None, f"{', '.join(given)} given, but the URL names no ssl:// broker" if given else None
+    try:
+        ca, cert, key = (Path(v) if v else None for v in (args.tls_ca, args.tls_cert, args.tls_key))
+        return client_context(ca, cert, key), None
+    except ConfigError as exc:
+        return None, f"invalid {exc.key}: {exc.problem}"
+
+
 def run_produce(args: argparse.Namespace) -> int:
     from broker.tools.produce import ProduceOptions, produce
     from broker.tools.progress import Progress
 
     if problem := _check_url(args.url):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
                           persistent=args.persistent, receipts=args.receipts, rate=args.rate,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     result = _run_async(produce(opts, Progress("produce", args.count)))
     return _report(result, args.json)
 
@@ -122,8 +148,11 @@ def run_consume(args: argparse.Namespace) -> int:
 
     if problem := _check_url(args.url):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     printer = _print_body if args.print else None
     result = _run_async(consume(opts, Progress("consume", args.count), on_message=printer))
     return _report(result, args.json)
@@ -259,8 +288,17 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--data", metavar="DIR", help="shared data directory (default ./data)")
     p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
-                   help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
+                   help="STOMP connector (tcp://, ssl://; ?maximumConnections=N...); repeat for several "
+                        "(default tcp://0.0.0.0:61616)")
     p.add_argument("--metrics-port", metavar="P", help="serve /metrics and /healthz on this port")
+    p.add_argument("--metrics-host", metavar="HOST", help="address /metrics binds (default 127.0.0.1)")
+    p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
+                   const=False, help="sum destination series into one, naming no destination")
+    p.add_argument("--tls-cert", metavar="FILE", help="PEM certificate (chain) of the ssl:// connectors")
+    p.add_argument("--tls-key", metavar="FILE", help="its unencrypted PEM key (default: in --tls-cert)")
+    p.add_argument("--tls-ca", metavar="FILE", help="PEM CA bundle that client certificates must chain to")
+    p.add_argument("--tls-client-auth", metavar="none|optional|required",
+                   help="ask ssl:// clients for a certificate (default none)")
     p.add_argument("--lock-acquire-interval", metavar="S", help="slave lock retry interval, seconds")
     p.add_argument("--lock-keepalive-period", metavar="S", help="master lock re-check period, seconds")
     p.add_argument("--lock-timeout", metavar="S",
@@ -269,11 +307,15 @@ def _add_start(commands: Any) -> None:
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="tcp://HOST:PORT or failover:(tcp://...,tcp://...)?options")
+    p.add_argument("--url", required=True,
+                   help="tcp://HOST:PORT, ssl://HOST:PORT or failover:(tcp://...,ssl://...)?options")
     p.add_argument("--destination", required=True, metavar="/queue/X", help="/queue/NAME or /topic/NAME")
     p.add_argument("--login", help="STOMP login")
     p.add_argument("--passcode", help="STOMP passcode")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--tls-ca", metavar="FILE", help="ssl:// brokers: PEM CAs to trust (default: system CAs)")
+    p.add_argument("--tls-cert", metavar="FILE", help="ssl:// brokers: PEM client certificate, if asked for")
+    p.add_argument("--tls-key", metavar="FILE", help="its PEM private key (default: in --tls-cert)")
 
 
 def _add_produce(commands: Any) -> None:

@@ -132,9 +132,12 @@ class MasterTerm:
             self.standby = None
 
     async def _bind(self) -> None:
-        for uri in self.config.connectors:
-            assert self.broker is not None
-            server = create_server(uri, self.broker.handler_factory, self.config.limits)
+        assert self.broker is not None
+        # All built (TLS files read) before any listens: a certificate gone unreadable since
+        # startup fails the takeover before a client is served on another connector.
+        servers = [create_server(uri, self.broker.handler_factory, self.config.limits, self.config.tls)
+                   for uri in self.config.connectors]
+        for uri, server in zip(self.config.connectors, servers, strict=True):
             await server.start()
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)

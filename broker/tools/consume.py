@@ -14,6 +14,7 @@ reconnect is printed on stderr; the summary counts them.
 from __future__ import annotations
 
 import hashlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -40,6 +41,8 @@ class ConsumeOptions:
     login: str | None = None
     passcode: str | None = None
     connect_timeout: float = 5.0
+    # For ssl:// brokers (transports.tls.client_context); None: the system's CAs.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -119,7 +122,7 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
     started = time.monotonic()
     client: Client | None = None
     try:
-        async with connect(opts.url, login=opts.login, passcode=opts.passcode,
+        async with connect(opts.url, login=opts.login, passcode=opts.passcode, tls=opts.tls,
                            connect_timeout=opts.connect_timeout) as client:
             client.on_event(failover_notices("consume", progress))
             sub = await client.subscribe(opts.destination, ack=opts.ack, prefetch=prefetch)

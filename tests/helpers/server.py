@@ -73,7 +73,8 @@ class BrokerThread:
             self.broker = Broker(self.config, self.store, self.authenticator)
             await self.broker.start(recovered)
             for connector in self.config.connectors:
-                server = create_server(connector, self.broker.handler_factory, self.config.limits)
+                server = create_server(connector, self.broker.handler_factory, self.config.limits,
+                                       self.config.tls)
                 await server.start()
                 self.servers.append(server)
             self.server = self.servers[0]

@@ -32,7 +32,7 @@ async def wss(ca: trustme.CA) -> AsyncIterator[tuple[Broker, WsServer]]:
     ca.configure_trust(context)
     broker = Broker(BrokerConfig(name="tls"))
     await broker.start(None)
-    server = WsServer(HOST, 0, broker.handler_factory, broker.limits, scheme="wss", ssl_context=context)
+    server = WsServer(HOST, 0, broker.handler_factory, broker.limits, scheme="wss", context=context)
     await server.start()
     yield broker, server
     await server.stop(grace=0.5)

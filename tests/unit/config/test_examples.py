@@ -36,7 +36,17 @@ def test_xml_example_maps_to_the_shared_directory_setup() -> None:
     assert config.store.type == "journal"
     assert config.store.journal_max_file_size == 32 * 1024 * 1024
     assert config.lock.keepalive_period == 0.5 and config.lock.acquire_interval == 0.2
-    assert config.connectors == ["tcp://0.0.0.0:61616"]
+    assert config.connectors == ["tcp://0.0.0.0:61616?maximumConnections=1000&wireFormat.maxFrameSize=104857600"]
+
+
+def test_xml_example_with_its_ssl_connector_enabled_needs_only_the_pem_files(tmp_path: Path) -> None:
+    text = (EXAMPLES / "activemq.xml").read_text()
+    enabled = re.sub(r"<!-- (<transportConnector name=\"ssl\".*?/>) -->", r"\1", text)
+    assert enabled != text, "the example carries a commented-out ssl:// connector"
+    (tmp_path / "activemq.xml").write_text(enabled)
+    overrides = {"tls": {"cert": "/etc/batonmq/broker.pem", "ca": "/etc/batonmq/ca.pem"}}
+    config = build_config(tmp_path / "activemq.xml", environ={}, overrides=overrides)
+    assert config.connectors[1] == "ssl://0.0.0.0:61617?transport.needClientAuth=true"
 
 
 def test_examples_take_environment_and_flags_on_top() -> None:

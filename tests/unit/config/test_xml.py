@@ -86,24 +86,39 @@ def test_without_namespaces_or_beans_and_older_sync_flag() -> None:
     assert parse_activemq_xml(document).values == {"store": {"type": "journal", "sync": "never"}}
 
 
-def test_connectors_are_normalised_and_options_dropped() -> None:
+def test_connectors_are_normalised_and_unhonoured_options_dropped() -> None:
     values = mapped(
         "<transportConnectors>"
         '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=1000&amp;x=y"/>'
         '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613"/>'
         '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5"/>'
-        '<transportConnector uri="nio://[::1]:61615"/>'
+        '<transportConnector uri="nio://[::1]:61615?transport.needClientAuth=true"/>'
         "</transportConnectors>"
     )
     assert values == {
         "connectors": [
-            "tcp://0.0.0.0:61616",
+            "tcp://0.0.0.0:61616?maximumConnections=1000",
             "tcp://127.0.0.2:61613",
             "tcp://localhost:61614",
-            "tcp://[::1]:61615",
+            "tcp://[::1]:61615",  # client auth means nothing without TLS
         ]
     }
     assert BrokerConfig.model_validate(values).connectors == values["connectors"]
+
+
+@pytest.mark.parametrize("scheme", ["ssl", "nio+ssl", "stomp+ssl", "stomp+nio+ssl"])
+def test_every_ssl_flavour_is_our_tls_connector_with_its_options(scheme: str) -> None:
+    uri = f"{scheme}://0.0.0.0:61617?transport.enabledProtocols=TLSv1.2&amp;transport.needClientAuth=true" \
+          "&amp;wireFormat.maxFrameSize=1048576"
+    values = mapped(f'<transportConnectors><transportConnector uri="{uri}"/></transportConnectors>')
+    expected = "ssl://0.0.0.0:61617?transport.needClientAuth=true&wireFormat.maxFrameSize=1048576"
+    assert values == {"connectors": [expected]}
+
+
+def test_ssl_context_is_refused_with_the_pem_settings_named() -> None:
+    err = error('<sslContext><sslContext keyStore="broker.ks" keyStorePassword="password"/></sslContext>')
+    assert err.key == "sslContext"
+    assert "tls.cert" in err.problem and "--tls-cert" in err.problem
 
 
 @pytest.mark.parametrize(
@@ -207,6 +222,13 @@ def test_connectors_are_normalised_and_options_dropped() -> None:
             "",
             "transportConnector[b]@uri",
             "tcp://h:1 is already used by transportConnector[a]",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1"/>'
+            '<transportConnector name="b" uri="ssl://h:1?maximumConnections=5"/></transportConnectors>',
+            "",
+            "transportConnector[b]@uri",
+            "ssl://h:1 is already used by transportConnector[a]",
         ),
         ("<persistenceFactory/>", "", "persistenceFactory", "journaled JDBC is not supported"),
     ],

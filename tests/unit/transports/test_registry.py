@@ -34,7 +34,8 @@ async def test_create_server_splits_the_uri_and_keeps_the_scheme() -> None:
 def test_unknown_scheme_names_the_known_ones(scheme: str) -> None:
     with pytest.raises(UnknownScheme) as info:
         server_class(scheme)
-    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: stomp://, tcp://, ws://"
+    known = "ssl://, stomp://, stomp+ssl://, tcp://, ws://, wss://"
+    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: {known}"
     with pytest.raises(UnknownScheme):
         create_server(f"{scheme}://127.0.0.1:1", no_handler, Limits())  # type: ignore[arg-type]
 
@@ -68,8 +69,8 @@ def test_build_config_with_the_table_refuses_an_unknown_scheme() -> None:
         build_config(None, {}, overrides, SCHEMES)
     assert info.value.key == "connectors"
     assert info.value.problem == (
-        "connector 'mqtt://127.0.0.2:2': scheme must be one of stomp://, tcp://, ws:// (got 'mqtt')"
-        " [from command line]"
+        "connector 'mqtt://127.0.0.2:2': scheme must be one of ssl://, stomp://, stomp+ssl://"
+        ", tcp://, ws://, wss:// (got 'mqtt') [from command line]"
     )
     ok = build_config(None, {}, {"connectors": ["stomp://127.0.0.2:1", "ws://127.0.0.2:2"]}, SCHEMES)
     assert ok.connectors == ["stomp://127.0.0.2:1", "ws://127.0.0.2:2"]
