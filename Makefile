@@ -5,7 +5,8 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: venv run test check lint unit coverage bench bench-failover bench-fairness bench-fairness-quick clean
+.PHONY: venv run test check lint unit coverage bench bench-failover bench-compare bench-fairness \
+	bench-fairness-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +56,13 @@ bench: $(BENCH_STAMP)
 bench-failover: $(BENCH_STAMP)
 	$(PY) -m broker bench failover --json benchmarks/results/failover.json \
 		--plot benchmarks/results/failover.png $(ARGS)
+
+# The e2e scenarios against BatonMQ (each store) and ActiveMQ, alternating rounds (issue 15); installs
+# Debian's activemq package where it is missing and the machine allows, else says so and exits 0.
+# ARGS="--quick", "--rounds 5", "--stores journal", "--check" (exit 1 when a goal is missed).
+bench-compare: $(BENCH_STAMP)
+	$(PY) -m benchmarks.compare --json benchmarks/results/compare.json \
+		--plot benchmarks/results/compare.png $(ARGS)
 
 # Hostile loads beside a well-behaved client (issue 11); reports missed goals, exits 0 (ARGS="--check").
 bench-fairness: $(STAMP)

@@ -157,6 +157,10 @@ class BrokerProcess:
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
+    @property
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.returncode
+
     def latest_timeline(self) -> Timeline | None:
         with self._lock:
             return self.timelines[-1] if self.timelines else None

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks.brokers import BrokerProcess, free_port
 from benchmarks.link import StompLink
@@ -166,6 +166,31 @@ async def server_name(target: Target) -> str:
         await link.disconnect()
 
 
+class Watched(Protocol):
+    """A broker process a scenario checks before it runs (BatonMQ's BrokerProcess, ActiveMQ's)."""
+
+    @property
+    def alive(self) -> bool: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def tail(self, count: int = 30) -> str: ...
+
+
+# The brokers started here, so that a scenario can tell "broker died" from "broker refused".
+_OWN_BROKERS: list[Watched] = []
+
+
+@contextlib.contextmanager
+def watched(broker: Watched) -> Iterator[None]:
+    _OWN_BROKERS.append(broker)
+    try:
+        yield
+    finally:
+        _OWN_BROKERS.remove(broker)
+
+
 @contextlib.contextmanager
 def own_broker(store: str) -> Iterator[Target]:
     with tempfile.TemporaryDirectory(prefix="batonmq-bench-") as tmp:
@@ -174,22 +199,16 @@ def own_broker(store: str) -> Iterator[Target]:
         try:
             if not broker.wait_accepting(60):
                 raise RuntimeError(f"the broker did not start accepting within 60 s:\n{broker.tail()}")
-            _OWN_BROKERS.append(broker)
-            yield Target(f"BatonMQ ({store})", "127.0.0.1", port)
+            with watched(broker):
+                yield Target(f"BatonMQ ({store})", "127.0.0.1", port)
         finally:
-            _OWN_BROKERS.remove(broker)
             broker.stop()
-
-
-# The broker own_broker() started, so that a scenario can tell "broker died" from "broker refused".
-_OWN_BROKERS: list[BrokerProcess] = []
 
 
 def broker_died() -> str | None:
     for broker in _OWN_BROKERS:
         if not broker.alive:
-            code = broker.proc.returncode if broker.proc is not None else None
-            return f"the broker exited (code {code}); its last lines:\n{broker.tail(20)}"
+            return f"the broker exited (code {broker.returncode}); its last lines:\n{broker.tail(20)}"
     return None
 
 
@@ -251,14 +270,18 @@ def table(results: list[dict[str, Any]], broker_label: str) -> str:
     return render_table(headers, rows)
 
 
+def ceiling_target(scenario: Scenario, echo: Target, flood: Target) -> Target:
+    """The sink that measures the client's ceiling: consumers need one that floods them."""
+    return flood if scenario.key.startswith("consume") else echo
+
+
 def run_suite(target: Target, sizes: Sizes, selected: list[Scenario]) -> list[dict[str, Any]]:
     results = []
     with sink(flood=False) as echo, sink(flood=True) as flood:
         for scenario in selected:
-            ceiling_target = flood if scenario.key.startswith("consume") else echo
             results.append({"key": scenario.key, "title": scenario.title, "anchor": scenario.anchor,
                             "goal": scenario.goal, "broker": run_one(scenario, target, sizes),
-                            "ceiling": run_one(scenario, ceiling_target, sizes)})
+                            "ceiling": run_one(scenario, ceiling_target(scenario, echo, flood), sizes)})
     return results
 
 

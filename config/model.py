@@ -9,7 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from config.address import Address, split_address
+from config.address import Address
+from config.connector import ClientAuth, parse_connector_uri
+from config.security import AuthenticationSettings, AuthorizationSettings
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -112,6 +114,15 @@ class Limits(_Strict):
     max_heartbeat_ms: int = Field(60_000, ge=1)
     default_prefetch: int = Field(1000, ge=1)
     max_redeliveries: int = Field(6, ge=0, description="NACKs before a message goes to ActiveMQ.DLQ")
+    # Selectors run once per message and come from clients: bounded at SUBSCRIBE (broker/selector.py).
+    selector_max_length: int = Field(4096, ge=16, le=1024 * 1024)
+    # Parser and evaluator recurse once per level: the cap keeps them far from Python's own limit.
+    selector_max_depth: int = Field(32, ge=1, le=64)
+    selector_max_cost: int = Field(256, ge=8, description="operations a selector may cost per message")
+    selector_max_like_length: int = Field(1024, ge=1)
+    # Dispatch, topic fan-out and a connection's frames give the event loop back after this long,
+    # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
+    work_slice_ms: float = Field(2.0, gt=0, le=1000)
 
     @model_validator(mode="after")
     def _heartbeats_within_clamp(self) -> Limits:
@@ -120,6 +131,21 @@ class Limits(_Strict):
                 raise ValueError(f"{name} ({getattr(self, name)}) exceeds max_heartbeat_ms "
                                  f"({self.max_heartbeat_ms})")
         return self
+
+
+class TlsSettings(_Strict):
+    """The certificate every TLS connector (ssl://, stomp+ssl://) presents, and whom it trusts.
+
+    Files are PEM. `key` may be left out when `cert` holds the key too. `ca` is the CA bundle that
+    client certificates must chain to; it is required once client certificates are asked for.
+    The files are read at startup (a bad one is a configuration error) and again at each takeover.
+    """
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: Path | None = None
+    # none: no client certificate asked; optional: asked, checked if sent; required: no cert, no TLS.
+    client_auth: ClientAuth = "none"
 
 
 def _default_name() -> str:
@@ -134,7 +160,13 @@ class BrokerConfig(_Strict):
     lock: LockSettings = Field(default_factory=LockSettings)
     limits: Limits = Field(default_factory=Limits)
     metrics_port: int | None = Field(None, ge=0, le=65535)
-    metrics_host: str = "0.0.0.0"
+    # Loopback unless configured otherwise: the endpoint has no authentication and names destinations.
+    metrics_host: str = Field("127.0.0.1", min_length=1)
+    # Off: per-destination series are summed into one series without the destination label.
+    metrics_destination_names: bool = True
+    tls: TlsSettings = Field(default_factory=TlsSettings, validate_default=True)
+    authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
+    authorization: AuthorizationSettings = Field(default_factory=AuthorizationSettings)
 
     @field_validator("connectors")
     @classmethod
@@ -143,19 +175,35 @@ class BrokerConfig(_Strict):
         # that knows them passes them as validation context, e.g. build_config(schemes=...).
         schemes: Collection[str] | None = (info.context or {}).get(SCHEMES_CONTEXT)
         for uri in uris:
-            address = parse_connector(uri)
+            address = parse_connector(uri)  # the URI's options are checked here too
             if schemes is not None and address.scheme not in schemes:
                 known = ", ".join(f"{name}://" for name in sorted(schemes))
                 raise ValueError(f"connector {uri!r}: scheme must be one of {known} (got {address.scheme!r})")
         return uris
+
+    @field_validator("tls")
+    @classmethod
+    def _tls_connectors_have_a_certificate(cls, tls: TlsSettings, info: ValidationInfo) -> TlsSettings:
+        # Declared after `connectors`, so info.data holds them (absent if they were invalid).
+        connectors = [parse_connector_uri(uri) for uri in info.data.get("connectors", ())]
+        secure = [c for c in connectors if c.tls]
+        if secure and tls.cert is None:
+            uri = f"{secure[0].scheme}://{secure[0].address.host}:{secure[0].address.port}"
+            raise ValueError(f"connector {uri} needs a certificate: set tls.cert and tls.key "
+                             "(--tls-cert, --tls-key)")
+        levels = {tls.client_auth} | {c.client_auth for c in secure if c.client_auth is not None}
+        if secure and levels - {"none"} and tls.ca is None:
+            raise ValueError("client certificates are asked for (client_auth, needClientAuth or "
+                             "wantClientAuth): set tls.ca to the CA bundle they must chain to (--tls-ca)")
+        return tls
 
 
 ConnectorAddress = Address
 
 
 def parse_connector(uri: str) -> Address:
-    """Split `scheme://host:port` (config.address); raise ValueError. Any scheme passes here."""
-    return split_address(uri, "connector", listen=True)
+    """Split `scheme://host:port[?options]` (config.connector); raise ValueError. Any scheme passes here."""
+    return parse_connector_uri(uri).address
 
 
 def connector_address(uri: str) -> tuple[str, int]:

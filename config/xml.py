@@ -25,9 +25,13 @@ Honoured:
       amqPersistenceAdapter: maxFileLength size (-> store.appendlog_segment_size), syncOnWrite bool,
                 checkpointInterval ms, cleanupInterval ms
       child:    <locker><shared-file-locker lockAcquireSleepInterval=ms/></locker> (-> lock.acquire_interval)
-    <transportConnectors>   config/xmlconnectors.py: the STOMP ones, `?maximumConnections=` and the
-                            other options with an equivalent in [limits]
+    <transportConnectors>   config/xmlconnectors.py: the STOMP ones (tcp, ssl, ws, wss flavours), with
+                            the options config/connector.py honours per connector (maximumConnections,
+                            wireFormat.maxFrameSize, client certificates) and a few broker-wide ones
     <destinationPolicy>     config/xmlpolicy.py: gcInactiveDestinations/inactiveTimoutBeforeGC
+    <plugins>               config/xmlsecurity.py: simpleAuthenticationPlugin and authorizationPlugin;
+                            any other authentication or authorization plugin is refused
+    <sslContext> is refused: BatonMQ reads PEM files (tls.cert, tls.key, tls.ca), not Java key stores.
 
 Spring placeholders `${activemq.base}`, `${activemq.data}`, ... are expanded from the ACTIVEMQ_*
 variables ActiveMQ's start script uses (config/placeholders.py); any other placeholder is undefined,
@@ -49,6 +53,7 @@ from config.errors import ConfigError
 from config.units import millis_to_seconds, parse_bool, parse_millis, parse_size
 from config.xmlconnectors import map_connectors
 from config.xmlpolicy import map_destination_policy
+from config.xmlsecurity import map_plugins
 from config.xmltree import Path_, Table, XmlMapping, attributes, children, convert, local
 
 __all__ = ["XmlMapping", "parse_activemq_xml"]
@@ -137,6 +142,8 @@ def parse_activemq_xml(
             map_connectors(child, out, schemes)
         elif name == "destinationPolicy":
             map_destination_policy(child, out)
+        elif name == "plugins":
+            map_plugins(child, out)
         else:
             _screen_element(name, child, out)
     _report_outside(root, broker, out)

@@ -1,25 +1,27 @@
 """`<transportConnectors>` of an ActiveMQ XML file: the connectors BatonMQ serves and their options.
 
 Every connector BatonMQ serves speaks STOMP, whatever ActiveMQ's scheme says (tcp:// is OpenWire
-there, auto:// detects the protocol): they become tcp://HOST:PORT, or ssl://, ws://, wss:// where
+there, auto:// detects the protocol): they become tcp://HOST:PORT, ssl://, ws:// or wss://, where
 this build serves those. A connector for a protocol BatonMQ does not speak (AMQP, MQTT, ...) is
 skipped with a WARNING; if none is left the file is refused rather than falling back to the default
 connector, which would listen where the operator never asked.
 
-URI options with an equivalent map to [limits], which are broker-wide (one value for every
-connector, so connectors that give different values are refused); known tuning options are ignored
-with a WARNING; anything else is an error, as for attributes.
+The URI options config/connector.py honours stay on the connector's URI, as that connector's own
+limits (maximumConnections, wireFormat.maxFrameSize) and client-certificate policy; two STOMP
+options map to broker-wide [limits] (connectors must then agree); known tuning options are ignored
+with a WARNING; anything else is an error, as ActiveMQ itself refuses options it does not use.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit
 from xml.etree.ElementTree import Element
 
+from config.connector import CLIENT_AUTH_OPTIONS, LIMIT_OPTIONS, TLS_SCHEMES
 from config.errors import ConfigError
 from config.placeholders import first_unresolved, unresolved_problem
-from config.units import millis_to_seconds, parse_size
+from config.units import millis_to_seconds
 from config.xmlcompat import names
 from config.xmltree import Known, Table, XmlMapping, attributes, children, convert, local
 
@@ -35,14 +37,14 @@ OTHER_PROTOCOLS = frozenset({
     "mqtt+nio+ssl", "mqtt+ws", "mqtt+wss", "udp", "vm", "http", "https", "multicast", "discovery",
 })
 
+# Kept on the URI, under config/connector.py's name for them (ActiveMQ's STOMP transport takes both).
+KEPT_OPTIONS = {name: name for name in LIMIT_OPTIONS} | {"transport.maxFrameSize": "wireFormat.maxFrameSize"}
 _LIMITS = ("limits",)
-OPTIONS: Table = {
-    "maximumConnections": (_LIMITS + ("max_connections",), int),
-    "wireFormat.maxFrameSize": (_LIMITS + ("max_frame_size",), parse_size),
-    "transport.maxFrameSize": (_LIMITS + ("max_frame_size",), parse_size),
+BROKER_WIDE: Table = {
     "transport.connectAttemptTimeout": (_LIMITS + ("connect_timeout",), millis_to_seconds),
     "transport.hbGracePeriodMultiplier": (_LIMITS + ("heartbeat_grace",), float),
 }
+HONOURED = (*KEPT_OPTIONS, *BROKER_WIDE, *CLIENT_AUTH_OPTIONS)
 _TUNING = "TCP or JVM tuning with no equivalent here"
 _SOCKET_OPTIONS = names("""
     closeAsync tcpNoDelay keepAlive soTimeout soLinger soWriteTimeout socketBufferSize ioBufferSize trace
@@ -59,6 +61,8 @@ IGNORED_OPTIONS = {
     **dict.fromkeys(["transport.maxDataLength", "wireFormat.maxDataLength"],
                     "a body is bounded by limits.max_frame_size"),
     "transport.defaultHeartBeat": "heart-beats are negotiated only with clients that offer them (STOMP 1.1)",
+    **dict.fromkeys(names("transport.enabledProtocols transport.enabledCipherSuites"),
+                    "BatonMQ's TLS accepts TLS 1.2 and later with the ciphers of Python's ssl module"),
 }
 # Any other wireFormat.* option tunes OpenWire's encoding, which a STOMP broker does not have.
 _WIRE_FORMAT_PREFIX = "wireFormat."
@@ -93,9 +97,11 @@ def map_connectors(element: Element, out: XmlMapping, served: Collection[str] | 
         uri = _connector(child, label, out, served)
         if uri is None:
             continue
-        if uri in seen:
-            raise ConfigError(f"{label}@uri", f"{uri} is already used by {seen[uri]}")
-        seen[uri] = label
+        # One address, one listener, whatever the scheme or options.
+        address = uri.partition("://")[2].partition("?")[0]
+        if address in seen:
+            raise ConfigError(f"{label}@uri", f"{uri.partition('?')[0]} is already used by {seen[address]}")
+        seen[address] = label
         uris.append(uri)
     if not uris:
         raise ConfigError("transportConnectors", "none of them is a connector BatonMQ serves (STOMP, e.g. "
@@ -125,9 +131,12 @@ def _connector(element: Element, label: str, out: XmlMapping, served: Collection
     if served is not None and ours not in served:
         out.ignore(label, f"{ours}:// connectors are not served by this BatonMQ")
         return None
+    if parts.path not in ("", "/") and ours in ("ws", "wss"):
+        out.ignore(f"{key} path {parts.path}", "BatonMQ's WebSocket connector serves every path")
+        parts = parts._replace(path="")
     uri: str = convert(key, text, lambda _: _normalise(parts, ours))
-    _map_options(key, parts.query, out)
-    return uri
+    kept = _map_options(key, parts.query, out, ours)
+    return uri + (f"?{urlencode(kept, safe='.')}" if kept else "")
 
 
 def _normalise(parts: SplitResult, scheme: str) -> str:
@@ -140,11 +149,20 @@ def _normalise(parts: SplitResult, scheme: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def _map_options(key: str, query: str, out: XmlMapping) -> None:
+def _map_options(key: str, query: str, out: XmlMapping, scheme: str) -> list[tuple[str, str]]:
+    """The options kept on the connector's URI, in their order; the others mapped or reported."""
+    kept: list[tuple[str, str]] = []
     for name, text in parse_qsl(query, keep_blank_values=True):
         origin = f"{key}?{name}"
-        if name in OPTIONS:
-            path, convert_ = OPTIONS[name]
+        if name in KEPT_OPTIONS:
+            kept.append((KEPT_OPTIONS[name], text))  # config/connector.py checks the value
+        elif name in CLIENT_AUTH_OPTIONS:
+            if scheme in TLS_SCHEMES:
+                kept.append((name, text))
+            else:
+                out.ignore(origin, "client certificates apply to TLS connectors only")
+        elif name in BROKER_WIDE:
+            path, convert_ = BROKER_WIDE[name]
             out.agree(path, convert(origin, text, convert_), origin)
         elif name in IGNORED_OPTIONS:
             out.ignore(origin, IGNORED_OPTIONS[name])
@@ -155,4 +173,5 @@ def _map_options(key: str, query: str, out: XmlMapping) -> None:
             if text.strip().lower() != harmless:
                 raise ConfigError(origin, f"only {harmless!r} is accepted: {why}")
         else:
-            raise ConfigError(origin, f"unknown connector option (honoured: {', '.join(OPTIONS)})")
+            raise ConfigError(origin, f"unknown connector option (honoured: {', '.join(HONOURED)})")
+    return kept

@@ -2,7 +2,8 @@
 
 An attribute is either honoured (it maps to a setting), known and harmless here (ignored with one
 WARNING naming it), allowed only with its harmless value, or an error: unknown names are errors
-because a misspelt attribute must not silently leave a default in force.
+because a misspelt attribute must not silently leave a default in force. Shared by config/xml.py
+(broker, stores), config/xmlconnectors.py, config/xmlpolicy.py and config/xmlsecurity.py (the plugins).
 """
 
 from __future__ import annotations

@@ -100,6 +100,24 @@ class DurableSubscription:
     name: str
     destination: str  # /topic/...
     selector: str | None = None
+    # The user who created it (docs/security.md, "Ownership"); None: made without authentication
+    # or by a version before owners were kept. Stores write it only when set, so a store used
+    # without authentication keeps the older five-field records.
+    owner: str | None = None
+
+    def fields(self) -> list[str | None]:
+        """The record every store writes: five fields, a sixth only when there is an owner."""
+        base = [self.key, self.client_id, self.name, self.destination, self.selector]
+        return base if self.owner is None else [*base, self.owner]
+
+    @staticmethod
+    def valid_fields(fields: object) -> bool:
+        """Four strings, a string or nil selector, and optionally a string owner."""
+        if not isinstance(fields, list) or len(fields) not in (5, 6):
+            return False
+        strings, selector, owner = fields[:4], fields[4], fields[5:]
+        return (all(isinstance(f, str) for f in strings) and (selector is None or isinstance(selector, str))
+                and all(isinstance(f, str) for f in owner))
 
 
 @dataclass(slots=True, frozen=True)

@@ -1,9 +1,12 @@
 """One client's STOMP connection, whatever carries it: the FrameLink between a Wire and a FrameHandler.
 
-Reading: bytes go into the sans-I/O parser; complete frames wait in a bounded queue
-(`limits.max_pending_frames`) for one reader task that hands them to the handler one at a time, in
-order. When the queue is full the wire stops reading (`pause_reading`): the transport pushes back on
-the client instead of our memory growing.
+Reading: bytes go into the sans-I/O parser, FEED_CHUNK at a time; complete frames wait in a bounded
+queue (`limits.max_pending_frames`) for one reader task that hands them to the handler one at a
+time, in order. When the queue is full the wire stops reading (`pause_reading`) and the rest of a
+large read waits unparsed: the transport pushes back on the client instead of our memory growing.
+The reader gives the event loop back after `limits.work_slice_ms` of frames, even if more are
+queued: handling a frame rarely awaits anything, so without that one busy client would hold the
+loop for all of its queued frames (issue 11).
 
 Writing: frames are encoded with the negotiated version and written to the wire. When the wire's
 buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
@@ -34,6 +38,7 @@ CLOSE_LINGER = 5.0  # seconds a closing wire may take to flush before it is abor
 # Why a connection ended (`close_reason`), as the server counts them; a fixed set, so metrics stay bounded.
 CONNECT_TIMEOUT = "connect_timeout"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
+FEED_CHUNK = 64 * 1024  # bytes given to the parser at once, frames taken out in between
 
 
 class Connection:
@@ -53,6 +58,7 @@ class Connection:
         self.wire: Wire | None = None
         self.parser = StompParser(limits.max_frame_size, limits.max_header_count, limits.max_header_length)
         self._frames: deque[Frame | ProtocolError] = deque()
+        self._unfed: deque[memoryview] = deque()  # read but not yet parsed: the frame queue is full
         self._wakeup = asyncio.Event()
         self._reading_paused = False
         self._reader: asyncio.Task[None] | None = None
@@ -82,12 +88,8 @@ class Connection:
         self._last_rx = asyncio.get_running_loop().time()
         if self.closing or not self._frames_allowed():
             return
-        try:
-            self.parser.feed(data)
-        except ProtocolError as error:
-            self._queue_error(error)
-            return
-        self._pull_frames()
+        self._unfed.append(memoryview(data))
+        self._feed()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closing = True
@@ -119,6 +121,24 @@ class Connection:
     def _frames_allowed(self) -> bool:
         return not (self._frames and isinstance(self._frames[-1], ProtocolError))
 
+    def _feed(self) -> None:
+        """Parse held bytes a chunk at a time while the frame queue has room; pause reading if not."""
+        unfed, limit = self._unfed, self.limits.max_pending_frames
+        while unfed and len(self._frames) < limit and self._frames_allowed():
+            view = unfed[0]
+            if len(view) > FEED_CHUNK:
+                unfed[0], view = view[FEED_CHUNK:], view[:FEED_CHUNK]
+            else:
+                unfed.popleft()
+            try:
+                self.parser.feed(view)
+            except ProtocolError as error:
+                self._queue_error(error)
+                return
+            self._pull_frames()
+        if unfed:
+            self._pause_reading()
+
     def _pull_frames(self) -> None:
         """Move parsed frames into the bounded queue; stop reading the wire while it is full."""
         try:
@@ -145,10 +165,14 @@ class Connection:
             self.wire.pause_reading()
 
     async def _read_loop(self) -> None:
+        # perf_counter, not loop.time(): uvloop's clock only moves between turns of the loop.
+        slice_seconds = self.limits.work_slice_ms / 1000
+        slice_end = time.perf_counter() + slice_seconds
         while not self.closing:
             if not self._frames:
                 self._wakeup.clear()
                 await self._wakeup.wait()
+                slice_end = time.perf_counter() + slice_seconds
                 continue
             item = self._frames.popleft()
             if isinstance(item, ProtocolError):
@@ -156,13 +180,18 @@ class Connection:
                 return
             if self._reading_paused and self._frames_allowed():
                 self._pull_frames()
-                if len(self._frames) < self.limits.max_pending_frames and self._frames_allowed():
+                self._feed()
+                if (not self._unfed and len(self._frames) < self.limits.max_pending_frames
+                        and self._frames_allowed()):
                     self._reading_paused = False
                     # Beats could not reach us while we did not read: silence counts from now.
                     self._last_rx = asyncio.get_running_loop().time()
                     if self.wire is not None and not self.closing:
                         self.wire.resume_reading()
             await self._handle(item)
+            if time.perf_counter() >= slice_end:
+                await asyncio.sleep(0)  # let the loop read and answer the other clients
+                slice_end = time.perf_counter() + slice_seconds
 
     async def _handle(self, frame: Frame) -> None:
         assert self.handler is not None

@@ -1,22 +1,38 @@
 """Connector URI schemes → server classes, imported lazily (as stores/registry.py does for stores).
 
-A scheme is added here together with its module: `ssl` and `ws` come with later issues. The
-configuration checks only the `scheme://HOST:PORT` syntax (config must not import transports); the
-command line hands `SCHEMES` to `config.loader.build_config` so that an unknown scheme is one
-configuration error naming the known ones.
+A scheme is added here together with its module. The configuration checks only the
+`scheme://HOST:PORT?options` syntax (config must not import transports); the command line hands
+`SCHEMES` to `config.loader.build_config` so that an unknown scheme is one configuration error
+naming the known ones.
+
+A connector URI's options (config/connector.py) make its own limits: `maximumConnections` and
+`wireFormat.maxFrameSize` replace the broker-wide `limits` for that listener only, and the TLS
+ones its client-certificate policy. TLS schemes (`config.connector.TLS_SCHEMES`) get the
+SSLContext built from `[tls]`.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
-from config.model import Limits, parse_connector
+from config.connector import Connector, parse_connector_uri
+from config.errors import ConfigError
+from config.model import Limits, TlsSettings
 from transports.server import HandlerFactory, StompServer
+
+if TYPE_CHECKING:  # imported lazily at run time, like every server class
+    from transports.tls import TlsServer
+    from transports.websocket import WsServer
 
 SCHEMES: dict[str, str] = {
     "tcp": "transports.tcp:TcpServer",
     # ActiveMQ's name for a STOMP-only TCP connector; ours speak only STOMP anyway.
     "stomp": "transports.tcp:TcpServer",
+    "ssl": "transports.tls:TlsServer",
+    "stomp+ssl": "transports.tls:TlsServer",
+    "ws": "transports.websocket:WsServer",
+    "wss": "transports.websocket:WsServer",
 }
 
 
@@ -39,7 +55,27 @@ def server_class(scheme: str) -> type[StompServer]:
     return cls
 
 
-def create_server(uri: str, handler_factory: HandlerFactory, limits: Limits) -> StompServer:
-    """The (not yet started) server for one configured connector URI."""
-    address = parse_connector(uri)
-    return server_class(address.scheme)(address.host, address.port, handler_factory, limits, address.scheme)
+def connector_limits(connector: Connector, limits: Limits) -> Limits:
+    """The broker-wide limits with this connector's own options in place."""
+    if not connector.limits:
+        return limits
+    return Limits.model_validate({**limits.model_dump(), **connector.limits})
+
+
+def create_server(uri: str, handler_factory: HandlerFactory, limits: Limits,
+                  tls: TlsSettings | None = None) -> StompServer:
+    """The (not yet started) server for one configured connector URI; `tls` serves ssl:// ones."""
+    connector = parse_connector_uri(uri)
+    cls = server_class(connector.scheme)
+    address, own_limits = connector.address, connector_limits(connector, limits)
+    if not connector.tls:
+        return cls(address.host, address.port, handler_factory, own_limits, address.scheme)
+    from transports.tls import server_context
+
+    if tls is None:
+        raise ConfigError("tls", f"connector {uri} needs TLS settings")
+    context = server_context(tls, connector.client_auth)
+    secure: type[TlsServer | WsServer] = cls  # type: ignore[assignment]  # what TLS_SCHEMES map to
+    server: StompServer = secure(address.host, address.port, handler_factory, own_limits, address.scheme,
+                                 context=context)
+    return server

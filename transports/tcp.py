@@ -1,9 +1,10 @@
 """The TCP connector for STOMP (`tcp://` and `stomp://`): an asyncio server whose peers are StreamWires.
 
-`StreamWire` is the asyncio Protocol adapter for byte-stream transports (TCP now, TLS next): a Wire
-over an asyncio Transport that forwards the transport's callbacks to its Connection. It only moves
-bytes and flow-control signals; everything STOMP happens in transports/connection.py, and the
-connections, the connection limit and the staged shutdown are StompServer's (transports/server.py).
+`StreamWire` is the asyncio Protocol adapter for byte-stream transports (TCP, and TLS:
+transports/tls.py is this server with an SSL context): a Wire over an asyncio Transport that
+forwards the transport's callbacks to its Connection. It only moves bytes and flow-control
+signals; everything STOMP happens in transports/connection.py, and the connections, the
+connection limit and the staged shutdown are StompServer's (transports/server.py).
 
 Works on any asyncio event loop (the daemon installs uvloop).
 """
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import cast
+from typing import Any, cast
 
 from transports.connection import Connection
 from transports.server import StompServer
@@ -33,8 +34,9 @@ class StreamWire(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
-        # Only a TLS transport has one; None for plain TCP.
-        certificate = transport.get_extra_info("peercert")
+        # Only a TLS peer that sent a certificate the context verified has one (`{}` or None
+        # otherwise); None for plain TCP.
+        certificate = transport.get_extra_info("peercert") or None
         self.conn.open(self, f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer), certificate)
 
     def data_received(self, data: bytes) -> None:
@@ -84,8 +86,13 @@ class TcpServer(StompServer):
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: StreamWire(self.new_connection()), self.host, self.port, reuse_address=True
+            lambda: StreamWire(self.new_connection()), self.host, self.port, reuse_address=True,
+            **self._listen_options(),
         )
+
+    def _listen_options(self) -> dict[str, Any]:
+        """More keywords for loop.create_server: the TLS connector adds its SSL context."""
+        return {}
 
     @property
     def sockets(self) -> tuple[socket.socket, ...]:

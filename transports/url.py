@@ -3,8 +3,9 @@
 Accepted forms (ActiveMQ "Failover Transport Reference"):
 
     tcp://host:port                  stomp://host:port              tcp://[::1]:61616
+    ssl://host:port                  stomp+ssl://host:port          (TLS; see transports/tls.py)
     failover:(tcp://h1:p1,tcp://h2:p2)?initialReconnectDelay=100&randomize=false
-    failover:tcp://h1:p1,tcp://h2:p2                                failover://(tcp://h1:p1)
+    failover:tcp://h1:p1,tcp://h2:p2                                failover://(ssl://h1:p1)
 
 Options use ActiveMQ's camelCase names and defaults and are case-sensitive, as there. Unknown options
 are errors rather than ignored, so a typo cannot silently leave a client retrying forever. ActiveMQ
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from config.address import split_address
 from config.errors import BrokerError
 
-_SCHEMES = ("tcp", "stomp")
+_SCHEMES = ("tcp", "stomp", "ssl", "stomp+ssl")
+TLS_SCHEMES = ("ssl", "stomp+ssl")
 _MAX_URL_LENGTH = 8192
 _MAX_BROKERS = 64
 _INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
@@ -58,6 +60,12 @@ class BrokerUrl:
     brokers: tuple[tuple[str, int], ...]
     failover: bool
     options: FailoverOptions = field(default_factory=FailoverOptions)
+    # The brokers named with ssl:// or stomp+ssl://: reached over TLS.
+    tls: frozenset[tuple[str, int]] = frozenset()
+
+    def scheme(self, broker: tuple[str, int]) -> str:
+        """How to name `broker` in messages: ssl or tcp."""
+        return "ssl" if broker in self.tls else "tcp"
 
 
 # URL name -> (attribute, parser, lowest allowed value or None).
@@ -84,11 +92,17 @@ def parse_url(url: str) -> BrokerUrl:
     if not url.startswith("failover:"):
         if "?" in url:
             raise UrlError(f"broker URI {url!r} takes no options; put them on a failover: URL")
-        return BrokerUrl(brokers=(parse_broker(url),), failover=False)
-    rest = url[len("failover:"):].removeprefix("//")
-    members, query = _split_failover(rest, url)
+        members, failover, options = [url], False, FailoverOptions()
+    else:
+        rest = url[len("failover:"):].removeprefix("//")
+        members, query = _split_failover(rest, url)
+        failover, options = True, parse_options(query)
     brokers = tuple(parse_broker(member) for member in members)
-    return BrokerUrl(brokers=brokers, failover=True, options=parse_options(query))
+    tls = frozenset(b for b, m in zip(brokers, members, strict=True) if m.partition("://")[0] in TLS_SCHEMES)
+    for broker, member in zip(brokers, members, strict=True):
+        if broker in tls and member.partition("://")[0] not in TLS_SCHEMES:
+            raise UrlError(f"failover URL {url!r} names {member.partition('://')[2]} with and without TLS")
+    return BrokerUrl(brokers=brokers, failover=failover, options=options, tls=tls)
 
 
 def _split_failover(rest: str, url: str) -> tuple[list[str], str]:
@@ -116,10 +130,11 @@ def _split_failover(rest: str, url: str) -> tuple[list[str], str]:
 
 
 def parse_broker(uri: str) -> tuple[str, int]:
-    """(host, port) from 'tcp://host:port', 'stomp://host:port' or 'tcp://[v6]:port'."""
+    """(host, port) from 'tcp://host:port', 'ssl://host:port', 'stomp://...' or 'tcp://[v6]:port'."""
     scheme = uri.partition("://")[0]
     if "://" in uri and scheme not in _SCHEMES:
-        raise UrlError(f"broker URI {uri!r}: unsupported scheme {scheme!r} (expected tcp or stomp)")
+        expected = ", ".join(_SCHEMES)
+        raise UrlError(f"broker URI {uri!r}: unsupported scheme {scheme!r} (expected one of {expected})")
     if "?" in uri:
         raise UrlError(f"broker URI {uri!r} takes no options; put them after the failover list")
     try:

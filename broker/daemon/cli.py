@@ -1,4 +1,4 @@
-"""The command line of design.md section 6: `batonmq start|produce|consume|status`.
+"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd`.
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
 (`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
@@ -68,6 +68,10 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "store": {"type": args.store},
         "connectors": args.connector or None,
         "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host,
+        "metrics_destination_names": args.metrics_destination_names,
+        "tls": {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
+                "client_auth": args.tls_client_auth},
         "lock": {
             "acquire_interval": args.lock_acquire_interval,
             "keepalive_period": args.lock_keepalive_period,
@@ -80,10 +84,15 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def run_start(args: argparse.Namespace) -> int:
     from config.loader import build_config
     from transports.registry import SCHEMES
+    from transports.tls import check_tls_connectors
 
     file = args.config or os.environ.get("BATONMQ_CONFIG") or None
+    from broker.daemon.run import load_authenticator, run  # lazily: `produce`/`status` need none of it
+
     try:
         config = build_config(Path(file) if file else None, os.environ, start_overrides(args), SCHEMES)
+        check_tls_connectors(config)
+        authenticator = load_authenticator(config)
     except ConfigError as exc:
         return fail(f"invalid configuration: {exc.key}: {exc.problem}")
     from broker.daemon.preflight import PreflightError, preflight
@@ -92,9 +101,7 @@ def run_start(args: argparse.Namespace) -> int:
         preflight(config)  # before the lock: nothing taken, no epoch bumped
     except PreflightError as exc:
         return fail(f"cannot start: {exc}", ExitCode.CONFIG)
-    from broker.daemon.run import run  # lazily: `produce`/`status` need none of the broker
-
-    return run(config)
+    return run(config, authenticator)
 
 
 # -- produce / consume / status ---------------------------------------------------------------
@@ -136,15 +143,35 @@ def _report(result: Any, as_json: bool) -> int:
     return ExitCode.OK if result.ok else ExitCode.FAILED
 
 
+def _client_tls(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The SSL context for ssl:// brokers from --tls-ca/--tls-cert/--tls-key, or a problem."""
+    from transports.tls import client_context
+    from transports.url import parse_url
+
+    given = [flag for flag, value in (("--tls-ca", args.tls_ca), ("--tls-cert", args.tls_cert),
+                                      ("--tls-key", args.tls_key)) if value]
+    if not parse_url(args.url).tls:
+        # Plain TCP while the user believes TLS is on would be the worst way to ignore a flag.
+        return None, f"{', '.join(given)} given, but the URL names no ssl:// broker" if given else None
+    try:
+        ca, cert, key = (Path(v) if v else None for v in (args.tls_ca, args.tls_cert, args.tls_key))
+        return client_context(ca, cert, key), None
+    except ConfigError as exc:
+        return None, f"invalid {exc.key}: {exc.problem}"
+
+
 def run_produce(args: argparse.Namespace) -> int:
     from broker.tools.produce import ProduceOptions, produce
     from broker.tools.progress import Progress
 
     if problem := _check_url(args.url) or _check_destination(args.destination):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
                           persistent=args.persistent, receipts=args.receipts, rate=args.rate,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     result = _run_async(produce(opts, Progress("produce", args.count)))
     return _report(result, args.json)
 
@@ -155,8 +182,11 @@ def run_consume(args: argparse.Namespace) -> int:
 
     if problem := _check_url(args.url) or _check_destination(args.destination):
         return fail(problem)
+    tls, problem = _client_tls(args)
+    if problem:
+        return fail(problem)
     opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
-                          login=args.login, passcode=args.passcode)
+                          login=args.login, passcode=args.passcode, tls=tls)
     printer = _print_body if args.print else None
     result = _run_async(consume(opts, Progress("consume", args.count), on_message=printer))
     return _report(result, args.json)
@@ -176,6 +206,27 @@ def run_status(args: argparse.Namespace) -> int:
     print(json.dumps(status.fields()) if args.json else status.text(), flush=True)
     # Scripts and health checks ask "is there a master?": say it in the exit code too.
     return ExitCode.OK if status.locked else ExitCode.FAILED
+
+
+def run_passwd(args: argparse.Namespace) -> int:
+    """Print an argon2id hash of a password read from the terminal (twice) or one line of stdin:
+    never from the command line, where `ps` and shell history would show it."""
+    from config.passwords import MAX_PASSWORD, hash_password
+
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            return fail("passwd: the two passwords differ")
+    else:
+        password = sys.stdin.readline(MAX_PASSWORD + 2).rstrip("\r\n")
+    if not password:
+        return fail("passwd: empty password")
+    if len(password) > MAX_PASSWORD:
+        return fail(f"passwd: longer than {MAX_PASSWORD} characters")
+    print(hash_password(password), flush=True)
+    return ExitCode.OK
 
 
 def run_fscheck(args: argparse.Namespace) -> int:
@@ -251,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consume(commands)
     _add_status(commands)
     _add_fscheck(commands)
+    _add_passwd(commands)
     _add_bench(commands)
     return parser
 
@@ -290,9 +342,21 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--data", metavar="DIR", help="shared data directory (default ./data)")
     p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
-                   help="STOMP connector; repeat for several (default tcp://0.0.0.0:61616)")
+                   help="STOMP connector (tcp://, ssl://; ?maximumConnections=N...); repeat for several "
+                        "(default tcp://0.0.0.0:61616)")
     p.add_argument("--metrics-port", metavar="P",
                    help="serve /metrics and /healthz on this port (default: not served)")
+    p.add_argument("--metrics-host", metavar="HOST", help="address /metrics binds (default 127.0.0.1)")
+    p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
+                   const=False, help="sum destination series into one, naming no destination (default: "
+                   "one series per destination)")
+    p.add_argument("--tls-cert", metavar="FILE",
+                   help="PEM certificate (chain) of the ssl:// connectors (default: none)")
+    p.add_argument("--tls-key", metavar="FILE", help="its unencrypted PEM key (default: in --tls-cert)")
+    p.add_argument("--tls-ca", metavar="FILE",
+                   help="PEM CA bundle that client certificates must chain to (default: none)")
+    p.add_argument("--tls-client-auth", metavar="none|optional|required",
+                   help="ask ssl:// clients for a certificate (default none)")
     p.add_argument("--lock-acquire-interval", metavar="S",
                    help="slave lock retry interval, seconds (default 0.2)")
     p.add_argument("--lock-keepalive-period", metavar="S",
@@ -304,11 +368,15 @@ def _add_start(commands: Any) -> None:
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", required=True, help="tcp://HOST:PORT or failover:(tcp://...,tcp://...)?options")
+    p.add_argument("--url", required=True,
+                   help="tcp://HOST:PORT, ssl://HOST:PORT or failover:(tcp://...,ssl://...)?options")
     p.add_argument("--destination", required=True, metavar="/queue/X", help="/queue/NAME or /topic/NAME")
     p.add_argument("--login", help="STOMP login")
     p.add_argument("--passcode", help="STOMP passcode")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.add_argument("--tls-ca", metavar="FILE", help="ssl:// brokers: PEM CAs to trust (default: system CAs)")
+    p.add_argument("--tls-cert", metavar="FILE", help="ssl:// brokers: PEM client certificate, if asked for")
+    p.add_argument("--tls-key", metavar="FILE", help="its PEM private key (default: in --tls-cert)")
 
 
 def _add_produce(commands: Any) -> None:
@@ -355,6 +423,12 @@ def _add_fscheck(commands: Any) -> None:
     p.add_argument("--json", action="store_true", help="print as one JSON object")
     # fscheck's own tests: the killed holder's lock lives on in a forked child for S seconds.
     p.add_argument("--simulate-stuck-holder", type=_seconds, default=0.0, help=argparse.SUPPRESS)
+
+
+def _add_passwd(commands: Any) -> None:
+    p = _subparser(commands, "passwd", "print an argon2id password hash for [authentication] users or a "
+                   "users.properties file (reads the password from the terminal or stdin)")
+    p.set_defaults(run=run_passwd)
 
 
 def _add_bench(commands: Any) -> None:

@@ -155,23 +155,26 @@ class _LifecycleCollector(Collector):
             "batonmq_destinations_collected", "Idle destinations removed by the destination GC",
             value=broker.destinations.collected,
         )
-        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
-            "enqueued": CounterMetricFamily(
-                "batonmq_destination_enqueued", "Messages accepted", labels=["destination"]
-            ),
-            "dequeued": CounterMetricFamily(
-                "batonmq_destination_dequeued", "Messages consumed", labels=["destination"]
-            ),
-            "in_flight": GaugeMetricFamily(
-                "batonmq_destination_in_flight", "Dispatched, unacked", labels=["destination"]
-            ),
-            "depth": GaugeMetricFamily(
-                "batonmq_destination_depth", "Messages waiting", labels=["destination"]
-            ),
+        # Destination names can tell a scraper what the applications do; without them each
+        # family is one series summed over every destination.
+        named = self.metrics.lifecycle.config.metrics_destination_names
+        labels = ["destination"] if named else []
+        kinds = {
+            "enqueued": (CounterMetricFamily, "batonmq_destination_enqueued", "Messages accepted"),
+            "dequeued": (CounterMetricFamily, "batonmq_destination_dequeued", "Messages consumed"),
+            "in_flight": (GaugeMetricFamily, "batonmq_destination_in_flight", "Dispatched, unacked"),
+            "depth": (GaugeMetricFamily, "batonmq_destination_depth", "Messages waiting"),
         }
-        for name, values in stats["destinations"].items():
-            for key, family in families.items():
-                family.add_metric([name], values.get(key, 0))
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
+            key: kind(name, help_text, labels=labels) for key, (kind, name, help_text) in kinds.items()
+        }
+        destinations = stats["destinations"]
+        for key, family in families.items():
+            if named:
+                for name, values in destinations.items():
+                    family.add_metric([name], values.get(key, 0))
+            else:
+                family.add_metric([], sum(values.get(key, 0) for values in destinations.values()))
         yield from families.values()
 
 

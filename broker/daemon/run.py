@@ -9,6 +9,8 @@ import signal
 import sys
 
 from broker.daemon.metrics import Metrics, serve_metrics
+from broker.engine.auth import Authenticator
+from broker.engine.users import build_authenticator
 from broker.ha.lifecycle import Lifecycle
 from broker.ha.roles import ExitCode
 from config.model import BrokerConfig
@@ -17,16 +19,26 @@ from transports import eventloop
 log = logging.getLogger("batonmq.daemon")
 
 
-def run(config: BrokerConfig) -> int:
-    """Run the broker; return the process exit code (see broker.ha.roles.ExitCode)."""
-    code = eventloop.run(_main(config))
+def run(config: BrokerConfig, authenticator: Authenticator | None = None) -> int:
+    """Run the broker; return the process exit code (see broker.ha.roles.ExitCode).
+
+    `authenticator` is what `load_authenticator(config)` built (None: every client is let in).
+    """
+    code = eventloop.run(_main(config, authenticator))
     # The last line of every run, whatever ended it: what a supervisor's log shows first.
     log.warning("broker %s: stopped, exit %d", config.name, code)
     return code
 
 
-async def _main(config: BrokerConfig) -> int:
+def load_authenticator(config: BrokerConfig) -> Authenticator | None:
+    """The authenticator of `config.authentication`, users files read (and plain passwords hashed)
+    now, before the loop starts: ConfigError names a file that cannot be used (exit 2)."""
+    return build_authenticator(config.authentication)
+
+
+async def _main(config: BrokerConfig, authenticator: Authenticator | None) -> int:
     lifecycle = Lifecycle(config)
+    lifecycle.authenticator = authenticator  # the master passes it to each term's broker
     _install_signal_handlers(lifecycle)
     log.info(
         "broker %s: starting (store %s, data %s, pid %d)",

@@ -28,9 +28,12 @@ AUTH_TIMEOUT = 10.0
 class Principal:
     name: str
     groups: frozenset[str] = field(default_factory=frozenset)
+    # Let in without credentials: the name is shared by every such client and proves nothing,
+    # so what is scoped by user (duplicate detection) is scoped by address as well for these.
+    anonymous: bool = False
 
 
-ANONYMOUS = Principal("anonymous", frozenset({"anonymous"}))
+ANONYMOUS = Principal("anonymous", frozenset({"anonymous"}), anonymous=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +75,9 @@ async def authenticate(authenticator: Authenticator, credentials: Credentials, w
     if principal is None:
         log.warning("%s (%s): login %r refused", who, peer, (credentials.login or "")[:100])
     return principal
+
+
+def host_of(peer: str) -> str:
+    """The address part of "host:port" (IPv6 too); the whole string for a peer without a port."""
+    host, sep, port = peer.rpartition(":")
+    return host.strip("[]") if sep and port.isdigit() else peer

@@ -25,10 +25,13 @@ from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
 from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
 from broker.engine.errors import ClientError, DestinationFull
+from broker.engine.guard import Guard
+from broker.engine.login import LoginThrottle
 from broker.engine.message import Message, now_ms
 from broker.engine.queue import Queue
 from broker.engine.replay import Replay
 from broker.engine.selector import SelectorError, compile_selector
+from broker.engine.slicing import Slicer
 from config.model import BrokerConfig
 from stores.base import (
     AddMessage,
@@ -60,6 +63,10 @@ Write = asyncio.Future[None] | None
 STOP_TIMEOUT = 5.0
 
 
+# Applies a SEND or COMMIT once its write is done; a future if delivery continues on later turns.
+Apply = Callable[[], "asyncio.Future[None] | None"]
+
+
 def _nothing() -> None:
     return None
 
@@ -71,6 +78,11 @@ class BrokerStats(TypedDict):
     destinations: dict[str, dict[str, int]]  # name -> counters, as Destinations.stats()
 
 
+async def _all_done(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        await future
+
+
 class Broker:
     def __init__(
         self, config: BrokerConfig, store: Store | None = None, authenticator: Authenticator | None = None
@@ -78,6 +90,7 @@ class Broker:
         self.config = config
         self.limits = config.limits
         self.store = store
+        self.slicer = Slicer(self.limits.work_slice_ms / 1000)  # dispatch and fan-out left for later turns
         self.destinations = Destinations(self, config.limits.max_destinations)
         self.producers = ProducerWindow(config.store.duplicate_window)
         self.sessions: set[Session] = set()
@@ -86,6 +99,9 @@ class Broker:
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
+        authn = config.authentication
+        self.logins = LoginThrottle(authn.failure_delay, authn.max_failure_delay)
+        self.guard = Guard(config.authorization, self.destinations)  # rights and owners
         self._tasks: set[asyncio.Future[None]] = set()  # store writes not yet done
         self._removals: list[Op] = []
         self._gc: asyncio.Task[None] | None = None  # the destination GC, from start() to stop()
@@ -119,11 +135,12 @@ class Broker:
         selector = None
         if sub.selector:
             try:
-                selector = compile_selector(sub.selector)
+                selector = compile_selector(sub.selector, self.limits)
             except SelectorError:
                 log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
         queue = Queue(sub.key, self, durable=True)
-        durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue)
+        durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue,
+                          owner=sub.owner)
         self.destinations.add_durable(durable, selector)
 
     def recovered_queue(self, key: str) -> Queue | None:
@@ -193,6 +210,7 @@ class Broker:
             del self.client_ids[session.client_id]
 
     def claim_client_id(self, session: Session, client_id: str) -> None:
+        self.guard.check_client_id(client_id, session.owner)
         if client_id in self.client_ids:
             raise ClientError("client-id in use", f"client-id {client_id[:100]!r} is already connected")
         self.client_ids[client_id] = session
@@ -259,12 +277,12 @@ class Broker:
             if queue.bytes + message.size > limit:
                 raise DestinationFull(message.destination)
             return [queue]
-        targets = self.destinations.topic(message.destination).targets(message)
-        if any(t.queue.bytes + message.size > limit for t in targets):
+        topic = self.destinations.topic(message.destination)
+        if topic.overfull(message, limit):
             raise DestinationFull(message.destination)
-        return [t.queue for t in targets if t.durable]
+        return [t.queue for t in topic.durable_targets(message)]
 
-    def accept(self, message: Message) -> tuple[Write, Callable[[], None], Callable[[], None]]:
+    def accept(self, message: Message) -> tuple[Write, Apply, Callable[[], None]]:
         """Start a SEND: returns (store write or None, apply once written, undo if the write failed)."""
         self.check_accepting()
         pid = message.producer_id
@@ -284,20 +302,22 @@ class Broker:
     def check_room(self, message: Message) -> None:
         self._targets(message)
 
-    def route(self, message: Message, durable: list[Queue]) -> None:
-        # The destination may have been collected while the store write ran (it was idle before
-        # this SEND): a queue is made again, past the limit if need be, as the message was admitted;
-        # a collected topic had no subscriber to deliver to.
+    def route(self, message: Message, durable: list[Queue]) -> asyncio.Future[None] | None:
+        """Put a sent message where it goes; a future if its topic fan-out continues later.
+
+        The destination may have been collected while the store write ran (it was idle before
+        this SEND): a queue is made again, past the limit if need be, as the message was admitted;
+        a collected topic had no subscriber to deliver to.
+        """
         if is_topic(message.destination):
             topic = self.destinations.topics.get(message.destination)
-            if topic is not None:
-                topic.publish(message, durable)
-        else:
-            queue = self.destinations.queue(message.destination, limited=False)
-            queue.put(message)
-            queue.dispatch()
+            return topic.publish(message, durable) if topic is not None else None
+        queue = self.destinations.queue(message.destination, limited=False)
+        queue.put(message)
+        queue.dispatch()
+        return None
 
-    def commit(self, tx: Transaction) -> tuple[asyncio.Future[None] | None, Callable[[], None]]:
+    def commit(self, tx: Transaction) -> tuple[asyncio.Future[None] | None, Apply]:
         """COMMIT: one atomic store write for the whole transaction, then dispatch in SEND order."""
         self.check_accepting()
         ops: list[Op] = []
@@ -320,9 +340,11 @@ class Broker:
             if message.producer_id is not None:
                 self.producers.add(message.producer_id, write)
 
-        def apply() -> None:
-            for message, durable in routes:
-                self.route(message, durable)
+        def apply() -> asyncio.Future[None] | None:
+            fanned = [f for message, durable in routes if (f := self.route(message, durable)) is not None]
+            if not fanned:
+                return None
+            return fanned[0] if len(fanned) == 1 else asyncio.ensure_future(_all_done(fanned))
 
         return write, apply
 
@@ -372,10 +394,12 @@ class Broker:
 
     def attach_durable(
         self, client_id: str, name: str, topic: str, selector_text: str | None,
-        selector: Callable[[Message], bool | None] | None,
+        selector: Callable[[Message], bool | None] | None, owner: str | None = None,
     ) -> tuple[Durable, asyncio.Future[None] | None]:
         key = durable_key(client_id, name)
         durable = self.destinations.durables.get(key)
+        if durable is not None:
+            self.guard.check_durable(durable, client_id, name, owner)
         if durable is not None and durable.attached:
             raise ClientError("durable subscription in use",
                               f"{name[:100]!r} of client-id {client_id[:100]!r} is already active")
@@ -383,11 +407,13 @@ class Broker:
         if durable is not None and (durable.topic != topic or durable.selector_text != selector_text):
             write = self.drop_durable(key)  # as JMS: a changed topic or selector replaces the subscription
             durable = None
-        if durable is None:
-            durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
-            self.destinations.add_durable(durable, selector)
+        if durable is None or (durable.owner is None and owner is not None):
+            if durable is None:
+                durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
+                self.destinations.add_durable(durable, selector)
+            durable.owner = owner  # new, or unowned and claimed by the first user to attach it
             if self.store is not None:
-                record = DurableSubscription(key, client_id, name, topic, selector_text)
+                record = DurableSubscription(key, client_id, name, topic, selector_text, owner)
                 write = self.write([PutSubscription(record)])
         durable.attached = True
         return durable, write

@@ -65,6 +65,7 @@ class Durable:
     selector_text: str | None
     queue: Queue
     attached: bool = False
+    owner: str | None = None  # the user who created it (broker/engine/guard.py); None: nobody
 
 
 class Destinations:
@@ -76,6 +77,7 @@ class Destinations:
         self.durables: dict[str, Durable] = {}
         self._idle: dict[str, tuple[float, Activity]] = {}  # name -> (seen idle since, its counters then)
         self.collected = 0  # destinations removed by GC
+        self._by_client: dict[str, set[str]] = {}  # client-id -> keys of its durable subscriptions
 
     def _check_room(self) -> None:
         if len(self.queues) + len(self.topics) + len(self.durables) >= self.max_destinations:
@@ -95,17 +97,24 @@ class Destinations:
         topic = self.topics.get(name)
         if topic is None:
             self._check_room()
-            topic = self.topics[name] = Topic(name)
+            topic = self.topics[name] = Topic(name, self.owner.slicer)
         return topic
 
     def add_durable(self, durable: Durable, selector) -> None:  # type: ignore[no-untyped-def]
         self._check_room()
         self.durables[durable.key] = durable
+        self._by_client.setdefault(durable.client_id, set()).add(durable.key)
         self.topic(durable.topic).attach(durable.queue, selector, durable=True)
 
     def remove_durable(self, key: str) -> Durable | None:
         durable = self.durables.pop(key, None)
-        if durable is not None and durable.topic in self.topics:
+        if durable is None:
+            return None
+        keys = self._by_client.get(durable.client_id, set())
+        keys.discard(key)
+        if not keys:
+            self._by_client.pop(durable.client_id, None)
+        if durable.topic in self.topics:
             self.topics[durable.topic].detach(durable.queue)
         return durable
 
@@ -167,6 +176,14 @@ class Destinations:
         if queue is None or queue.depth or queue.in_flight or queue.consumers:
             return None
         return (queue.enqueued, queue.dequeued)
+    def owners_of(self, client_id: str) -> set[str]:
+        """The users owning durable subscriptions under `client_id` (unowned ones not counted)."""
+        keys = self._by_client.get(client_id, ())
+        return {owner for key in keys if (owner := self.durables[key].owner) is not None}
+
+    def exists(self, destination: str) -> bool:
+        """Does the broker hold this queue or topic already? (Creating one takes the admin right.)"""
+        return destination in (self.topics if is_topic(destination) else self.queues)
 
     def stats(self) -> dict[str, dict[str, int]]:
         out = {name: q.stats() for name, q in self.queues.items()}

@@ -28,3 +28,21 @@ class DestinationFull(ClientError):
             "destination full",
             f"{destination} holds more undelivered bytes than its memory limit; retry later",
         )
+
+
+class Refused(ClientError):
+    """Not allowed for this user (a missing right, another user's name): the frame is not carried
+    out. Unlike other client errors it need not end the connection (`authorization.on_denied`)."""
+
+
+class Forbidden(Refused):
+    """The user lacks `right` (read, write or admin) on `destination` (docs/security.md)."""
+
+    def __init__(self, right: str, destination: str, user: str) -> None:
+        super().__init__(
+            f"{right} access denied on {destination}",
+            f"user {user[:100]!r} has no {right} right on {destination}",
+            {"destination": destination},
+        )
+        self.right = right
+        self.destination = destination

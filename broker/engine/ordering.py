@@ -54,6 +54,14 @@ class Completions:
         if self._waiting_on is None and not self._draining:
             self._drain()
 
+    def add_next(self, future: asyncio.Future[None], complete: Complete) -> None:
+        """From inside a running completion: run `complete` once `future` is done, before every
+        completion queued so far (the rest of the running one, e.g. its RECEIPT after a fan-out)."""
+        self._pending.appendleft((future, complete))
+        self._idle.clear()
+        if self._waiting_on is None and not self._draining:
+            self._drain()
+
     async def room(self) -> None:
         while len(self._pending) >= self.limit:
             self._room.clear()

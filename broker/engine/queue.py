@@ -4,25 +4,42 @@ Used for `/queue/NAME` destinations, for durable topic subscriptions (named `dur
 and for the private buffer of each non-durable topic subscription. Ten deques, one per JMS priority
 (0-9), keep priority ordering O(1) per message.
 
+Dispatch runs in slices (broker/slicing.py): it delivers until its budget is spent and leaves the
+rest to the broker's slicer, so draining a long backlog to a fast consumer never holds the event
+loop for more than a slice. While leftovers are queued, nothing is dispatched inline: later
+messages wait behind them, and per-consumer order, priorities, prefetch and flow control are
+those of one uninterrupted dispatch.
+
+With selectors, a scan passes over messages that no ready consumer matches. Its position is kept
+across deliveries and slices, so that a long non-matching prefix is evaluated once per round, not
+once per delivered message; anything that could make a skipped message deliverable (a message put
+ahead, a consumer added or newly ready) starts the next round from the front.
+
 Memory accounting counts *undelivered* bytes only: in-flight messages are bounded by prefetch.
 """
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from broker.engine.message import Message, now_ms
+from broker.engine.slicing import Budget, Slicer
 
 if TYPE_CHECKING:
     from broker.engine.subscription import Subscription
 
-# With selectors, messages that match no ready consumer are skipped; bound the scan per dispatch round.
+# With selectors, messages that match no ready consumer are skipped; a round gives up after this
+# many in a row (the next SEND, ACK or consumer starts another).
 SCAN_LIMIT = 10_000
+_FRONT = (9, 0)  # the scan position of a fresh round: the oldest message of the highest priority
 
 
 class QueueOwner(Protocol):
+    slicer: Slicer  # runs the leftovers of a dispatch that used up its budget
+
     def forget(self, queue: Queue, message: Message) -> None:
         """The message left the queue for good (acked, expired): drop its stored copy."""
 
@@ -37,6 +54,10 @@ class Queue:
         self.consumers: list[Subscription] = []
         self._next = 0
         self._dispatching = False
+        self._deferred = False  # leftovers of a dispatch wait in the owner's slicer
+        self._cursor = _FRONT  # (priority, index) where the scan resumes
+        self._scanned = 0  # messages passed over in this round
+        self._ready: set[int] = set()  # id() of the consumers that were ready when we deferred
         self.depth = 0
         self.bytes = 0
         self.enqueued = 0
@@ -47,6 +68,8 @@ class Queue:
     # -- putting messages in ------------------------------------------------------------------------
 
     def put(self, message: Message) -> None:
+        if message.priority > self._cursor[0]:
+            self._cursor = _FRONT  # it lands in a part of the queue this round has scanned
         self._levels[message.priority].append(message)
         self.depth += 1
         self.bytes += message.size
@@ -54,6 +77,7 @@ class Queue:
 
     def put_front(self, messages: Iterable[Message]) -> None:
         """Messages back from a consumer that left or NACKed: ahead of everything else of their priority."""
+        self._cursor = _FRONT
         for message in reversed(list(messages)):
             self._levels[message.priority].appendleft(message)
             self.depth += 1
@@ -62,6 +86,7 @@ class Queue:
     def withdraw(self, message: Message) -> bool:
         """Take back a waiting message as if it had never been put (the hot standby mirroring a
         store removal). Scans from the oldest, where removals usually are; False if not waiting."""
+        self._cursor = _FRONT  # indexes after it shift
         level = self._levels[message.priority]
         if level and level[0] is message:
             level.popleft()
@@ -82,6 +107,7 @@ class Queue:
     def drain(self) -> list[Message]:
         """Remove and return every waiting message."""
         out = self.messages()
+        self._cursor = _FRONT
         for level in self._levels:
             level.clear()
         self.depth = self.bytes = 0
@@ -91,21 +117,49 @@ class Queue:
 
     def add_consumer(self, consumer: Subscription) -> None:
         self.consumers.append(consumer)
+        self._cursor = _FRONT
 
     def remove_consumer(self, consumer: Subscription) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
             self._next = 0
+            self._cursor = _FRONT
 
-    def dispatch(self) -> None:
-        """Hand waiting messages to ready consumers until one side runs out."""
-        if self._dispatching or not self.depth or not self.consumers:
+    def dispatch(self, budget: Budget | None = None) -> None:
+        """Hand waiting messages to ready consumers until one side runs out or `budget` (a fresh
+        slice if None) is spent; then the owner's slicer continues on a later turn. The budget is
+        looked at after a delivery, so a caller sharing it checks it first (`dispatch_within`)."""
+        if self._dispatching or self._deferred or not self.depth or not self.consumers:
             return
+        self._cursor, self._scanned = _FRONT, 0
+        self._run(budget or self.owner.slicer.budget())
+
+    def dispatch_within(self, budget: Budget) -> None:
+        """Dispatch now if `budget`, shared with other queues, is not spent yet; else on a later turn."""
+        if not budget.spent():
+            self.dispatch(budget)
+        elif not (self._dispatching or self._deferred or not self.depth or not self.consumers):
+            self._cursor, self._scanned = _FRONT, 0
+            self._defer()
+
+    def resume(self, budget: Budget) -> bool:
+        """The slicer's turn (slicing.Job): go on where the last slice stopped."""
+        self._deferred = False
+        if any(id(c) not in self._ready and c.ready() for c in self.consumers):
+            # A consumer became ready (an ACK, a drained socket): a message this round passed over
+            # may be its to take, and in order, so the round starts again from the front.
+            self._cursor, self._scanned = _FRONT, 0
+        if self.depth and self.consumers:
+            self._run(budget)
+        return False  # if more is left, _run has deferred us again
+
+    def _run(self, budget: Budget) -> None:
         self._dispatching = True  # deliver() may call back into us (e.g. resume_writing); do not nest
+        clock, deadline = time.perf_counter, budget.deadline  # locals: this runs per message
         try:
             now = now_ms()
             while self.depth and any(c.ready() for c in self.consumers):
-                taken = self._take(now)
+                taken = self._take(now, budget)
                 if taken is None:
                     break
                 message, consumer = taken
@@ -115,14 +169,28 @@ class Queue:
                     self.in_flight += 1
                 else:
                     self.done(message)  # auto ack: consumed the moment it is written
+                if clock() >= deadline:
+                    self._defer()
+                    break
         finally:
             self._dispatching = False
 
-    def _take(self, now: int) -> tuple[Message, Subscription] | None:
-        scanned = 0
-        for level in reversed(self._levels):
-            i = 0
-            while i < len(level) and scanned < SCAN_LIMIT:
+    def _defer(self) -> None:
+        self._deferred = True
+        self._ready = {id(c) for c in self.consumers if c.ready()}
+        self.owner.slicer.defer(self)
+
+    def _take(self, now: int, budget: Budget) -> tuple[Message, Subscription] | None:
+        """The next message a ready consumer takes, scanning from the cursor; None when there is
+        none within SCAN_LIMIT, or when the budget ran out mid-scan (then we are deferred)."""
+        top, start = self._cursor
+        levels = self._levels
+        for priority in range(top, -1, -1):
+            level = levels[priority]
+            if not level:
+                continue
+            i = start if priority == top else 0
+            while i < len(level):
                 message = level[i]
                 if message.expired(now):
                     del level[i]
@@ -134,9 +202,19 @@ class Queue:
                         level.popleft()
                     else:
                         del level[i]
+                    # Within a round consumers only lose readiness, so what was passed over stays so.
+                    self._cursor, self._scanned = (priority, i), 0
                     return message, consumer
                 i += 1
-                scanned += 1
+                self._scanned += 1
+                if self._scanned >= SCAN_LIMIT:
+                    self._cursor = (priority, i)
+                    return None
+                if budget.spent():  # selectors are costly to evaluate: slice the scan as well
+                    self._cursor = (priority, i)
+                    self._defer()
+                    return None
+        self._cursor = (0, len(self._levels[0]))
         return None
 
     def _pick(self, message: Message) -> Subscription | None:

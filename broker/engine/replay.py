@@ -106,6 +106,8 @@ class Replay:
                                                                    sub.destination, sub.selector)
         if not same:
             raise ReplayMismatch(f"subscription {sub.key!r} changed in place")
+        assert durable is not None
+        durable.owner = sub.owner  # put again when its first user claims it (engine/guard.py)
 
     def _drop_subscription(self, op: DropSubscription) -> None:
         destinations = self.broker.destinations

@@ -9,20 +9,35 @@ Evaluation uses SQL three-valued logic: a missing header is NULL (unknown), and 
 when the whole expression is TRUE. Header values are strings on the wire, so a comparison with a
 numeric literal converts the header to a number (an unconvertible value compares as unknown).
 
-Nothing here evaluates code: the parser builds closures over a fixed set of operations, and every
-input size (length, tokens, nesting, IN-list) is bounded.
+Nothing here evaluates code: the parser builds closures over a fixed set of operations. A selector
+is untrusted input that runs once per message, so its cost is bounded when it is compiled, at
+SUBSCRIBE, where a refusal is the subscriber's ERROR alone (`Limits.selector_*`):
+
+- length of the text and of each LIKE pattern, and nesting depth of parentheses and NOTs: the
+  parser and the evaluator recurse once per level, so the depth limit (at most 64) keeps both far
+  from Python's recursion limit whatever the input; AND and OR chains are flat, adding no depth;
+- cost: one unit per operator, identifier and literal, and `like.SCAN_COST` more for each LIKE
+  segment that needs a character-by-character scan, so evaluating a selector on a message costs
+  a bounded number of steps, each linear in the header it reads (LIKE by broker/like.py).
+
+A fault while evaluating (a bug, memory) is contained in the owner's selector: as ActiveMQ does
+("Selector failed to evaluate"), it is logged and that message does not match that subscription;
+the sender and every other subscriber are unaffected.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from broker.engine.errors import ClientError
+from broker.engine.like import SCAN_COST, Like, LikeError
+from config.model import Limits
 
-MAX_LENGTH = 4096
-MAX_DEPTH = 32
+log = logging.getLogger(__name__)
+
 MAX_IN_LIST = 256
 
 Value = str | float | bool | None
@@ -70,15 +85,41 @@ def _tokenize(text: str) -> list[tuple[str, Any]]:
     return tokens
 
 
+class SelectorLimits(NamedTuple):
+    max_length: int
+    max_depth: int
+    max_cost: int
+    max_like_length: int
+
+    @classmethod
+    def of(cls, limits: Limits) -> SelectorLimits:
+        return cls(*(getattr(limits, f"selector_{name}") for name in cls._fields))
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, limits: SelectorLimits) -> None:
         self.text = text
+        self.limits = limits
         self.tokens = _tokenize(text)
         self.pos = 0
         self.depth = 0
+        self.cost = 0
 
     def fail(self, problem: str) -> SelectorError:
         return SelectorError(self.text, problem)
+
+    def spend(self, units: int = 1) -> None:
+        self.cost += units
+        if self.cost > self.limits.max_cost:
+            raise self.fail(f"too costly to evaluate: more than {self.limits.max_cost} operations "
+                            "(limits.selector_max_cost)")
+
+    def enter(self) -> None:
+        # Each level is one frame of the parser's recursion now and of the evaluator's later.
+        self.depth += 1
+        if self.depth > self.limits.max_depth:
+            raise self.fail(f"nested too deeply: more than {self.limits.max_depth} levels of "
+                            "parentheses and NOT (limits.selector_max_depth)")
 
     def peek(self, kind: str, value: Any = None) -> bool:
         if self.pos >= len(self.tokens):
@@ -106,41 +147,46 @@ class _Parser:
         return pred
 
     def disjunction(self) -> Pred:
-        self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.fail("nested too deeply")
-        left = self.conjunction()
+        terms = [self.conjunction()]
         while self.accept("kw", "OR"):
-            left = _or(left, self.conjunction())
-        self.depth -= 1
-        return left
+            self.spend()
+            terms.append(self.conjunction())
+        return _any(terms)
 
     def conjunction(self) -> Pred:
-        left = self.negation()
+        terms = [self.negation()]
         while self.accept("kw", "AND"):
-            left = _and(left, self.negation())
-        return left
+            self.spend()
+            terms.append(self.negation())
+        return _all(terms)
 
     def negation(self) -> Pred:
         if self.accept("kw", "NOT"):
+            self.spend()
+            self.enter()
             inner = self.negation()
+            self.depth -= 1
             return lambda m: None if (r := inner(m)) is None else not r
         return self.predicate()
 
     def predicate(self) -> Pred:
         if self.peek("op", "("):
-            start = self.pos
+            start, cost = self.pos, self.cost
             self.pos += 1
+            self.enter()
             inner = self.disjunction()
             self.expect("op", ")")
+            self.depth -= 1
             if not self._comparison_follows():
                 return inner
-            self.pos = start  # a parenthesised operand, e.g. "(a) = 'x'" : reparse as a value
+            self.pos, self.cost = start, cost  # a parenthesised operand, e.g. "(a) = 'x'": reparse as a value
         left = self.operand()
-        if self.peek("op") and self.tokens[self.pos][1] in ("=", "<>", "<", ">", "<=", ">="):
+        if self._comparison_follows():
             op = self.expect("op")
+            self.spend()
             return _compare(op, left, self.operand())
         negate = self.accept("kw", "NOT")
+        self.spend()
         if self.accept("kw", "IN"):
             return _negated(negate, self.in_list(left))
         if self.accept("kw", "LIKE"):
@@ -149,7 +195,7 @@ class _Parser:
             low = self.operand()
             self.expect("kw", "AND")
             high = self.operand()
-            return _negated(negate, _and(_compare(">=", left, low), _compare("<=", left, high)))
+            return _negated(negate, _all([_compare(">=", left, low), _compare("<=", left, high)]))
         if negate:
             raise self.fail("NOT must be followed by IN, LIKE or BETWEEN here")
         if self.accept("kw", "IS"):
@@ -162,9 +208,12 @@ class _Parser:
         return self.peek("op") and self.tokens[self.pos][1] in ("=", "<>", "<", ">", "<=", ">=")
 
     def operand(self) -> Getter:
+        self.spend()
         if self.accept("op", "("):
+            self.enter()
             value = self.operand()
             self.expect("op", ")")
+            self.depth -= 1
             return value
         if self.peek("lit"):
             literal = self.expect("lit")
@@ -190,7 +239,7 @@ class _Parser:
             if not self.accept("op", ","):
                 break
         self.expect("op", ")")
-        members = frozenset(values)
+        members = frozenset(values)  # one hash lookup per evaluation, however long the list
         return lambda m: None if (v := left(m)) is None else str(v) in members
 
     def like(self, left: Getter) -> Pred:
@@ -202,17 +251,45 @@ class _Parser:
                 raise self.fail("ESCAPE takes one character")
         if not isinstance(pattern, str):
             raise self.fail("LIKE takes a string pattern")
-        compiled = _compile_like(pattern, escape)
-        return lambda m: None if (v := left(m)) is None else _like(compiled, str(v))
+        if len(pattern) > self.limits.max_like_length:
+            raise self.fail(f"LIKE pattern longer than {self.limits.max_like_length} characters "
+                            "(limits.selector_max_like_length)")
+        try:
+            matcher = Like(pattern, escape)
+        except LikeError as error:
+            raise self.fail(str(error)) from None
+        self.spend(SCAN_COST * matcher.scans)
+        match = matcher.match
+        return lambda m: None if (v := left(m)) is None else match(str(v))
 
 
-def compile_selector(text: str) -> Pred:
-    """Parse `text`; the result maps a message to True (match), False or None (unknown)."""
-    if len(text) > MAX_LENGTH:
-        raise SelectorError(text, f"longer than {MAX_LENGTH} characters")
+def compile_selector(text: str, limits: Limits | None = None) -> Pred:
+    """Parse `text` within `limits` (the defaults if None); the result maps a message to True
+    (match), False or None (unknown), and never raises."""
+    bounds = SelectorLimits.of(limits or Limits.model_construct())  # the defaults, unvalidated
+    if len(text) > bounds.max_length:
+        raise SelectorError(text, f"longer than {bounds.max_length} characters (limits.selector_max_length)")
     if not text.strip():
         raise SelectorError(text, "empty")
-    return _Parser(text).parse()
+    return _contained(_Parser(text, bounds).parse(), text)
+
+
+def _contained(pred: Pred, text: str) -> Pred:
+    """`pred` with its faults kept to itself: logged (the first, then every 1000th), no match."""
+    faults = 0
+
+    def evaluate(m: Any) -> bool | None:
+        nonlocal faults
+        try:
+            return pred(m)
+        except Exception as error:
+            faults += 1
+            if faults == 1 or faults % 1000 == 0:
+                log.warning("selector %r failed to evaluate (%d times): %r; the message does not match",
+                            text[:200], faults, error)
+            return None
+
+    return evaluate
 
 
 def _identifier(name: str) -> Getter:
@@ -280,28 +357,38 @@ def _compare(op: str, left: Getter, right: Getter) -> Pred:
     return pred
 
 
-def _and(left: Pred, right: Pred) -> Pred:
+def _all(terms: list[Pred]) -> Pred:
+    """AND of any number of terms (SQL: FALSE if one is FALSE, else unknown if one is unknown)."""
+    if len(terms) == 1:
+        return terms[0]
+
     def pred(m: Any) -> bool | None:
-        a = left(m)
-        if a is False:
-            return False
-        b = right(m)
-        if b is False:
-            return False
-        return None if a is None or b is None else True
+        unknown = False
+        for term in terms:
+            r = term(m)
+            if r is False:
+                return False
+            if r is None:
+                unknown = True
+        return None if unknown else True
 
     return pred
 
 
-def _or(left: Pred, right: Pred) -> Pred:
+def _any(terms: list[Pred]) -> Pred:
+    """OR of any number of terms (SQL: TRUE if one is TRUE, else unknown if one is unknown)."""
+    if len(terms) == 1:
+        return terms[0]
+
     def pred(m: Any) -> bool | None:
-        a = left(m)
-        if a is True:
-            return True
-        b = right(m)
-        if b is True:
-            return True
-        return None if a is None or b is None else False
+        unknown = False
+        for term in terms:
+            r = term(m)
+            if r is True:
+                return True
+            if r is None:
+                unknown = True
+        return None if unknown else False
 
     return pred
 
@@ -310,38 +397,3 @@ def _negated(negate: bool, pred: Pred) -> Pred:
     if not negate:
         return pred
     return lambda m: None if (r := pred(m)) is None else not r
-
-
-def _compile_like(pattern: str, escape: str | None) -> list[tuple[str, str]]:
-    """Pattern as (kind, char) pairs: ('%', ''), ('_', ''), ('c', literal char)."""
-    out: list[tuple[str, str]] = []
-    chars = iter(pattern)
-    for ch in chars:
-        if escape is not None and ch == escape:
-            out.append(("c", next(chars, "")))
-        elif ch in "%_":
-            out.append((ch, ""))
-        else:
-            out.append(("c", ch))
-    return out
-
-
-def _like(pattern: list[tuple[str, str]], text: str) -> bool:
-    """Wildcard match by the two-pointer method: O(len(text) * len(pattern)) worst case, no regex
-    backtracking blow-up on hostile patterns."""
-    t = p = 0
-    star_p, star_t = -1, 0
-    while t < len(text):
-        if p < len(pattern) and (pattern[p][0] == "_" or pattern[p] == ("c", text[t])):
-            t, p = t + 1, p + 1
-        elif p < len(pattern) and pattern[p][0] == "%":
-            star_p, star_t = p, t
-            p += 1
-        elif star_p >= 0:
-            p, star_t = star_p + 1, star_t + 1
-            t = star_t
-        else:
-            return False
-    while p < len(pattern) and pattern[p][0] == "%":
-        p += 1
-    return p == len(pattern)

@@ -17,23 +17,28 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.engine.auth import Credentials, Principal, authenticate
+from broker.engine.auth import Credentials, Principal
+from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import check_destination, durable_key, is_topic
-from broker.engine.errors import ClientError
+from broker.engine.errors import ClientError, Refused
+from broker.engine.guard import owner_of
+from broker.engine.headers import negotiate, prefetch_size
+from broker.engine.login import log_in
 from broker.engine.message import from_send
 from broker.engine.ordering import Completions
 from broker.engine.queue import Queue
 from broker.engine.selector import compile_selector
 from broker.engine.subscription import ACK_MODES, Subscription
 from broker.engine.transaction import Transactions
+from config.security import Right
 from stores.base import StoreClosed
 from transports.stomp.frame import Frame, ProtocolError
-from transports.stomp.negotiate import negotiate_heartbeat, negotiate_version, parse_heartbeat
 
 if TYPE_CHECKING:
     import asyncio
 
-    from broker.engine.core import Broker
+    from broker.engine.core import Apply, Broker
+    from broker.engine.slicing import Budget
     from transports.base import FrameLink
 
 log = logging.getLogger(__name__)
@@ -42,8 +47,6 @@ SERVER = "BatonMQ/0.1"  # the CONNECTED frame's `server` header
 
 MAX_IN_FLIGHT = 128  # frames whose completion (e.g. a store write) is pending, per connection
 MAX_SUBSCRIPTIONS = 1000
-MAX_PREFETCH = 100_000
-SUPPORTED = "1.0,1.1,1.2"
 
 
 class Session:
@@ -57,6 +60,8 @@ class Session:
         self.closed = False  # the connection is gone
         self.client_id: str | None = None
         self.principal: Principal | None = None  # who the authenticator said the client is
+        self.owner: str | None = None  # whose durable subscriptions it may use (engine/guard.py)
+        self.scope = ""  # what its producer ids are scoped to (engine/dedup.py)
         self.subscriptions: dict[str, Subscription] = {}
         self.transactions = Transactions()
         self.completions = Completions(MAX_IN_FLIGHT)
@@ -72,11 +77,14 @@ class Session:
             await self.completions.room()
             if self.ending or self.closed:
                 return
+        connect = frame.command in ("CONNECT", "STOMP")
         try:
-            if frame.command in ("CONNECT", "STOMP"):
+            if connect:
                 await self._connect(frame)  # the only command that awaits: the authenticator
             else:
                 self._handle(frame)
+        except Refused as error:
+            self.refuse(error, frame.get("receipt"), connect)
         except ClientError as error:
             self.fail(error, frame.get("receipt"))
         except ProtocolError as error:
@@ -91,8 +99,9 @@ class Session:
         """Give back what the session holds: transactions aborted (STOMP 1.2: a transaction ends with
         its connection), unacked messages returned, client-id freed. Idempotent."""
         self.transactions.abort_all()
+        budget = self.broker.slicer.budget()  # one slice for all of them, as in writing_resumed
         for subscription in list(self.subscriptions.values()):
-            self._detach(subscription)
+            self._detach(subscription, budget)
         self.subscriptions.clear()
         self.broker.session_closed(self)
 
@@ -100,8 +109,10 @@ class Session:
         await self.completions.idle()
 
     def writing_resumed(self) -> None:
+        # One slice for all: with a thousand subscriptions, a slice each would be a long turn.
+        budget = self.broker.slicer.budget()
         for subscription in list(self.subscriptions.values()):
-            subscription.queue.dispatch()
+            subscription.queue.dispatch_within(budget)
 
     # -- what subscriptions need (subscription.Owner) -----------------------------------------------
 
@@ -127,7 +138,7 @@ class Session:
         self,
         frame: Frame,
         write: asyncio.Future[None] | None = None,
-        apply: Callable[[], None] | None = None,
+        apply: Apply | None = None,
         undo: Callable[[], None] | None = None,
     ) -> None:
         receipt = frame.get("receipt")
@@ -140,8 +151,13 @@ class Session:
                     undo()
                 self._store_failed(error, receipt)
                 return
-            if apply is not None:
-                apply()
+            delivered = apply() if apply is not None else None
+            if delivered is None:
+                receipted(None)
+            else:  # a topic fan-out goes on in later slices: the RECEIPT (and all behind it) waits
+                self.completions.add_next(delivered, receipted)
+
+        def receipted(_: BaseException | None) -> None:
             if receipt is not None and self.broker.may_answer():
                 self.send(Frame("RECEIPT", {"receipt-id": receipt}))
 
@@ -158,12 +174,27 @@ class Session:
         if self.ending:
             return
         self.ending = True
+        frame = self._error_frame(error, receipt)
+        self.completions.add(None, lambda _: self.conn.close(frame))
+
+    def refuse(self, error: Refused, receipt: str | None, at_connect: bool = False) -> None:
+        """Nothing done, ERROR in frame order; the connection goes on unless CONNECT or on_denied."""
+        if at_connect or self.broker.guard.close_on_denied:
+            self.fail(error, receipt)
+            return
+        frame = self._error_frame(error, receipt)
+        self.completions.add(None, lambda _: self.send(frame))
+
+    def _error_frame(self, error: ClientError, receipt: str | None) -> Frame:
         headers = {"message": error.message, **error.headers, "content-type": "text/plain"}
         if receipt is not None:
             headers["receipt-id"] = receipt
         log.info("session %s (%s): ERROR %s", self.id, self.conn.peer, error.message)
-        frame = Frame("ERROR", headers, error.detail.encode("utf-8", "replace"))
-        self.completions.add(None, lambda _: self.conn.close(frame))
+        return Frame("ERROR", headers, error.detail.encode("utf-8", "replace"))
+
+    def _authorize(self, right: Right, destination: str) -> None:
+        assert self.principal is not None  # _handle lets nothing but CONNECT in before it is set
+        self.broker.guard.authorize(self.principal, right, destination)
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -180,20 +211,11 @@ class Session:
     async def _connect(self, frame: Frame) -> None:
         if self.connected:
             raise ClientError("already connected", "a second CONNECT on one connection is not allowed")
-        version = negotiate_version(frame.get("accept-version"))
-        if version is None:
-            raise ClientError("unsupported protocol version", f"supported versions are {SUPPORTED}",
-                              {"version": SUPPORTED})
-        sends = expects = 0
-        if version != "1.0":  # heart-beating exists from STOMP 1.1 on
-            limits = self.broker.limits
-            offer = parse_heartbeat(frame.get("heart-beat"))
-            sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms,
-                                                 limits.max_heartbeat_ms)
-        conn = self.conn
+        version, sends, expects = negotiate(frame, self.broker.limits)
+        conn, broker = self.conn, self.broker
         credentials = Credentials(frame.get("login"), frame.get("passcode"), conn.peer, conn.scheme,
                                   conn.peer_certificate)
-        principal = await authenticate(self.broker.authenticator, credentials, f"session {self.id}")
+        principal = await log_in(broker.logins, broker.authenticator, credentials, f"session {self.id}")
         if self.closed or self.ending:
             return  # the connection went away while the authenticator ran
         if principal is None:
@@ -202,6 +224,8 @@ class Session:
             raise ClientError("authentication failed", "the broker refused these credentials")
         if not self.broker.may_answer():
             raise ClientError("broker is not master", "this broker lost the shared lock; use the master")
+        self.owner = owner_of(self.broker.authenticator, principal)
+        self.scope = producer_scope(principal, conn.peer)
         client_id = frame.get("client-id")
         if client_id:
             self.broker.claim_client_id(self, client_id)
@@ -219,7 +243,10 @@ class Session:
 
     def _send(self, frame: Frame) -> None:
         destination = check_destination(frame.get("destination"))
+        self._authorize("write", destination)
         message = from_send(self.broker.new_message_id(), destination, frame.headers, frame.body)
+        if message.producer_id is not None:
+            message.producer_id = scoped_id(self.scope, message.producer_id)
         tx_id = frame.get("transaction")
         if tx_id is not None:
             transaction = self.transactions.get(tx_id)
@@ -233,6 +260,7 @@ class Session:
 
     def _subscribe(self, frame: Frame) -> None:
         destination = check_destination(frame.get("destination"))
+        self._authorize("read", destination)
         sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
         if not sub_id:
             raise ClientError("missing id", "SUBSCRIBE requires an id header (STOMP 1.1+)")
@@ -243,16 +271,16 @@ class Session:
         ack = frame.get("ack", "auto")
         if ack not in ACK_MODES:
             raise ClientError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
-        prefetch = self._prefetch(frame)
+        prefetch = prefetch_size(frame, self.broker.limits.default_prefetch)
         selector_text = frame.get("selector") or None
-        selector = compile_selector(selector_text) if selector_text else None
+        selector = compile_selector(selector_text, self.broker.limits) if selector_text else None
         name = frame.get("activemq.subscriptionName")
         write, key = None, None
         if is_topic(destination) and name:
             if not self.client_id:
                 raise ClientError("missing client-id", "a durable subscription needs client-id on CONNECT")
             durable, write = self.broker.attach_durable(
-                self.client_id, name, destination, selector_text, selector)
+                self.client_id, name, destination, selector_text, selector, self.owner)
             queue, key = durable.queue, durable.key
         elif is_topic(destination):
             queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
@@ -264,18 +292,6 @@ class Session:
         queue.add_consumer(subscription)
         self._complete(frame, write)
         queue.dispatch()
-
-    def _prefetch(self, frame: Frame) -> int:
-        text = frame.get("activemq.prefetchSize")
-        if text is None:
-            return self.broker.limits.default_prefetch
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if not 1 <= value <= MAX_PREFETCH:
-            raise ClientError("invalid prefetch", f"activemq.prefetchSize must be 1..{MAX_PREFETCH}")
-        return value
 
     def _unsubscribe(self, frame: Frame) -> None:
         sub_id = frame.get("id") or (frame.get("destination") if self.version == "1.0" else None)
@@ -292,12 +308,13 @@ class Session:
             durable = self.broker.destinations.durables.get(key)
             if durable is None or durable.attached:
                 raise ClientError("unknown subscription", f"no inactive durable subscription {name[:100]!r}")
+            self.broker.guard.check_durable(durable, self.client_id, name, self.owner)
             write = self.broker.drop_durable(key)
         else:
             raise ClientError("unknown subscription", f"no subscription with id {str(sub_id)[:100]!r}")
         self._complete(frame, write)
 
-    def _detach(self, subscription: Subscription) -> None:
+    def _detach(self, subscription: Subscription, budget: Budget | None = None) -> None:
         """The consumer leaves: its unacked messages go back to the front of the queue, redelivered."""
         subscription.active = False
         queue = subscription.queue
@@ -311,7 +328,7 @@ class Session:
             if durable is not None:
                 durable.attached = False
         queue.returned(unacked)
-        queue.dispatch()
+        queue.dispatch_within(budget or self.broker.slicer.budget())
 
     def _ack(self, frame: Frame, nack: bool = False) -> None:
         subscription, ack_id = self._resolve_ack(frame)

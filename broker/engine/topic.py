@@ -4,15 +4,26 @@ Each subscription reads from a queue of its own: a private in-memory queue for a
 subscriber (it only ever sees messages sent while it is subscribed), or the durable subscription's
 queue (`durable:<client-id>:<name>`, kept while the subscriber is away and persisted in the store).
 Selectors of subscriptions are applied when publishing, so a queue only holds messages it will deliver.
+
+Fan-out runs in slices (broker/slicing.py): one message to a thousand subscribers is a thousand
+selector evaluations, copies and deliveries, so a publish that spends its budget leaves the rest
+of its subscribers, and every later message of the topic, to the broker's slicer. `publish` then
+returns a future that is done once the message has reached every subscriber; the SEND's RECEIPT
+waits for it, which also holds back a producer that publishes faster than the fan-out runs
+(its session has a bounded number of frames in flight).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.engine.message import Message
 from broker.engine.queue import Queue
+from broker.engine.slicing import Budget, Slicer
 
 
 @dataclass(slots=True)
@@ -25,11 +36,24 @@ class TopicQueue:
         return self.selector is None or self.selector(message) is True
 
 
+@dataclass(slots=True, eq=False)
+class FanOut:
+    """One published message on its way to the subscribers present when it was published."""
+
+    message: Message
+    chosen: frozenset[str]  # the durable queues that got a stored copy at SEND time
+    targets: list[TopicQueue]
+    next: int = 0
+    done: asyncio.Future[None] | None = None  # made only when the fan-out does not finish inline
+
+
 class Topic:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, slicer: Slicer) -> None:
         self.name = name
+        self.slicer = slicer
         self.queues: dict[str, TopicQueue] = {}  # keyed by queue name
         self.published = 0
+        self._backlog: deque[FanOut] = deque()  # fan-outs not finished, in publishing order
 
     def attach(self, queue: Queue, selector: Callable[[Message], bool | None] | None, durable: bool) -> None:
         self.queues[queue.name] = TopicQueue(queue, selector, durable)
@@ -37,23 +61,68 @@ class Topic:
     def detach(self, queue: Queue) -> None:
         self.queues.pop(queue.name, None)
 
-    def targets(self, message: Message) -> list[TopicQueue]:
-        return [t for t in self.queues.values() if t.wants(message)]
+    def durable_targets(self, message: Message) -> list[TopicQueue]:
+        """The durable subscriptions whose selector takes the message (they get a stored copy)."""
+        return [t for t in self.queues.values() if t.durable and t.wants(message)]
 
-    def publish(self, message: Message, durable: list[Queue]) -> None:
+    def overfull(self, message: Message, limit: int) -> bool:
+        """Would the message take a subscriber's queue past `limit`? The cheap size test comes
+        first, so only subscribers near their limit pay for a selector evaluation here."""
+        size = message.size
+        return any(t.queue.bytes + size > limit and t.wants(message) for t in self.queues.values())
+
+    def publish(
+        self, message: Message, durable: list[Queue], budget: Budget | None = None
+    ) -> asyncio.Future[None] | None:
         """Deliver to the durable queues chosen (and persisted to) at SEND time and to every
-        non-durable subscriber present now."""
+        non-durable subscriber present now. None if that is done already, else a future for it."""
         self.published += 1
-        chosen = {q.name for q in durable}
-        for target in list(self.queues.values()):
-            if target.durable and target.queue.name not in chosen:
+        job = FanOut(message, frozenset(q.name for q in durable), list(self.queues.values()))
+        if not self._backlog and self._fan_out(job, budget or self.slicer.budget()):
+            return None
+        job.done = asyncio.get_running_loop().create_future()
+        self._backlog.append(job)
+        self.slicer.defer(self)
+        return job.done
+
+    def resume(self, budget: Budget) -> bool:
+        """The slicer's turn (slicing.Job): continue the oldest fan-outs."""
+        while self._backlog:
+            job = self._backlog[0]
+            if not self._fan_out(job, budget):
+                return True
+            self._backlog.popleft()
+            if job.done is not None and not job.done.done():
+                job.done.set_result(None)
+            if budget.spent():
+                return bool(self._backlog)
+        return False
+
+    def _fan_out(self, job: FanOut, budget: Budget) -> bool:
+        """Deliver to the job's next targets until done (True) or the budget is spent (False)."""
+        message, targets, queues = job.message, job.targets, self.queues
+        resumed = job.done is not None  # subscribers may have left since the message was published
+        clock, deadline = time.perf_counter, budget.deadline  # locals: this runs per subscriber
+        index, count = job.next, len(targets)
+        while index < count:
+            target = targets[index]
+            index += 1
+            if resumed and queues.get(target.queue.name) is not target:
                 continue
-            if not target.durable and not target.wants(message):
+            if target.durable:
+                if target.queue.name not in job.chosen:
+                    continue
+            elif not target.wants(message):
                 continue
             copy = message.copy()
             copy.stored = message.stored and target.durable
             target.queue.put(copy)
-            target.queue.dispatch()
+            target.queue.dispatch(budget)
+            if index < count and clock() >= deadline:
+                job.next = index
+                return False
+        job.next = index
+        return True
 
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "bytes": 0,

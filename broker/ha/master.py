@@ -18,7 +18,7 @@ from broker.ha.lease import Lease
 from broker.ha.roles import ExitCode
 from broker.ha.standby import Standby
 from broker.ha.watchdog import Watchdog
-from config.errors import BrokerError
+from config.errors import BrokerError, ConfigError
 from config.model import BrokerConfig
 from stores.base import Fence, Store
 from stores.lock.backend import LockBackend
@@ -42,11 +42,10 @@ def takeover_margin(keepalive_period: float) -> float:
 
 class ConnectorUnavailable(BrokerError):
     """A connector could not listen when this broker became master (the port taken meanwhile, an
-    address gone). Only the master binds, so this can only be found after the lock was taken."""
+    address gone, a TLS file unreadable since the start). Only the master binds, so this can only
+    be found after the lock was taken."""
 
-    def __init__(self, uri: str, exc: OSError) -> None:
-        # asyncio's message repeats the address; the errno alone says why.
-        reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    def __init__(self, uri: str, reason: str) -> None:
         super().__init__(f"cannot listen on {uri}: {reason}")
         self.uri = uri
 
@@ -144,15 +143,26 @@ class MasterTerm:
             self.standby = None
 
     async def _bind(self) -> None:
-        for uri in self.config.connectors:
-            assert self.broker is not None
-            server = create_server(uri, self.broker.handler_factory, self.config.limits)
+        assert self.broker is not None
+        # All built (TLS files read) before any listens: a certificate gone unreadable since
+        # startup fails the takeover before a client is served on another connector.
+        servers = [self._server(uri) for uri in self.config.connectors]
+        for uri, server in zip(self.config.connectors, servers, strict=True):
             try:
                 await server.start()
             except OSError as exc:
-                raise ConnectorUnavailable(uri, exc) from None
+                # asyncio's message repeats the address; the errno alone says why.
+                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                raise ConnectorUnavailable(uri, reason) from None
             self.servers.append(server)
             log.info("broker %s: STOMP connector listening on %s", self.config.name, uri)
+
+    def _server(self, uri: str) -> StompServer:
+        assert self.broker is not None
+        try:
+            return create_server(uri, self.broker.handler_factory, self.config.limits, self.config.tls)
+        except ConfigError as exc:
+            raise ConnectorUnavailable(uri, f"{exc.key}: {exc.problem}") from None
 
     def _start_checks(self) -> None:
         assert self.lease is not None

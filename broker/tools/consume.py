@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -44,6 +45,8 @@ class ConsumeOptions:
     login: str | None = None
     passcode: str | None = None
     connect_timeout: float = 5.0
+    # For ssl:// brokers (transports.tls.client_context); None: the system's CAs.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -125,7 +128,7 @@ async def consume(opts: ConsumeOptions, progress: Progress | None = None,
     started = time.monotonic()
     client: Client | None = None
     try:
-        async with connect(opts.url, login=opts.login, passcode=opts.passcode,
+        async with connect(opts.url, login=opts.login, passcode=opts.passcode, tls=opts.tls,
                            connect_timeout=opts.connect_timeout) as client:
             client.on_event(failover_notices("consume", progress, failover=client.failover))
             sub = await client.subscribe(opts.destination, ack=opts.ack, prefetch=prefetch)

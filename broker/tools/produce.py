@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,8 @@ class ProduceOptions:
     login: str | None = None
     passcode: str | None = None
     connect_timeout: float = 5.0
+    # For ssl:// brokers (transports.tls.client_context); None: the system's CAs.
+    tls: ssl.SSLContext | None = None
 
 
 @dataclass(slots=True)
@@ -104,7 +107,7 @@ async def produce(opts: ProduceOptions, progress: Progress | None = None) -> Pro
     started = time.monotonic()
     client: Client | None = None
     try:
-        async with connect(opts.url, login=opts.login, passcode=opts.passcode,
+        async with connect(opts.url, login=opts.login, passcode=opts.passcode, tls=opts.tls,
                            connect_timeout=opts.connect_timeout) as client:
             client.on_event(failover_notices("produce", progress, failover=client.failover))
             started = time.monotonic()

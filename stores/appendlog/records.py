@@ -112,13 +112,12 @@ def _message(fields: Any, where: str) -> StoredMessage:
 
 
 def _subscription_fields(sub: DurableSubscription) -> list[Any]:
-    return [sub.key, sub.client_id, sub.name, sub.destination, sub.selector]
+    return sub.fields()
 
 
 def _subscription(fields: Any, where: str) -> DurableSubscription:
-    _expect(isinstance(fields, list) and len(fields) == 5, where, "subscription")
-    ok = all(isinstance(f, str) for f in fields[:4]) and (fields[4] is None or isinstance(fields[4], str))
-    _expect(ok, where, "subscription fields")
+    _expect(isinstance(fields, list) and len(fields) in (5, 6), where, "subscription")
+    _expect(DurableSubscription.valid_fields(fields), where, "subscription fields")
     return DurableSubscription(*fields)
 
 

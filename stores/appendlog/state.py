@@ -38,7 +38,8 @@ def message_size(queue: str, message: StoredMessage) -> int:
 
 
 def subscription_size(sub: DurableSubscription) -> int:
-    return len(sub.key) + len(sub.client_id) + len(sub.name) + len(sub.destination) + _OVERHEAD
+    named = len(sub.key) + len(sub.client_id) + len(sub.name) + len(sub.destination) + len(sub.owner or "")
+    return named + _OVERHEAD
 
 
 class LogState:

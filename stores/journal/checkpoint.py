@@ -54,7 +54,7 @@ def encode(cp: Checkpoint) -> bytes:
     for q, entries in cp.queues:
         parts += [packer.pack_array_header(2), packer.pack(q), packer.pack_array_header(len(entries))]
         parts.extend(packer.pack([mid, loc.file, loc.offset, loc.length]) for mid, loc in entries)
-    subs = [[s.key, s.client_id, s.name, s.destination, s.selector] for s in cp.subscriptions]
+    subs = [s.fields() for s in cp.subscriptions]
     parts += [packer.pack("subs"), packer.pack(subs), packer.pack("producers"), packer.pack(cp.producers)]
     payload = b"".join(parts)
     return MAGIC + _HEADER.pack(crc32c.crc32c(payload), len(payload)) + payload
@@ -80,7 +80,7 @@ def decode(data: bytes) -> Checkpoint:
                 (_str(q), [(_str(mid), Location(_int(f), _int(o), _int(n))) for mid, f, o, n in entries])
                 for q, entries in body["queues"]
             ],
-            subscriptions=[_subscription(*s) for s in body["subs"]],
+            subscriptions=[_subscription(s) for s in body["subs"]],
             producers=[_str(p) for p in body["producers"]],
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
@@ -99,9 +99,8 @@ def _str(value: object) -> str:
     return value
 
 
-def _subscription(
-    key: object, client_id: object, name: object, dest: object, sel: object
-) -> DurableSubscription:
-    return DurableSubscription(
-        _str(key), _str(client_id), _str(name), _str(dest), None if sel is None else _str(sel)
-    )
+def _subscription(fields: object) -> DurableSubscription:
+    # Five fields, or six with an owner (FORMAT.md section 3).
+    if not (isinstance(fields, list) and DurableSubscription.valid_fields(fields)):
+        raise ValueError(f"malformed subscription {str(fields)[:200]}")
+    return DurableSubscription(*fields)

@@ -142,8 +142,7 @@ def _encode_op(op: JournalOp) -> list[object]:
     if isinstance(op, RemoveMessage):
         return [_REMOVE, op.queue, op.message_id]
     if isinstance(op, PutSubscription):
-        s = op.subscription
-        return [_PUT_SUB, s.key, s.client_id, s.name, s.destination, s.selector]
+        return [_PUT_SUB, *op.subscription.fields()]
     if isinstance(op, DropSubscription):
         return [_DROP_SUB, op.key]
     if isinstance(op, Move):
@@ -179,10 +178,7 @@ def _decode_op(item: object) -> JournalOp:
     if code == _REMOVE and len(args) == 2:
         _require_str(*args)
         return RemoveMessage(args[0], args[1])
-    if code == _PUT_SUB and len(args) == 5:
-        _require_str(*args[:4])
-        if args[4] is not None:
-            _require_str(args[4])
+    if code == _PUT_SUB and DurableSubscription.valid_fields(args):  # 5 fields, or 6 with an owner
         return PutSubscription(DurableSubscription(*args))
     if code == _DROP_SUB and len(args) == 1:
         _require_str(args[0])

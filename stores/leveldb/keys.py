@@ -125,19 +125,15 @@ def decode_message(data: bytes, where: str) -> StoredMessage:
 
 
 def encode_subscription(sub: DurableSubscription) -> bytes:
-    packed: bytes = msgpack.packb(
-        [sub.key, sub.client_id, sub.name, sub.destination, sub.selector], use_bin_type=True
-    )
+    packed: bytes = msgpack.packb(sub.fields(), use_bin_type=True)
     return packed
 
 
 def decode_subscription(data: bytes, where: str) -> DurableSubscription:
     fields = unpack_msgpack(data, where, "value")
-    if not (isinstance(fields, list) and len(fields) == 5):
-        raise StoreCorrupted(where, "subscription value is not a 5-element array")
-    if not all(isinstance(f, str) for f in fields[:4]) or not (
-        fields[4] is None or isinstance(fields[4], str)
-    ):
+    if not (isinstance(fields, list) and len(fields) in (5, 6)):
+        raise StoreCorrupted(where, "subscription value is not a 5- or 6-element array")
+    if not DurableSubscription.valid_fields(fields):
         raise StoreCorrupted(where, "subscription value has fields of the wrong type")
     return DurableSubscription(*fields)
 

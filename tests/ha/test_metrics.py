@@ -46,13 +46,13 @@ def test_masters_and_slaves_report_their_role(tmp_path):
     brokers, scrape = [], {}
     for i, host in enumerate(hosts):
         scrape[f"b{i + 1}"] = metrics_port(host)
-        extra = ("--metrics-port", str(scrape[f"b{i + 1}"]))
+        # Each on its own address (the default, 127.0.0.1, would be one address for all).
+        extra = ("--metrics-port", str(scrape[f"b{i + 1}"]), "--metrics-host", host)
         brokers.append(BrokerProc(f"b{i + 1}", host, port, tmp_path / "shared", extra=extra).start())
     try:
         master = wait_for_single_master(brokers, timeout=20)
         slave = next(b for b in brokers if b is not master)
         assert slave.wait_role("slave", 10)
-        # metrics bind to 0.0.0.0 by default: reach each through its own address
         assert send_receipted(master.host, master.port, "/queue/metered", ["a", "b", "c"]) == ["a", "b", "c"]
         assert len(drain(master.host, master.port, "/queue/metered", idle=0.5, limit=1)) == 1
 

@@ -1,5 +1,5 @@
-"""An in-process broker (Broker + a StompServer for its first connector, on 127.0.0.1 with an OS-chosen
-free port) in its own thread.
+"""An in-process broker (Broker + a StompServer for each connector, on 127.0.0.1 with an OS-chosen
+free port) in its own thread; `server` is the first connector's.
 
 stomp.py is a blocking, threaded client, so the broker's event loop runs in a thread of its own; tests
 talk to it over real loopback sockets and may run coroutines on its loop with `call()`.
@@ -39,6 +39,7 @@ class BrokerThread:
             self.loop = asyncio.new_event_loop()
         self.broker: Broker | None = None
         self.server: StompServer | None = None
+        self.servers: list[StompServer] = []
         self._thread = threading.Thread(target=self._run, name="broker-loop", daemon=True)
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -71,16 +72,20 @@ class BrokerThread:
             recovered = await self.store.open() if self.store is not None else None
             self.broker = Broker(self.config, self.store, self.authenticator)
             await self.broker.start(recovered)
-            connector = self.config.connectors[0]
-            self.server = create_server(connector, self.broker.handler_factory, self.config.limits)
-            await self.server.start()
+            for connector in self.config.connectors:
+                server = create_server(connector, self.broker.handler_factory, self.config.limits,
+                                       self.config.tls)
+                await server.start()
+                self.servers.append(server)
+            self.server = self.servers[0]
         except BaseException as error:
             self._error = error
             self._ready.set()
             return
         self._ready.set()
         await self._stop.wait()
-        await self.server.stop(grace=1.0)
+        for server in self.servers:
+            await server.stop(grace=1.0)
         await self.broker.stop()
         if self.store is not None:
             await self.store.close()

@@ -95,12 +95,14 @@ def test_console_script_reports_the_same(tmp_path):
 
 def test_unknown_connector_scheme_names_the_known_ones(tmp_path):
     # config checks only SCHEME://HOST:PORT; the transports' scheme table refuses the scheme itself.
-    result = start("--data", str(tmp_path), "--connector", "ws://127.0.0.1:61614")
+    result = start("--data", str(tmp_path), "--connector", "mqtt://127.0.0.1:1883")
     line = assert_config_error(result, "connectors")
-    assert line.endswith("connector 'ws://127.0.0.1:61614': scheme must be one of stomp://, tcp:// (got 'ws')"
-                         " [from command line]"), line
+    known = "ssl://, stomp://, stomp+ssl://, tcp://, ws://, wss://"
+    assert line.endswith(f"connector 'mqtt://127.0.0.1:1883': scheme must be one of {known}"
+                         " (got 'mqtt') [from command line]"), line
     assert not (tmp_path / "lock").exists()  # refused before the broker took anything
     config = tmp_path / "batonmq.toml"
     config.write_text('connectors = ["tcp://127.0.0.1:0", "amqp://127.0.0.1:5672"]\n')
     line = assert_config_error(start("--data", str(tmp_path), "--config", str(config)), "connectors")
-    assert "(got 'amqp')" in line and "stomp://, tcp://" in line and str(config) in line
+    known = "ssl://, stomp://, stomp+ssl://, tcp://, ws://, wss://"
+    assert "(got 'amqp')" in line and known in line and str(config) in line

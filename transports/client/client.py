@@ -16,6 +16,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -118,7 +119,7 @@ class Client(Sending):
         if self.generation > 1:
             self._replay(conn)
         log.log(logging.INFO if self.generation > 1 else logging.DEBUG, "connected to %s:%d", *conn.address)
-        self._states.emit(ConnectionEvent(ConnectionState.CONNECTED, broker=conn.address))
+        self._states.emit(ConnectionEvent(ConnectionState.CONNECTED, broker=conn.address, tls=conn.tls))
         self._gate.open()
 
     def _reattach(self, conn: StompConnection) -> None:
@@ -376,25 +377,24 @@ class _Connecting:
 def connect(
     url: str,
     *,
-    login: str | None = None,
-    passcode: str | None = None,
+    login: str | None = None, passcode: str | None = None,
     heartbeat: tuple[int, int] = (0, 0),
     client_id: str | None = None,
-    connect_timeout: float = 5.0,
-    max_pending_sends: int = 10_000,
+    connect_timeout: float = 5.0, max_pending_sends: int = 10_000,
+    tls: ssl.SSLContext | None = None,
 ) -> _Connecting:
     """Open a client: `async with connect("tcp://127.0.0.1:61616") as c:` or `c = await connect(...)`.
 
-    `url` is `tcp://HOST:PORT` or `failover:(tcp://...,...)?options` (transports.url, docs/client.md).
-    A failover client connects to the first reachable broker in `server_order` (startup back-off
-    and `startupMaxReconnectAttempts`), and after a lost connection reconnects, re-subscribes and
-    resends every un-receipted send; a plain one ends on a lost connection. `heartbeat` is (we send
-    every ms, we want the broker's every ms), 0 = off. `max_pending_sends` bounds the sends kept
-    until their receipt (a sender waits beyond it). Raises UrlError for a bad URL, ConnectFailed
-    when no broker could be reached, ClientError when the broker refused.
+    `url` is `tcp://` or `ssl://HOST:PORT`, or `failover:(tcp://...,ssl://...)?options` (transports.url,
+    docs/client.md); `tls` is the context for ssl:// brokers (default: the system's CAs). A failover
+    client connects to the first reachable broker in `server_order` (startup back-off), and after a
+    lost connection reconnects, re-subscribes and resends every un-receipted send; a plain one ends
+    on a lost connection. `heartbeat` is (we send every ms, we want the broker's every ms), 0 = off.
+    `max_pending_sends` bounds the sends kept until their receipt. Raises UrlError for a bad URL,
+    ConnectFailed when no broker could be reached, ClientError when the broker refused.
     """
     from transports.url import parse_url
 
     dialer = Dialer(parse_url(url), login=login, passcode=passcode, heartbeat=heartbeat, client_id=client_id,
-                    connect_timeout=connect_timeout)
+                    connect_timeout=connect_timeout, tls=tls)
     return _Connecting(Client(dialer, max_pending_sends=max_pending_sends))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 from config.model import Limits
@@ -42,12 +43,15 @@ async def open_stomp(
     client_id: str | None = None,
     timeout: float = 5.0,
     limits: Limits | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> StompConnection:
-    """TCP connect, CONNECT, wait for CONNECTED; all within `timeout` seconds."""
+    """TCP connect (then the TLS handshake, with `tls`), CONNECT, wait for CONNECTED; all within
+    `timeout` seconds. Over TLS the broker's certificate must name `host` (also sent as SNI)."""
     limits = limits or Limits.model_validate({})
     parser = StompParser(limits.max_frame_size, limits.max_header_count, limits.max_header_length)
+    secure = {"ssl": tls, "server_hostname": host, "ssl_handshake_timeout": timeout} if tls else {}
     async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection(host, port)
+        reader, writer = await asyncio.open_connection(host, port, **secure)  # type: ignore[arg-type]
     try:
         async with asyncio.timeout(timeout):
             writer.write(encode(connect_frame(host, login=login, passcode=passcode, heartbeat=heartbeat,
@@ -88,6 +92,7 @@ class StompConnection:
     ) -> None:
         self.session = session
         self.address = address
+        self.tls = writer.get_extra_info("ssl_object") is not None
         self._reader = reader
         self._writer = writer
         self._parser = parser

@@ -1,6 +1,6 @@
-"""Opening a STOMP session to one of the brokers a URL names.
+"""Opening a STOMP session to one of the brokers a URL names (over TLS for its ssl:// ones).
 
-For a plain tcp:// URL that is one try. For a failover: URL it is ActiveMQ's startup behaviour
+For a plain tcp:// or ssl:// URL that is one try. For a failover: URL it is ActiveMQ's startup behaviour
 (design.md section 5): passes over the brokers in `server_order`, a back-off delay (`next_delay`,
 with a little jitter) between passes, and `startupMaxReconnectAttempts` (else
 `maxReconnectAttempts`; -1 = for ever) failed passes before giving up. After an established
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 from collections.abc import Callable
 
 from config.model import Limits
@@ -41,11 +42,14 @@ class Dialer:
         client_id: str | None = None,
         connect_timeout: float = 5.0,
         limits: Limits | None = None,
+        tls: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if connect_timeout <= 0:
             raise ValueError("connect_timeout must be positive")
         self.url = url
+        # The URL's ssl:// brokers are dialled with this context; the system's CAs if none is given.
+        self._tls = tls if tls is not None or not url.tls else ssl.create_default_context()
         self._session_args = {"login": login, "passcode": passcode, "heartbeat": heartbeat,
                               "client_id": client_id, "timeout": connect_timeout, "limits": limits}
         self._rng = rng or random.Random()
@@ -80,10 +84,11 @@ class Dialer:
                 else list(self.url.brokers)
             errors: list[str] = []
             for host, port in order:
-                name = f"tcp://{_show(host)}:{port}"
+                name = f"{self.url.scheme((host, port))}://{_show(host)}:{port}"
                 tried[name] = None
+                tls = self._tls if (host, port) in self.url.tls else None
                 try:
-                    return await open_stomp(host, port, **self._session_args)  # type: ignore[arg-type]
+                    return await open_stomp(host, port, tls=tls, **self._session_args)  # type: ignore[arg-type]
                 except _RETRYABLE as exc:
                     last_error = f"{name}: {exc or type(exc).__name__}"
                     errors.append(last_error)

@@ -13,7 +13,7 @@ import enum
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,13 @@ class ConnectionEvent:
     attempt: int = 0
     delay: float = 0.0
     at: float = 0.0
+    tls: bool = False  # CONNECTED over TLS
 
     def describe(self) -> str:
         name = self.state.value  # read before the checks below narrow state (mypy loses .value's type)
         if self.state is ConnectionState.CONNECTED and self.broker is not None:
-            return f"connected to tcp://{_host(self.broker[0])}:{self.broker[1]}"
+            scheme = "ssl" if self.tls else "tcp"
+            return f"connected to {scheme}://{_host(self.broker[0])}:{self.broker[1]}"
         if self.state is ConnectionState.RECONNECTING:
             return f"reconnecting: attempt {self.attempt} after {self.delay:.3f}s"
         if self.reason:
@@ -87,8 +89,7 @@ class StateListeners:
 
     def emit(self, event: ConnectionEvent) -> None:
         if not event.at:
-            event = ConnectionEvent(event.state, event.broker, event.reason, event.attempt, event.delay,
-                                    time.monotonic())
+            event = replace(event, at=time.monotonic())
         changed = event.state is not self.state
         if not changed and event.state is not ConnectionState.RECONNECTING:
             return

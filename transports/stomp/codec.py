@@ -12,6 +12,7 @@ fast path that splits the whole header block in C; everything else goes line by 
 
 from __future__ import annotations
 
+import re
 from typing import NoReturn
 
 from transports.stomp.commands import RAW_HEADER_COMMANDS, VERSIONS
@@ -30,6 +31,11 @@ _COMPACT_AT = 1 << 16
 # the search could otherwise run through every later frame in the buffer, once per frame.
 _BLOCK_WINDOW = 1 << 14
 _MAX_LENGTH_DIGITS = 19
+
+# Heart-beats: runs of LFs, of CRs and LFs, and a CR no LF follows (not an EOL).
+_LF_RUN = re.compile(rb"\n*")
+_EOL_RUN = re.compile(rb"[\r\n]*")
+_LONE_CR = re.compile(rb"\r(?!\n)")
 
 _IDLE, _COMMAND, _HEADERS, _BODY = range(4)
 
@@ -86,7 +92,12 @@ class StompParser:
             raise ValueError(f"unknown STOMP version {value!r}; expected one of {', '.join(VERSIONS)}")
         self._version = value
 
-    def feed(self, data: bytes) -> None:
+    @property
+    def buffered(self) -> int:
+        """Bytes held: those not consumed yet, and consumed ones not yet compacted away."""
+        return len(self._buf)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         self._check_alive()
         self._buf += data
         pending = len(self._buf) - self._pos
@@ -121,22 +132,21 @@ class StompParser:
             return self._read_body()
 
     def _skip_heartbeats(self) -> bool:
-        """Consume bare EOLs; True once the first byte of a frame is at self._pos."""
-        buf, i, end = self._buf, self._pos, len(self._buf)
-        while i < end:
-            byte = buf[i]
-            if byte == 10:
-                i += 1
-            elif byte == 13 and i + 1 < end and buf[i + 1] == 10:
-                i += 2
-            elif byte == 13 and i + 1 == end:
-                break  # CR of a CR LF whose LF has not arrived yet
-            else:
-                self._pos = i
-                return True
-            self.heartbeats += 1
-        self._pos = i
-        self._compact()
+        """Consume bare EOLs; True once the first byte of a frame is at self._pos. Linear and in C
+        (regexes find the runs, `count` tallies them): a loop per byte stalled us 1.5 s per 10 MB."""
+        buf, start = self._buf, self._pos
+        end = _LF_RUN.match(buf, start).end()  # type: ignore[union-attr]  # `*` always matches
+        self.heartbeats += end - start
+        if end < len(buf) and buf[end] == 13:
+            start, end = end, _EOL_RUN.match(buf, end).end()  # type: ignore[union-attr]
+            if buf.count(b"\r", start, end) != buf.count(b"\r\n", start, end):
+                # Stop at the lone CR: its LF may not have arrived yet, or it starts garbage.
+                end = _LONE_CR.search(buf, start, end).start()  # type: ignore[union-attr]
+            self.heartbeats += buf.count(b"\n", start, end)
+        self._pos = end
+        if end < len(buf) and not (buf[end] == 13 and end + 1 == len(buf)):
+            return True  # a frame's first byte (a CR here is a lone one: the command check refuses it)
+        self._compact()  # all EOLs so far, perhaps but the CR of a CR LF whose LF is still to come
         return False
 
     def _begin_frame(self) -> None:

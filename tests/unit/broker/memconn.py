@@ -79,10 +79,13 @@ class Client:
 
     async def frame(self, command: str, body: bytes = b"", **headers: str) -> None:
         names = {k: k.replace("activemq_", "activemq.").replace("_", "-") for k in headers}
-        await self.session.handle(Frame(command, {names[k]: v for k, v in headers.items()}, body))
+        await self.raw(command, {names[k]: v for k, v in headers.items()}, body)
 
     async def raw(self, command: str, headers: dict[str, str], body: bytes = b"") -> None:
         await self.session.handle(Frame(command, headers, body))
+        # Deliveries past one slice of work continue on later turns of the loop (broker/slicing.py);
+        # a client that waits for its messages sees them all, so the helper lets them happen.
+        await asyncio.wait_for(self.session.broker.slicer.idle(), 5)
 
     async def connect(self, version: str = "1.2", **headers: str) -> Frame:
         await self.frame("CONNECT", accept_version=version, host="x", **headers)

@@ -114,7 +114,7 @@ async def test_default_accepts_everyone_as_anonymous(version: str) -> None:
         client = Client(broker)
         frame = await client.connect(version, **headers)
         assert frame.headers["version"] == version
-        assert client.session.principal == ANONYMOUS == Principal("anonymous", frozenset({"anonymous"}))
+        assert client.session.principal == ANONYMOUS == Principal("anonymous", frozenset({"anonymous"}), True)
 
 
 async def test_a_real_password_check_accepts_the_right_passcode_only() -> None:

@@ -193,3 +193,37 @@ async def test_the_connection_limit_holds_for_any_transport() -> None:
     first.deliver(connect())
     await until(lambda: first.commands() == ["CONNECTED"])
     assert server.connection_count == 1
+
+
+async def test_a_large_message_of_small_frames_is_parsed_a_chunk_at_a_time() -> None:
+    # 1.5 MiB at once is more than the parser may hold unparsed (max_frame_size + 1 MiB), but
+    # the connection feeds it in chunks and keeps the rest while its frame queue is full.
+    _, server = await serving(max_frame_size=1024, max_pending_frames=100)
+    wire = server.accept("p:1")
+    wire.deliver(connect())
+    sends = [Frame("SEND", {"destination": "/queue/c", "receipt": str(i)}, b"x" * 100) for i in range(10_000)]
+    wire.deliver(*sends)
+    assert not wire.reading  # the frame queue filled: the rest waits, unparsed
+    await until(lambda: len(wire.messages) == 10_001)
+    assert [f.headers.get("receipt-id") for f in wire.frames()[1:]] == [str(i) for i in range(10_000)]
+    assert wire.reading and wire.state == "open"
+
+
+async def test_a_connection_with_many_frames_lets_the_loop_run_between_slices() -> None:
+    _, server = await serving(work_slice_ms=0.01)
+    busy = server.accept("busy:1")
+    busy.deliver(connect())
+    await until(lambda: len(busy.messages) == 1)
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0)
+            turns += 1
+
+    task = asyncio.ensure_future(ticker())
+    busy.deliver(*(Frame("SEND", {"destination": "/queue/m", "receipt": str(i)}) for i in range(900)))
+    await until(lambda: len(busy.messages) == 901)
+    task.cancel()
+    assert turns > 10  # without yielding, the reader would have handled all 900 in one turn

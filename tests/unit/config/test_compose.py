@@ -114,7 +114,7 @@ def start_flags(service: dict[str, Any]) -> argparse.Namespace:
     words = shlex.split(script[-1])
     assert words[:5] == ["exec", "python", "-m", "broker", "start"]
     parser = argparse.ArgumentParser(exit_on_error=False)
-    for flag in ("--name", "--data", "--metrics-port"):
+    for flag in ("--name", "--data", "--metrics-port", "--metrics-host"):
         parser.add_argument(flag, required=True)
     parser.add_argument("--connector", action="append", required=True)
     return parser.parse_args(words[5:])
@@ -139,6 +139,7 @@ def test_each_broker_publishes_its_own_host_ports(compose: dict[str, Any], n: in
     (connector,) = flags.connector
     host, port = connector_address(connector)
     assert host == "0.0.0.0"  # inside the container, so the published port reaches it
+    assert flags.metrics_host == "0.0.0.0"  # likewise: the default, loopback, is unreachable from outside
     assert service["ports"] == [f"{61616 + n}:{port}", f"{9100 + n}:{flags.metrics_port}"]
     # The settings the command passes are valid broker settings.
     config = build_config(
@@ -148,9 +149,11 @@ def test_each_broker_publishes_its_own_host_ports(compose: dict[str, Any], n: in
             "data_dir": flags.data,
             "connectors": flags.connector,
             "metrics_port": flags.metrics_port,
+            "metrics_host": flags.metrics_host,
         },
     )
     assert (config.name, str(config.data_dir), config.metrics_port) == (f"broker{n}", SHARED, 9100)
+    assert config.metrics_host == "0.0.0.0"
 
 
 def test_tiny_parser_rejects_what_it_does_not_understand() -> None:

@@ -13,7 +13,7 @@ WRAP = """<?xml version="1.0"?>
   <broker xmlns="http://activemq.apache.org/schema/core" {attrs}>
     <managementContext><managementContext createConnector="false"/></managementContext>
     {body}
-    <plugins><simpleAuthenticationPlugin anonymousAccessAllowed="true"/></plugins>
+    <plugins><statisticsBrokerPlugin/><timeStampingBrokerPlugin zeroExpirationOverride="1000"/></plugins>
   </broker>
 </beans>"""
 
@@ -86,29 +86,48 @@ def test_without_namespaces_or_beans_and_older_sync_flag() -> None:
     assert parse_activemq_xml(document).values == {"store": {"type": "journal", "sync": "never"}}
 
 
-def test_connectors_are_normalised_and_options_mapped() -> None:
-    values = mapped(
+def test_connectors_are_normalised_and_their_options_kept_mapped_or_reported() -> None:
+    mapping = parse_activemq_xml(WRAP.format(attrs="", body=(
         "<transportConnectors>"
-        '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=500&amp;'
-        'wireFormat.maxFrameSize=104857600&amp;transport.tcpNoDelay=true"/>'
-        '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613?maximumConnections=500"/>'
-        '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5&amp;'
-        'transport.connectAttemptTimeout=5000"/>'
-        '<transportConnector uri="nio://[::1]:61615"/>'
-        "</transportConnectors>"
-    )
-    assert values == {
+        '<transportConnector name="openwire" uri="tcp://0.0.0.0:61616?maximumConnections=1000&amp;'
+        'transport.maxFrameSize=104857600&amp;transport.tcpNoDelay=true"/>'
+        '<transportConnector name="stomp" uri="stomp://127.0.0.2:61613"/>'
+        '<transportConnector name="snio" uri="stomp+nio://localhost:61614?transport.hbGracePeriodMultiplier=1.5'
+        '&amp;transport.connectAttemptTimeout=5000"/>'
+        '<transportConnector uri="nio://[::1]:61615?transport.needClientAuth=true"/>'
+        "</transportConnectors>")).encode())
+    assert mapping.values == {
         "connectors": [
-            "tcp://0.0.0.0:61616",
+            # The connector's own limits stay on its URI (config/connector.py), under one spelling.
+            "tcp://0.0.0.0:61616?maximumConnections=1000&wireFormat.maxFrameSize=104857600",
             "tcp://127.0.0.2:61613",
             "tcp://localhost:61614",
-            "tcp://[::1]:61615",
+            "tcp://[::1]:61615",  # client auth means nothing without TLS
         ],
-        "limits": {"max_connections": 500, "max_frame_size": 100 * MiB, "heartbeat_grace": 1.5,
-                   "connect_timeout": 5.0},
+        "limits": {"heartbeat_grace": 1.5, "connect_timeout": 5.0},  # broker-wide
     }
-    config = BrokerConfig.model_validate(values)
-    assert (config.limits.max_connections, config.limits.connect_timeout) == (500, 5.0)
+    assert mapping.warnings[-2:] == [
+        "ignored transportConnector[openwire]@uri?transport.tcpNoDelay: TCP or JVM tuning with no equivalent "
+        "here",
+        "ignored transportConnector[3]@uri?transport.needClientAuth: client certificates apply to TLS "
+        "connectors only",
+    ]
+    config = BrokerConfig.model_validate(mapping.values)
+    assert (config.limits.heartbeat_grace, config.limits.connect_timeout) == (1.5, 5.0)
+
+@pytest.mark.parametrize("scheme", ["ssl", "nio+ssl", "stomp+ssl", "stomp+nio+ssl"])
+def test_every_ssl_flavour_is_our_tls_connector_with_its_options(scheme: str) -> None:
+    uri = f"{scheme}://0.0.0.0:61617?transport.enabledProtocols=TLSv1.2&amp;transport.needClientAuth=true" \
+          "&amp;wireFormat.maxFrameSize=1048576"
+    values = mapped(f'<transportConnectors><transportConnector uri="{uri}"/></transportConnectors>')
+    expected = "ssl://0.0.0.0:61617?transport.needClientAuth=true&wireFormat.maxFrameSize=1048576"
+    assert values == {"connectors": [expected]}
+
+
+def test_ssl_context_is_refused_with_the_pem_settings_named() -> None:
+    err = error('<sslContext><sslContext keyStore="broker.ks" keyStorePassword="password"/></sslContext>')
+    assert err.key == "sslContext"
+    assert "tls.cert" in err.problem and "--tls-cert" in err.problem
 
 
 @pytest.mark.parametrize(
@@ -194,11 +213,12 @@ def test_connectors_are_normalised_and_options_mapped() -> None:
             "unknown connector option (honoured: maximumConnections, wireFormat.maxFrameSize",
         ),
         (
-            '<transportConnectors><transportConnector name="a" uri="tcp://h:1?maximumConnections=10"/>'
-            '<transportConnector name="b" uri="tcp://h:2?maximumConnections=20"/></transportConnectors>',
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1?transport.connectAttemptTimeout=1000"/>'
+            '<transportConnector name="b" uri="tcp://h:2?transport.connectAttemptTimeout=2000"/>'
+            "</transportConnectors>",
             "",
-            "transportConnector[b]@uri?maximumConnections",
-            "20 differs from 10 given by transportConnector[a]@uri?maximumConnections",
+            "transportConnector[b]@uri?transport.connectAttemptTimeout",
+            "2.0 differs from 1.0 given by transportConnector[a]@uri?transport.connectAttemptTimeout",
         ),
         (
             '<transportConnectors><transportConnector name="a" uri="tcp://h:1?allowLinkStealing=true"/>'
@@ -238,6 +258,13 @@ def test_connectors_are_normalised_and_options_mapped() -> None:
             "",
             "transportConnector[b]@uri",
             "tcp://h:1 is already used by transportConnector[a]",
+        ),
+        (
+            '<transportConnectors><transportConnector name="a" uri="tcp://h:1"/>'
+            '<transportConnector name="b" uri="ssl://h:1?maximumConnections=5"/></transportConnectors>',
+            "",
+            "transportConnector[b]@uri",
+            "ssl://h:1 is already used by transportConnector[a]",
         ),
         ("<persistenceFactory/>", "", "persistenceFactory", "journaled JDBC is not supported"),
         ("<persistanceAdapter/>", "", "persistanceAdapter", "unknown element in <broker>"),

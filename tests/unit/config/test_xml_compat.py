@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from config.connector import parse_connector_uri
 from config.errors import ConfigError
 from config.loader import build_config
 from config.model import MiB
@@ -37,9 +38,12 @@ def test_stock_activemq_5_17_2_loads_with_one_warning_per_ignored_thing(tmp_path
     assert config.name == "localhost"
     assert config.data_dir == tmp_path / "data" / "kahadb"  # kahaDB's directory="${activemq.data}/kahadb"
     assert config.store.type == "journal"
-    # openwire tcp:// and stomp:// become STOMP listeners; amqp, mqtt and (in this build) ws are skipped.
-    assert config.connectors == ["tcp://0.0.0.0:61616", "tcp://0.0.0.0:61613"]
-    assert (config.limits.max_connections, config.limits.max_frame_size) == (1000, 100 * MiB)
+    # openwire tcp:// and stomp:// become STOMP listeners, each with its own limits (config/connector.py);
+    # amqp and mqtt are skipped, and so is ws where it is not served (SERVED here).
+    limits = "?maximumConnections=1000&wireFormat.maxFrameSize=104857600"
+    assert config.connectors == [f"tcp://0.0.0.0:61616{limits}", f"tcp://0.0.0.0:61613{limits}"]
+    assert parse_connector_uri(config.connectors[1]).limits == {"max_connections": 1000,
+                                                               "max_frame_size": 100 * MiB}
     lines = [record.getMessage() for record in caplog.records]
     assert all(line.startswith(f"{file}: ignored ") for line in lines), lines
     named = [line.removeprefix(f"{file}: ignored ").partition(":")[0] for line in lines]
@@ -186,9 +190,9 @@ def test_shared_dead_letter_strategy_is_what_batonmq_does() -> None:
 
 
 def test_left_alone_elements_stay_silent_and_empty_containers_warn() -> None:
-    # <plugins>, <systemUsage> and <sslContext> belong to the security, memory and TLS settings.
+    # <systemUsage> belongs to the memory settings.
     mapping = parse('<systemUsage><systemUsage><memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
-                    "</systemUsage></systemUsage><sslContext><sslContext/></sslContext><networkConnectors/>")
+                    "</systemUsage></systemUsage><networkConnectors/>")
     assert mapping.values == {}
     assert mapping.warnings == ["ignored <networkConnectors>: empty"]
 

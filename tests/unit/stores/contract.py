@@ -231,6 +231,15 @@ class StoreContract:
             await store.write([PutSubscription(changed)])
         assert (await recover(self.kind, data_dir)).subscriptions == [changed]
 
+    async def test_subscription_owner_survives_reopen_and_older_ones_have_none(self, data_dir: Path) -> None:
+        owned = DurableSubscription("sub/c3/s3", "c3", "s3", "/topic/t", "a = 1", owner="alice")
+        async with opened(self.kind, data_dir) as (store, _):
+            await store.write([PutSubscription(SUB), PutSubscription(owned)])
+        await recover(self.kind, data_dir)  # a second open reads what the first one checkpointed
+        recovered = await recover(self.kind, data_dir)
+        assert set(recovered.subscriptions) == {SUB, owned}
+        assert {s.key: s.owner for s in recovered.subscriptions} == {SUB.key: None, owned.key: "alice"}
+
     async def test_producer_ids_window_is_bounded_and_outlives_messages(self, data_dir: Path) -> None:
         async with opened(self.kind, data_dir, duplicate_window=5) as (store, _):
             for i in range(8):

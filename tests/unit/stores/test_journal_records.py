@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import crc32c
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +38,7 @@ from stores.journal.records import (
 )
 
 SUB = DurableSubscription("sub/c/s", "c", "s", "/topic/t", selector="x > 1")
+OWNED = DurableSubscription("sub/d/s", "d", "s", "/topic/t", None, owner="alice")
 
 
 def msg(mid: str, body: bytes = b"hello", producer: str | None = None) -> StoredMessage:
@@ -56,6 +58,7 @@ def test_batch_round_trips_every_op_kind() -> None:
         AddMessage("/queue/a", msg("m1", bytes(range(256)), producer="p1")),
         RemoveMessage("/queue/a", "m0"),
         PutSubscription(SUB),
+        PutSubscription(OWNED),
         DropSubscription("sub/x/y"),
         Move("/queue/b", msg("m2", b"")),
     ]
@@ -136,7 +139,7 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         pos=(5, 1234),
         files={2: 65536, 5: None},
         queues=[("/queue/a", [("m1", Location(2, 100, 300)), ("m2", Location(5, 9, 77))])],
-        subscriptions=[SUB],
+        subscriptions=[SUB, OWNED],
         producers=["p1", "p2"],
     )
     data = ckpt.encode(cp)
@@ -149,3 +152,13 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         ckpt.decode(data[:-1])
     with pytest.raises(ckpt.CheckpointError, match="magic"):
         ckpt.decode(b"nonsense" + data[8:])
+
+
+def test_a_subscription_without_owner_is_written_as_older_versions_wrote_it() -> None:
+    # Without authentication nothing on disk changes: a PUT_SUB keeps its five fields.
+    (plain,) = msgpack.unpackb(parse_record(encode_batch([PutSubscription(SUB)]), 0).payload)
+    assert plain == [3, "sub/c/s", "c", "s", "/topic/t", "x > 1"]
+    (owned,) = msgpack.unpackb(parse_record(encode_batch([PutSubscription(OWNED)]), 0).payload)
+    assert owned == [3, "sub/d/s", "d", "s", "/topic/t", None, "alice"]
+    with pytest.raises(ValueError):
+        decode_batch(msgpack.packb([[3, "k", "c", "s", "/topic/t", None, 7]]))  # an owner is a string

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,6 +60,12 @@ def test_message_and_subscription_values_round_trip() -> None:
     assert keys.decode_message(keys.encode_message(anonymous), "here") == anonymous
     sub = DurableSubscription("sub:c:n", "c", "n", "/topic/t", "a = 1")
     assert keys.decode_subscription(keys.encode_subscription(sub), "here") == sub
+    assert len(msgpack.unpackb(keys.encode_subscription(sub))) == 5  # as older versions wrote it
+    owned = DurableSubscription("sub:d:n", "d", "n", "/topic/t", None, owner="alice")
+    assert msgpack.unpackb(keys.encode_subscription(owned))[5] == "alice"
+    assert keys.decode_subscription(keys.encode_subscription(owned), "here") == owned
+    with pytest.raises(StoreCorrupted):
+        keys.decode_subscription(msgpack.packb(["k", "d", "n", "/topic/t", None, 1]), "here")
 
 
 def test_values_msgpack_cannot_hold_are_refused_when_encoding() -> None:

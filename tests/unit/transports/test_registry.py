@@ -10,6 +10,7 @@ from config.model import BrokerConfig, Limits, parse_connector
 from transports.registry import SCHEMES, UnknownScheme, create_server, server_class
 from transports.server import StompServer
 from transports.tcp import TcpServer
+from transports.websocket import WsServer
 
 
 def no_handler(link: object) -> None:
@@ -29,13 +30,18 @@ async def test_create_server_splits_the_uri_and_keeps_the_scheme() -> None:
     assert server.connection_count == 0  # built, not started: nothing bound
 
 
-@pytest.mark.parametrize("scheme", ["ws", "udp", "amqp"])
+@pytest.mark.parametrize("scheme", ["mqtt", "udp", "amqp"])
 def test_unknown_scheme_names_the_known_ones(scheme: str) -> None:
     with pytest.raises(UnknownScheme) as info:
         server_class(scheme)
-    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: stomp://, tcp://"
+    known = "ssl://, stomp://, stomp+ssl://, tcp://, ws://, wss://"
+    assert str(info.value) == f"unknown connector scheme {scheme!r}; known schemes: {known}"
     with pytest.raises(UnknownScheme):
         create_server(f"{scheme}://127.0.0.1:1", no_handler, Limits())  # type: ignore[arg-type]
+
+
+def test_ws_resolves_to_the_websocket_server() -> None:
+    assert server_class("ws") is WsServer
 
 
 def test_every_entry_names_an_importable_server() -> None:
@@ -45,7 +51,7 @@ def test_every_entry_names_an_importable_server() -> None:
 
 def test_config_alone_checks_only_the_syntax() -> None:
     # config imports no transport, so it cannot know which schemes exist: any one passes there...
-    assert BrokerConfig(connectors=["ws://h:1"]).connectors == ["ws://h:1"]
+    assert BrokerConfig(connectors=["mqtt://h:1"]).connectors == ["mqtt://h:1"]
     assert parse_connector("ssl://[::1]:61617") == ("ssl", "::1", 61617)
     # ...but the syntax is always checked.
     for bad, problem in [
@@ -58,12 +64,13 @@ def test_config_alone_checks_only_the_syntax() -> None:
 
 
 def test_build_config_with_the_table_refuses_an_unknown_scheme() -> None:
-    overrides = {"connectors": ["tcp://127.0.0.2:1", "ws://127.0.0.2:2"]}
+    overrides = {"connectors": ["tcp://127.0.0.2:1", "mqtt://127.0.0.2:2"]}
     with pytest.raises(ConfigError) as info:
         build_config(None, {}, overrides, SCHEMES)
     assert info.value.key == "connectors"
     assert info.value.problem == (
-        "connector 'ws://127.0.0.2:2': scheme must be one of stomp://, tcp:// (got 'ws') [from command line]"
+        "connector 'mqtt://127.0.0.2:2': scheme must be one of ssl://, stomp://, stomp+ssl://"
+        ", tcp://, ws://, wss:// (got 'mqtt') [from command line]"
     )
-    ok = build_config(None, {}, {"connectors": ["stomp://127.0.0.2:1", "tcp://127.0.0.2:2"]}, SCHEMES)
-    assert ok.connectors == ["stomp://127.0.0.2:1", "tcp://127.0.0.2:2"]
+    ok = build_config(None, {}, {"connectors": ["stomp://127.0.0.2:1", "ws://127.0.0.2:2"]}, SCHEMES)
+    assert ok.connectors == ["stomp://127.0.0.2:1", "ws://127.0.0.2:2"]

@@ -41,6 +41,16 @@ def test_plain_url(url: str, broker: tuple[str, int]) -> None:
     assert parse_url(url) == BrokerUrl(brokers=(broker,), failover=False, options=DEFAULTS)
 
 
+def test_ssl_brokers_are_marked_for_tls() -> None:
+    assert parse_url("ssl://h:61617") == BrokerUrl(brokers=(("h", 61617),), failover=False,
+                                                    tls=frozenset({("h", 61617)}))
+    parsed = parse_url("failover:(stomp+ssl://a:1,tcp://b:2,ssl://[::1]:3)?randomize=false")
+    assert parsed.brokers == (("a", 1), ("b", 2), ("::1", 3))
+    assert parsed.tls == {("a", 1), ("::1", 3)}
+    assert [parsed.scheme(b) for b in parsed.brokers] == ["ssl", "tcp", "ssl"]
+    assert parse_url("tcp://h:1").tls == frozenset()
+
+
 # -- failover URLs -------------------------------------------------------------------------------------
 
 
@@ -145,7 +155,8 @@ def test_options_are_frozen() -> None:
         ("failover:tcp://a:1)", "unbalanced parentheses"),
         ("failover:(tcp://a:1?x=1)", "takes no options"),
         ("tcp://a:1?randomize=false", "takes no options"),
-        ("ssl://a:1", "unsupported scheme 'ssl'"),
+        ("nio://a:1", "unsupported scheme 'nio'"),
+        ("failover:(ssl://a:1,tcp://a:1)", "names a:1 with and without TLS"),
         ("localhost:61616", "needs a scheme"),
         ("tcp://a:0", "invalid port '0'"),
         ("tcp://a:65536", "invalid port '65536'"),
