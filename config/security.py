@@ -75,6 +75,9 @@ class AuthenticationSettings(_Strict):
     anonymous_group: str = Field("anonymous", min_length=1, max_length=MAX_NAME)
     # Each failed login from an address doubles the wait before that address's next attempt is
     # checked, from failure_delay up to max_failure_delay seconds.
+    # A user logs in by TLS client certificate (no login, no passcode): user name -> the exact
+    # subject of its certificate, e.g. {"app1" = "CN=app1,O=Example"} (docs/security.md).
+    certificate_users: dict[str, str] = Field(default_factory=dict, max_length=MAX_USERS)
     failure_delay: float = Field(0.1, ge=0, le=10)
     max_failure_delay: float = Field(10.0, ge=0, le=600)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
@@ -174,3 +175,27 @@ class StompServer(ABC):
             conn.abort()
         if connections:
             await asyncio.wait([c.lost for c in connections], timeout=1.0)
+
+
+class AsyncioListener(StompServer):
+    """A StompServer on one `asyncio.Server` (from `loop.create_server`): what the TCP, TLS and
+    WebSocket connectors share. A subclass's `_listen` sets `_server`."""
+
+    _server: asyncio.Server | None = None
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        return tuple(self._server.sockets) if self._server is not None else ()
+
+    @property
+    def bound_port(self) -> int:
+        return int(self.sockets[0].getsockname()[1]) if self.sockets else self.port
+
+    def _stop_listening(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _listener_closed(self) -> None:
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None

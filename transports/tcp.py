@@ -12,11 +12,10 @@ Works on any asyncio event loop (the daemon installs uvloop).
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any, cast
 
 from transports.connection import Connection
-from transports.server import StompServer
+from transports.server import AsyncioListener
 
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
@@ -80,9 +79,7 @@ class StreamWire(asyncio.Protocol):
             self.transport.abort()
 
 
-class TcpServer(StompServer):
-    _server: asyncio.Server | None = None
-
+class TcpServer(AsyncioListener):
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
@@ -93,20 +90,3 @@ class TcpServer(StompServer):
     def _listen_options(self) -> dict[str, Any]:
         """More keywords for loop.create_server: the TLS connector adds its SSL context."""
         return {}
-
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._server.sockets) if self._server is not None else ()
-
-    @property
-    def bound_port(self) -> int:
-        return int(self.sockets[0].getsockname()[1]) if self.sockets else self.port
-
-    def _stop_listening(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    async def _listener_closed(self) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None

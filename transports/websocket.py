@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections import deque
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from websockets.typing import Subprotocol
 
 from config.model import Limits
 from transports.connection import Connection
-from transports.server import HandlerFactory, StompServer
+from transports.server import AsyncioListener, HandlerFactory
 from transports.tcp import WRITE_HIGH_WATER, WRITE_LOW_WATER
 
 log = logging.getLogger(__name__)
@@ -222,10 +221,8 @@ class WsWire(asyncio.Protocol):
                 self.transport.write(chunk)
 
 
-class WsServer(StompServer):
+class WsServer(AsyncioListener):
     """`ws://HOST:PORT`; `wss://` when built with an SSLContext (the TLS settings' context)."""
-
-    _server: asyncio.Server | None = None
 
     def __init__(self, host: str, port: int, handler_factory: HandlerFactory, limits: Limits,
                  scheme: str = "ws", context: ssl.SSLContext | None = None) -> None:
@@ -252,21 +249,8 @@ class WsServer(StompServer):
             ssl_handshake_timeout=HANDSHAKE_TIMEOUT if self.ssl_context is not None else None,
         )
 
-    @property
-    def sockets(self) -> tuple[socket.socket, ...]:
-        return tuple(self._server.sockets) if self._server is not None else ()
-
-    @property
-    def bound_port(self) -> int:
-        return int(self.sockets[0].getsockname()[1]) if self.sockets else self.port
-
     def _stop_listening(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        super()._stop_listening()
         for wire in list(self._upgrading):  # not yet a connection: nothing of theirs to finish
             wire.abort()
 
-    async def _listener_closed(self) -> None:
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None

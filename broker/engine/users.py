@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from broker.engine.auth import Authenticator, Credentials, Principal
+from broker.engine.certlogin import CertificateUsers
+from config.errors import ConfigError
 from config.passwords import decoy_hash, verify
 from config.security import AuthenticationSettings, User
 from config.users import load_users
@@ -27,9 +29,11 @@ MAX_PENDING = 64
 
 
 class PasswordAuthenticator:
-    def __init__(self, users: Iterable[User], anonymous: Principal | None = None) -> None:
+    def __init__(self, users: Iterable[User], anonymous: Principal | None = None,
+                 certificates: Mapping[str, str] | None = None) -> None:
         self._users = {user.name: (user.password_hash, frozenset(user.groups)) for user in users}
         self.anonymous = anonymous
+        self.certificates = CertificateUsers(certificates or {}, self._users)
         self._decoy = decoy_hash()
         self._pool = ThreadPoolExecutor(HASH_WORKERS, thread_name_prefix="password-check")
         self._pending = 0
@@ -37,6 +41,10 @@ class PasswordAuthenticator:
     async def authenticate(self, credentials: Credentials) -> Principal | None:
         login, passcode = credentials.login, credentials.passcode
         if not login and not passcode:
+            # A certificate the TLS layer verified against tls.ca proves who sent it: no hash to check.
+            user = self.certificates.user_for(credentials.peer_certificate)
+            if user is not None:
+                return Principal(user, self._users[user][1])
             return self.anonymous  # None when anonymous access is off
         entry = self._users.get(login or "")
         if self._pending >= MAX_PENDING:
@@ -69,4 +77,7 @@ def build_authenticator(settings: AuthenticationSettings) -> Authenticator | Non
         anonymous = Principal(settings.anonymous_user, frozenset({settings.anonymous_group}), anonymous=True)
     log.info("authentication: %d users, anonymous access %s", len(users),
              f"as {settings.anonymous_user!r}" if anonymous else "off")
-    return PasswordAuthenticator(users, anonymous)
+    try:
+        return PasswordAuthenticator(users, anonymous, settings.certificate_users)
+    except ValueError as exc:
+        raise ConfigError("authentication.certificate_users", str(exc)) from None

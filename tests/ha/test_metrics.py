@@ -86,7 +86,7 @@ def test_governance_counters_are_exported(tmp_path):
     config.write_text("[limits]\nconnect_timeout = 0.3\nconnection_scan_interval = 0.05\n"
                       "destination_gc_idle = 0.3\ndestination_gc_interval = 0.05\n")
     scrape = metrics_port(host)
-    extra = ("--config", str(config), "--metrics-port", str(scrape))
+    extra = ("--config", str(config), "--metrics-port", str(scrape), "--metrics-host", host)
     broker = BrokerProc("g1", host, free_port((host,)), tmp_path / "shared", extra=extra).start()
     try:
         wait_for_single_master([broker], timeout=20)

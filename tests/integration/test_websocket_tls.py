@@ -82,3 +82,29 @@ async def test_an_untrusted_server_certificate_or_plain_ws_is_refused(wss: tuple
 def test_wss_without_tls_settings_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="wss:// connector needs the TLS settings"):
         WsServer(HOST, 0, lambda link: None, Limits(), scheme="wss")  # type: ignore[arg-type, return-value]
+
+
+async def test_a_configured_wss_connector_takes_the_tls_settings(ca: trustme.CA, tmp_path) -> None:
+    """`wss://` in the connectors is built through the scheme table with the [tls] files, as
+    `ssl://` is: the same certificate, the same TLS floor."""
+    from config.model import TlsSettings
+    from transports.registry import create_server
+
+    leaf = ca.issue_cert(HOST)
+    leaf.private_key_and_cert_chain_pem.write_to_path(tmp_path / "broker.pem")
+    broker = Broker(BrokerConfig(name="tls"))
+    await broker.start(None)
+    server = create_server(f"wss://{HOST}:0", broker.handler_factory, Limits(),
+                           TlsSettings(cert=tmp_path / "broker.pem"))
+    assert isinstance(server, WsServer)
+    await server.start()
+    try:
+        url = f"wss://{HOST}:{server.bound_port}/"
+        async with connect(url, ssl=client_context(ca), subprotocols=STOMP_SUBPROTOCOLS, proxy=None) as ws:
+            await ws.send(stomp_frame("CONNECT", {"accept-version": "1.2", "host": "x"}).decode())
+            assert split_frame(await ws.recv())[0] == "CONNECTED"
+    finally:
+        await server.stop(grace=0.5)
+        await broker.stop()
+    with pytest.raises(Exception, match="needs TLS settings"):
+        create_server(f"wss://{HOST}:0", broker.handler_factory, Limits(), None)
