@@ -17,7 +17,8 @@
 A `password` that is not an argon2id hash is plain text, as ActiveMQ keeps it: it is hashed at
 load and a WARNING says so. Any other authentication or authorization plugin (JAAS, LDAP,
 certificates) is refused rather than ignored: a broker that silently dropped it would run open.
-Other plugins (statistics, time stamping, ...) are ignored, as the rest of an ActiveMQ file is.
+Other plugins (statistics, time stamping, ...) are ignored with one WARNING each, as the rest of an
+ActiveMQ file's harmless parts are.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def map_plugins(plugins: Element, out: XmlMapping) -> None:
         elif "authentication" in name.lower() or "authorization" in name.lower():
             raise ConfigError(name, "not supported (use simpleAuthenticationPlugin, authorizationPlugin or"
                               " [authentication] users_file/groups_file); refusing beats running open")
+        else:
+            out.ignore(f"<plugins>/<{name}>", "BatonMQ runs no broker plugins besides authentication and "
+                                              "authorization")
 
 
 def _map_simple_authentication(plugin: Element, out: XmlMapping) -> None:

@@ -207,3 +207,10 @@ def test_a_skipped_connector_is_named_and_the_rest_are_served() -> None:
     every = parse_activemq_xml(b'<broker><transportConnectors><transportConnector uri="wss://h:1/"/>'
                                b"</transportConnectors></broker>")
     assert every.values["connectors"] == ["wss://h:1"]  # without `schemes`, every STOMP flavour is kept
+
+
+def test_plugins_other_than_security_are_named_in_a_warning() -> None:
+    mapping = parse("<plugins><statisticsBrokerPlugin/><loggingBrokerPlugin logAll=\"true\"/></plugins>")
+    assert mapping.values == {}
+    assert [line.partition(":")[0] for line in mapping.warnings] == [
+        "ignored <plugins>/<statisticsBrokerPlugin>", "ignored <plugins>/<loggingBrokerPlugin>"]
