@@ -308,6 +308,8 @@ class Follower:
         except FileNotFoundError:
             raise _Restart(f"{data_name(following)} was deleted before it was read") from None
         except (RecordError, ValueError) as exc:
+            if final and self._cut_torn_file(following):
+                return False  # the writer died inside the new file's first record: it never began
             if final:
                 raise _NotUsable(f"{data_name(following)}@0: not a valid SEAL: {exc}") from None
             return False  # not written yet
@@ -315,6 +317,26 @@ class Follower:
             raise _NotUsable(f"{data_name(following)}@0: first record is not this file's SEAL")
         self._use_seal(seal, following)
         self.seal_read = following
+        return True
+
+    def _cut_torn_file(self, n: int) -> bool:
+        """At takeover: if file `n` is the last non-empty file and holds no whole record, it is a
+        torn tail, which cold recovery cuts (FORMAT.md section 4): cut it to empty the same way."""
+        files = layout.data_files(self.directory)
+        if any(m > n and p.stat().st_size > 0 for m, p in files.items()):
+            return False
+        data = files[n].read_bytes()
+        if valid_record_after(data, 0) is not None:
+            return False
+        log.warning("journal: torn tail in %s at offset 0: truncating, %d bytes dropped",
+                    data_name(n), len(data))
+        f = fsio.open_append(files[n])
+        try:
+            f.truncate(0)
+            f.sync()
+        finally:
+            f.close()
+        self.torn_bytes += len(data)
         return True
 
     def _following_file(self, final: bool) -> int | None:

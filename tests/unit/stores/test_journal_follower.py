@@ -37,7 +37,7 @@ from stores.base import (
 from stores.journal import follower as follower_module
 from stores.journal import layout
 from stores.journal.follower import Follower
-from stores.journal.records import encode_batch
+from stores.journal.records import SEAL, Seal, encode_batch, encode_record, encode_seal
 from stores.journal.recovery import Result, recover
 from stores.journal.store import JournalStore
 
@@ -261,6 +261,28 @@ async def test_incomplete_or_damaged_tail_is_not_corruption_until_takeover(tmp_p
     size = last.stat().st_size
     warm = assert_warm_equals_cold(directory, f, tmp_path)
     assert warm.stats.torn_bytes == len(bad) and last.stat().st_size == size - len(bad)
+
+
+async def test_a_writer_killed_inside_a_new_files_seal_is_a_torn_tail_at_takeover(tmp_path):
+    """The writer rotated and died while writing the new file's first record (its SEAL): cold
+    recovery cuts that file to nothing; the follower's takeover must do the same, not go cold."""
+    directory = tmp_path / "journal"
+    store = JournalStore(directory, settings())
+    await store.open()
+    for n in range(3):
+        await store.enqueue("/queue/a", msg(n))
+    await store.close()
+    f = Follower(directory, WINDOW, Recorder())
+    follow(f)
+    last = last_data_file(directory)
+    number = max(layout.data_files(directory))
+    seal = encode_record(SEAL, encode_seal(Seal(epoch=2, file=number + 1, ends={number: last.stat().st_size})))
+    torn = layout.data_path(directory, number + 1)
+    torn.write_bytes(seal[:21])
+    follow(f)
+    assert f.ready  # while following, an unfinished SEAL is simply not written yet
+    warm = assert_warm_equals_cold(directory, f, tmp_path)
+    assert torn.stat().st_size == 0 and warm.stats.torn_bytes == 21
 
 
 async def test_damage_before_a_valid_record_is_left_to_cold_recovery(tmp_path):
