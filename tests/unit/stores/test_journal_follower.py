@@ -276,7 +276,8 @@ async def test_a_writer_killed_inside_a_new_files_seal_is_a_torn_tail_at_takeove
     follow(f)
     last = last_data_file(directory)
     number = max(layout.data_files(directory))
-    seal = encode_record(SEAL, encode_seal(Seal(epoch=2, file=number + 1, ends={number: last.stat().st_size})))
+    ends = {number: last.stat().st_size}
+    seal = encode_record(SEAL, encode_seal(Seal(epoch=2, file=number + 1, ends=ends)))
     torn = layout.data_path(directory, number + 1)
     torn.write_bytes(seal[:21])
     follow(f)
