@@ -5,6 +5,12 @@ over an asyncio Transport that forwards the transport's callbacks to its Connect
 bytes and flow-control signals; everything STOMP happens in transports/connection.py, and the
 connections, the connection limit and the staged shutdown are StompServer's (transports/server.py).
 
+Writes are gathered per turn of the event loop: each frame would otherwise be a `send` system call
+of its own (uvloop writes at once when its buffer is empty), and a fan-out or a backlog drain writes
+many frames to one peer per turn. The frames of one turn go out in one `writelines` (one `writev`)
+at the start of the next, or as soon as FLUSH_AT bytes are gathered, so flow control still sees
+the transport's buffer grow within a turn and pauses the writer (at most FLUSH_AT bytes late).
+
 Works on any asyncio event loop (the daemon installs uvloop).
 """
 
@@ -19,12 +25,16 @@ from transports.server import StompServer
 
 WRITE_HIGH_WATER = 256 * 1024
 WRITE_LOW_WATER = 64 * 1024
+FLUSH_AT = 64 * 1024  # gathered bytes that are written at once, without waiting for the turn to end
 
 
 class StreamWire(asyncio.Protocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
+        self._gathered: list[bytes] = []  # written during this turn, not yet given to the transport
+        self._gathered_bytes = 0
+        self._flush_scheduled = False
 
     # -- asyncio.Protocol: the transport calls these ------------------------------------------------
 
@@ -44,6 +54,7 @@ class StreamWire(asyncio.Protocol):
         return False  # half-closed by the client: close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._gathered.clear()
         self.conn.connection_lost(exc)
 
     def pause_writing(self) -> None:
@@ -56,7 +67,30 @@ class StreamWire(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
-        self.transport.write(data)
+        self._gathered.append(data)
+        self._gathered_bytes += len(data)
+        if self._gathered_bytes >= FLUSH_AT:
+            self.flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Give what this turn wrote to the transport: one system call for all of it."""
+        gathered = self._gathered
+        if not gathered or self.transport is None:
+            return
+        self._gathered, self._gathered_bytes = [], 0
+        if self.transport.is_closing():
+            return  # aborted, or closed by the peer: nobody will read it
+        if len(gathered) == 1:
+            self.transport.write(gathered[0])
+        else:
+            self.transport.writelines(gathered)
 
     def pause_reading(self) -> None:
         assert self.transport is not None
@@ -71,9 +105,11 @@ class StreamWire(asyncio.Protocol):
 
     def close(self) -> None:
         if self.transport is not None:
+            self.flush()  # a close flushes what the transport holds, so what we hold goes first
             self.transport.close()
 
     def abort(self) -> None:
+        self._gathered.clear()
         if self.transport is not None:
             self.transport.abort()
 
