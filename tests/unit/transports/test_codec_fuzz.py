@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from transports.stomp import Frame, ProtocolError, StompParser, encode
-from transports.stomp.codec import _header_line, _plain_header_block
 from transports.stomp.commands import CLIENT_COMMANDS, RAW_HEADER_COMMANDS, SERVER_COMMANDS
+from transports.stomp.encoder import _header_line, _plain_header_block
 
 FUZZ = settings(max_examples=300, deadline=None)
 # Feeding byte by byte costs a call per byte: fewer examples keep the file well under 20 s on 2 cores.
