@@ -19,13 +19,14 @@ from transports.stomp.commands import RAW_HEADER_COMMANDS, VERSIONS
 from transports.stomp.encoder import encode
 from transports.stomp.escape import unescape
 from transports.stomp.frame import Frame, ProtocolError
+from transports.stomp.wholeframe import MAX_COMMAND_LENGTH as _MAX_COMMAND_LENGTH
+from transports.stomp.wholeframe import MAX_LENGTH_DIGITS as _MAX_LENGTH_DIGITS
+from transports.stomp.wholeframe import whole_frame
 
 __all__ = ["HEARTBEAT", "StompParser", "encode"]  # encode lives in encoder.py; imported from here too
 
 HEARTBEAT = b"\n"
 
-# The longest STOMP command is 11 letters; anything much longer is garbage, rejected before its EOL.
-_MAX_COMMAND_LENGTH = 64
 # How much a caller may feed beyond one maximal frame before draining next_frame().
 _FEED_SLACK = 1 << 20
 # Consumed bytes are dropped from the buffer only past this, so small frames cost no memmove each.
@@ -33,12 +34,12 @@ _COMPACT_AT = 1 << 16
 # How far the header-block fast path looks for the blank line. Bounded because, with odd line endings,
 # the search could otherwise run through every later frame in the buffer, once per frame.
 _BLOCK_WINDOW = 1 << 14
-_MAX_LENGTH_DIGITS = 19
 
 # Heart-beats: runs of LFs, of CRs and LFs, and a CR no LF follows (not an EOL).
 _LF_RUN = re.compile(rb"\n*")
 _EOL_RUN = re.compile(rb"[\r\n]*")
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_EOL_BYTES = (10, 13)
 
 _IDLE, _COMMAND, _HEADERS, _BODY = range(4)
 
@@ -124,6 +125,13 @@ class StompParser:
             if self._state == _IDLE:
                 if not self._skip_heartbeats():
                     return None
+                whole = whole_frame(self._buf, self._pos, _BLOCK_WINDOW, self.max_frame_size,
+                                    self.max_header_count, self.max_header_length)
+                if whole is not None:  # the usual frame, whole: no steps of the state machine
+                    frame, end = whole
+                    self._pos = end + 1
+                    self._compact()
+                    return frame
                 self._begin_frame()
             if self._state == _COMMAND:
                 line = self._read_command_line()
@@ -138,6 +146,8 @@ class StompParser:
         """Consume bare EOLs; True once the first byte of a frame is at self._pos. Linear and in C
         (regexes find the runs, `count` tallies them): a loop per byte stalled us 1.5 s per 10 MB."""
         buf, start = self._buf, self._pos
+        if start < len(buf) and buf[start] not in _EOL_BYTES:
+            return True  # the usual case: a frame follows the last one's NUL at once
         end = _LF_RUN.match(buf, start).end()  # type: ignore[union-attr]  # `*` always matches
         self.heartbeats += end - start
         if end < len(buf) and buf[end] == 13:
