@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -16,10 +17,25 @@ from transports import eventloop
 
 log = logging.getLogger("batonmq.daemon")
 
+# The collector's defaults (700, 10, 10) suit programs that drop what they allocate. A broker keeps
+# what it holds (queued messages, their index entries), so with them a young collection ran every
+# few dozen SENDs and, while queues grew, a full one at every 25% of growth, each walking every
+# message held: 8 full collections took 0.4 s of a 40,000-message run, pauses of tens of ms each.
+GC_THRESHOLDS = (10_000, 10, 10)
+
 
 def run(config: BrokerConfig) -> int:
     """Run the broker; return the process exit code (see broker.ha.roles.ExitCode)."""
+    tune_gc()
     return eventloop.run(_main(config))
+
+
+def tune_gc() -> None:
+    """Collect less often, and leave the start-up objects (modules, classes, settings: tens of
+    thousands, garbage never) out of every later collection. Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def _main(config: BrokerConfig) -> int:
