@@ -32,6 +32,7 @@ class StreamWire(asyncio.Protocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._gathered: list[bytes] = []  # written during this turn, not yet given to the transport
         self._gathered_bytes = 0
         self._flush_scheduled = False
@@ -41,6 +42,7 @@ class StreamWire(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the asyncio.Transport interface without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
+        self._loop = asyncio.get_running_loop()  # kept: each lookup is a getpid() system call
         self.transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
         # Only a TLS transport has one; None for plain TCP.
@@ -73,7 +75,8 @@ class StreamWire(asyncio.Protocol):
             self.flush()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._scheduled_flush)
+            assert self._loop is not None
+            self._loop.call_soon(self._scheduled_flush)
 
     def _scheduled_flush(self) -> None:
         self._flush_scheduled = False
