@@ -6,7 +6,9 @@ prints both. Three cases, 1 KiB persistent messages, journal store, a fresh brok
 
 - `receipt-1`: 1 producer, each SEND waits for its RECEIPT;
 - `receipt-16`: 16 producers (2 client processes), receipted;
-- `pipelined`: 1 producer, no receipts but a final one.
+- `pipelined`: 1 producer, no receipts but a final one;
+- `fanout-10`: 1 producer of non-persistent messages to a topic (a receipt every 100) and 10
+  subscribers (2 client processes): CPU per *delivery*, the MESSAGE path (dispatch, encode, write).
 
     python -m benchmarks.hotpath --rounds 3 --count 5000
 
@@ -22,6 +24,7 @@ import os
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from benchmarks.brokers import BrokerProcess, free_port
@@ -31,7 +34,9 @@ CASES = {  # name: (producers, client processes, window, messages as a multiple 
     "receipt-1": (1, 1, 1, 1),
     "receipt-16": (16, 2, 1, 2),
     "pipelined": (1, 1, 0, 4),  # fast: more messages so that start-up noise does not dominate
+    "fanout-10": (1, 1, 100, 1),  # the producer's; the subscribers are FANOUT_SUBSCRIBERS
 }
+FANOUT_SUBSCRIBERS = 10
 HOST = "127.0.0.1"
 TIME_LIMIT = 60.0
 
@@ -47,14 +52,22 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
 
 def run_case(broker: BrokerProcess, case: str, count: int, size: int) -> dict[str, float]:
     producers, processes, window, _ = CASES[case]
-    job = Job(role="produce", host=HOST, port=broker.port, destination=f"/queue/hotpath.{case}",
-              count=count, size=size, window=window, time_limit=TIME_LIMIT)
+    fanout = case.startswith("fanout")
+    job = Job(role="produce", host=HOST, port=broker.port,
+              destination=f"/{'topic' if fanout else 'queue'}/hotpath.{case}",
+              count=count, size=size, window=window, persistent=not fanout, time_limit=TIME_LIMIT)
+    jobs = spread(job, producers, processes)
+    if fanout:
+        consumer = replace(job, role="consume", subscribe_early=True)
+        jobs = [*spread(consumer, FANOUT_SUBSCRIBERS, 2), *jobs]
     assert broker.pid is not None
     user0, sys0 = cpu_seconds(broker.pid)
-    summary = run_jobs(spread(job, producers, processes))["produce"]
+    summaries = run_jobs(jobs)
     user1, sys1 = cpu_seconds(broker.pid)
-    if summary.errors:
-        raise RuntimeError(f"{case}: {summary.errors[:3]}")
+    errors = [error for role in summaries.values() for error in role.errors]
+    if errors:
+        raise RuntimeError(f"{case}: {errors[:3]}")
+    summary = summaries["consume" if fanout else "produce"]  # per delivery for a fan-out
     per_msg = 1000 / max(1, summary.count)
     return {"messages": summary.count, "rate": summary.rate,
             "cpu_ms_per_msg": round(per_msg * (user1 - user0 + sys1 - sys0), 4),

@@ -1,8 +1,10 @@
 """Group commit: concurrent writers share one hand-off to the writer thread and one fsync.
 
-Writers call `submit(ops)` (or `submit_nowait`) and wait. On the next loop turn everything queued
-is handed, as one group, to the store's blocking `apply(batches, sync)` on a dedicated thread (one
-hop per group, not per message); what arrives while that group is on disk forms the next group.
+Writers call `submit(ops)` (or `submit_nowait`) and wait. The first write to an idle committer
+hands a group to the store's blocking `apply(batches, sync)` on a dedicated thread at once (one hop
+per group, not per message); that thread takes what is queued when it starts, which is the whole
+burst of writes the loop made in that turn (it cannot run before the loop lets go of the GIL); what
+arrives while that group is on disk forms the next group.
 Back on the loop the fence is re-checked, and only then are the waiters resolved, so nothing is
 acknowledged that is not durable or that a newer master will not honour.
 """
@@ -16,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import cast
 
 from config.model import SyncPolicy
 from stores.base import Fence, Op, Store, StoreClosed, StoreError
@@ -26,6 +29,7 @@ Apply = Callable[[list[Sequence[Op]], bool], None]
 # A job for the writer thread, and what to call on the loop with (result, error) when it is done.
 Done = Callable[[object, BaseException | None], None]
 _STOP = None
+Batch = list[tuple[Sequence[Op], "asyncio.Future[None]"]]  # a group's writes and their waiters
 
 
 class GroupCommitter:
@@ -51,10 +55,9 @@ class GroupCommitter:
         self._interval = interval
         self._on_commit = on_commit
         self._max_batch = max_batch
-        self._pending: list[tuple[Sequence[Op], asyncio.Future[None]]] = []
+        self._pending: Batch = []
         self._closed: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._scheduled = False  # a _next_group call is queued on the loop
         self._group: asyncio.Future[None] | None = None  # the group on the writer thread, if any
         # One thread: the store's files are only ever touched by it, in submission order. A daemon,
         # so a store never closed cannot hold the process open; dying mid-write is a kill -9 to the
@@ -88,11 +91,10 @@ class GroupCommitter:
             future.set_exception(StoreClosed(str(self._closed)))
             return future
         self._pending.append((ops, future))
-        if self._group is None and not self._scheduled:
-            # On the next loop turn, not now: every write submitted in this turn (a burst of
-            # SENDs read in one data_received) joins the same group and the same fsync.
-            self._scheduled = True
-            loop.call_soon(self._next_group)
+        if self._group is None:
+            # Now, not on the next turn (a turn of latency and a poll less per receipted SEND):
+            # the writer thread takes the group when it starts, after this turn's other writes.
+            self._next_group()
         return future
 
     async def run_in_writer(self, fn: Callable[[], object]) -> object:
@@ -123,20 +125,30 @@ class GroupCommitter:
     # -- groups (on the loop) ------------------------------------------------------------------
 
     def _next_group(self) -> None:
-        self._scheduled = False
         if self._group is not None or not self._pending:
             return
-        batch = self._pending[: self._max_batch]
-        del self._pending[: self._max_batch]
         assert self._loop is not None
         self._group = self._loop.create_future()
-        batches = [ops for ops, _ in batch]
         sync = self._policy == "always"
         started = time.perf_counter()
-        self._jobs.put((lambda: self._apply(batches, sync), partial(self._written, batch, started)))
+        self._jobs.put((partial(self._take_and_apply, sync), partial(self._written, started)))
 
-    def _written(self, batch: list[tuple[Sequence[Op], asyncio.Future[None]]], started: float,
-                 _: object, failure: BaseException | None) -> None:
+    def _take_and_apply(self, sync: bool) -> tuple[Batch, BaseException | None]:
+        """Writer thread: take what is queued now (each list step is atomic under the GIL, and the
+        loop only appends) and apply it; never raises, and leaves the futures to the loop."""
+        batch: Batch = []
+        try:
+            pending = self._pending
+            batch = pending[: self._max_batch]
+            del pending[: len(batch)]
+            self._apply([ops for ops, _ in batch], sync)
+        except BaseException as exc:  # handed to the loop with the batch it failed
+            return batch, exc
+        return batch, None
+
+    def _written(self, started: float, result: object, raised: BaseException | None) -> None:
+        assert raised is None  # _take_and_apply returns its failure with its batch
+        batch, failure = cast("tuple[Batch, BaseException | None]", result)
         error = self._outcome(failure)
         if self._on_commit is not None and error is None:
             try:

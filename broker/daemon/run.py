@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -18,16 +19,31 @@ from transports import eventloop
 
 log = logging.getLogger("batonmq.daemon")
 
+# The collector's defaults (700, 10, 10) suit programs that drop what they allocate. A broker keeps
+# what it holds (queued messages, their index entries), so with them a young collection ran every
+# few dozen SENDs and, while queues grew, a full one at every 25% of growth, each walking every
+# message held: 8 full collections took 0.4 s of a 40,000-message run, pauses of tens of ms each.
+GC_THRESHOLDS = (10_000, 10, 10)
+
 
 def run(config: BrokerConfig, authenticator: Authenticator | None = None) -> int:
     """Run the broker; return the process exit code (see broker.ha.roles.ExitCode).
 
     `authenticator` is what `load_authenticator(config)` built (None: every client is let in).
     """
+    tune_gc()
     code = eventloop.run(_main(config, authenticator))
     # The last line of every run, whatever ended it: what a supervisor's log shows first.
     log.warning("broker %s: stopped, exit %d", config.name, code)
     return code
+
+
+def tune_gc() -> None:
+    """Collect less often, and leave the start-up objects (modules, classes, settings: tens of
+    thousands, garbage never) out of every later collection. Cycles are still collected."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def load_authenticator(config: BrokerConfig) -> Authenticator | None:

@@ -295,9 +295,10 @@ class Broker:
         if message.persistent and self.store is not None and durable:
             message.stored = True
             write = self.write([AddMessage(q.name, message.to_stored()) for q in durable])
-        if pid is not None:
-            self.producers.add(pid, write)
-        return write, lambda: self.route(message, durable), lambda: self.producers.discard(pid or "")
+        if pid is None:
+            return write, lambda: self.route(message, durable), _nothing
+        self.producers.add(pid, write)
+        return write, lambda: self.route(message, durable), lambda: self.producers.discard(pid)
 
     def check_room(self, message: Message) -> None:
         self._targets(message)

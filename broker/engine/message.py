@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -51,8 +50,13 @@ class Message:
         return self.expires > 0 and now >= self.expires
 
     def copy(self) -> Message:
-        """A copy for another queue (topic fan-out): delivery state is per queue, content is shared."""
-        return dataclasses.replace(self, redelivered=False, nacks=0, stored=False)
+        """A copy for another queue (topic fan-out): delivery state is per queue, content is shared.
+
+        The constructor, not dataclasses.replace: this runs once per subscriber of every fan-out, and
+        replace() looks every field up by name first (3x slower); `size` passed skips __post_init__'s sum.
+        """
+        return Message(self.message_id, self.destination, self.headers, self.body, self.persistent,
+                       self.priority, self.expires, self.producer_id, False, 0, self.size, False)
 
     def to_stored(self) -> StoredMessage:
         return StoredMessage(self.message_id, self.destination, self.headers, self.body, self.producer_id)

@@ -152,16 +152,16 @@ class Session:
                 self._store_failed(error, receipt)
                 return
             delivered = apply() if apply is not None else None
-            if delivered is None:
-                receipted(None)
-            else:  # a topic fan-out goes on in later slices: the RECEIPT (and all behind it) waits
-                self.completions.add_next(delivered, receipted)
-
-        def receipted(_: BaseException | None) -> None:
-            if receipt is not None and self.broker.may_answer():
-                self.send(Frame("RECEIPT", {"receipt-id": receipt}))
+            if delivered is not None:  # a topic fan-out goes on in later slices: the RECEIPT waits
+                self.completions.add_next(delivered, lambda _: self._receipt(receipt))
+            elif receipt is not None:
+                self._receipt(receipt)
 
         self.completions.add(write, complete)
+
+    def _receipt(self, receipt: str | None) -> None:
+        if receipt is not None and self.broker.may_answer():
+            self.send(Frame("RECEIPT", {"receipt-id": receipt}))
 
     def _store_failed(self, error: BaseException, receipt: str | None) -> None:
         if isinstance(error, StoreClosed):

@@ -1,4 +1,4 @@
-"""Incremental STOMP frame parser and encoder: bytes in, Frames out; Frames in, bytes out.
+"""Incremental STOMP frame parser: bytes in, Frames out (the encoder, Frames in, bytes out, is encoder.py).
 
 Grammar (STOMP 1.2, "Augmented BNF"): command EOL, header lines `name:value` EOL, an empty line, the
 body, NUL. EOL is LF or CR LF. Between frames a peer may send bare EOLs as heart-beats.
@@ -16,13 +16,17 @@ import re
 from typing import NoReturn
 
 from transports.stomp.commands import RAW_HEADER_COMMANDS, VERSIONS
-from transports.stomp.escape import escape, raw, unescape
+from transports.stomp.encoder import encode
+from transports.stomp.escape import unescape
 from transports.stomp.frame import Frame, ProtocolError
+from transports.stomp.wholeframe import MAX_COMMAND_LENGTH as _MAX_COMMAND_LENGTH
+from transports.stomp.wholeframe import MAX_LENGTH_DIGITS as _MAX_LENGTH_DIGITS
+from transports.stomp.wholeframe import whole_frame
+
+__all__ = ["HEARTBEAT", "StompParser", "encode"]  # encode lives in encoder.py; imported from here too
 
 HEARTBEAT = b"\n"
 
-# The longest STOMP command is 11 letters; anything much longer is garbage, rejected before its EOL.
-_MAX_COMMAND_LENGTH = 64
 # How much a caller may feed beyond one maximal frame before draining next_frame().
 _FEED_SLACK = 1 << 20
 # Consumed bytes are dropped from the buffer only past this, so small frames cost no memmove each.
@@ -30,12 +34,12 @@ _COMPACT_AT = 1 << 16
 # How far the header-block fast path looks for the blank line. Bounded because, with odd line endings,
 # the search could otherwise run through every later frame in the buffer, once per frame.
 _BLOCK_WINDOW = 1 << 14
-_MAX_LENGTH_DIGITS = 19
 
 # Heart-beats: runs of LFs, of CRs and LFs, and a CR no LF follows (not an EOL).
 _LF_RUN = re.compile(rb"\n*")
 _EOL_RUN = re.compile(rb"[\r\n]*")
 _LONE_CR = re.compile(rb"\r(?!\n)")
+_EOL_BYTES = (10, 13)
 
 _IDLE, _COMMAND, _HEADERS, _BODY = range(4)
 
@@ -121,6 +125,13 @@ class StompParser:
             if self._state == _IDLE:
                 if not self._skip_heartbeats():
                     return None
+                whole = whole_frame(self._buf, self._pos, _BLOCK_WINDOW, self.max_frame_size,
+                                    self.max_header_count, self.max_header_length)
+                if whole is not None:  # the usual frame, whole: no steps of the state machine
+                    frame, end = whole
+                    self._pos = end + 1
+                    self._compact()
+                    return frame
                 self._begin_frame()
             if self._state == _COMMAND:
                 line = self._read_command_line()
@@ -135,6 +146,8 @@ class StompParser:
         """Consume bare EOLs; True once the first byte of a frame is at self._pos. Linear and in C
         (regexes find the runs, `count` tallies them): a loop per byte stalled us 1.5 s per 10 MB."""
         buf, start = self._buf, self._pos
+        if start < len(buf) and buf[start] not in _EOL_BYTES:
+            return True  # the usual case: a frame follows the last one's NUL at once
         end = _LF_RUN.match(buf, start).end()  # type: ignore[union-attr]  # `*` always matches
         self.heartbeats += end - start
         if end < len(buf) and buf[end] == 13:
@@ -363,37 +376,3 @@ class StompParser:
     def _check_alive(self) -> None:
         if self._error is not None:
             raise self._error.with_traceback(None)
-
-
-def encode(frame: Frame, version: str = "1.2", content_length: bool = True) -> bytes:
-    """Serialise a frame, escaping headers as `version` requires; ValueError if it cannot be represented."""
-    if version not in VERSIONS:
-        raise ValueError(f"unknown STOMP version {version!r}")
-    command = frame.command
-    if not (command.isascii() and command.isalpha() and command.isupper()):
-        raise ValueError(f"invalid command {command!r}: expected upper-case ASCII letters")
-    escaped = version != "1.0" and command not in RAW_HEADER_COMMANDS
-    lines = [command]
-    for name, value in frame.headers.items():
-        lines.append(_header_line(name, value, version, escaped))
-    body = frame.body
-    declared = frame.headers.get("content-length")
-    if declared is not None and declared != str(len(body)):
-        raise ValueError(f"content-length header {declared!r} does not match the body length {len(body)}")
-    if declared is None:
-        if body and content_length:
-            lines.append(f"content-length:{len(body)}")
-        elif b"\0" in body:
-            raise ValueError("a body containing NUL needs a content-length header")
-    lines.append("\n")
-    return "\n".join(lines).encode("utf-8") + body + b"\0"
-
-
-def _header_line(name: str, value: str, version: str, escaped: bool) -> str:
-    if not name:
-        raise ValueError("empty header name")
-    if escaped:
-        return f"{escape(name, version, 'header name')}:{escape(value, version, 'header value')}"
-    if ":" in name:
-        raise ValueError(f"header name {name!r} contains ':', which cannot be sent unescaped")
-    return f"{raw(name, version, 'header name')}:{raw(value, version, 'header value')}"
