@@ -177,13 +177,15 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[dict, str]
 async def test_cli_produce_and_consume_keep_going_across_a_kill(cluster):
     brokers = cluster(3)
     await asyncio.to_thread(wait_for_single_master, brokers, 20)
-    url, count = failover_url(brokers[0].port), 300
+    url, count = failover_url(brokers[0].port), 600
     producer = batonmq("produce", "--url", url, "--destination", "/queue/cli", "--count", str(count),
                        "--persistent", "--receipts", "--rate", "150", "--json")
     consumer = batonmq("consume", "--url", url, "--destination", "/queue/cli", "--count", str(count),
                        "--ack", "client-individual", "--timeout", "15", "--json")
     try:
-        await asyncio.sleep(1.0)  # both are connected and half-way through 2 s of sends
+        # Both are connected and part-way through 4 s of sends, even when starting a Python process
+        # takes a second or more on a busy machine.
+        await asyncio.sleep(2.0)
         await kill_master(brokers)
         produced, produce_err = await asyncio.to_thread(finish, producer)
         consumed, consume_err = await asyncio.to_thread(finish, consumer)

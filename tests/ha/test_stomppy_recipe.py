@@ -51,7 +51,9 @@ class Reconnecting(stomp.ConnectionListener):
                 try:
                     connect_and_subscribe(self.conn, self.subscriptions)
                     return
-                except (stomp.exception.StompException, OSError):
+                # AttributeError: stomp.py's sender can find its socket already torn down by its
+                # receiver thread when the broker dies mid-connect ('NoneType' has no 'sendall').
+                except (stomp.exception.StompException, OSError, AttributeError):
                     time.sleep(0.1)  # e.g. reached the old master while it was dying: try again
 
     def on_receipt(self, frame):
