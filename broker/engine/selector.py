@@ -359,24 +359,17 @@ def _compare(op: str, left: Getter, right: Getter) -> Pred:
 
 def _all(terms: list[Pred]) -> Pred:
     """AND of any number of terms (SQL: FALSE if one is FALSE, else unknown if one is unknown)."""
-    if len(terms) == 1:
-        return terms[0]
-
-    def pred(m: Any) -> bool | None:
-        unknown = False
-        for term in terms:
-            r = term(m)
-            if r is False:
-                return False
-            if r is None:
-                unknown = True
-        return None if unknown else True
-
-    return pred
+    return _chain(terms, decisive=False)
 
 
 def _any(terms: list[Pred]) -> Pred:
     """OR of any number of terms (SQL: TRUE if one is TRUE, else unknown if one is unknown)."""
+    return _chain(terms, decisive=True)
+
+
+def _chain(terms: list[Pred], decisive: bool) -> Pred:
+    """A flat chain in three-valued logic: the first term that gives `decisive` decides; else
+    unknown if any term was unknown; else the other value. Flat, so its length adds no depth."""
     if len(terms) == 1:
         return terms[0]
 
@@ -384,11 +377,11 @@ def _any(terms: list[Pred]) -> Pred:
         unknown = False
         for term in terms:
             r = term(m)
-            if r is True:
-                return True
+            if r is decisive:
+                return decisive
             if r is None:
                 unknown = True
-        return None if unknown else False
+        return None if unknown else not decisive
 
     return pred
 
