@@ -160,13 +160,18 @@ def _client_tls(args: argparse.Namespace) -> tuple[Any, str | None]:
         return None, f"invalid {exc.key}: {exc.problem}"
 
 
+def _client_checks(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """What produce and consume check before connecting: URL, destination, then the TLS flags."""
+    if problem := _check_url(args.url) or _check_destination(args.destination):
+        return None, problem
+    return _client_tls(args)
+
+
 def run_produce(args: argparse.Namespace) -> int:
     from broker.tools.produce import ProduceOptions, produce
     from broker.tools.progress import Progress
 
-    if problem := _check_url(args.url) or _check_destination(args.destination):
-        return fail(problem)
-    tls, problem = _client_tls(args)
+    tls, problem = _client_checks(args)
     if problem:
         return fail(problem)
     opts = ProduceOptions(args.url, args.destination, count=args.count, size=args.size, body=args.body,
@@ -180,9 +185,7 @@ def run_consume(args: argparse.Namespace) -> int:
     from broker.tools.consume import ConsumeOptions, consume
     from broker.tools.progress import Progress
 
-    if problem := _check_url(args.url) or _check_destination(args.destination):
-        return fail(problem)
-    tls, problem = _client_tls(args)
+    tls, problem = _client_checks(args)
     if problem:
         return fail(problem)
     opts = ConsumeOptions(args.url, args.destination, count=args.count, ack=args.ack, timeout=args.timeout,
