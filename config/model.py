@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from config.address import Address
 from config.connector import ClientAuth, parse_connector_uri
 from config.security import AuthenticationSettings, AuthorizationSettings
+from config.units import parse_size
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -37,6 +38,27 @@ class StoreSettings(_Strict):
     appendlog_segment_size: int = Field(32 * MiB, ge=64 * 1024)
     appendlog_compact_live_fraction: float = Field(0.5, gt=0, lt=1)
     duplicate_window: int = Field(65536, ge=0, description="producer ids remembered for duplicate detection")
+    # Disk limits (ActiveMQ's <storeUsage>, docs/operations.md "Disk limits"). None: the smaller of
+    # 100 GiB (ActiveMQ's default) and what the store holds plus 90% of the free space at start.
+    usage_limit: int | None = Field(None, ge=1024 * 1024, description="bytes the store may occupy")
+    # At the limit a persistent SEND is held this long (ActiveMQ's sendFailIfNoSpaceAfterTimeout),
+    # then refused with an ERROR naming the limit; 0 refuses at once (sendFailIfNoSpace).
+    usage_timeout: float = Field(30.0, ge=0, le=3600)
+    # Producers are also held when the file system has less than this free (other writers fill it too):
+    # what is left serves acknowledgements, checkpoints and compaction, which free space.
+    min_free: int = Field(32 * MiB, ge=0)
+    # Preallocated `<data dir>/reserve`, released by a new master before it writes its epoch, so that a
+    # broker killed on a full disk restarts; made again once there is room.
+    reserve: int = Field(32 * MiB, ge=0, le=1024 * 1024 * MiB)
+    # ActiveMQ's <tempUsage>: the limit of the temporary store for non-persistent messages (unset:
+    # as usage_limit is chosen). Read from the configuration and shown; enforced by the temp store.
+    temp_usage_limit: int | None = Field(None, ge=1024 * 1024)
+
+    @field_validator("usage_limit", "min_free", "reserve", "temp_usage_limit", mode="before")
+    @classmethod
+    def _sizes(cls, value: object) -> object:
+        # Flags, variables and TOML may spell sizes as ActiveMQ does: "100 gb", "512mb", "4096".
+        return parse_size(value) if isinstance(value, str) else value
 
 
 DEFAULT_KEEPALIVE = 0.5

@@ -281,6 +281,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def stats(self) -> StoreStats: ...
 
+    async def reclaim(self) -> None:
+        """Give disk space back now that messages were removed (cleanup, compaction); the usage
+        monitor calls it while the store is at its limit (stores/usage.py). Default: nothing to do."""
+        return None
+
     @abc.abstractmethod
     async def close(self) -> None:
         """Flush and close; later writes raise StoreClosed."""

@@ -64,10 +64,16 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        os.write(fd, data)
+        view = memoryview(data)
+        written = 0
+        while written < len(view):  # a short write (a nearly full disk) is not the whole file
+            written += os.write(fd, view[written:])
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)  # a half-written temp file would hold the space we lack
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     sync_directory(path.parent)
 

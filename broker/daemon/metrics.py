@@ -131,6 +131,25 @@ class _LifecycleCollector(Collector):
                 "batonmq_store_bytes", "Bytes the store occupies on disk", value=stats["bytes"]
             )
             yield GaugeMetricFamily("batonmq_store_files", "Files the store occupies", value=stats["files"])
+        yield from self._usage()
+
+    def _usage(self) -> Iterator[Metric]:
+        """The disk limit (stores/usage.py), as measured at most a quarter second ago."""
+        term = self.metrics.lifecycle.term
+        usage = term.usage if term is not None and self.metrics.lifecycle.role is Role.MASTER else None
+        if usage is None:
+            return
+        for name, help_text, value in (
+            ("batonmq_store_usage_bytes", "Bytes of the store's files, as the usage limit counts them",
+             usage.used),
+            ("batonmq_store_usage_limit_bytes", "The store usage limit (store.usage_limit)", usage.limit),
+            ("batonmq_store_disk_free_bytes", "Free bytes on the data directory's file system", usage.free),
+            ("batonmq_store_full", "1 while persistent SENDs are held at the disk limit", int(usage.full)),
+        ):
+            yield GaugeMetricFamily(name, help_text, value=value)
+        yield CounterMetricFamily("batonmq_store_full_refusals",
+                                  "Persistent SENDs refused after waiting at the disk limit",
+                                  value=usage.refused)
 
     def _broker(self) -> Iterator[Metric]:
         term = self.metrics.lifecycle.term

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
 from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
-from broker.engine.errors import ClientError, DestinationFull
+from broker.engine.errors import ClientError, DestinationFull, StoreFull
 from broker.engine.guard import Guard
 from broker.engine.login import LoginThrottle
 from broker.engine.message import Message, now_ms
@@ -48,7 +48,9 @@ from stores.base import (
 if TYPE_CHECKING:
     from broker.engine.session import Session
     from broker.engine.transaction import Transaction
+    from stores.usage import StoreUsage
     from transports.base import FrameLink
+    from transports.stomp.frame import Frame
 
 
 class AnswerGate(Protocol):
@@ -98,6 +100,7 @@ class Broker:
         self.fenced = False
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
+        self.usage: StoreUsage | None = None  # the store's disk limit (stores/usage.py); None: no limit
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         authn = config.authentication
         self.logins = LoginThrottle(authn.failure_delay, authn.max_failure_delay)
@@ -229,6 +232,8 @@ class Broker:
         # start_write, not a task around write(): on the SEND path a task per message costs a task
         # step and a loop turn more than waiting on the store's own future (see Store.start_write).
         task = self.store.start_write(ops)
+        if self.usage is not None:
+            _note_usage(self.usage, ops)
         self._tasks.add(task)
         task.add_done_callback(self._written)
         return task
@@ -299,6 +304,20 @@ class Broker:
             return write, lambda: self.route(message, durable), _nothing
         self.producers.add(pid, write)
         return write, lambda: self.route(message, durable), lambda: self.producers.discard(pid)
+
+    def store_full(self, frame: Frame) -> bool:
+        """Must this SEND wait for disk space? Only persistent ones, only at the limit (cheap)."""
+        usage = self.usage
+        return usage is not None and usage.full and (frame.get("persistent") or "").lower() == "true"
+
+    async def store_room(self) -> None:
+        """Producer flow control at the disk limit: hold up to store.usage_timeout, then StoreFull."""
+        usage = self.usage
+        assert usage is not None
+        timeout = self.config.store.usage_timeout
+        if not await usage.room(timeout):
+            usage.refused += 1
+            raise StoreFull(usage.reason(), timeout)
 
     def check_room(self, message: Message) -> None:
         self._targets(message)
@@ -425,3 +444,18 @@ class Broker:
             return None
         durable.queue.drain()
         return self.write([DropSubscription(key)]) if self.store is not None else None
+
+
+# What one stored message costs on disk beyond its body (record header, ids, headers), roughly.
+_RECORD_OVERHEAD = 256
+_REMOVE_BYTES = 64
+
+
+def _note_usage(usage: StoreUsage, ops: list[Op]) -> None:
+    added = removed = 0
+    for op in ops:
+        if isinstance(op, AddMessage):
+            added += len(op.message.body) + _RECORD_OVERHEAD
+        else:
+            removed += 1
+    usage.note(added + removed * _REMOVE_BYTES, removed)

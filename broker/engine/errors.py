@@ -30,6 +30,17 @@ class DestinationFull(ClientError):
         )
 
 
+class StoreFull(ClientError):
+    """A persistent SEND waited `store.usage_timeout` at the store's disk limit (stores/usage.py)."""
+
+    def __init__(self, reason: str, waited: float) -> None:
+        super().__init__(
+            "store full",
+            f"message not stored: {reason}; the SEND waited {waited:g} s (store.usage_timeout) for "
+            "consumers to free space; retry later",
+        )
+
+
 class Refused(ClientError):
     """Not allowed for this user (a missing right, another user's name): the frame is not carried
     out. Unlike other client errors it need not end the connection (`authorization.on_denied`)."""

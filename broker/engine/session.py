@@ -82,6 +82,12 @@ class Session:
             if connect:
                 await self._connect(frame)  # the only command that awaits: the authenticator
             else:
+                if frame.command == "SEND" and self.broker.store_full(frame):
+                    # Producer flow control at the disk limit: this connection's frames wait
+                    # (its reader fills, then the socket stops being read) until there is room.
+                    await self.broker.store_room()
+                    if self.ending or self.closed:
+                        return
                 self._handle(frame)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)

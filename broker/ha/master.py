@@ -20,10 +20,12 @@ from broker.ha.standby import Standby
 from broker.ha.watchdog import Watchdog
 from config.errors import BrokerError, ConfigError
 from config.model import BrokerConfig
+from stores import reserve
 from stores.base import Fence, Store
 from stores.lock.backend import LockBackend
 from stores.lock.identity import Holder
 from stores.registry import create_store
+from stores.usage import StoreUsage
 from transports.registry import create_server
 from transports.server import StompServer
 
@@ -77,6 +79,7 @@ class MasterTerm:
         self.fence: Fence | None = None
         self.lease: Lease | None = None
         self.store: Store | None = None
+        self.usage: StoreUsage | None = None  # the store's disk usage and limit, from recovery on
         self.broker: Broker | None = None
         self.servers: list[StompServer] = []
         self.timeline: dict[str, float] = {}  # phase -> wall time, for the failover benchmark
@@ -93,6 +96,9 @@ class MasterTerm:
         """Fence the old master, wait until it is gone, recover the store, then bind connectors."""
         data_dir = self.config.data_dir
         self._mark("lock_taken")
+        # Before anything is written this term: a broker killed on a full disk needs room for its
+        # epoch and the store's first record (stores/reserve.py).
+        await asyncio.to_thread(reserve.release, data_dir)
         self.epoch = await asyncio.to_thread(self.lock.bump_epoch)
         # "since" in `batonmq status` and the slaves' logs: when this term began, not the process.
         since = self.timeline["lock_taken"]
@@ -119,6 +125,8 @@ class MasterTerm:
         warm = self.standby is not None and await self.standby.hand_over(self.store)
         recovered = await self.store.open()
         self._mark("store_recovered")
+        self.usage = StoreUsage(self.store, self.config.store, data_dir)
+        await self.usage.start()
         broker = self.standby.adopt(self.store, recovered) if warm and self.standby is not None else None
         await self._close_standby()
         if broker is None:
@@ -129,6 +137,7 @@ class MasterTerm:
         if self.authenticator is not None:
             broker.authenticator = self.authenticator
         self.broker = broker
+        self.broker.usage = self.usage
         self.broker.lease = self.lease
         self.broker.on_fence_lost = self._broker_fenced
         await self._bind()
@@ -230,6 +239,8 @@ class MasterTerm:
         await asyncio.gather(*(server.stop(grace) for server in self.servers), return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
+        if self.usage is not None:
+            await self.usage.close()
         if self.store is not None:
             await self.store.close()
         if checks_stopped:
@@ -251,6 +262,8 @@ class MasterTerm:
         for server in self.servers:
             await server.close_all_connections()
         await asyncio.gather(*(server.stop(0) for server in self.servers), return_exceptions=True)
+        if self.usage is not None:
+            await self.usage.close()
         if self.store is not None:
             try:
                 await self.store.close()

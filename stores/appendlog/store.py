@@ -188,6 +188,14 @@ class AppendLogStore(GatedReads, Store):
         if self._compaction is None and not self._closed and self._wants_compaction():
             self._compaction = asyncio.get_running_loop().create_task(self._run_compaction())
 
+    async def reclaim(self) -> None:
+        """At the usage limit (stores/usage.py): compact now if dead bytes are worth it, even right
+        after a compaction that failed (the failure waits for more writes, which are held now)."""
+        self._retry_compaction_at = 0
+        self._maybe_compact()
+        if self._compaction is not None:
+            await asyncio.shield(self._compaction)
+
     async def _run_compaction(self) -> None:
         assert self._committer is not None
         try:

@@ -12,6 +12,7 @@ as a slave, `open()` lets it finish its replay instead of recovering cold; the r
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
 import logging
 import time
@@ -111,8 +112,7 @@ class JournalStore(GatedReads, Store):
                 # The previous one stays valid (its replay crosses our SEAL); maintenance writes ours.
                 self._dirty = True
             else:
-                self._checkpoint()
-                cleanup.delete(self.directory, writer, self._deletable(), cleanup.CleanupReport())
+                self._checkpoint_after_open(writer)
             fsio.sync_directory(self.directory)
         except BaseException:
             writer.close()
@@ -127,6 +127,21 @@ class JournalStore(GatedReads, Store):
             "warm: a follower's state" if self.warm else "cold",
         )
         return result.recovered
+
+    def _checkpoint_after_open(self, writer: Writer) -> None:
+        """FORMAT.md section 4 step 10, unless the disk is full: then, as after a warm open, the
+        previous checkpoint stays valid and maintenance writes ours once there is room, so a
+        broker killed on a full disk still starts (docs/operations.md, "Disk limits")."""
+        try:
+            self._checkpoint()
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            log.error("journal: no room for a checkpoint after recovery (%s); serving from the previous "
+                      "one, maintenance retries every checkpoint_interval", exc)
+            self._dirty = True
+            return
+        cleanup.delete(self.directory, writer, self._deletable(), cleanup.CleanupReport())
 
     def _warm_result(self) -> Result | None:
         follower, self._follower = self._follower, None
@@ -243,6 +258,10 @@ class JournalStore(GatedReads, Store):
         report = await self._committer.run_in_writer(self._cleanup)
         assert isinstance(report, cleanup.CleanupReport)
         return report
+
+    async def reclaim(self) -> None:
+        """At the usage limit (stores/usage.py): compaction and deletion now, not at the next interval."""
+        await self.cleanup()
 
     async def checkpoint(self) -> None:
         """Write a checkpoint now (it also happens every checkpoint_interval seconds)."""

@@ -316,6 +316,14 @@ class LevelDBStore(Store):
         files, size = await asyncio.to_thread(directory_usage, self.directory)
         return StoreStats(messages=self._messages, bytes=size, files=files)
 
+    async def reclaim(self) -> None:
+        # Removed messages are tombstones until LevelDB compacts them away; a full-range compaction
+        # runs in a worker thread beside writes (LevelDB serializes internally), gated like a read
+        # so that close() waits for it before the handle goes. The bounds are explicit: plyvel turns
+        # an omitted stop into the empty key, and LevelDB then compacts nothing. Every key of ours
+        # starts with a one-letter prefix and "/" (keys.py), so it sorts below 0xff.
+        await self._reads.run(lambda: self._handle().compact_range(start=b"", stop=_ALL_KEYS_BELOW))
+
     async def close(self) -> None:
         if self._closed:
             return
@@ -329,6 +337,8 @@ class LevelDBStore(Store):
                 self._db.close()
                 self._db = None
 
+
+_ALL_KEYS_BELOW = b"\xff"
 
 # A deposed master that has not yet noticed still holds LevelDB's own LOCK until it exits, which
 # its keep-alive makes happen within about one period; wait that long before giving up.

@@ -14,6 +14,7 @@ class Recorder(stomp.ConnectionListener):
         self.receipts: set[str] = set()
         self.messages: queue.Queue = queue.Queue()
         self.errors: list[str] = []
+        self.error_bodies: list[str] = []
         self.receipt_event = threading.Condition()
         self.disconnected = threading.Event()
 
@@ -27,6 +28,7 @@ class Recorder(stomp.ConnectionListener):
 
     def on_error(self, frame) -> None:
         self.errors.append(frame.headers.get("message", frame.body))
+        self.error_bodies.append(frame.body)
 
     def on_disconnected(self) -> None:
         self.disconnected.set()
