@@ -53,6 +53,10 @@ class StoreSettings(_Strict):
     # ActiveMQ's <tempUsage>: the limit of the temporary store for non-persistent messages (unset:
     # as usage_limit is chosen). Read from the configuration and shown; enforced by the temp store.
     temp_usage_limit: int | None = Field(None, ge=1024 * 1024)
+    # A record that fails its checksum while intact records follow it (damage, not a torn write):
+    # refuse to open, naming file@offset (the default), or copy the damaged bytes to the store's
+    # quarantine/ and replay the records after them (stores/*/FORMAT.md, docs/operations.md).
+    on_corruption: Literal["refuse", "quarantine"] = "refuse"
 
     @field_validator("usage_limit", "min_free", "reserve", "temp_usage_limit", mode="before")
     @classmethod

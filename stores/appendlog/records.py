@@ -60,6 +60,11 @@ def is_torn_tail(buf: bytes | memoryview, bad: BadFrame, limit: int | None = Non
     return framing.is_torn_tail(buf, bad, limit, _TYPES)
 
 
+def next_frame_after(buf: bytes | memoryview, offset: int) -> int | None:
+    """Offset of the first intact record starting anywhere after `offset` (framing.next_frame_after)."""
+    return framing.next_frame_after(buf, offset, _TYPES)
+
+
 def iter_frames(buf: bytes | memoryview, start: int, limit: int) -> Iterator[Frame | BadFrame]:
     """Frames from `start` up to `limit`; stops after the first bad one."""
     return framing.iter_frames(buf, start, limit, _TYPES)

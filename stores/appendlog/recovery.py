@@ -16,6 +16,7 @@ from stores.appendlog import records, segments
 from stores.appendlog.records import BadFrame, Frame, RecordType
 from stores.appendlog.state import LogState
 from stores.base import StoreClosed, StoreCorrupted
+from stores.framing import Fault
 from stores.reads import Location
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,12 @@ class Plan:
     discard: list[int] = field(default_factory=list)  # last segment whose own header is torn
     obsolete: list[int] = field(default_factory=list)  # replaced by the newest complete snapshot
     snapshot_base: int | None = None
+    # Damaged ranges to copy aside before any repair drops them: (segment, offset, bytes).
+    quarantine: list[tuple[int, int, bytes]] = field(default_factory=list)
 
 
-def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int) -> Plan:
+def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
+                  on_corruption: str = "refuse") -> Plan:
     plan = Plan(LogState(duplicate_window))
     numbers = segments.list_segments(directory)
     plan.next_number = (numbers[-1] + 1) if numbers else 1
@@ -50,7 +54,7 @@ def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int) -> P
         for sealed, end in headers[number].sealed.items():
             if sealed < number:
                 seals[sealed] = min(end, seals.get(sealed, end))
-    _Replayer(directory, plan, seals, honoured[-1] if honoured else None).run(honoured)
+    _Replayer(directory, plan, seals, honoured[-1] if honoured else None, on_corruption).run(honoured)
     for number in numbers:
         if number not in plan.discard and number not in plan.sizes:
             plan.sizes[number] = (directory / segments.segment_name(number)).stat().st_size  # stale
@@ -74,9 +78,11 @@ def _read_headers(directory: Path, numbers: list[int], plan: Plan) -> dict[int, 
             if number == numbers[-1]:
                 # Created but its header never reached the disk: a crash while rotating.
                 log.warning(
-                    "%s: torn segment header (%s); discarding the segment", segments.where(number, 0), reason
+                    "%s: torn segment header (%s); discarding the segment (copied to quarantine/)",
+                    segments.where(number, 0), reason,
                 )
                 plan.discard.append(number)
+                plan.quarantine.append((number, 0, segments.read_segment(directory, number)))
                 continue
             raise StoreCorrupted(segments.where(number, 0), f"unreadable segment header: {reason}")
         header = records.decode_segment_header(frame.payload, segments.where(number, 0))
@@ -105,8 +111,10 @@ def _honoured(headers: dict[int, records.SegmentHeader], plan: Plan) -> list[int
 
 
 class _Replayer:
-    def __init__(self, directory: Path, plan: Plan, seals: dict[int, int], last: int | None) -> None:
+    def __init__(self, directory: Path, plan: Plan, seals: dict[int, int], last: int | None,
+                 on_corruption: str) -> None:
         self.directory = directory
+        self.on_corruption = on_corruption
         self.plan = plan
         self.seals = seals
         self.last = last
@@ -138,27 +146,50 @@ class _Replayer:
         header = records.decode_frame(data, 0, limit)
         if not isinstance(header, Frame):  # intact (checked by _read_headers) but cut by its seal
             raise StoreCorrupted(segments.where(number, 0), f"sealed at {limit}, inside its own header")
-        end = limit
-        for frame in records.iter_frames(data, header.end, limit):
-            if isinstance(frame, BadFrame):
-                end = self._bad(number, data, frame, sealed is not None)
+        end, offset = limit, header.end
+        while offset < limit:
+            frame = records.decode_frame(data, offset, limit)
+            if isinstance(frame, Frame):
+                self._record(number, frame)
+                offset = frame.end
+                continue
+            resume = self._bad(number, memoryview(data)[:limit], frame, sealed is not None)
+            if resume is None:
+                end = frame.offset
                 break
-            self._record(number, frame)
+            offset = resume
         self.plan.sizes[number] = len(data) if end == limit else end
         if sealed is None:
             self.plan.seal[number] = end
 
-    def _bad(self, number: int, data: bytes, frame: BadFrame, sealed: bool) -> int:
-        if number != self.last or sealed or not records.is_torn_tail(data, frame):
-            raise StoreCorrupted(segments.where(number, frame.offset), frame.reason)
-        log.warning(
-            "%s: torn tail (%s); truncating, %d bytes dropped",
-            segments.where(number, frame.offset),
-            frame.reason,
-            len(data) - frame.offset,
-        )
-        self.plan.truncate = (number, frame.offset)
-        return frame.offset
+    def _bad(self, number: int, data: memoryview, frame: BadFrame, sealed: bool) -> int | None:
+        """A bad frame: None for a torn tail (cut there), else the offset replay resumes at."""
+        where = segments.where(number, frame.offset)
+        resume = records.next_frame_after(data, frame.offset)
+        if number == self.last and not sealed and resume is None:
+            # Nothing after it is intact: a torn tail. An incomplete frame is what a crash leaves;
+            # a whole one failing its checksum may be torn too, or damage: nothing proves it durable.
+            torn = frame.fault in (Fault.SHORT_HEADER, Fault.SHORT_PAYLOAD, Fault.TOO_LONG)
+            log.log(logging.WARNING if torn else logging.ERROR,
+                    "%s: torn tail (%s); truncating, %d bytes dropped (offsets %d-%d, copied to quarantine/)",
+                    where, frame.reason, len(data) - frame.offset, frame.offset, len(data))
+            self.plan.quarantine.append((number, frame.offset, bytes(data[frame.offset:])))
+            self.plan.truncate = (number, frame.offset)
+            return None
+        until = len(data) if resume is None else resume
+        why = "intact records follow it" if resume is not None else f"the segment is sealed at {len(data)}"
+        if self.on_corruption != "quarantine" or self.candidate is not None:
+            how = ("a compaction snapshot cannot lose a chunk: restore this segment from a copy, or move "
+                   "the store aside" if self.candidate is not None else
+                   'to start with the records after it, set store.on_corruption = "quarantine" (the '
+                   "damaged bytes are kept in quarantine/)")
+            raise StoreCorrupted(where, f"{frame.reason}, and {why}: damage, not a torn write; {how}; "
+                                 "see docs/operations.md")
+        log.error("%s: %s, and %s: 1 damaged range of %d bytes (offsets %d-%d) quarantined; its "
+                  "operations are lost, replay goes on at %d", where, frame.reason, why, until - frame.offset,
+                  frame.offset, until, until)
+        self.plan.quarantine.append((number, frame.offset, bytes(data[frame.offset:until])))
+        return until
 
     def _record(self, number: int, frame: Frame) -> None:
         where = segments.where(number, frame.offset)

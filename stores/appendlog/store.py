@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from config.model import StoreSettings
+from stores import quarantine
 from stores.appendlog import records, segments
 from stores.appendlog.records import RecordType
 from stores.appendlog.recovery import Plan, plan_recovery
@@ -77,7 +78,8 @@ class AppendLogStore(GatedReads, Store):
 
     def _open_blocking(self) -> Recovered:
         self.directory.mkdir(parents=True, exist_ok=True)
-        plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch)
+        plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
+                             self.settings.on_corruption)
         self._repair(plan)
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
@@ -98,6 +100,12 @@ class AppendLogStore(GatedReads, Store):
         return self._state.recovered()
 
     def _repair(self, plan: Plan) -> None:
+        for number, offset, data in plan.quarantine:  # copied before anything drops them
+            try:
+                quarantine.save(self.directory, segments.segment_name(number), offset, data)
+            except OSError as exc:
+                raise StoreError(f"{segments.where(number, offset)}: cannot copy {len(data)} damaged bytes "
+                                 f"to quarantine/ before dropping them: {exc}") from None
         segments.delete_segments(self.directory, plan.discard)
         if plan.truncate is not None:
             segments.truncate_segment(self.directory, *plan.truncate)

@@ -23,7 +23,6 @@ import threading
 import time
 from pathlib import Path
 
-from stores import fsio
 from stores.base import FollowerSink, FollowInterrupted, StoreCorrupted
 from stores.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, frame_size
 from stores.journal import checkpoint as ckpt
@@ -42,7 +41,7 @@ from stores.journal.records import (
     parse_record,
     valid_record_after,
 )
-from stores.journal.recovery import RecoveryStats, Result
+from stores.journal.recovery import RecoveryStats, Result, cut_torn_tail
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +263,7 @@ class Follower:
         tail = os.pread(fd, stop - self.offset, self.offset)
         if not (last and self._is_last_file() and valid_record_after(tail, 0) is None):
             raise _NotUsable(f"{data_name(self.file)}@{self.offset}: {problem}")
-        log.warning("journal: torn tail in %s at offset %d: truncating, %d bytes dropped",
-                    data_name(self.file), self.offset, stop - self.offset)
-        f = fsio.open_append(layout.data_path(self.directory, self.file))
-        try:
-            f.truncate(self.offset)
-            f.sync()
-        finally:
-            f.close()
+        cut_torn_tail(self.directory, self.file, self.offset, tail, problem)
         self.torn_bytes += stop - self.offset
 
     def _apply(self, offset: int, rtype: int, payload: bytes, size: int) -> None:
@@ -308,7 +300,8 @@ class Follower:
         except FileNotFoundError:
             raise _Restart(f"{data_name(following)} was deleted before it was read") from None
         except (RecordError, ValueError) as exc:
-            if final and self._cut_torn_file(following):
+            problem = exc.problem if isinstance(exc, RecordError) else str(exc)
+            if final and self._cut_torn_file(following, problem):
                 return False  # the writer died inside the new file's first record: it never began
             if final:
                 raise _NotUsable(f"{data_name(following)}@0: not a valid SEAL: {exc}") from None
@@ -319,7 +312,7 @@ class Follower:
         self.seal_read = following
         return True
 
-    def _cut_torn_file(self, n: int) -> bool:
+    def _cut_torn_file(self, n: int, problem: str) -> bool:
         """At takeover: if file `n` is the last non-empty file and holds no whole record, it is a
         torn tail, which cold recovery cuts (FORMAT.md section 4): cut it to empty the same way."""
         files = layout.data_files(self.directory)
@@ -328,14 +321,7 @@ class Follower:
         data = files[n].read_bytes()
         if valid_record_after(data, 0) is not None:
             return False
-        log.warning("journal: torn tail in %s at offset 0: truncating, %d bytes dropped",
-                    data_name(n), len(data))
-        f = fsio.open_append(files[n])
-        try:
-            f.truncate(0)
-            f.sync()
-        finally:
-            f.close()
+        cut_torn_tail(self.directory, n, 0, data, problem)
         self.torn_bytes += len(data)
         return True
 

@@ -9,8 +9,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stores import fsio
-from stores.base import Recovered, StoreClosed, StoreCorrupted, StoredMessage
+from stores import fsio, quarantine
+from stores.base import Recovered, StoreClosed, StoreCorrupted, StoredMessage, StoreError
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
 from stores.journal.index import Index, Key, Location
@@ -38,6 +38,7 @@ class RecoveryStats:
     files_replayed: list[int] = field(default_factory=list)
     torn_bytes: int = 0
     ignored_bytes: int = 0
+    quarantined: list[str] = field(default_factory=list)  # "db-N.log@OFFSET+LENGTH" of each range
 
 
 @dataclass(slots=True)
@@ -51,8 +52,9 @@ class Result:
 
 
 class _Recovery:
-    def __init__(self, directory: Path, epoch: int, window: int) -> None:
+    def __init__(self, directory: Path, epoch: int, window: int, on_corruption: str = "refuse") -> None:
         self.directory = directory
+        self.on_corruption = on_corruption
         self.epoch = epoch
         self.index = Index(window)
         self.bodies: dict[Key, StoredMessage] = {}
@@ -180,11 +182,13 @@ class _Recovery:
             try:
                 record = parse_record(view, offset)
             except RecordError as exc:
-                if last and self.ends.get(n) is None and valid_record_after(view, offset) is None:
-                    self._truncate_tail(n, offset, end)
+                resume = valid_record_after(view, offset)
+                if resume is None and last and self.ends.get(n) is None:
+                    self._truncate_tail(n, view, offset, end, exc.problem)
                     end = offset
                     break
-                raise StoreCorrupted(f"{data_name(n)}@{offset}", exc.problem) from None
+                offset = self._skip_damage(n, view, offset, end if resume is None else resume, exc.problem)
+                continue
             self._apply(n, record.offset, record.type, record.payload, record.end - offset)
             offset = record.end
         self.ends[n] = end
@@ -204,21 +208,30 @@ class _Recovery:
         self.index.apply(ops, Location(n, offset, size), self.bodies)
         self.stats.records_replayed += 1
 
-    def _truncate_tail(self, n: int, offset: int, size: int) -> None:
-        dropped = size - offset
-        log.warning(
-            "journal: torn tail in %s at offset %d: truncating, %d bytes dropped",
-            data_name(n),
-            offset,
-            dropped,
-        )
-        f = fsio.open_append(self.files[n])
-        try:
-            f.truncate(offset)
-            f.sync()
-        finally:
-            f.close()
-        self.stats.torn_bytes += dropped
+    def _skip_damage(self, n: int, view: memoryview, offset: int, resume: int, problem: str) -> int:
+        """FORMAT.md section 4 step 7: damage that a later record (or the file's sealed end) proves
+        was once durable. Refused unless store.on_corruption = "quarantine"; then copied aside."""
+        where = f"{data_name(n)}@{offset}"
+        why = ("intact records follow it" if resume < len(view)
+               else f"a SEAL or the checkpoint vouches for this file up to {len(view)}")
+        if self.on_corruption != "quarantine":
+            raise StoreCorrupted(where, f"{problem}, and {why}: this is damage, not a torn write. To start "
+                                 "with the records after it, set store.on_corruption = \"quarantine\" "
+                                 "(the damaged bytes are kept in quarantine/); see docs/operations.md")
+        self._quarantine(n, view, offset, resume)
+        log.error("journal: %s: %s, and %s: 1 damaged range of %d bytes (offsets %d-%d) quarantined; "
+                  "its operations are lost, replay goes on at %d", where, problem, why, resume - offset,
+                  offset, resume, resume)
+        return resume
+
+    def _quarantine(self, n: int, view: memoryview, offset: int, end: int) -> None:
+        save_quarantined(self.directory, n, offset, bytes(view[offset:end]))
+        self.stats.quarantined.append(f"{data_name(n)}@{offset}+{end - offset}")
+
+    def _truncate_tail(self, n: int, view: memoryview, offset: int, size: int, problem: str) -> None:
+        self.stats.quarantined.append(f"{data_name(n)}@{offset}+{size - offset}")
+        cut_torn_tail(self.directory, n, offset, bytes(view[offset:size]), problem)
+        self.stats.torn_bytes += size - offset
 
     def _collect(self) -> Recovered:
         """Step 8: bodies of messages the checkpoint located before the replay."""
@@ -251,5 +264,33 @@ def _read_seal(path: Path, n: int) -> Seal:
     return seal
 
 
-def recover(directory: Path, epoch: int, duplicate_window: int) -> Result:
-    return _Recovery(directory, epoch, duplicate_window).run()
+def save_quarantined(directory: Path, n: int, offset: int, data: bytes) -> None:
+    try:
+        quarantine.save(directory, data_name(n), offset, data)
+    except OSError as exc:
+        # Never drop what could not be copied: the operator frees space (or fixes permissions).
+        raise StoreError(f"{data_name(n)}@{offset}: cannot copy {len(data)} damaged bytes to "
+                         f"quarantine/ before dropping them: {exc}") from None
+
+
+def cut_torn_tail(directory: Path, n: int, offset: int, tail: bytes, problem: str) -> None:
+    """Step 7's torn tail (cold recovery and a follower's takeover alike): copy it to quarantine,
+    say so, truncate the file at `offset` and fsync it."""
+    save_quarantined(directory, n, offset, tail)
+    # An incomplete record is what a crash leaves. A whole one failing its checksum may be a torn
+    # write too (pages reach the disk out of order) but also damage: nothing proves it was
+    # durable, so it is dropped as torn, and said at ERROR.
+    level = logging.WARNING if problem.startswith("incomplete") else logging.ERROR
+    log.log(level, "journal: torn tail in %s at offset %d (%s): truncating, %d bytes dropped (offsets "
+            "%d-%d, copied to quarantine/%s)", data_name(n), offset, problem, len(tail), offset,
+            offset + len(tail), quarantine.quarantine_name(data_name(n), offset))
+    f = fsio.open_append(layout.data_path(directory, n))
+    try:
+        f.truncate(offset)
+        f.sync()
+    finally:
+        f.close()
+
+
+def recover(directory: Path, epoch: int, duplicate_window: int, on_corruption: str = "refuse") -> Result:
+    return _Recovery(directory, epoch, duplicate_window, on_corruption).run()

@@ -100,7 +100,8 @@ class JournalStore(GatedReads, Store):
         self.fence.check()
         result = self._warm_result()
         if result is None:
-            result = recover(self.directory, self.fence.epoch, self.settings.duplicate_window)
+            result = recover(self.directory, self.fence.epoch, self.settings.duplicate_window,
+                             self.settings.on_corruption)
         self._index, self._epoch = result.index, result.epoch
         writer = Writer(self.directory, result.epoch)
         # FORMAT.md section 4 step 9: never append to a file an earlier opener wrote.
