@@ -26,6 +26,8 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "BATONMQ_NAME": ("name",),
     "BATONMQ_DATA": ("data_dir",),
     "BATONMQ_STORE": ("store", "type"),
+    "BATONMQ_STORE_USAGE_LIMIT": ("store", "usage_limit"),
+    "BATONMQ_STORE_USAGE_TIMEOUT": ("store", "usage_timeout"),
     "BATONMQ_CONNECTORS": ("connectors",),
     "BATONMQ_METRICS_PORT": ("metrics_port",),
     "BATONMQ_METRICS_HOST": ("metrics_host",),

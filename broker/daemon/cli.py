@@ -65,7 +65,8 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "name": args.name,
         "data_dir": args.data,
-        "store": {"type": args.store},
+        "store": {"type": args.store, "usage_limit": args.store_usage_limit,
+                  "usage_timeout": args.store_usage_timeout},
         "connectors": args.connector or None,
         "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host,
@@ -344,6 +345,10 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--name", metavar="N", help="broker name (default: host name)")
     p.add_argument("--data", metavar="DIR", help="shared data directory (default ./data)")
     p.add_argument("--store", metavar="journal|leveldb|appendlog", help="store type (default journal)")
+    p.add_argument("--store-usage-limit", metavar="SIZE", help="bytes the store may occupy, e.g. 100gb "
+                   "(default: 100 GiB or 90%% of the free disk, whichever is smaller)")
+    p.add_argument("--store-usage-timeout", metavar="S", help="seconds a persistent SEND waits at the "
+                   "limit before its ERROR (default 30; 0 refuses at once)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
                    help="STOMP connector (tcp://, ssl://; ?maximumConnections=N...); repeat for several "
                         "(default tcp://0.0.0.0:61616)")
