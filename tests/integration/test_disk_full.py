@@ -114,42 +114,64 @@ PORTS: dict[str, int] = {}
 def test_at_the_limit_sends_wait_then_fail_and_pass_again_once_consumed(tmp_path, kind):
     with small_tmpfs(tmp_path / "mnt", 64) as mnt:
         PORTS["stomp"], metrics_port = free_port(), free_port()
-        limit = 8 * 1024 * 1024
         config = write_config(mnt, kind, PORTS["stomp"], metrics_port, {
             "usage_limit": "8mb", "usage_timeout": 1.0, "min_free": "1mb", "reserve": "1mb",
             "journal_max_file_size": 256 * 1024, "appendlog_segment_size": 256 * 1024,
             "cleanup_interval": 600.0,  # so that space comes back because of the limit, not a timer
         })
-        with daemon(["--config", str(config)]) as broker:
-            broker.wait_for(LISTENING, 30)
-            conn, events = connect(HOST, PORTS["stomp"])
-            receipted, held = [], 0.0
-            for i in range(2000):
-                padding = base64.b64encode(os.urandom(12 * 1024)).decode()  # 16 KiB LevelDB cannot compress
-                started = time.monotonic()
-                conn.send("/queue/q", f"{i:05d}{padding}", headers={"persistent": "true"}, receipt=f"r-{i}")
-                if not events.wait_receipt(f"r-{i}", 15.0):
-                    held = time.monotonic() - started
-                    break
-                receipted.append(f"{i:05d}")
-            assert 100 < len(receipted) < 2000, len(receipted)
-            # Held for store.usage_timeout, then an ERROR that names the limit; nothing acknowledged.
-            assert events.errors == ["store full"], events.errors
-            assert "store.usage_limit" in events.error_bodies[0] and "8.0 MiB" in events.error_bodies[0]
-            assert held >= 0.9, held
-            assert metric(metrics_port, "batonmq_store_usage_limit_bytes") == limit
-            assert metric(metrics_port, "batonmq_store_full") == 1
-            assert metric(metrics_port, "batonmq_store_full_refusals_total") >= 1
-            assert metric(metrics_port, "batonmq_store_usage_bytes") < limit * 1.5
+        exercise_the_limit(["--config", str(config)], {}, mnt / "data" / kind, metrics_port)
 
-            drained = [f.body[:5] for f in drain(HOST, PORTS["stomp"], "/queue/q", idle=2.0)]
-            assert drained == receipted  # all of them, in order, none twice
-            # Space is reclaimed (files deleted, compacted) and a SEND passes again, no restart.
-            poll(sends_again, 60, "a persistent SEND receipted again after the queue was drained")
-            assert metric(metrics_port, "batonmq_store_full") == 0
-            assert store_bytes(mnt / "data" / kind) < limit / 2, sorted(os.listdir(mnt / "data" / kind))
-            assert broker.proc.poll() is None
-            assert broker.stop() == 0
+
+def test_activemq_xml_store_usage_sets_the_limit_and_the_wait(tmp_path):
+    with small_tmpfs(tmp_path / "mnt", 64) as mnt:
+        PORTS["stomp"], metrics_port = free_port(), free_port()
+        config = mnt.parent / "activemq.xml"
+        config.write_text(f"""<beans><broker xmlns="http://activemq.apache.org/schema/core" brokerName="x">
+          <persistenceAdapter><kahaDB directory="{mnt / 'data'}" journalMaxFileLength="256kb"
+              cleanupInterval="600000"/></persistenceAdapter>
+          <systemUsage><systemUsage sendFailIfNoSpaceAfterTimeout="1000">
+            <memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>
+            <storeUsage><storeUsage limit="8 mb"/></storeUsage>
+          </systemUsage></systemUsage></broker></beans>""")
+        args = ["--config", str(config), "--connector", f"tcp://{HOST}:{PORTS['stomp']}",
+                "--metrics-port", str(metrics_port)]
+        env = {"BATONMQ_STORE__MIN_FREE": "1mb", "BATONMQ_STORE__RESERVE": "1mb"}
+        exercise_the_limit(args, env, mnt / "data" / "journal", metrics_port)
+
+
+def exercise_the_limit(args: list[str], env: dict[str, str], store_dir: Path, metrics_port: int) -> None:
+    """Fill to the 8 MiB limit (1 s wait), drain, and see sends pass again with the files gone."""
+    limit = 8 * 1024 * 1024
+    with daemon(args, env) as broker:
+        broker.wait_for(LISTENING, 30)
+        conn, events = connect(HOST, PORTS["stomp"])
+        receipted, held = [], 0.0
+        for i in range(2000):
+            padding = base64.b64encode(os.urandom(12 * 1024)).decode()  # 16 KiB LevelDB cannot compress
+            started = time.monotonic()
+            conn.send("/queue/q", f"{i:05d}{padding}", headers={"persistent": "true"}, receipt=f"r-{i}")
+            if not events.wait_receipt(f"r-{i}", 15.0):
+                held = time.monotonic() - started
+                break
+            receipted.append(f"{i:05d}")
+        assert 100 < len(receipted) < 2000, len(receipted)
+        # Held for store.usage_timeout, then an ERROR that names the limit; nothing acknowledged.
+        assert events.errors == ["store full"], events.errors
+        assert "store.usage_limit" in events.error_bodies[0] and "8.0 MiB" in events.error_bodies[0]
+        assert 0.9 <= held < 10, held  # store.usage_timeout is 1 s here (the default is 30)
+        assert metric(metrics_port, "batonmq_store_usage_limit_bytes") == limit
+        assert metric(metrics_port, "batonmq_store_full") == 1
+        assert metric(metrics_port, "batonmq_store_full_refusals_total") >= 1
+        assert metric(metrics_port, "batonmq_store_usage_bytes") < limit * 1.5
+
+        drained = [f.body[:5] for f in drain(HOST, PORTS["stomp"], "/queue/q", idle=2.0)]
+        assert drained == receipted  # all of them, in order, none twice
+        # Space is reclaimed (files deleted, compacted) and a SEND passes again, no restart.
+        poll(sends_again, 60, "a persistent SEND receipted again after the queue was drained")
+        assert metric(metrics_port, "batonmq_store_full") == 0
+        assert store_bytes(store_dir) < limit / 2, sorted(os.listdir(store_dir))
+        assert broker.proc.poll() is None
+        assert broker.stop() == 0
 
 
 @pytest.mark.parametrize("kind", ["journal", "appendlog"])
