@@ -85,7 +85,7 @@ class StoreUsage:
         self._reclaiming = False
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._measure)
+        await self._measure()
         if self.settings.usage_limit is None:
             self.limit = default_limit(self.used, self.free)
         elif self.settings.usage_limit > self.used + self.free:
@@ -143,7 +143,7 @@ class StoreUsage:
         while True:
             await asyncio.sleep(self.interval)
             try:
-                await asyncio.to_thread(self._measure)
+                await self._measure()
                 # From the moment the store is full until consumers stop removing: the files their
                 # removals empty are deleted now, not at the store's next cleanup interval.
                 self._reclaiming = self._reclaiming or self.full
@@ -151,24 +151,29 @@ class StoreUsage:
                     if self._removed:
                         self._removed, last_reclaim = 0, loop.time()
                         await self.store.reclaim()
-                        await asyncio.to_thread(self._measure)
+                        await self._measure()
                     elif not self.full:
                         self._reclaiming = False
                 self._update()
             except (OSError, StoreError) as exc:
                 log.warning("store usage: measuring or reclaiming failed, will retry: %s", exc)
 
-    def _measure(self) -> None:
-        """Worker thread: one scan of the store directory and one statvfs; the reserve if missing."""
-        self.used = store_bytes(self.store.directory)
-        self.free = free_bytes(self.data_dir)
+    async def _measure(self) -> None:
+        # Assigned here, on the loop, where note() adds: what is noted while the thread measures is
+        # counted by neither (a fraction of a second of writes), never twice.
+        self.used, self.free = await asyncio.to_thread(self._measure_blocking)
         self._pending = 0
+
+    def _measure_blocking(self) -> tuple[int, int]:
+        """Worker thread: one scan of the store directory and one statvfs; the reserve if missing."""
+        used, free = store_bytes(self.store.directory), free_bytes(self.data_dir)
         size = self.settings.reserve
         # Only with room for it twice over: right after a restart on a full disk, the reserve just
         # released must stay free for the acknowledgements that will free the rest.
-        room = size > 0 and self.free > 2 * size + self.settings.min_free
+        room = size > 0 and free > 2 * size + self.settings.min_free
         if room and not reserve.present(self.data_dir, size) and reserve.restore(self.data_dir, size):
-            self.free = free_bytes(self.data_dir)
+            free = free_bytes(self.data_dir)
+        return used, free
 
     def _update(self) -> None:
         full = self.full
