@@ -174,11 +174,11 @@ def exercise_the_limit(args: list[str], env: dict[str, str], store_dir: Path, me
         assert broker.stop() == 0
 
 
-@pytest.mark.parametrize("kind", ["journal", "appendlog"])
+@pytest.mark.parametrize("kind", ["journal", "appendlog", "leveldb"])
 def test_disk_really_full_no_receipt_then_killed_and_restarted_on_the_full_disk(tmp_path, kind):
     with small_tmpfs(tmp_path / "mnt", 32) as mnt:
         PORTS["stomp"], metrics_port = free_port(), free_port()
-        reserve_size = 2 * 1024 * 1024
+        reserve_size = 8 * 1024 * 1024  # LevelDB writes its replayed log as a table when it opens
         config = write_config(mnt, kind, PORTS["stomp"], metrics_port, {
             "usage_limit": "1gb",  # more than the disk: the disk fills first
             "min_free": 0, "reserve": reserve_size, "usage_timeout": 1.0,
