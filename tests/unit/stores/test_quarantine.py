@@ -138,3 +138,19 @@ async def test_with_quarantine_on_the_records_after_the_damage_are_kept(
     assert await reopen_ids(kind, directory, on_corruption="quarantine") == ["m0", "m2", "m3", "m4"]
     found = listing(tmp_path)
     assert [(q.path.name, q.size) for q in found] == [(f"{path.name}@{offsets[1]}", len(damaged))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_bad_last_record_that_a_checkpoint_or_seal_vouches_for_is_not_a_torn_tail(
+    kind: str, tmp_path: Path
+) -> None:
+    path, offsets = await prepare(kind, tmp_path)
+    # Opening again writes what proves those records durable: the journal's checkpoint (its
+    # position is past them) and, for both, a new file whose first record seals this one's end.
+    assert await reopen_ids(kind, tmp_path) == ["m0", "m1", "m2", "m3", "m4"]
+    flip(path, offsets[-1] + 30)
+    before = path.read_bytes()
+    with pytest.raises(StoreCorrupted) as raised:
+        await store_for(kind, tmp_path).open()
+    assert raised.value.where.startswith(f"{path.name}@{offsets[-1]}")
+    assert path.read_bytes() == before  # not cut as if torn
