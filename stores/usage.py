@@ -171,7 +171,13 @@ class StoreUsage:
         # Only with room for it twice over: right after a restart on a full disk, the reserve just
         # released must stay free for the acknowledgements that will free the rest.
         room = size > 0 and free > 2 * size + self.settings.min_free
-        if room and not reserve.present(self.data_dir, size) and reserve.restore(self.data_dir, size):
+        if not room or reserve.present(self.data_dir, size):
+            return used, free
+        try:
+            self.store.fence.check()  # a deposed master must not remake what its successor released
+        except StoreError:
+            return used, free
+        if reserve.restore(self.data_dir, size):
             free = free_bytes(self.data_dir)
         return used, free
 
