@@ -70,6 +70,7 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host,
         "metrics_destination_names": args.metrics_destination_names,
+        "admin": {"port": args.admin_port, "host": args.admin_host},
         "tls": {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
                 "client_auth": args.tls_client_auth},
         "lock": {
@@ -353,6 +354,9 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
                    const=False, help="sum destination series into one, naming no destination (default: "
                    "one series per destination)")
+    p.add_argument("--admin-port", metavar="P",
+                   help="serve the admin API and web console on this port (default: not served)")
+    p.add_argument("--admin-host", metavar="HOST", help="address the admin API binds (default 127.0.0.1)")
     p.add_argument("--tls-cert", metavar="FILE",
                    help="PEM certificate (chain) of the ssl:// connectors (default: none)")
     p.add_argument("--tls-key", metavar="FILE", help="its unencrypted PEM key (default: in --tls-cert)")
