@@ -1,4 +1,4 @@
-"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd`.
+"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd|admin`.
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
 (`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
@@ -18,6 +18,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from broker.daemon.admincli import add_admin
 from broker.ha.roles import ExitCode
 from config.errors import ConfigError
 from transports import eventloop
@@ -307,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(commands)
     _add_fscheck(commands)
     _add_passwd(commands)
+    add_admin(commands, _subparser)
     _add_bench(commands)
     return parser
 
