@@ -40,7 +40,8 @@ log = logging.getLogger("batonmq.members")
 MEMBERS_DIR = "members"
 MAX_MEMBERS = 64
 MAX_RECORD = 4096
-CLOCK_SLACK = 5.0  # seconds of difference between hosts' clocks a reader forgives
+CLOCK_SLACK = 5.0
+ROLE_POLL = 0.1  # seconds between looks at the role (in memory), so a new role is written at once  # seconds of difference between hosts' clocks a reader forgives
 
 
 @dataclass(slots=True)
@@ -149,10 +150,11 @@ def describe_self(lifecycle: Lifecycle, admin_url: str | None, started: float) -
 
 
 async def keep_member_record(lifecycle: Lifecycle, admin_url: str | None) -> None:
-    """Rewrite this broker's record every interval until cancelled."""
+    """Rewrite this broker's record every interval, and at once when its role changes, until cancelled."""
     started = time.time()
     failing = False
     data_dir = lifecycle.config.data_dir
+    loop = asyncio.get_running_loop()
     while True:
         member = describe_self(lifecycle, admin_url, started)
         try:
@@ -163,4 +165,6 @@ async def keep_member_record(lifecycle: Lifecycle, admin_url: str | None) -> Non
                 log.warning("broker %s: cannot write its member record in %s: %s", member.name,
                             members_dir(data_dir), exc)
             failing = True
-        await asyncio.sleep(lifecycle.config.admin.member_interval)
+        due = loop.time() + lifecycle.config.admin.member_interval
+        while loop.time() < due and lifecycle.role.value == member.role:
+            await asyncio.sleep(ROLE_POLL)
