@@ -41,7 +41,7 @@ MEMBERS_DIR = "members"
 MAX_MEMBERS = 64
 MAX_RECORD = 4096
 CLOCK_SLACK = 5.0
-ROLE_POLL = 0.1  # seconds between looks at the role (in memory), so a new role is written at once  # seconds of difference between hosts' clocks a reader forgives
+ROLE_POLL = 0.1  # seconds between looks at the role (in memory): a new role is written at once
 
 
 @dataclass(slots=True)

@@ -35,8 +35,8 @@ def test_list_browse_and_brokers_as_tables_and_json(broker: AdminBroker) -> None
     bodies = [f"order {i}" for i in range(4)]
     assert send_receipted(HOST, broker.port, "/queue/cli.orders", bodies) == bodies
     table = ok("list", "--url", broker.url).splitlines()
-    assert table[0].split() == ["DESTINATION", "KIND", "DEPTH", "IN-FLIGHT", "CONSUMERS", "ENQUEUED", "DEQUEUED",
-                                "OLDEST"]
+    assert table[0].split() == ["DESTINATION", "KIND", "DEPTH", "IN-FLIGHT", "CONSUMERS", "ENQUEUED",
+                                "DEQUEUED", "OLDEST"]
     (row,) = [line.split() for line in table[1:] if line.startswith("/queue/cli.orders ")]
     assert row[:7] == ["/queue/cli.orders", "queue", "4", "0", "0", "4", "0"] and row[7].endswith("s")
     listed = json.loads(ok("list", "--url", broker.url, "--json"))
@@ -59,14 +59,16 @@ def test_move_remove_purge_delete(broker: AdminBroker) -> None:
     assert send_receipted(HOST, broker.port, "/queue/cli.jobs", bodies) == bodies
     moved = ok("move", "cli.jobs", "--to", "cli.later", "--limit", "2", "--url", broker.url)
     assert moved.strip() == "moved 2 message(s) from /queue/cli.jobs (2 to /queue/cli.later); 0 skipped"
-    copied = json.loads(ok("move", "cli.later", "--to", "/queue/cli.copy", "--copy", "--url", broker.url, "--json"))
+    copied = json.loads(ok("move", "cli.later", "--to", "/queue/cli.copy", "--copy", "--url", broker.url,
+                           "--json"))
     assert (copied["copied"], copied["targets"]) == (2, {"/queue/cli.copy": 2})
     first = json.loads(ok("browse", "cli.jobs", "--url", broker.url, "--json"))["messages"][0]
     assert first["body"] == "job 2"
     assert ok("remove", "cli.jobs", first["id"], "--url", broker.url).strip() == \
         f"removed {first['id']} from /queue/cli.jobs"
     one = json.loads(ok("browse", "cli.jobs", "--url", broker.url, "--json"))["messages"][0]
-    assert ok("move", "cli.jobs", "--id", one["id"], "--to", "cli.later", "--url", broker.url).startswith("moved 1 ")
+    moved_one = ok("move", "cli.jobs", "--id", one["id"], "--to", "cli.later", "--url", broker.url)
+    assert moved_one.startswith("moved 1 ")
     assert ok("purge", "cli.jobs", "--url", broker.url).strip() == "purged 1 message(s) from /queue/cli.jobs"
     assert depth(broker, "/queue/cli.later") == 3 and depth(broker, "/queue/cli.copy") == 2
     assert ok("delete", "/queue/cli.copy", "--url", broker.url).strip() == \

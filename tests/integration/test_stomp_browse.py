@@ -25,7 +25,8 @@ def fill(peer: Peer, destination: str, bodies: list[str]) -> None:
         peer.receipt(f"r{i}")
 
 
-def browse(peer: Peer, destination: str, sub_id: str, count: int, timeout: float = 10.0) -> tuple[list, object]:
+def browse(peer: Peer, destination: str, sub_id: str, count: int,
+           timeout: float = 10.0) -> tuple[list, object]:
     peer.conn.subscribe(destination, id=sub_id, ack="client-individual", headers=BROWSER)
     frames = [peer.get(timeout) for _ in range(count)]
     return frames, peer.get(timeout)

@@ -72,7 +72,6 @@ def test_parse_head_bounds_and_forms():
 
 async def test_a_slow_body_is_cut_off(monkeypatch):
     import transports.http as http
-
     from transports.http import Reply
 
     monkeypatch.setattr(http, "READ_TIMEOUT", 0.3)
