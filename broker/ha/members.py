@@ -129,6 +129,7 @@ def group_view(data_dir: Path) -> dict[str, Any]:
         row["fresh"] = member.fresh(now)
         row["age_seconds"] = round(max(0.0, now - member.time), 3)
         members.append(row)
+    members.sort(key=lambda row: (not row["fresh"], row["role"] != Role.MASTER.value, row["name"]))
     return {"data_dir": str(data_dir), "master": master, "epoch": beat.epoch if beat else 0,
             "members": members}
 
