@@ -143,8 +143,12 @@ def describe_self(lifecycle: Lifecycle, admin_url: str | None, started: float) -
     if lifecycle.standby is not None and role is Role.SLAVE:
         follower = lifecycle.standby
         lag = follower.lag()
+        replay = follower.replay
+        # The follower's thread adds queues meanwhile: list() copies the values in one step (no
+        # "changed size during iteration"), and each len() is atomic.
+        queues = list(replay.messages.values()) if replay is not None else []
         standby = {"ready": follower.ready(), "lag_seconds": None if lag is None else round(lag, 3),
-                   "messages": follower.replay.count() if follower.replay is not None else 0,
+                   "messages": sum(len(entries) for entries in queues),
                    "position": follower.follower.position() if follower.follower is not None else None}
     return Member(config.name, socket.gethostname(), os.getpid(), started, role.value, epoch, admin_url,
                   standby, time.time(), config.admin.member_interval)

@@ -204,3 +204,21 @@ def test_hostile_and_malformed_requests(broker: AdminBroker) -> None:
     status, _, headers = call(broker.admin_port, "GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def test_deleting_a_topic_waits_for_its_subscribers(broker: AdminBroker) -> None:
+    peer = Peer(broker.port)
+    try:
+        peer.conn.subscribe("/topic/news", id="n", ack="auto")
+        assert wait_for(lambda: depth(broker, "/topic/news") is not None, 10)
+        status, data, _ = broker.call("DELETE", "/api/topics/news")
+        assert status == 409 and "subscriber" in data["error"]
+        assert broker.call("POST", "/api/topics/news/purge")[0] == 405
+        peer.conn.unsubscribe("n", headers={"receipt": "u"})
+        peer.receipt("u")
+        status, data, _ = broker.call("DELETE", "/api/topics/news")
+        assert (status, data) == (200, {"deleted": "/topic/news", "purged": 0})
+        assert depth(broker, "/topic/news") is None
+        assert broker.call("DELETE", "/api/topics/news")[0] == 404
+    finally:
+        peer.close()
