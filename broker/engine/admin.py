@@ -10,15 +10,17 @@ consumer until it is acked or comes back. Persistent messages change through the
 as everything else does (design.md section 3): the messages leave their queue at once, so no
 consumer takes them meanwhile; the store write runs; only then do they arrive where they go
 (or, if the write failed, go back where they were). A move is ONE write of every RemoveMessage
-from the source and AddMessage to the target, so a crash at any point leaves each message in
-exactly one of the two queues: never lost, never in both.
+from the source and AddMessage to the target (one per WRITE_BYTES of messages for a very large
+move, since a store record is bounded), so a crash at any point leaves each message in exactly
+one of the two queues: never lost, never in both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
 ORIGINAL_DESTINATION = "original-destination"  # set on a dead letter: where it was going (ActiveMQ's)
 MAX_BROWSE = 1000  # messages per browse page
 MAX_MOVE = 100_000  # messages per move or copy request
+WRITE_BYTES = 32 * 1024 * 1024  # of messages per store write of a move (a journal record is bounded)
 
 
 class AdminError(Exception):
@@ -114,8 +117,7 @@ def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
         if offset >= len(level):
             offset -= len(level)
             continue
-        for index in range(offset, min(len(level), offset + limit - len(out))):
-            out.append(level[index])
+        out.extend(itertools.islice(level, offset, offset + limit - len(out)))  # deque: no index walk
         offset = 0
         if len(out) >= limit:
             break
@@ -166,7 +168,11 @@ async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[
                limit: int = MAX_MOVE, copy: bool = False) -> Moved:
     """Move (or copy) waiting messages of `source` to queue `target`, or with `target` None each to
     the destination its `original-destination` header names (a dead letter going home). `ids`
-    names the messages (default: all, oldest first, at most `limit`). One store write for all."""
+    names the messages (default: all, oldest first, at most `limit`).
+
+    One store write per batch of at most WRITE_BYTES of messages (one write for all of a usual
+    move; a store record is bounded): a crash between two batches leaves the first moved and the
+    second not, each message still in exactly one queue."""
     if not 1 <= limit <= MAX_MOVE:
         raise AdminError(400, f"limit must be 1..{MAX_MOVE}")
     if target is not None:
@@ -184,29 +190,50 @@ async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[
             plan.append((message, where))
     for where in {w for _, w in plan}:
         _make_queue(broker, where)  # now, so that a full destination table refuses before anything moves
-    arrivals = [_arrival(broker, message, where, copy) for message, where in plan]
-    if not copy:
-        for message, _ in plan:
-            source.withdraw(message)
+    counts: dict[str, int] = {}
+    for batch in _batches(plan):
+        await _move_batch(broker, source, batch, copy, counts)
+    moved = sum(counts.values())
+    asked = min(len(picked), limit) if wanted is None else len(wanted)
+    return Moved(moved, asked - moved, counts)
+
+
+def _batches(plan: list[tuple[Message, str]]) -> Iterator[list[tuple[Message, str]]]:
+    batch: list[tuple[Message, str]] = []
+    size = 0
+    for entry in plan:
+        if batch and size + entry[0].size > WRITE_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry[0].size
+    if batch:
+        yield batch
+
+
+async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, str]], copy: bool,
+                      counts: dict[str, int]) -> None:
+    # A message a consumer took while an earlier batch was written is no longer waiting: skipped.
+    taken = [(m, where) for m, where in batch if copy or source.withdraw(m)]
+    arrivals = [_arrival(broker, message, where, copy) for message, where in taken]
     ops: list[Op] = []
-    for (message, where), arrival in zip(plan, arrivals, strict=True):
+    for (message, where), arrival in zip(taken, arrivals, strict=True):
         if not copy and message.stored:
             ops.append(RemoveMessage(source.name, message.message_id))
         if arrival.stored:
             ops.append(AddMessage(where, arrival.to_stored()))
-    await _commit(broker, ops, undo=lambda: None if copy else source.put_front([m for m, _ in plan]))
+    await _commit(broker, ops, undo=lambda: None if copy else source.put_front([m for m, _ in taken]))
     if not copy:
-        source.enqueued += len(plan)  # withdraw() undid their enqueue count
-        source.dequeued += len(plan)
-    counts: dict[str, int] = {}
+        source.enqueued += len(taken)  # withdraw() undid their enqueue count
+        source.dequeued += len(taken)
+    arrived: set[str] = set()
     for arrival in arrivals:
         # Looked up again: an idle target may have been collected while the write ran.
         broker.destinations.queue(arrival.destination, limited=False).put(arrival)
         counts[arrival.destination] = counts.get(arrival.destination, 0) + 1
-    for where in counts:
+        arrived.add(arrival.destination)
+    for where in arrived:
         broker.destinations.queue(where, limited=False).dispatch()
-    asked = min(len(picked), limit) if wanted is None else len(wanted)
-    return Moved(len(plan), asked - len(plan), counts)
 
 
 def _arrival(broker: Broker, message: Message, where: str, copy: bool) -> Message:

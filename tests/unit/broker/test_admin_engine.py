@@ -99,3 +99,26 @@ async def test_move_purge_remove_are_in_the_store(tmp_path: Path) -> None:
     recovered = await reopen(tmp_path)
     assert [m.message_id for m in recovered.queues["/queue/c"]] == ids[:2]
     assert [m.message_id for m in recovered.queues["/queue/a"]] == ids[3:]
+
+
+async def test_a_large_move_goes_in_batches_each_one_write(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    broker, store = await open_broker(tmp_path)
+    writes: list[int] = []
+    original = broker.write
+
+    def counting(ops):  # type: ignore[no-untyped-def]
+        writes.append(len(ops))
+        return original(ops)
+
+    monkeypatch.setattr(broker, "write", counting)
+    monkeypatch.setattr(admin, "WRITE_BYTES", 1000)  # each message is ~300 bytes: three per write
+    client = Client(broker)
+    await client.connect()
+    await send(client, "/queue/big", 10, persistent="true")
+    writes.clear()
+    moved = await admin.move(broker, admin.queue_of(broker, "/queue/big"), "/queue/there")
+    assert moved.moved == 10 and writes == [6, 6, 6, 2]  # a RemoveMessage and an AddMessage each
+    await shutdown(broker, store)
+    recovered = await reopen(tmp_path)
+    assert len(recovered.queues["/queue/there"]) == 10 and not recovered.queues.get("/queue/big")
