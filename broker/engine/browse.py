@@ -1,8 +1,8 @@
 """Queue browsing over STOMP: `SUBSCRIBE` with `browser:true`, as ActiveMQ's STOMP connector has it.
 
-The subscription gets every message waiting in the queue when it subscribed, in delivery order,
-none taken out or marked delivered, then ActiveMQ's end-of-browse frame: a MESSAGE with
-`browser:end`, `message-id:0`, its subscription and destination, and no body. After that it stays
+The subscription gets every message waiting in the queue when it subscribed (with a `selector`,
+those it matches), in delivery order, none taken out or marked delivered, then ActiveMQ's
+end-of-browse frame: a MESSAGE with `browser:end`, `message-id:0`, its subscription and destination, and no body. After that it stays
 quiet until UNSUBSCRIBE (new messages are not browsed). Acks are neither asked for nor taken.
 
 Frames go out while the connection is writable and resume when it drains (the session calls
@@ -13,6 +13,7 @@ never more than the socket's buffer of frames.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.engine import admin
@@ -32,14 +33,18 @@ def is_browser(frame: Frame) -> bool:
 
 
 class QueueBrowser:
-    def __init__(self, session: Session, sub_id: str, destination: str) -> None:
+    def __init__(self, session: Session, sub_id: str, destination: str,
+                 selector: Callable[[Message], bool | None] | None = None) -> None:
         if is_topic(destination):
             raise ClientError("invalid browser subscription", "browser:true is for queues only")
         self.session = session
         self.id = sub_id
         self.destination = destination
         queue = session.broker.destinations.queues.get(destination)  # browsing creates no queue
-        self._pending: deque[Message] = deque(admin.snapshot(queue) if queue is not None else ())
+        snapshot = admin.snapshot(queue) if queue is not None else []
+        if selector is not None:
+            snapshot = [m for m in snapshot if selector(m) is True]
+        self._pending: deque[Message] = deque(snapshot)
         self.ended = False
 
     def pump(self) -> None:

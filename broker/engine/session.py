@@ -275,17 +275,17 @@ class Session:
             raise ClientError("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
         if len(self.subscriptions) + len(self.browsers) >= MAX_SUBSCRIPTIONS:
             raise ClientError("too many subscriptions", f"at most {MAX_SUBSCRIPTIONS} per connection")
-        if is_browser(frame):
-            browser = self.browsers[sub_id] = QueueBrowser(self, sub_id, destination)
-            self._complete(frame)
-            browser.pump()
-            return
         ack = frame.get("ack", "auto")
         if ack not in ACK_MODES:
             raise ClientError("invalid ack mode", f"ack must be one of {', '.join(ACK_MODES)}")
         prefetch = prefetch_size(frame, self.broker.limits.default_prefetch)
         selector_text = frame.get("selector") or None
         selector = compile_selector(selector_text, self.broker.limits) if selector_text else None
+        if is_browser(frame):
+            browser = self.browsers[sub_id] = QueueBrowser(self, sub_id, destination, selector)
+            self._complete(frame)
+            browser.pump()
+            return
         name = frame.get("activemq.subscriptionName")
         write, key = None, None
         if is_topic(destination) and name:

@@ -82,3 +82,18 @@ def test_a_queue_larger_than_the_socket_buffer_is_browsed_whole(broker: BrokerTh
     finally:
         producer.close()
         browser.close()
+
+
+def test_a_browser_with_a_selector_sees_only_what_it_matches(broker: BrokerThread) -> None:
+    producer, browser = Peer(broker.port), Peer(broker.port)
+    try:
+        for i in range(6):
+            producer.conn.send("/queue/sel", f"s{i}", headers={"colour": "red" if i % 2 else "blue"},
+                               receipt=f"r{i}")
+            producer.receipt(f"r{i}")
+        browser.conn.subscribe("/queue/sel", id="red", headers={**BROWSER, "selector": "colour = 'red'"})
+        frames = [browser.get() for _ in range(4)]
+        assert [f.body for f in frames[:3]] == ["s1", "s3", "s5"] and frames[3].headers["browser"] == "end"
+    finally:
+        producer.close()
+        browser.close()
