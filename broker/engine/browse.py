@@ -2,8 +2,9 @@
 
 The subscription gets every message waiting in the queue when it subscribed (with a `selector`,
 those it matches), in delivery order, none taken out or marked delivered, then ActiveMQ's
-end-of-browse frame: a MESSAGE with `browser:end`, `message-id:0`, its subscription and destination, and no body. After that it stays
-quiet until UNSUBSCRIBE (new messages are not browsed). Acks are neither asked for nor taken.
+end-of-browse frame: a MESSAGE with `browser:end`, `message-id:0`, its subscription and
+destination, and no body. After that it stays quiet until UNSUBSCRIBE (new messages are not
+browsed). Acks are neither asked for nor taken.
 
 Frames go out while the connection is writable and resume when it drains (the session calls
 `pump` from `writing_resumed`), so browsing a long queue holds the references of its snapshot,
