@@ -211,7 +211,7 @@ def _int(values: dict[str, str], name: str, default: int, strict: bool = True) -
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise AdminError(400, "the body is not JSON") from None
     if not isinstance(data, dict):
         raise AdminError(400, "the body must be a JSON object")

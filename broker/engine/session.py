@@ -345,6 +345,9 @@ class Session:
         queue.dispatch_within(budget or self.broker.slicer.budget())
 
     def _ack(self, frame: Frame, nack: bool = False) -> None:
+        if frame.get("subscription") in self.browsers:
+            self._complete(frame)  # a browser took nothing: its acks change nothing
+            return
         subscription, ack_id = self._resolve_ack(frame)
         tx_id = frame.get("transaction")
         if tx_id is not None:

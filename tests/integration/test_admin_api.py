@@ -192,6 +192,8 @@ def test_hostile_and_malformed_requests(broker: AdminBroker) -> None:
     assert broker.call("GET", "/api/queues/h/messages?limit=0")[0] == 400
     assert broker.call("GET", "/api/queues/h/messages?offset=-1")[0] == 400
     assert broker.call("PUT", "/api/queues/h", body={})[0] == 405
+    nested = "[" * 200_000 + "]" * 200_000  # within the body bound, deeper than the JSON parser goes
+    assert call_raw(broker.admin_port, "/api/queues/h/move", nested.encode()).startswith(b"HTTP/1.0 400")
     assert broker.call("GET", "/api/nothing")[0] == 404
     assert depth(broker, "/queue/h") == 1
     with socket.create_connection((HOST, broker.admin_port), timeout=10) as sock:
@@ -204,6 +206,13 @@ def test_hostile_and_malformed_requests(broker: AdminBroker) -> None:
     status, _, headers = call(broker.admin_port, "GET", "/")
     assert status == 200 and headers["content-type"].startswith("text/html")
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+def call_raw(port: int, path: str, body: bytes) -> bytes:
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        return sock.recv(200)
 
 
 def test_deleting_a_topic_waits_for_its_subscribers(broker: AdminBroker) -> None:

@@ -97,3 +97,17 @@ def test_a_browser_with_a_selector_sees_only_what_it_matches(broker: BrokerThrea
     finally:
         producer.close()
         browser.close()
+
+
+def test_acks_on_a_browser_subscription_change_nothing(broker: BrokerThread) -> None:
+    producer, browser = Peer(broker.port), Peer(broker.port, version="1.1")
+    try:
+        fill(producer, "/queue/ack", ["a0"])
+        frames, _ = browse(browser, "/queue/ack", "b", 1)
+        browser.conn.ack(frames[0].headers["message-id"], "b", receipt="acked")
+        browser.receipt("acked")
+        again, _ = browse(browser, "/queue/ack", "b2", 1)
+        assert [f.body for f in again] == ["a0"] and browser.listener.errors == []
+    finally:
+        producer.close()
+        browser.close()
