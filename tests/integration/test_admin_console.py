@@ -55,7 +55,7 @@ def test_console_shows_the_group_and_purges_a_queue(node_modules: Path, tmp_path
         done = threading.Event()
         screenshot = os.environ.get("CONSOLE_SCREENSHOT") or str(tmp_path / "console.png")
         cfg = {"url": master.url, "queue": QUEUE, "depth": BATCHES * PER_BATCH, "user": ADMIN[0],
-               "password": ADMIN[1], "screenshot": screenshot, "timeoutMs": 60_000}
+               "password": ADMIN[1], "screenshot": screenshot, "timeoutMs": 60_000, "slaveUrl": slave.url}
         browser = subprocess.Popen(["node", "console_check.mjs", json.dumps(cfg)], cwd=JS, text=True,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
         try:
@@ -77,6 +77,7 @@ def test_console_shows_the_group_and_purges_a_queue(node_modules: Path, tmp_path
         # Each row's cells run together in textContent: broker, host, role, ...
         row_a, row_b = (next(r for r in seen["members"] if r.startswith(n)) for n in ("broker-a", "broker-b"))
         assert "master" in row_a and "slave" in row_b
+        assert seen["slaveSays"] == "broker-b: slave"
         assert Path(screenshot).stat().st_size > 10_000
         assert done.wait(30)
         assert depth(master, QUEUE, user=ADMIN) == 0

@@ -55,8 +55,14 @@ async function run(cfg) {
     }, cfg.queue);
     const afterPurge = Number(await depthCell.textContent());
     const error = await page.locator('#error').textContent();
+    let slaveSays = null;
+    if (cfg.slaveUrl) {  // the slave's own console: the group, and a note that it serves no destinations
+      await page.goto(`${cfg.slaveUrl}/?interval=300`);
+      await page.waitForFunction(() => !document.getElementById('not-master').hidden);
+      slaveSays = await page.locator('#self').textContent();
+    }
     return { sawDepth, afterPurge, browsed, members, summary, sparkPoints: points.split(' ').length, dialogs,
-      error, problems, userAgent: await page.evaluate(() => navigator.userAgent) };
+      error, slaveSays, problems, userAgent: await page.evaluate(() => navigator.userAgent) };
   } finally {
     if (context) await context.close();
     await rm(profile, { recursive: true, force: true });
