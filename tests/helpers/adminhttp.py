@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,8 +86,6 @@ def wait_for(condition: Callable[[], object], timeout: float, step: float = 0.05
 
 
 def admin_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
     return subprocess.run([sys.executable, "-m", "broker", "admin", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})},
                           check=False)
