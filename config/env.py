@@ -32,6 +32,8 @@ SHORTCUTS: dict[str, tuple[str, ...]] = {
     "BATONMQ_METRICS_PORT": ("metrics_port",),
     "BATONMQ_METRICS_HOST": ("metrics_host",),
     "BATONMQ_METRICS_DESTINATION_NAMES": ("metrics_destination_names",),
+    "BATONMQ_ADMIN_PORT": ("admin", "port"),
+    "BATONMQ_ADMIN_HOST": ("admin", "host"),
     "BATONMQ_TLS_CERT": ("tls", "cert"),
     "BATONMQ_TLS_KEY": ("tls", "key"),
     "BATONMQ_TLS_CA": ("tls", "ca"),

@@ -174,6 +174,20 @@ class TlsSettings(_Strict):
     client_auth: ClientAuth = "none"
 
 
+class AdminSettings(_Strict):
+    """The admin API and web console (docs/admin.md): their own HTTP listener, off by default.
+
+    Not the metrics port: Prometheus scrapes without credentials, often from another host, while
+    the admin API changes messages. Loopback unless `host` says otherwise; with users configured
+    every request logs in (HTTP basic) and needs the `admin` right on what it touches.
+    """
+
+    port: int | None = Field(None, ge=0, le=65535)
+    host: str = Field("127.0.0.1", min_length=1)
+    # How often each broker of the group rewrites its record in <data_dir>/members/ (role, standby).
+    member_interval: float = Field(2.0, gt=0, le=60)
+
+
 def _default_name() -> str:
     return socket.gethostname() or "localhost"
 
@@ -190,6 +204,7 @@ class BrokerConfig(_Strict):
     metrics_host: str = Field("127.0.0.1", min_length=1)
     # Off: per-destination series are summed into one series without the destination label.
     metrics_destination_names: bool = True
+    admin: AdminSettings = Field(default_factory=AdminSettings)
     tls: TlsSettings = Field(default_factory=TlsSettings, validate_default=True)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
     authorization: AuthorizationSettings = Field(default_factory=AuthorizationSettings)

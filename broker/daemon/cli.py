@@ -1,4 +1,4 @@
-"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd`.
+"""The command line of design.md section 6: `batonmq start|produce|consume|status|passwd|admin`.
 
 Thin by design (as uvicorn's): parse arguments, build options, call the programmatic entry point
 (`broker.daemon.run.run`, `broker.tools.*`), print one summary line, return the exit code. Exit codes:
@@ -18,6 +18,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from broker.daemon.admincli import add_admin
 from broker.ha.roles import ExitCode
 from config.errors import ConfigError
 from transports import eventloop
@@ -71,6 +72,7 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host,
         "metrics_destination_names": args.metrics_destination_names,
+        "admin": {"port": args.admin_port, "host": args.admin_host},
         "tls": {"cert": args.tls_cert, "key": args.tls_key, "ca": args.tls_ca,
                 "client_auth": args.tls_client_auth},
         "lock": {
@@ -307,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(commands)
     _add_fscheck(commands)
     _add_passwd(commands)
+    add_admin(commands, _subparser)
     _add_bench(commands)
     return parser
 
@@ -358,6 +361,9 @@ def _add_start(commands: Any) -> None:
     p.add_argument("--no-metrics-destination-names", dest="metrics_destination_names", action="store_const",
                    const=False, help="sum destination series into one, naming no destination (default: "
                    "one series per destination)")
+    p.add_argument("--admin-port", metavar="P",
+                   help="serve the admin API and web console on this port (default: not served)")
+    p.add_argument("--admin-host", metavar="HOST", help="address the admin API binds (default 127.0.0.1)")
     p.add_argument("--tls-cert", metavar="FILE",
                    help="PEM certificate (chain) of the ssl:// connectors (default: none)")
     p.add_argument("--tls-key", metavar="FILE", help="its unencrypted PEM key (default: in --tls-cert)")

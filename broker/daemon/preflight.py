@@ -38,6 +38,8 @@ def preflight(config: BrokerConfig) -> None:
     check_data_dir(config.data_dir)
     if config.metrics_port is not None:
         _check_bind("metrics port", config.metrics_host, config.metrics_port)
+    if config.admin.port is not None:
+        _check_bind("admin port", config.admin.host, config.admin.port)
     for uri in config.connectors:
         check_connector(uri, config)
 

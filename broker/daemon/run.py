@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from broker.daemon.admin import start_admin
 from broker.daemon.metrics import Metrics, serve_metrics
 from broker.engine.auth import Authenticator
 from broker.engine.users import build_authenticator
@@ -71,6 +72,14 @@ async def _main(config: BrokerConfig, authenticator: Authenticator | None) -> in
                   config.metrics_port, exc.strerror or exc)
         return ExitCode.CONFIG
     try:
+        metrics_tasks += await start_admin(lifecycle, authenticator)
+    except OSError as exc:
+        log.error("broker %s: cannot serve the admin API on %s:%s: %s", config.name, config.admin.host,
+                  config.admin.port, exc.strerror or exc)
+        for task in metrics_tasks:
+            task.cancel()
+        return ExitCode.CONFIG
+    try:
         return await lifecycle.run()
     except Exception:
         log.exception("broker %s: fatal error", config.name)
@@ -88,14 +97,8 @@ async def _start_metrics(lifecycle: Lifecycle) -> list[asyncio.Task[None]]:
     metrics = Metrics(lifecycle)
     lifecycle.on_commit = metrics.on_commit
     server = await serve_metrics(metrics, config.metrics_host, config.metrics_port)
-
-    async def close_at_exit() -> None:
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await server.stop()
-
-    return [asyncio.ensure_future(metrics.refresh_store_stats()), asyncio.ensure_future(close_at_exit())]
+    return [asyncio.ensure_future(metrics.refresh_store_stats()),
+            asyncio.ensure_future(server.stop_when_cancelled())]
 
 
 def _install_signal_handlers(lifecycle: Lifecycle) -> None:

@@ -100,6 +100,11 @@ class Queue:
         self.enqueued -= 1
         return True
 
+    def levels(self, delivery_order: bool = False) -> list[deque[Message]]:
+        """The waiting messages by priority, 0 first (9 first in delivery order); for reading only
+        (broker/engine/admin.py is the one reader)."""
+        return self._levels[::-1] if delivery_order else list(self._levels)
+
     def messages(self) -> list[Message]:
         """Snapshot in delivery order (for tests and tools)."""
         return [m for level in reversed(self._levels) for m in level]

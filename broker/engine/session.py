@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.engine.auth import Credentials, Principal
+from broker.engine.browse import QueueBrowser, is_browser
 from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import check_destination, durable_key, is_topic
 from broker.engine.errors import ClientError, Refused
@@ -63,6 +64,7 @@ class Session:
         self.owner: str | None = None  # whose durable subscriptions it may use (engine/guard.py)
         self.scope = ""  # what its producer ids are scoped to (engine/dedup.py)
         self.subscriptions: dict[str, Subscription] = {}
+        self.browsers: dict[str, QueueBrowser] = {}  # browser:true subscriptions (engine/browse.py)
         self.transactions = Transactions()
         self.completions = Completions(MAX_IN_FLIGHT)
         self._acks: dict[str, Subscription] = {}
@@ -109,6 +111,9 @@ class Session:
         for subscription in list(self.subscriptions.values()):
             self._detach(subscription, budget)
         self.subscriptions.clear()
+        for browser in self.browsers.values():
+            browser.cancel()
+        self.browsers.clear()
         self.broker.session_closed(self)
 
     async def finish(self) -> None:
@@ -119,6 +124,8 @@ class Session:
         budget = self.broker.slicer.budget()
         for subscription in list(self.subscriptions.values()):
             subscription.queue.dispatch_within(budget)
+        for browser in list(self.browsers.values()):
+            browser.pump()
 
     # -- what subscriptions need (subscription.Owner) -----------------------------------------------
 
@@ -270,9 +277,9 @@ class Session:
         sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
         if not sub_id:
             raise ClientError("missing id", "SUBSCRIBE requires an id header (STOMP 1.1+)")
-        if sub_id in self.subscriptions:
+        if sub_id in self.subscriptions or sub_id in self.browsers:
             raise ClientError("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
-        if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
+        if len(self.subscriptions) + len(self.browsers) >= MAX_SUBSCRIPTIONS:
             raise ClientError("too many subscriptions", f"at most {MAX_SUBSCRIPTIONS} per connection")
         ack = frame.get("ack", "auto")
         if ack not in ACK_MODES:
@@ -280,6 +287,11 @@ class Session:
         prefetch = prefetch_size(frame, self.broker.limits.default_prefetch)
         selector_text = frame.get("selector") or None
         selector = compile_selector(selector_text, self.broker.limits) if selector_text else None
+        if is_browser(frame):
+            browser = self.browsers[sub_id] = QueueBrowser(self, sub_id, destination, selector)
+            self._complete(frame)
+            browser.pump()
+            return
         name = frame.get("activemq.subscriptionName")
         write, key = None, None
         if is_topic(destination) and name:
@@ -304,7 +316,9 @@ class Session:
         name = frame.get("activemq.subscriptionName")
         subscription = self.subscriptions.pop(sub_id or "", None)
         write = None
-        if subscription is not None:
+        if (browser := self.browsers.pop(sub_id or "", None)) is not None:
+            browser.cancel()
+        elif subscription is not None:
             self._detach(subscription)
             if name and subscription.durable_key:
                 write = self.broker.drop_durable(subscription.durable_key)
@@ -337,6 +351,9 @@ class Session:
         queue.dispatch_within(budget or self.broker.slicer.budget())
 
     def _ack(self, frame: Frame, nack: bool = False) -> None:
+        if frame.get("subscription") in self.browsers:
+            self._complete(frame)  # a browser took nothing: its acks change nothing
+            return
         subscription, ack_id = self._resolve_ack(frame)
         tx_id = frame.get("transaction")
         if tx_id is not None:

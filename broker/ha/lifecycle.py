@@ -31,6 +31,7 @@ class Lifecycle:
         self.failovers = 0  # terms that followed an earlier master's epoch
         self.on_commit: Callable[[int, float], None] | None = None  # store commit hook (metrics)
         self.authenticator: Authenticator | None = None  # None: the engine's default (accept all)
+        self.standby: Standby | None = None  # while a slave follows the store (the group view shows it)
 
     def _set_role(self, role: Role, detail: str = "") -> None:
         previous, self.role = self.role, role
@@ -54,13 +55,14 @@ class Lifecycle:
         while True:
             lock = create_lock(self.config.lock.backend, self.config.data_dir)
             self._set_role(Role.SLAVE, "waiting for the lock on " + str(self.config.data_dir / "lock"))
-            standby = Standby.for_config(self.config)  # hot standby: journal store only
+            standby = self.standby = Standby.for_config(self.config)  # hot standby: journal store only
             if not await self._wait_for_lock(lock, standby):
                 if standby is not None:
                     await standby.close()
                 lock.release()
                 return ExitCode.OK
             self.lock_acquisitions += 1
+            self.standby = None
             code = await self._serve_term(lock, standby)
             if code is not None:
                 return code

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from broker.engine.core import Broker
 from broker.engine.dedup import ProducerWindow
@@ -43,6 +44,7 @@ class Standby:
         self._task: asyncio.Future[None] | None = None
         self.failed = False
         self._stop = asyncio.Event()
+        self.caught_up_at: float | None = None  # monotonic time of the last poll that found nothing new
 
     @classmethod
     def for_config(cls, config: BrokerConfig) -> Standby | None:
@@ -75,6 +77,7 @@ class Standby:
                 log.info("broker %s: hot standby ready: %s", self.config.name, self.describe())
             was_ready = ready
             if not more:
+                self.caught_up_at = time.monotonic()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), POLL_INTERVAL)
 
@@ -89,6 +92,17 @@ class Standby:
         await self.stop()
         self._following().close()
         self.broker, self.replay = None, None
+
+    def lag(self) -> float | None:
+        """Seconds since the follower last had read everything written (None: never yet); a few
+        hundredths while it keeps up, growing while the master writes faster than it follows."""
+        if self.caught_up_at is None or not self.ready():
+            return None
+        return max(0.0, time.monotonic() - self.caught_up_at)
+
+    def ready(self) -> bool:
+        follower = self.follower
+        return follower is not None and follower.ready and self.invalid is None and not self.failed
 
     def describe(self) -> str:
         replay, follower = self.replay, self.follower

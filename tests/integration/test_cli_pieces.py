@@ -21,12 +21,14 @@ def test_start_flags_become_nested_overrides():
         "--lock-keepalive-period", "0.5", "--lock-timeout", "4", "--on-lock-lost", "slave",
         "--metrics-host", "0.0.0.0", "--no-metrics-destination-names", "--tls-cert", "c.pem",
         "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-client-auth", "optional", "--log-level", "debug",
-        "--store-usage-limit", "10gb", "--store-usage-timeout", "5"])
+        "--store-usage-limit", "10gb", "--store-usage-timeout", "5",
+        "--admin-port", "8161", "--admin-host", "0.0.0.0"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d",
         "store": {"type": "leveldb", "usage_limit": "10gb", "usage_timeout": "5"},
         "connectors": ["tcp://127.0.0.2:1", "tcp://127.0.0.3:1"], "metrics_port": "9100",
         "metrics_host": "0.0.0.0", "metrics_destination_names": False,
+        "admin": {"port": "8161", "host": "0.0.0.0"},
         "tls": {"cert": "c.pem", "key": "k.pem", "ca": "ca.pem", "client_auth": "optional"},
         "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "lock_timeout": "4",
                  "on_lock_lost": "slave"}}
@@ -39,6 +41,7 @@ def test_absent_start_flags_are_none_so_lower_layers_show_through():
     assert overrides["store"] == {"type": None, "usage_limit": None, "usage_timeout": None}
     assert overrides["metrics_host"] is None and overrides["metrics_destination_names"] is None
     assert overrides["tls"] == {"cert": None, "key": None, "ca": None, "client_auth": None}
+    assert overrides["admin"] == {"port": None, "host": None}
 
 
 def test_body_template_substitutes_only_seq():

@@ -1,0 +1,306 @@
+"""What an operator may do to a running broker's queues: list, browse, purge, move, remove, delete.
+
+The one seam between the admin API (broker/daemon/adminapi.py), queue browsing over STOMP
+(`browser:true`, broker/engine/browse.py) and the queues' insides: nothing else reaches into a
+queue to look at or take out waiting messages, so a queue that keeps some messages on disk only
+(paging) re-implements these functions and nothing else changes.
+
+Only *waiting* messages are touched: one in flight (delivered, not acked yet) belongs to its
+consumer until it is acked or comes back. Persistent messages change through the store first,
+as everything else does (design.md section 3): the messages leave their queue at once, so no
+consumer takes them meanwhile; the store write runs; only then do they arrive where they go
+(or, if the write failed, go back where they were). A move is ONE write of every RemoveMessage
+from the source and AddMessage to the target (one per WRITE_BYTES of messages for a very large
+move, since a store record is bounded), so a crash at any point leaves each message in exactly
+one of the two queues: never lost, never in both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import itertools
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from broker.engine.destinations import QUEUE_PREFIX, TOPIC_PREFIX, is_topic
+from broker.engine.errors import ClientError
+from broker.engine.message import Message, now_ms
+from broker.engine.queue import Queue
+from stores.base import AddMessage, Op, RemoveMessage
+
+if TYPE_CHECKING:
+    from broker.engine.core import Broker
+
+ORIGINAL_DESTINATION = "original-destination"  # set on a dead letter: where it was going (ActiveMQ's)
+MAX_BROWSE = 1000  # messages per browse page
+MAX_MOVE = 100_000  # messages per move or copy request
+WRITE_BYTES = 32 * 1024 * 1024  # of messages per store write of a move (a journal record is bounded)
+
+
+class AdminError(Exception):
+    """An operation that cannot be done; `status` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True)
+class DestinationRow:
+    name: str
+    kind: str  # queue, topic or durable (a durable topic subscription's queue)
+    depth: int
+    in_flight: int
+    consumers: int
+    enqueued: int
+    dequeued: int
+    expired: int
+    bytes: int
+    oldest_age_ms: int | None  # age of the oldest waiting message; None when none waits
+
+
+def destinations(broker: Broker) -> list[DestinationRow]:
+    """Every queue, topic and durable subscription, sorted by name."""
+    now = now_ms()
+    rows = [_queue_row(q, "queue", now) for q in broker.destinations.queues.values()]
+    rows += [_queue_row(d.queue, "durable", now) for d in broker.destinations.durables.values()]
+    for topic in broker.destinations.topics.values():
+        rows.append(DestinationRow(topic.name, "topic", 0, 0, len(topic.queues), topic.published, 0, 0, 0,
+                                   None))
+    return sorted(rows, key=lambda row: row.name)
+
+
+def _queue_row(queue: Queue, kind: str, now: int) -> DestinationRow:
+    oldest = oldest_timestamp(queue)
+    return DestinationRow(queue.name, kind, queue.depth, queue.in_flight, len(queue.consumers),
+                          queue.enqueued, queue.dequeued, queue.expired, queue.bytes,
+                          None if oldest is None else max(0, now - oldest))
+
+
+def oldest_timestamp(queue: Queue) -> int | None:
+    """The earliest `timestamp` among the first waiting message of each priority: messages enter a
+    priority at its end (or, coming back from a consumer, at its front), so its head is its oldest."""
+    stamps = [_timestamp(level[0]) for level in queue.levels() if level]
+    known = [stamp for stamp in stamps if stamp is not None]
+    return min(known) if known else None
+
+
+def _timestamp(message: Message) -> int | None:
+    try:
+        return int(message.headers.get("timestamp", ""))
+    except ValueError:
+        return None
+
+
+def queue_of(broker: Broker, name: str) -> Queue:
+    """The queue `name` (/queue/NAME); AdminError 404 when the broker holds no such queue."""
+    if not name.startswith(QUEUE_PREFIX) or len(name) == len(QUEUE_PREFIX):
+        raise AdminError(400, f"not a queue: {name[:200]!r} (expected /queue/NAME)")
+    queue = broker.destinations.queues.get(name)
+    if queue is None:
+        raise AdminError(404, f"no queue {name[:200]}")
+    return queue
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
+    """Waiting messages `offset` .. `offset + limit` in delivery order, none taken out."""
+    if offset < 0 or not 1 <= limit <= MAX_BROWSE:
+        raise AdminError(400, f"offset must be >= 0 and limit 1..{MAX_BROWSE}")
+    out: list[Message] = []
+    for level in queue.levels(delivery_order=True):
+        if offset >= len(level):
+            offset -= len(level)
+            continue
+        out.extend(itertools.islice(level, offset, offset + limit - len(out)))  # deque: no index walk
+        offset = 0
+        if len(out) >= limit:
+            break
+    return out
+
+
+def snapshot(queue: Queue) -> list[Message]:
+    """Every waiting message in delivery order (references only), for a STOMP queue browser."""
+    return queue.messages()
+
+
+# -- changing --------------------------------------------------------------------------------------
+
+
+async def purge(broker: Broker, queue: Queue) -> int:
+    """Remove every waiting message; return how many. Answers once their removal is durable."""
+    taken = queue.drain()
+    await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
+                  undo=lambda: queue.put_front(taken))
+    queue.dequeued += len(taken)
+    return len(taken)
+
+
+async def remove(broker: Broker, queue: Queue, message_id: str) -> None:
+    """Remove one waiting message by id (AdminError 404 if none waits with that id, 409 if in flight)."""
+    message = _find(queue, {message_id})
+    if not message:
+        in_flight = any(message_id == m.message_id for c in queue.consumers for m in c.unacked.values())
+        raise AdminError(409 if in_flight else 404,
+                         f"message {message_id[:200]} is " + ("in flight to a consumer" if in_flight
+                                                              else f"not waiting in {queue.name}"))
+    taken = message[0]
+    queue.withdraw(taken)
+    await _commit(broker, [RemoveMessage(queue.name, taken.message_id)] if taken.stored else [],
+                  undo=lambda: queue.put_front([taken]))
+    queue.enqueued += 1  # withdraw() undid the enqueue count: it counts as put, then taken out
+    queue.dequeued += 1
+
+
+@dataclass(slots=True)
+class Moved:
+    moved: int
+    skipped: int  # asked for, but not waiting, or (to the original destination) without one
+    targets: dict[str, int]
+
+
+async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[str] | None = None,
+               limit: int = MAX_MOVE, copy: bool = False) -> Moved:
+    """Move (or copy) waiting messages of `source` to queue `target`, or with `target` None each to
+    the destination its `original-destination` header names (a dead letter going home). `ids`
+    names the messages (default: all, oldest first, at most `limit`).
+
+    One store write per batch of at most WRITE_BYTES of messages (one write for all of a usual
+    move; a store record is bounded): a crash between two batches leaves the first moved and the
+    second not, each message still in exactly one queue."""
+    if not 1 <= limit <= MAX_MOVE:
+        raise AdminError(400, f"limit must be 1..{MAX_MOVE}")
+    if target is not None:
+        _check_queue_name(target)
+        if target == source.name:
+            raise AdminError(400, f"{target[:200]} is the source itself")
+    wanted = None if ids is None else set(ids)
+    if wanted is not None and len(wanted) > MAX_MOVE:
+        raise AdminError(400, f"at most {MAX_MOVE} ids per request")
+    picked = _find(source, wanted) if wanted is not None else source.messages()
+    plan: list[tuple[Message, str]] = []
+    for message in picked[:limit]:
+        where = target or message.headers.get(ORIGINAL_DESTINATION)
+        if where and where.startswith(QUEUE_PREFIX) and where != source.name:
+            plan.append((message, where))
+    for where in {w for _, w in plan}:
+        _make_queue(broker, where)  # now, so that a full destination table refuses before anything moves
+    counts: dict[str, int] = {}
+    for batch in _batches(plan):
+        await _move_batch(broker, source, batch, copy, counts)
+    moved = sum(counts.values())
+    asked = min(len(picked), limit) if wanted is None else len(wanted)
+    return Moved(moved, asked - moved, counts)
+
+
+def _batches(plan: list[tuple[Message, str]]) -> Iterator[list[tuple[Message, str]]]:
+    batch: list[tuple[Message, str]] = []
+    size = 0
+    for entry in plan:
+        if batch and size + entry[0].size > WRITE_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(entry)
+        size += entry[0].size
+    if batch:
+        yield batch
+
+
+async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, str]], copy: bool,
+                      counts: dict[str, int]) -> None:
+    # A message a consumer took while an earlier batch was written is no longer waiting: skipped.
+    taken = [(m, where) for m, where in batch if copy or source.withdraw(m)]
+    arrivals = [_arrival(broker, message, where, copy) for message, where in taken]
+    ops: list[Op] = []
+    for (message, where), arrival in zip(taken, arrivals, strict=True):
+        if not copy and message.stored:
+            ops.append(RemoveMessage(source.name, message.message_id))
+        if arrival.stored:
+            ops.append(AddMessage(where, arrival.to_stored()))
+    await _commit(broker, ops, undo=lambda: None if copy else source.put_front([m for m, _ in taken]))
+    if not copy:
+        source.enqueued += len(taken)  # withdraw() undid their enqueue count
+        source.dequeued += len(taken)
+    arrived: set[str] = set()
+    for arrival in arrivals:
+        # Looked up again: an idle target may have been collected while the write ran.
+        broker.destinations.queue(arrival.destination, limited=False).put(arrival)
+        counts[arrival.destination] = counts.get(arrival.destination, 0) + 1
+        arrived.add(arrival.destination)
+    for where in arrived:
+        broker.destinations.queue(where, limited=False).dispatch()
+
+
+def _arrival(broker: Broker, message: Message, where: str, copy: bool) -> Message:
+    """The message as it will wait in `where`: a copy gets an id of its own (a queue holds an id
+    once); a message back at its original destination loses the header that named it."""
+    headers = dict(message.headers)
+    if headers.get(ORIGINAL_DESTINATION) == where:
+        del headers[ORIGINAL_DESTINATION]
+    message_id = broker.new_message_id() if copy else message.message_id
+    stored = message.persistent and broker.store is not None
+    return dataclasses.replace(message, message_id=message_id, destination=where, headers=headers, nacks=0,
+                               redelivered=False, stored=stored)
+
+
+async def delete(broker: Broker, name: str) -> int:
+    """Remove a queue with its waiting messages, or a topic; return the messages purged. Refused
+    (409) while consumers are attached or messages are in flight: those belong to clients."""
+    if is_topic(name):
+        topic = broker.destinations.topics.get(name)
+        if topic is None:
+            raise AdminError(404, f"no topic {name[:200]}")
+        if topic.queues:
+            raise AdminError(409, f"{name[:200]} has {len(topic.queues)} subscriber(s); they must leave "
+                             "first")
+        del broker.destinations.topics[name]
+        return 0
+    queue = queue_of(broker, name)
+    if queue.consumers or queue.in_flight:
+        raise AdminError(409, f"{name[:200]} has {len(queue.consumers)} consumer(s) and {queue.in_flight} "
+                         "message(s) in flight; they must leave first")
+    purged = await purge(broker, queue)
+    if broker.destinations.queues.get(name) is queue and not (queue.depth or queue.consumers):
+        del broker.destinations.queues[name]
+    return purged
+
+
+def _check_queue_name(name: str) -> None:
+    if not name.startswith(QUEUE_PREFIX) or len(name) == len(QUEUE_PREFIX) or len(name) > 1024:
+        kind = "topics take no moved messages" if name.startswith(TOPIC_PREFIX) else "expected /queue/NAME"
+        raise AdminError(400, f"invalid target {name[:200]!r}: {kind}")
+
+
+def _make_queue(broker: Broker, name: str) -> Queue:
+    try:
+        return broker.destinations.queue(name)
+    except ClientError as exc:
+        raise AdminError(409, f"cannot create {name[:200]}: {exc.detail}") from exc
+
+
+def _find(queue: Queue, ids: set[str]) -> list[Message]:
+    return [m for m in queue.messages() if m.message_id in ids]
+
+
+async def _commit(broker: Broker, ops: list[Op], undo: object) -> None:
+    """Write `ops` (nothing to write: done); on failure call `undo` and raise AdminError 503."""
+    if not ops:
+        return
+    if broker.store is None or broker.fenced:
+        _undo(undo)
+        raise AdminError(503, "this broker is not master (its store is fenced off)")
+    try:
+        await asyncio.shield(broker.write(ops))
+    except Exception as exc:
+        _undo(undo)
+        raise AdminError(503, f"the store refused the write: {exc}") from exc
+
+
+def _undo(undo: object) -> None:
+    if callable(undo):
+        undo()

@@ -1,0 +1,69 @@
+"""Queue browsing over STOMP: `SUBSCRIBE` with `browser:true`, as ActiveMQ's STOMP connector has it.
+
+The subscription gets every message waiting in the queue when it subscribed (with a `selector`,
+those it matches), in delivery order, none taken out or marked delivered, then ActiveMQ's
+end-of-browse frame: a MESSAGE with `browser:end`, `message-id:0`, its subscription and
+destination, and no body. After that it stays quiet until UNSUBSCRIBE (new messages are not
+browsed). Acks are neither asked for nor taken.
+
+Frames go out while the connection is writable and resume when it drains (the session calls
+`pump` from `writing_resumed`), so browsing a long queue holds the references of its snapshot,
+never more than the socket's buffer of frames.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.engine import admin
+from broker.engine.destinations import is_topic
+from broker.engine.errors import ClientError
+from transports.stomp.frame import Frame
+
+if TYPE_CHECKING:
+    from broker.engine.message import Message
+    from broker.engine.session import Session
+
+BROWSER_HEADER = "browser"
+
+
+def is_browser(frame: Frame) -> bool:
+    return (frame.get(BROWSER_HEADER) or "").lower() == "true"
+
+
+class QueueBrowser:
+    def __init__(self, session: Session, sub_id: str, destination: str,
+                 selector: Callable[[Message], bool | None] | None = None) -> None:
+        if is_topic(destination):
+            raise ClientError("invalid browser subscription", "browser:true is for queues only")
+        self.session = session
+        self.id = sub_id
+        self.destination = destination
+        queue = session.broker.destinations.queues.get(destination)  # browsing creates no queue
+        snapshot = admin.snapshot(queue) if queue is not None else []
+        if selector is not None:
+            snapshot = [m for m in snapshot if selector(m) is True]
+        self._pending: deque[Message] = deque(snapshot)
+        self.ended = False
+
+    def pump(self) -> None:
+        """Send what the connection takes now; the end marker after the last message."""
+        session = self.session
+        while self._pending and session.writable and not self.ended:
+            message = self._pending.popleft()
+            headers = dict(message.headers)
+            headers.update({"destination": message.destination, "message-id": message.message_id,
+                            "subscription": self.id})
+            if message.redelivered:
+                headers["redelivered"] = "true"
+            session.send(Frame("MESSAGE", headers, message.body))
+        if not self._pending and not self.ended and not session.closed:
+            self.ended = True
+            session.send(Frame("MESSAGE", {"subscription": self.id, "browser": "end",
+                                           "destination": self.destination, "message-id": "0"}))
+
+    def cancel(self) -> None:
+        self._pending.clear()
+        self.ended = True
