@@ -235,9 +235,10 @@ class Session:
         self.version = version
         self.connected = True
         self.conn.set_version(version)
-        headers = {"version": version, "server": SERVER, "session": self.id}
-        if version != "1.0":
-            headers["heart-beat"] = f"{sends},{expects}"
+        # Every version gets heart-beat, 1.0 too (always 0,0 there), as ActiveMQ sends it: clients
+        # written against ActiveMQ read it whatever version they asked for.
+        headers = {"version": version, "server": SERVER, "session": self.id,
+                   "heart-beat": f"{sends},{expects}"}
         self.send(Frame("CONNECTED", headers))
         self.conn.start_heartbeat(sends, expects)
 

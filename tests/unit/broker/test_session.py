@@ -27,9 +27,11 @@ async def test_connect_negotiates_version_and_heartbeat() -> None:
 
 async def test_connect_without_accept_version_is_stomp_1_0() -> None:
     client = Client(make_broker())
-    await client.frame("CONNECT", login="u", passcode="p")
+    await client.frame("CONNECT", login="u", passcode="p", heart_beat="1000,1000")
     (frame,) = client.conn.take("CONNECTED")
-    assert frame.headers["version"] == "1.0" and "heart-beat" not in frame.headers
+    # As ActiveMQ: a 1.0 CONNECTED says heart-beat:0,0 (STOMP 1.0 has no heart-beating).
+    assert frame.headers["version"] == "1.0" and frame.headers["heart-beat"] == "0,0"
+    assert client.conn.heartbeat == (0, 0)
 
 
 async def test_no_common_version_is_an_error_and_closes() -> None:

@@ -1,0 +1,181 @@
+"""ActiveMQ behaviour STOMP users rely on (docs/activemq-compat.md), against a real broker process.
+
+One `python -m broker start` process serves the whole module (starting one costs a second or more
+on a busy machine); each test uses destinations of its own. Clients are stomp.py, and a raw socket
+where a behaviour is about bytes stomp.py never sends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stomp
+
+from tests.helpers.cluster import free_port
+from tests.helpers.daemon import Daemon, daemon
+from tests.helpers.rawstomp import RawStomp
+
+HOST = "127.0.0.2"
+WAIT = 10.0  # generous: several helpers run tests on two cores at once
+START_FLAGS = ("--lock-acquire-interval", "0.1", "--lock-keepalive-period", "0.3", "--lock-timeout", "2")
+
+
+class Broker:
+    def __init__(self, process: Daemon, port: int) -> None:
+        self.process = process
+        self.port = port
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    data: Path = tmp_path_factory.mktemp("amq")
+    port = free_port((HOST,))
+    with daemon(["--data", str(data), "--connector", f"tcp://{HOST}:{port}", *START_FLAGS]) as process:
+        process.wait_for(r"role recovering -> master", timeout=60)
+        process.wait_for(r"STOMP connector listening", timeout=30)
+        yield Broker(process, port)
+
+
+class Listener(stomp.ConnectionListener):
+    def __init__(self) -> None:
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self.receipts: queue.Queue[str] = queue.Queue()
+        self.errors: queue.Queue[Any] = queue.Queue()
+        self.connected: queue.Queue[Any] = queue.Queue()
+        self.disconnected = threading.Event()
+
+    def on_connected(self, frame: Any) -> None:
+        self.connected.put(frame)
+
+    def on_message(self, frame: Any) -> None:
+        self.messages.put(frame)
+
+    def on_receipt(self, frame: Any) -> None:
+        self.receipts.put(frame.headers["receipt-id"])
+
+    def on_error(self, frame: Any) -> None:
+        self.errors.put(frame)
+
+    def on_disconnected(self) -> None:
+        self.disconnected.set()
+
+
+class Peer:
+    """A stomp.py connection (1.2 unless asked) and what it received."""
+
+    def __init__(self, port: int, version: str = "1.2") -> None:
+        if version == "1.0":
+            self.conn: Any = stomp.Connection10([(HOST, port)])
+        else:
+            cls = stomp.Connection11 if version == "1.1" else stomp.Connection12
+            self.conn = cls([(HOST, port)], heartbeats=(0, 0))
+        self.listener = Listener()
+        self.conn.set_listener("l", self.listener)
+        self.conn.connect(wait=True)
+        self._receipts = 0
+
+    def connected_frame(self) -> Any:
+        return self.listener.connected.get(timeout=WAIT)
+
+    def send(self, destination: str, body: str, **headers: str) -> str:
+        """SEND and wait for its RECEIPT (an ERROR instead fails the test)."""
+        receipt = self._next_receipt()
+        self.conn.send(destination, body, headers={**headers, "receipt": receipt})
+        self.wait_receipt(receipt)
+        return receipt
+
+    def subscribe(self, destination: str, sub_id: str, ack: str = "auto", **headers: str) -> None:
+        receipt = self._next_receipt()
+        self.conn.subscribe(destination, id=sub_id, ack=ack, headers={**headers, "receipt": receipt})
+        self.wait_receipt(receipt)
+
+    def unsubscribe(self, sub_id: str) -> None:
+        receipt = self._next_receipt()
+        self.conn.unsubscribe(sub_id, headers={"receipt": receipt})
+        self.wait_receipt(receipt)
+
+    def wait_receipt(self, receipt: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(queue.Empty):
+                assert self.listener.receipts.get(timeout=0.02) == receipt
+                return
+            if not self.listener.errors.empty():
+                error = self.listener.errors.get()
+                raise AssertionError(f"ERROR instead of RECEIPT {receipt}: {error.headers}")
+        raise AssertionError(f"no RECEIPT {receipt}")
+
+    def error(self) -> Any:
+        return self.listener.errors.get(timeout=WAIT)
+
+    def get(self, timeout: float = WAIT) -> Any:
+        return self.listener.messages.get(timeout=timeout)
+
+    def bodies(self, count: int) -> list[str]:
+        return [self.get().body for _ in range(count)]
+
+    def nothing(self, wait: float = 0.5) -> bool:
+        try:
+            self.listener.messages.get(timeout=wait)
+        except queue.Empty:
+            return True
+        return False
+
+    def _next_receipt(self) -> str:
+        self._receipts += 1
+        return f"r{self._receipts}"
+
+    def close(self) -> None:
+        if self.conn.is_connected():
+            with contextlib.suppress(Exception):
+                self.conn.disconnect(receipt="bye")
+        deadline = time.monotonic() + WAIT
+        while self.conn.is_connected() and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def peers(broker: Broker) -> Iterator[Any]:
+    made: list[Peer] = []
+
+    def make(version: str = "1.2") -> Peer:
+        peer = Peer(broker.port, version)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+def raw(broker: Broker) -> RawStomp:
+    return RawStomp(HOST, broker.port, timeout=WAIT)
+
+
+# -- connecting and framing ----------------------------------------------------------------------------
+
+
+def test_stomp_1_0_connected_says_heart_beat_0_0(peers) -> None:
+    peer = peers("1.0")
+    frame = peer.connected_frame()
+    assert frame.headers["version"] == "1.0" and frame.headers["heart-beat"] == "0,0"
+
+
+def test_nul_and_eol_before_a_command_are_skipped_as_heart_beats(broker: Broker, peers) -> None:
+    consumer = peers()
+    consumer.subscribe("/queue/compat.nul", "s")
+    with raw(broker) as client:
+        client.sock.sendall(b"\0\n\0")  # before CONNECT too
+        assert client.connect("1.0").startswith("CONNECTED")
+        for gap in (b"\0", b"\n\0\r\n", b"\0\0\0\n"):
+            client.sock.sendall(gap + b"SEND\ndestination:/queue/compat.nul\n\n" + gap.hex().encode() + b"\0")
+        client.sock.sendall(b"\0SEND\ndestination:/queue/compat.nul\nreceipt:done\n\nlast\0\n")
+        assert client.read_frame(WAIT).startswith("RECEIPT")
+    assert consumer.bodies(4) == ["00", "0a000d0a", "0000000a", "last"]
