@@ -179,3 +179,12 @@ def test_nul_and_eol_before_a_command_are_skipped_as_heart_beats(broker: Broker,
         client.sock.sendall(b"\0SEND\ndestination:/queue/compat.nul\nreceipt:done\n\nlast\0\n")
         assert client.read_frame(WAIT).startswith("RECEIPT")
     assert consumer.bodies(4) == ["00", "0a000d0a", "0000000a", "last"]
+
+
+def test_a_16_mib_message_is_taken_as_activemq_takes_it(peers) -> None:
+    # The default max_frame_size is ActiveMQ's 100 MiB body bound (it was 10 MiB: this was refused).
+    consumer, producer = peers(), peers()
+    consumer.subscribe("/queue/compat.big", "s")
+    body = "x" * (16 * 1024 * 1024)
+    producer.send("/queue/compat.big", body)
+    assert consumer.get(timeout=60).body == body

@@ -58,7 +58,7 @@ class StompParser:
 
     def __init__(
         self,
-        max_frame_size: int = 10 * 1024 * 1024,
+        max_frame_size: int = 100 * 1024 * 1024,  # config.model.Limits' default
         max_header_count: int = 1000,
         max_header_length: int = 10240,
     ) -> None:

@@ -368,8 +368,8 @@ def test_frame_too_large_when_nul_arrives_in_the_same_feed() -> None:
 
 def test_frame_too_large_by_content_length_rejected_at_once() -> None:
     parser = StompParser()
-    parser.feed(b"SEND\ncontent-length:11000000\n")
-    with pytest.raises(ProtocolError, match="frame too large: 11000000 bytes > max 10485760"):
+    parser.feed(b"SEND\ncontent-length:110000000\n")
+    with pytest.raises(ProtocolError, match="frame too large: 110000000 bytes > max 104857600"):
         parser.next_frame()
 
 
