@@ -30,6 +30,11 @@ class DestinationFull(ClientError):
         )
 
 
+class Rejected(ClientError):
+    """A frame that is refused and not carried out while the connection goes on (STOMP 1.2 lets a
+    server keep a connection open after an ERROR): e.g. a SUBSCRIBE with an id already in use."""
+
+
 class Refused(ClientError):
     """Not allowed for this user (a missing right, another user's name): the frame is not carried
     out. Unlike other client errors it need not end the connection (`authorization.on_denied`)."""

@@ -8,7 +8,8 @@ goes through an ordered queue (broker/engine/ordering.py) so that the client see
 sent the frames, without waiting for each fsync before reading the next frame.
 
 Any client error ends the session: an ERROR frame (after the receipts already due) and close
-(STOMP 1.2, "ERROR"). Only this connection is affected.
+(STOMP 1.2, "ERROR"). Only this connection is affected. Two kinds leave it open: a `Refused` frame
+(authorization, unless `on_denied = "close"`) and a `Rejected` one (a subscription id in use).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from broker.engine.auth import Credentials, Principal
 from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import check_destination, durable_key, is_topic
-from broker.engine.errors import ClientError, Refused
+from broker.engine.errors import ClientError, Refused, Rejected
 from broker.engine.guard import owner_of
 from broker.engine.headers import negotiate, prefetch_size
 from broker.engine.login import log_in
@@ -85,6 +86,8 @@ class Session:
                 self._handle(frame)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)
+        except Rejected as error:
+            self.reject(error, frame.get("receipt"))
         except ClientError as error:
             self.fail(error, frame.get("receipt"))
         except ProtocolError as error:
@@ -182,6 +185,10 @@ class Session:
         if at_connect or self.broker.guard.close_on_denied:
             self.fail(error, receipt)
             return
+        self.reject(error, receipt)
+
+    def reject(self, error: ClientError, receipt: str | None) -> None:
+        """Nothing done, ERROR in frame order, and the connection goes on."""
         frame = self._error_frame(error, receipt)
         self.completions.add(None, lambda _: self.send(frame))
 
@@ -266,7 +273,8 @@ class Session:
         if not sub_id:
             raise ClientError("missing id", "SUBSCRIBE requires an id header (STOMP 1.1+)")
         if sub_id in self.subscriptions:
-            raise ClientError("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
+            # An ERROR, but the connection and the subscription already using the id go on.
+            raise Rejected("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
         if len(self.subscriptions) >= MAX_SUBSCRIPTIONS:
             raise ClientError("too many subscriptions", f"at most {MAX_SUBSCRIPTIONS} per connection")
         ack = frame.get("ack", "auto")

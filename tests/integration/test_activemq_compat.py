@@ -188,3 +188,16 @@ def test_a_16_mib_message_is_taken_as_activemq_takes_it(peers) -> None:
     body = "x" * (16 * 1024 * 1024)
     producer.send("/queue/compat.big", body)
     assert consumer.get(timeout=60).body == body
+
+
+def test_a_duplicate_subscription_id_gets_an_error_and_the_connection_goes_on(peers) -> None:
+    client, producer = peers(), peers()
+    client.subscribe("/queue/compat.dup.a", "s")
+    client.conn.subscribe("/queue/compat.dup.b", id="s", ack="auto", headers={"receipt": "dup"})
+    error = client.error()
+    assert error.headers["message"] == "duplicate subscription" and error.headers["receipt-id"] == "dup"
+    assert client.conn.is_connected()
+    producer.send("/queue/compat.dup.a", "still served")
+    assert client.get().body == "still served"
+    client.send("/queue/compat.dup.a", "and it still sends")
+    assert client.get().body == "and it still sends"

@@ -81,6 +81,22 @@ async def test_duplicate_transaction_is_an_error() -> None:
     assert client.conn.errors() == ["duplicate transaction"]
 
 
+async def test_duplicate_subscription_id_is_an_error_that_keeps_the_connection() -> None:
+    broker = make_broker()
+    client = await connected(broker)
+    await client.frame("SUBSCRIBE", destination="/queue/a", id="s", receipt="1")
+    await client.frame("SUBSCRIBE", destination="/queue/b", id="s", receipt="2")
+    (error,) = client.conn.take("ERROR")
+    assert error.headers["message"] == "duplicate subscription" and error.headers["receipt-id"] == "2"
+    assert not client.conn.closed
+    # The first subscription is untouched, the second was never made.
+    producer = await connected(broker)
+    await producer.frame("SEND", destination="/queue/a", body=b"to-a")
+    await producer.frame("SEND", destination="/queue/b", body=b"to-b")
+    assert [f.body for f in client.messages()] == [b"to-a"]
+    assert broker.destinations.queues["/queue/b"].depth == 1
+
+
 async def test_receipt_for_every_frame_in_order() -> None:
     client = await connected(make_broker())
     await client.frame("SUBSCRIBE", destination="/queue/a", id="s", receipt="1")
