@@ -1,7 +1,10 @@
 """Destination names (ActiveMQ conventions) and the registry of queues, topics and durable subscriptions.
 
-`/queue/NAME` is point-to-point, `/topic/NAME` is publish-subscribe; anything else is refused. The
-dead-letter queue is `/queue/ActiveMQ.DLQ`, as in ActiveMQ. The number of destinations (queues,
+`/queue/NAME` is point-to-point, `/topic/NAME` is publish-subscribe, and a name with neither prefix
+is the queue of that name, as ActiveMQ's STOMP converter makes it (`orders` is `/queue/orders`:
+the same queue, the same metrics and the same authorization entry; MESSAGE frames from it say
+`destination:/queue/orders`, as ActiveMQ's do). The dead-letter queue is `/queue/ActiveMQ.DLQ`, as
+in ActiveMQ. The number of destinations (queues,
 topics and durable subscriptions together) is bounded by `limits.max_destinations` so that a client
 cannot exhaust memory by inventing names.
 
@@ -36,14 +39,17 @@ Activity = tuple[int, int]  # counters that move whenever a destination is used
 
 
 def check_destination(name: str | None) -> str:
+    """The destination a client names, as the broker names it: `/queue/...` or `/topic/...`."""
     if not name:
         raise ClientError("missing destination", "this frame requires a destination header")
     if len(name) > MAX_NAME_LENGTH:
         raise ClientError("invalid destination", f"destination longer than {MAX_NAME_LENGTH} characters")
     for prefix in (QUEUE_PREFIX, TOPIC_PREFIX):
-        if name.startswith(prefix) and len(name) > len(prefix):
+        if name.startswith(prefix):
+            if len(name) == len(prefix):
+                raise ClientError("invalid destination", f"the name after {prefix} is empty")
             return name
-    raise ClientError("invalid destination", f"{name[:200]!r}: expected /queue/NAME or /topic/NAME")
+    return QUEUE_PREFIX + name  # ActiveMQ's fallback for a name without a prefix: that queue
 
 
 def is_topic(name: str) -> bool:

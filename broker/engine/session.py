@@ -303,7 +303,9 @@ class Session:
         queue.dispatch()
 
     def _unsubscribe(self, frame: Frame) -> None:
-        sub_id = frame.get("id") or (frame.get("destination") if self.version == "1.0" else None)
+        sub_id = frame.get("id")
+        if not sub_id and self.version == "1.0" and frame.get("destination"):
+            sub_id = check_destination(frame.get("destination"))  # as SUBSCRIBE named it
         name = frame.get("activemq.subscriptionName")
         subscription = self.subscriptions.pop(sub_id or "", None)
         write = None

@@ -11,6 +11,7 @@ import contextlib
 import queue
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,19 +29,33 @@ START_FLAGS = ("--lock-acquire-interval", "0.1", "--lock-keepalive-period", "0.3
 
 
 class Broker:
-    def __init__(self, process: Daemon, port: int) -> None:
+    def __init__(self, process: Daemon, port: int, metrics_port: int) -> None:
         self.process = process
         self.port = port
+        self.metrics_port = metrics_port
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://{HOST}:{self.metrics_port}/metrics", timeout=WAIT) as answer:
+            return answer.read().decode()
+
+    def depth(self, destination: str) -> float | None:
+        """The batonmq_destination_depth gauge of `destination` (None: no such series)."""
+        for line in self.metrics().splitlines():
+            if line.startswith(f'batonmq_destination_depth{{destination="{destination}"}}'):
+                return float(line.rpartition(" ")[2])
+        return None
 
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     data: Path = tmp_path_factory.mktemp("amq")
-    port = free_port((HOST,))
-    with daemon(["--data", str(data), "--connector", f"tcp://{HOST}:{port}", *START_FLAGS]) as process:
+    port, metrics_port = free_port((HOST,)), free_port((HOST,))
+    args = ["--data", str(data), "--connector", f"tcp://{HOST}:{port}", "--metrics-host", HOST,
+            "--metrics-port", str(metrics_port), *START_FLAGS]
+    with daemon(args) as process:
         process.wait_for(r"role recovering -> master", timeout=60)
         process.wait_for(r"STOMP connector listening", timeout=30)
-        yield Broker(process, port)
+        yield Broker(process, port, metrics_port)
 
 
 class Listener(stomp.ConnectionListener):
@@ -201,3 +216,24 @@ def test_a_duplicate_subscription_id_gets_an_error_and_the_connection_goes_on(pe
     assert client.get().body == "still served"
     client.send("/queue/compat.dup.a", "and it still sends")
     assert client.get().body == "and it still sends"
+
+
+# -- destinations --------------------------------------------------------------------------------------
+
+
+def test_a_name_without_a_prefix_is_the_queue_of_that_name(broker: Broker, peers) -> None:
+    consumer, producer = peers(), peers()
+    producer.send("compat.plain", "one", persistent="true")
+    producer.send("/queue/compat.plain", "two")
+    assert broker.depth("/queue/compat.plain") == 2  # one queue, named as ActiveMQ names it
+    assert broker.depth("compat.plain") is None
+    consumer.subscribe("compat.plain", "s", ack="client-individual")
+    first, second = consumer.get(), consumer.get()
+    assert [first.body, second.body] == ["one", "two"]
+    assert first.headers["destination"] == "/queue/compat.plain"  # as ActiveMQ's MESSAGE says it
+    for frame in (first, second):
+        consumer.conn.ack(frame.headers["ack"])
+    deadline = time.monotonic() + WAIT
+    while broker.depth("/queue/compat.plain") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broker.depth("/queue/compat.plain") == 0
