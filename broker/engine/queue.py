@@ -15,6 +15,9 @@ across deliveries and slices, so that a long non-matching prefix is evaluated on
 once per delivered message; anything that could make a skipped message deliverable (a message put
 ahead, a consumer added or newly ready) starts the next round from the front.
 
+Exclusive consumers and message groups (groups.py) narrow which consumer may take a message; a
+queue pays for them (an `Ownership`) only once it meets an exclusive consumer or a grouped message.
+
 Memory accounting counts *undelivered* bytes only: in-flight messages are bounded by prefetch.
 """
 
@@ -25,6 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from broker.engine.groups import GROUP_ID, Ownership
 from broker.engine.message import Message, now_ms
 from broker.engine.slicing import Budget, Slicer
 
@@ -58,6 +62,7 @@ class Queue:
         self._cursor = _FRONT  # (priority, index) where the scan resumes
         self._scanned = 0  # messages passed over in this round
         self._ready: set[int] = set()  # id() of the consumers that were ready when we deferred
+        self.ownership: Ownership | None = None  # exclusive consumers and group owners, once needed
         self.depth = 0
         self.bytes = 0
         self.enqueued = 0
@@ -118,12 +123,16 @@ class Queue:
     def add_consumer(self, consumer: Subscription) -> None:
         self.consumers.append(consumer)
         self._cursor = _FRONT
+        if consumer.exclusive and self.ownership is None:
+            self.ownership = Ownership()
 
     def remove_consumer(self, consumer: Subscription) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
             self._next = 0
             self._cursor = _FRONT
+            if self.ownership is not None:
+                self.ownership.consumer_left(consumer)
 
     def dispatch(self, budget: Budget | None = None) -> None:
         """Hand waiting messages to ready consumers until one side runs out or `budget` (a fresh
@@ -218,11 +227,31 @@ class Queue:
         return None
 
     def _pick(self, message: Message) -> Subscription | None:
+        if self.ownership is not None or GROUP_ID in message.headers:
+            return self._pick_owned(message)
         n = len(self.consumers)
         for k in range(n):
             index = (self._next + k) % n
             consumer = self.consumers[index]
             if consumer.ready() and consumer.matches(message):
+                self._next = (index + 1) % n
+                return consumer
+        return None
+
+    def _pick_owned(self, message: Message) -> Subscription | None:
+        """_pick where an exclusive consumer or a group owner may be the only one allowed."""
+        ownership = self.ownership
+        if ownership is None:
+            ownership = self.ownership = Ownership()
+        holder = ownership.exclusive_among(self.consumers)
+        if holder is not None:  # it alone takes the queue's messages
+            ok = holder.ready() and holder.matches(message) and ownership.admits(holder, message)
+            return holder if ok else None
+        n = len(self.consumers)
+        for k in range(n):
+            index = (self._next + k) % n
+            consumer = self.consumers[index]
+            if consumer.ready() and consumer.matches(message) and ownership.admits(consumer, message):
                 self._next = (index + 1) % n
                 return consumer
         return None

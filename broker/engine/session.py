@@ -22,6 +22,7 @@ from broker.engine.auth import Credentials, Principal
 from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import check_destination, durable_key, is_topic
 from broker.engine.errors import ClientError, Refused, Rejected
+from broker.engine.groups import EXCLUSIVE
 from broker.engine.guard import owner_of
 from broker.engine.headers import negotiate, prefetch_size
 from broker.engine.login import log_in
@@ -297,6 +298,7 @@ class Session:
         else:
             queue = self.broker.destinations.queue(destination)
         subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)
+        subscription.exclusive = (frame.get(EXCLUSIVE) or "").lower() == "true"
         self.subscriptions[sub_id] = subscription
         queue.add_consumer(subscription)
         self._complete(frame, write)

@@ -237,3 +237,45 @@ def test_a_name_without_a_prefix_is_the_queue_of_that_name(broker: Broker, peers
     while broker.depth("/queue/compat.plain") != 0 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert broker.depth("/queue/compat.plain") == 0
+
+
+# -- consumers -----------------------------------------------------------------------------------------
+
+
+def test_an_exclusive_consumer_gets_all_and_the_next_takes_over_when_it_leaves(peers) -> None:
+    first, second, plain, producer = peers(), peers(), peers(), peers()
+    first.subscribe("/queue/compat.excl", "s", ack="client-individual", **{"activemq.exclusive": "true"})
+    second.subscribe("/queue/compat.excl", "s", **{"activemq.exclusive": "true"})
+    plain.subscribe("/queue/compat.excl", "s")
+    for i in range(5):
+        producer.send("/queue/compat.excl", f"m{i}")
+    assert first.bodies(5) == [f"m{i}" for i in range(5)]
+    assert second.nothing() and plain.nothing()
+    first.close()  # nothing acked: all five go to the next exclusive consumer, flagged redelivered
+    frames = [second.get() for _ in range(5)]
+    assert [f.body for f in frames] == [f"m{i}" for i in range(5)]
+    assert all(f.headers.get("redelivered") == "true" for f in frames)
+    producer.send("/queue/compat.excl", "m5")
+    assert second.get().body == "m5" and plain.nothing()
+
+
+def test_message_groups_stick_to_a_consumer_and_move_when_it_leaves(peers) -> None:
+    a, b, producer = peers(), peers(), peers()
+    a.subscribe("/queue/compat.groups", "s")
+    b.subscribe("/queue/compat.groups", "s")
+    for i in range(3):
+        for group in ("red", "blue"):
+            producer.send("/queue/compat.groups", f"{group}{i}", JMSXGroupID=group)
+    got = {"a": a.bodies(3), "b": b.bodies(3)}
+    assert sorted(got.values()) == [["blue0", "blue1", "blue2"], ["red0", "red1", "red2"]]
+    red_owner, other = (a, b) if got["a"][0].startswith("red") else (b, a)
+    red_owner.close()
+    producer.send("/queue/compat.groups", "red3", JMSXGroupID="red")
+    frame = other.get()
+    assert frame.body == "red3" and frame.headers["JMSXGroupFirstForConsumer"] == "true"
+    # JMSXGroupSeq -1 closes the group: the next red message chooses its owner afresh.
+    producer.send("/queue/compat.groups", "red-end", JMSXGroupID="red", JMSXGroupSeq="-1")
+    assert other.get().body == "red-end"
+    producer.send("/queue/compat.groups", "red-new", JMSXGroupID="red")
+    frame = other.get()
+    assert frame.body == "red-new" and frame.headers["JMSXGroupFirstForConsumer"] == "true"  # a new owner
