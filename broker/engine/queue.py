@@ -69,6 +69,7 @@ class Queue:
         self.dequeued = 0
         self.in_flight = 0
         self.expired = 0
+        self.discarded = 0  # dropped by a slow topic subscriber's pending limit (topic.py)
 
     # -- putting messages in ------------------------------------------------------------------------
 
@@ -104,6 +105,20 @@ class Queue:
         self.bytes -= message.size
         self.enqueued -= 1
         return True
+
+    def discard_oldest(self) -> Message | None:
+        """Drop the oldest waiting message of the lowest priority present (None if none waits): what a
+        non-durable topic subscriber over its pending limit loses (topic.py). Never a stored one there."""
+        for level in self._levels:
+            if level:
+                message = level.popleft()
+                self._cursor = _FRONT  # indexes after it shift
+                self.depth -= 1
+                self.bytes -= message.size
+                self.discarded += 1
+                self.owner.forget(self, message)
+                return message
+        return None
 
     def messages(self) -> list[Message]:
         """Snapshot in delivery order (for tests and tools)."""
@@ -290,5 +305,6 @@ class Queue:
             "depth": self.depth,
             "bytes": self.bytes,
             "expired": self.expired,
+            "discarded": self.discarded,
             "consumers": len(self.consumers),
         }

@@ -24,7 +24,7 @@ from broker.engine.destinations import check_destination, durable_key, is_topic
 from broker.engine.errors import ClientError, Refused, Rejected
 from broker.engine.groups import EXCLUSIVE
 from broker.engine.guard import owner_of
-from broker.engine.headers import negotiate, prefetch_size
+from broker.engine.headers import negotiate, pending_limit, prefetch_size
 from broker.engine.login import log_in
 from broker.engine.message import from_send
 from broker.engine.ordering import Completions
@@ -294,7 +294,8 @@ class Session:
             queue, key = durable.queue, durable.key
         elif is_topic(destination):
             queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
-            self.broker.destinations.topic(destination).attach(queue, selector, durable=False)
+            self.broker.destinations.topic(destination).attach(queue, selector, durable=False,
+                                                               pending_limit=pending_limit(frame))
         else:
             queue = self.broker.destinations.queue(destination)
         subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)

@@ -279,3 +279,19 @@ def test_message_groups_stick_to_a_consumer_and_move_when_it_leaves(peers) -> No
     producer.send("/queue/compat.groups", "red-new", JMSXGroupID="red")
     frame = other.get()
     assert frame.body == "red-new" and frame.headers["JMSXGroupFirstForConsumer"] == "true"  # a new owner
+
+
+def test_a_slow_topic_subscriber_over_its_pending_limit_loses_the_oldest(peers) -> None:
+    slow, fast, producer = peers(), peers(), peers()
+    slow.subscribe("/topic/compat.prices", "s", ack="client-individual",
+                   **{"activemq.prefetchSize": "1", "activemq.maximumPendingMessageLimit": "2"})
+    fast.subscribe("/topic/compat.prices", "s")
+    for i in range(10):
+        producer.send("/topic/compat.prices", f"p{i}")
+    assert fast.bodies(10) == [f"p{i}" for i in range(10)]
+    received = []
+    for _ in range(3):  # p0 was sent at once; of p1..p9 only the two newest waited for room
+        frame = slow.get()
+        received.append(frame.body)
+        slow.conn.ack(frame.headers["ack"])
+    assert received == ["p0", "p8", "p9"] and slow.nothing()
