@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from broker.engine.auth import Credentials, Principal
 from broker.engine.dedup import producer_scope, scoped_id
-from broker.engine.destinations import check_destination, durable_key, is_topic
+from broker.engine.destinations import LOCAL_TEMP_PREFIXES, check_destination, durable_key, is_temp, is_topic
 from broker.engine.errors import ClientError, Refused, Rejected
 from broker.engine.groups import EXCLUSIVE
 from broker.engine.guard import owner_of
@@ -31,6 +31,7 @@ from broker.engine.ordering import Completions
 from broker.engine.queue import Queue
 from broker.engine.selector import compile_selector
 from broker.engine.subscription import ACK_MODES, Subscription
+from broker.engine.tempdest import TempNames
 from broker.engine.transaction import Transactions
 from config.security import Right
 from stores.base import StoreClosed
@@ -69,6 +70,7 @@ class Session:
         self.completions = Completions(MAX_IN_FLIGHT)
         self._acks: dict[str, Subscription] = {}
         self._ack_seq = 0
+        self.temps: TempNames | None = None  # its temporary destinations (tempdest.py), once it names one
 
     # -- FrameHandler -------------------------------------------------------------------------------
 
@@ -107,6 +109,8 @@ class Session:
         for subscription in list(self.subscriptions.values()):
             self._detach(subscription, budget)
         self.subscriptions.clear()
+        if self.temps is not None:  # after the detaching: it must not find them gone
+            self.broker.temps.release(self.temps)
         self.broker.session_closed(self)
 
     async def finish(self) -> None:
@@ -125,6 +129,8 @@ class Session:
         return not self.closed and self.conn.writable
 
     def send(self, frame: Frame) -> None:
+        if self.temps is not None and frame.command == "MESSAGE" and self.temps.local:
+            frame = Frame("MESSAGE", self.temps.localize(frame.headers), frame.body)
         self.conn.send(frame)
 
     def next_ack_id(self, subscription: Subscription) -> str:
@@ -202,7 +208,16 @@ class Session:
 
     def _authorize(self, right: Right, destination: str) -> None:
         assert self.principal is not None  # _handle lets nothing but CONNECT in before it is set
-        self.broker.guard.authorize(self.principal, right, destination)
+        if not is_temp(destination):  # open to every user (broker/engine/tempdest.py)
+            self.broker.guard.authorize(self.principal, right, destination)
+
+    def _destination(self, name: str | None, create: bool = True) -> str:
+        """The broker's name for a destination the client names: its own temporary ones resolved."""
+        if name is not None and name.startswith(LOCAL_TEMP_PREFIXES):
+            if self.temps is None:
+                self.temps = TempNames(self.id)
+            return self.broker.temps.resolve(self.temps, name, create) or name
+        return check_destination(name)
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -251,9 +266,16 @@ class Session:
         self.conn.start_heartbeat(sends, expects)
 
     def _send(self, frame: Frame) -> None:
-        destination = check_destination(frame.get("destination"))
+        destination = self._destination(frame.get("destination"))
+        if is_temp(destination):
+            self.broker.temps.check_send(destination)
         self._authorize("write", destination)
-        message = from_send(self.broker.new_message_id(), destination, frame.headers, frame.body)
+        headers = frame.headers
+        if headers.get("reply-to", "").startswith(LOCAL_TEMP_PREFIXES):
+            if self.temps is None:
+                self.temps = TempNames(self.id)
+            headers = self.broker.temps.rewrite_reply_to(self.temps, headers)
+        message = from_send(self.broker.new_message_id(), destination, headers, frame.body)
         if message.producer_id is not None:
             message.producer_id = scoped_id(self.scope, message.producer_id)
         tx_id = frame.get("transaction")
@@ -268,7 +290,12 @@ class Session:
         self._complete(frame, write, apply, undo)
 
     def _subscribe(self, frame: Frame) -> None:
-        destination = check_destination(frame.get("destination"))
+        destination = self._destination(frame.get("destination"))
+        if is_temp(destination):
+            self.broker.temps.check_consume(self.temps, destination)
+            if frame.get("activemq.subscriptionName"):
+                raise Rejected("durable subscription to a temporary topic",
+                               "a temporary topic ends with its connection: it cannot be subscribed durably")
         self._authorize("read", destination)
         sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
         if not sub_id:
@@ -308,7 +335,7 @@ class Session:
     def _unsubscribe(self, frame: Frame) -> None:
         sub_id = frame.get("id")
         if not sub_id and self.version == "1.0" and frame.get("destination"):
-            sub_id = check_destination(frame.get("destination"))  # as SUBSCRIBE named it
+            sub_id = self._destination(frame.get("destination"), create=False)  # as SUBSCRIBE named it
         name = frame.get("activemq.subscriptionName")
         subscription = self.subscriptions.pop(sub_id or "", None)
         write = None

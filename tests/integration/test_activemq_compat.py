@@ -295,3 +295,48 @@ def test_a_slow_topic_subscriber_over_its_pending_limit_loses_the_oldest(peers) 
         received.append(frame.body)
         slow.conn.ack(frame.headers["ack"])
     assert received == ["p0", "p8", "p9"] and slow.nothing()
+
+
+# -- temporary destinations ----------------------------------------------------------------------------
+
+
+def test_request_reply_over_a_temporary_queue_that_ends_with_its_connection(broker: Broker, peers) -> None:
+    requester, service = peers(), peers()
+    service.subscribe("/queue/compat.service", "s")
+    requester.subscribe("/temp-queue/replies", "r")
+    requester.send("/queue/compat.service", "what time is it?", **{"reply-to": "/temp-queue/replies"})
+    request = service.get()
+    reply_to = request.headers["reply-to"]
+    assert reply_to.startswith("/remote-temp-queue/ID:")  # ActiveMQ's name for another's temp queue
+    service.send(reply_to, "noon", persistent="true")
+    answer = requester.get()
+    assert answer.body == "noon" and answer.headers["destination"] == "/temp-queue/replies"
+    assert broker.depth(reply_to) == 0
+    service.send(reply_to, "left waiting")  # nobody reads it: it goes with the queue
+    assert broker.depth(reply_to) is not None
+    requester.unsubscribe("r")
+    requester.close()
+    deadline = time.monotonic() + WAIT
+    while broker.depth(reply_to) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broker.depth(reply_to) is None  # deleted with its connection, its message dropped
+    receipt = "late"
+    service.conn.send(reply_to, "too late", headers={"receipt": receipt})
+    error = service.error()
+    assert error.headers["message"] == "temporary destination gone" and error.headers["receipt-id"] == receipt
+    assert service.conn.is_connected()  # an ERROR, not the end of the service's connection
+
+
+def test_a_temporary_topic_is_the_connections_own(peers) -> None:
+    owner, other, publisher = peers(), peers(), peers()
+    owner.subscribe("/temp-topic/ticks", "t")
+    owner.send("/queue/compat.announce", "here", **{"reply-to": "/temp-topic/ticks"})
+    other.subscribe("/queue/compat.announce", "a")
+    remote = other.get().headers["reply-to"]
+    assert remote.startswith("/remote-temp-topic/ID:")
+    other.conn.subscribe(remote, id="steal", ack="auto", headers={"receipt": "steal"})
+    assert other.error().headers["message"] == "temporary destination of another connection"
+    # Another connection's /temp-topic/ticks is a topic of its own.
+    other.subscribe("/temp-topic/ticks", "mine")
+    publisher.send(remote, "tick")
+    assert owner.get().body == "tick" and other.nothing()
