@@ -37,8 +37,10 @@ _COMPACT_AT = 1 << 16
 # the search could otherwise run through every later frame in the buffer, once per frame.
 _BLOCK_WINDOW = 1 << 14
 
-# Heart-beats: runs of LFs (and NULs), of CRs, LFs and NULs, and a CR no LF follows (not an EOL).
-_LF_RUN = re.compile(rb"[\n\0]*")
+# Heart-beats: runs of LFs, of LFs and NULs, of CRs, LFs and NULs, and a CR no LF follows (not an EOL).
+# The LF run is tried first: a literal repeat scans twice as fast as a class, and NULs are rare.
+_LF_RUN = re.compile(rb"\n*")
+_LF_NUL_RUN = re.compile(rb"[\n\0]*")
 _EOL_RUN = re.compile(rb"[\r\n\0]*")
 _LONE_CR = re.compile(rb"\r(?!\n)")
 _EOL_BYTES = (0, 10, 13)
@@ -151,6 +153,8 @@ class StompParser:
         if start < len(buf) and buf[start] not in _EOL_BYTES:
             return True  # the usual case: a frame follows the last one's NUL at once
         end = _LF_RUN.match(buf, start).end()  # type: ignore[union-attr]  # `*` always matches
+        if end < len(buf) and buf[end] == 0:
+            end = _LF_NUL_RUN.match(buf, end).end()  # type: ignore[union-attr]
         self.heartbeats += end - start
         if end < len(buf) and buf[end] == 13:
             start, end = end, _EOL_RUN.match(buf, end).end()  # type: ignore[union-attr]
