@@ -108,9 +108,9 @@ class TempDestinations:
 
     def rewrite_reply_to(self, names: TempNames, headers: dict[str, str]) -> dict[str, str]:
         """A SEND's headers with `reply-to:/temp-queue/NAME` made the broker-wide name, as ActiveMQ."""
-        reply_to = headers.get("reply-to")
-        if reply_to is None or not reply_to.startswith(LOCAL_TEMP_PREFIXES):
-            return headers
+        reply_to = headers.get("reply-to") or ""
+        if not reply_to.startswith(LOCAL_TEMP_PREFIXES) or reply_to in LOCAL_TEMP_PREFIXES:
+            return headers  # ActiveMQ too keeps a reply-to it cannot resolve as it was sent
         return {**headers, "reply-to": self.resolve(names, reply_to) or reply_to}
 
     def release(self, names: TempNames) -> list[Message]:

@@ -31,6 +31,16 @@ async def test_request_reply_through_a_temporary_queue() -> None:
     assert answer.body == b"answer" and answer.headers["destination"] == "/temp-queue/answers"
 
 
+async def test_a_reply_to_naming_no_temporary_destination_is_passed_on_as_sent() -> None:
+    broker = make_broker()
+    requester, service = await connected(broker), await connected(broker)
+    await service.frame("SUBSCRIBE", destination="/queue/service", id="s")
+    for reply_to in ("/temp-queue/", "/queue/answers", "plain"):
+        await requester.frame("SEND", body=b"q", destination="/queue/service", reply_to=reply_to)
+    assert [f.headers["reply-to"] for f in service.messages()] == ["/temp-queue/", "/queue/answers", "plain"]
+    assert not requester.conn.closed and broker.temps.owners == {}
+
+
 async def test_the_same_name_on_two_connections_is_two_destinations() -> None:
     broker = make_broker()
     a, b = await connected(broker), await connected(broker)
