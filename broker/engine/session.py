@@ -214,10 +214,13 @@ class Session:
     def _destination(self, name: str | None, create: bool = True) -> str:
         """The broker's name for a destination the client names: its own temporary ones resolved."""
         if name is not None and name.startswith(LOCAL_TEMP_PREFIXES):
-            if self.temps is None:
-                self.temps = TempNames(self.id)
-            return self.broker.temps.resolve(self.temps, name, create) or name
+            return self.broker.temps.resolve(self._temp_names(), name, create) or name
         return check_destination(name)
+
+    def _temp_names(self) -> TempNames:
+        if self.temps is None:
+            self.temps = TempNames(self.id)
+        return self.temps
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -272,9 +275,7 @@ class Session:
         self._authorize("write", destination)
         headers = frame.headers
         if headers.get("reply-to", "").startswith(LOCAL_TEMP_PREFIXES):
-            if self.temps is None:
-                self.temps = TempNames(self.id)
-            headers = self.broker.temps.rewrite_reply_to(self.temps, headers)
+            headers = self.broker.temps.rewrite_reply_to(self._temp_names(), headers)
         message = from_send(self.broker.new_message_id(), destination, headers, frame.body)
         if message.producer_id is not None:
             message.producer_id = scoped_id(self.scope, message.producer_id)
@@ -292,10 +293,7 @@ class Session:
     def _subscribe(self, frame: Frame) -> None:
         destination = self._destination(frame.get("destination"))
         if is_temp(destination):
-            self.broker.temps.check_consume(self.temps, destination)
-            if frame.get("activemq.subscriptionName"):
-                raise Rejected("durable subscription to a temporary topic",
-                               "a temporary topic ends with its connection: it cannot be subscribed durably")
+            self.broker.temps.check_consume(self.temps, destination, frame.get("activemq.subscriptionName"))
         self._authorize("read", destination)
         sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
         if not sub_id:

@@ -99,12 +99,16 @@ class TempDestinations:
             raise Rejected("temporary destination gone",
                            f"{remote[:200]} does not exist (the connection that made it has ended)")
 
-    def check_consume(self, names: TempNames | None, remote: str) -> None:
+    def check_consume(self, names: TempNames | None, remote: str, durable_name: str | None = None) -> None:
+        """May this connection SUBSCRIBE to `remote` (durably, if `durable_name`)?"""
         if self.owners.get(remote) is None:
             self.check_send(remote)
         if names is None or self.owners[remote] != names.connection_id:
             raise Rejected("temporary destination of another connection",
                            f"only the connection that created {remote[:200]} may subscribe to it")
+        if durable_name:
+            raise Rejected("durable subscription to a temporary topic",
+                           "a temporary topic ends with its connection: it cannot be subscribed durably")
 
     def rewrite_reply_to(self, names: TempNames, headers: dict[str, str]) -> dict[str, str]:
         """A SEND's headers with `reply-to:/temp-queue/NAME` made the broker-wide name, as ActiveMQ."""
