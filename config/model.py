@@ -105,7 +105,10 @@ class LockSettings(_Strict):
 
 
 class Limits(_Strict):
-    max_frame_size: int = Field(10 * MiB, ge=1024)
+    # ActiveMQ's STOMP default bounds a body at 100 MiB (maxDataLength; its frame size is unbounded):
+    # a message that ActiveMQ takes must not be refused here. What many such frames in flight at once
+    # cost is the memory budget's to bound, not this per-frame limit.
+    max_frame_size: int = Field(100 * MiB, ge=1024)
     max_header_count: int = Field(1000, ge=8)
     max_header_length: int = Field(10240, ge=64)
     max_connections: int = Field(1000, ge=1)

@@ -9,8 +9,8 @@
           <authorizationEntry queue=".." | topic=".." read="g1,g2" write=".." admin=".."/> ...
         </authorizationEntries>
         <defaultEntry><authorizationEntry read=.. write=.. admin=../></defaultEntry>          (optional)
-        <tempDestinationAuthorizationEntry>..</tempDestinationAuthorizationEntry>  (accepted; no
-            temporary destinations exist here, so it grants nothing)
+        <tempDestinationAuthorizationEntry>..</tempDestinationAuthorizationEntry>  (accepted, not
+            applied: temporary destinations are open to every user, broker/engine/tempdest.py)
       </authorizationMap></map></authorizationPlugin>
     </plugins>
 
@@ -107,7 +107,7 @@ def _map_authorization(plugin: Element, out: XmlMapping) -> None:
             (entry,) = _only(part, "authorizationEntry", "defaultEntry")
             _group_class(entry, "defaultEntry", {"read", "write", "admin", "groupClass"})
             out.set(_AUTHORIZATION + ("default",), _rights(entry), "defaultEntry")
-        elif name != "tempDestinationAuthorizationEntry":  # no temporary destinations: no effect
+        elif name != "tempDestinationAuthorizationEntry":  # not applied (broker/engine/tempdest.py)
             raise ConfigError(f"authorizationMap/{name}", "unknown element")
 
 

@@ -129,7 +129,8 @@ DESTINATION_PREFIXES = ("/queue/", "/topic/", "/temp-queue/", "/temp-topic/")
 
 
 def _check_destination(destination: str) -> str | None:
-    """Checked before connecting: a broker would refuse it only after the connection is up."""
+    """Checked before connecting. The broker takes a name without a prefix as that queue (ActiveMQ's
+    fallback), but the command line asks for the prefix: a bare `topic/x` is a typo, not a queue."""
     prefix = next((p for p in DESTINATION_PREFIXES if destination.startswith(p)), None)
     if prefix is None:
         hint = f"; for a queue write /queue/{destination.lstrip('/')}" if destination.strip("/") else ""

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
-from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_topic
+from broker.engine.destinations import (
+    DLQ,
+    QUEUE_PREFIX,
+    Destinations,
+    Durable,
+    durable_key,
+    is_temp,
+    is_topic,
+)
 from broker.engine.errors import ClientError, DestinationFull, StoreFull
 from broker.engine.guard import Guard
 from broker.engine.login import LoginThrottle
@@ -32,6 +40,7 @@ from broker.engine.queue import Queue
 from broker.engine.replay import Replay
 from broker.engine.selector import SelectorError, compile_selector
 from broker.engine.slicing import Slicer
+from broker.engine.tempdest import TempDestinations
 from config.model import BrokerConfig
 from stores.base import (
     AddMessage,
@@ -94,6 +103,7 @@ class Broker:
         self.store = store
         self.slicer = Slicer(self.limits.work_slice_ms / 1000)  # dispatch and fan-out left for later turns
         self.destinations = Destinations(self, config.limits.max_destinations)
+        self.temps = TempDestinations(self.destinations)  # temporary destinations and their owners
         self.producers = ProducerWindow(config.store.duplicate_window)
         self.sessions: set[Session] = set()
         self.client_ids: dict[str, Session] = {}
@@ -278,6 +288,11 @@ class Broker:
         """The queues whose stored copy the message needs; raise DestinationFull if one is over its limit."""
         limit = self.limits.destination_memory_limit
         if not is_topic(message.destination):
+            if is_temp(message.destination):  # never stored; gone with its connection
+                temp = self.destinations.queues.get(message.destination)
+                if temp is not None and temp.bytes + message.size > limit:
+                    raise DestinationFull(message.destination)
+                return []
             queue = self.destinations.queue(message.destination)
             if queue.bytes + message.size > limit:
                 raise DestinationFull(message.destination)
@@ -332,6 +347,8 @@ class Broker:
         if is_topic(message.destination):
             topic = self.destinations.topics.get(message.destination)
             return topic.publish(message, durable) if topic is not None else None
+        if is_temp(message.destination) and message.destination not in self.destinations.queues:
+            return None  # its connection ended while the SEND or COMMIT was under way: dropped with it
         queue = self.destinations.queue(message.destination, limited=False)
         queue.put(message)
         queue.dispatch()

@@ -1,7 +1,10 @@
 """Destination names (ActiveMQ conventions) and the registry of queues, topics and durable subscriptions.
 
-`/queue/NAME` is point-to-point, `/topic/NAME` is publish-subscribe; anything else is refused. The
-dead-letter queue is `/queue/ActiveMQ.DLQ`, as in ActiveMQ. The number of destinations (queues,
+`/queue/NAME` is point-to-point, `/topic/NAME` is publish-subscribe, and a name with neither prefix
+is the queue of that name, as ActiveMQ's STOMP converter makes it (`orders` is `/queue/orders`:
+the same queue, the same metrics and the same authorization entry; MESSAGE frames from it say
+`destination:/queue/orders`, as ActiveMQ's do). The dead-letter queue is `/queue/ActiveMQ.DLQ`, as
+in ActiveMQ. The number of destinations (queues,
 topics and durable subscriptions together) is bounded by `limits.max_destinations` so that a client
 cannot exhaust memory by inventing names.
 
@@ -28,6 +31,14 @@ log = logging.getLogger(__name__)
 
 QUEUE_PREFIX = "/queue/"
 TOPIC_PREFIX = "/topic/"
+# Temporary destinations (tempdest.py): a connection's own names, and the broker-wide ones.
+TEMP_QUEUE = "/temp-queue/"
+TEMP_TOPIC = "/temp-topic/"
+LOCAL_TEMP_PREFIXES = (TEMP_QUEUE, TEMP_TOPIC)
+REMOTE_TEMP_QUEUE = "/remote-temp-queue/"
+REMOTE_TEMP_TOPIC = "/remote-temp-topic/"
+REMOTE_TEMP_PREFIXES = (REMOTE_TEMP_QUEUE, REMOTE_TEMP_TOPIC)
+_TOPIC_PREFIXES = (TOPIC_PREFIX, REMOTE_TEMP_TOPIC)
 DLQ = "/queue/ActiveMQ.DLQ"
 MAX_NAME_LENGTH = 1024
 GC_SLICE = 1000  # destinations looked at per loop turn by a GC sweep
@@ -36,18 +47,28 @@ Activity = tuple[int, int]  # counters that move whenever a destination is used
 
 
 def check_destination(name: str | None) -> str:
+    """The destination a client names, as the broker names it: `/queue/...` or `/topic/...`."""
     if not name:
         raise ClientError("missing destination", "this frame requires a destination header")
     if len(name) > MAX_NAME_LENGTH:
         raise ClientError("invalid destination", f"destination longer than {MAX_NAME_LENGTH} characters")
-    for prefix in (QUEUE_PREFIX, TOPIC_PREFIX):
-        if name.startswith(prefix) and len(name) > len(prefix):
+    for prefix in (QUEUE_PREFIX, TOPIC_PREFIX, *REMOTE_TEMP_PREFIXES):
+        if name.startswith(prefix):
+            if len(name) == len(prefix):
+                raise ClientError("invalid destination", f"the name after {prefix} is empty")
             return name
-    raise ClientError("invalid destination", f"{name[:200]!r}: expected /queue/NAME or /topic/NAME")
+    if name.startswith(LOCAL_TEMP_PREFIXES):  # the session resolves these before (tempdest.py)
+        raise ClientError("invalid destination", f"{name[:200]!r}: a temporary destination here")
+    return QUEUE_PREFIX + name  # ActiveMQ's fallback for a name without a prefix: that queue
 
 
 def is_topic(name: str) -> bool:
-    return name.startswith(TOPIC_PREFIX)
+    return name.startswith(_TOPIC_PREFIXES)
+
+
+def is_temp(name: str) -> bool:
+    """A broker-wide temporary destination's name (tempdest.py)."""
+    return name.startswith(REMOTE_TEMP_PREFIXES)
 
 
 def durable_key(client_id: str, name: str) -> str:
@@ -72,7 +93,7 @@ class Destinations:
     def __init__(self, owner: QueueOwner, max_destinations: int = 10_000) -> None:
         self.owner = owner
         self.max_destinations = max_destinations
-        self.queues: dict[str, Queue] = {}  # /queue/... only
+        self.queues: dict[str, Queue] = {}  # /queue/... and temporary ones (/remote-temp-queue/...)
         self.topics: dict[str, Topic] = {}
         self.durables: dict[str, Durable] = {}
         self._idle: dict[str, tuple[float, Activity]] = {}  # name -> (seen idle since, its counters then)
@@ -168,7 +189,10 @@ class Destinations:
         return True
 
     def _activity(self, name: str) -> Activity | None:
-        """The destination's usage counters if it is collectable now (empty, unused), else None."""
+        """The destination's usage counters if it is collectable now (empty, unused), else None.
+        Temporary destinations are not collected: they end with their connection."""
+        if is_temp(name):
+            return None
         if is_topic(name):
             topic = self.topics.get(name)
             return None if topic is None or topic.queues else (topic.published, 0)

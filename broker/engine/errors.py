@@ -39,6 +39,9 @@ class StoreFull(ClientError):
             f"message not stored: {reason}; the SEND waited {waited:g} s (store.usage_timeout) for "
             "consumers to free space; retry later",
         )
+class Rejected(ClientError):
+    """A frame that is refused and not carried out while the connection goes on (STOMP 1.2 lets a
+    server keep a connection open after an ERROR): e.g. a SUBSCRIBE with an id already in use."""
 
 
 class Refused(ClientError):

@@ -2,7 +2,7 @@
 
 CONNECT: the protocol version (STOMP 1.2, "Protocol Negotiation") and the heart-beat intervals
 (the larger of offer and request; 0 disables, from STOMP 1.1 on). SUBSCRIBE: ActiveMQ's
-`activemq.prefetchSize`, bounded.
+`activemq.prefetchSize`, bounded, and `activemq.maximumPendingMessageLimit`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,21 @@ def negotiate(frame: Frame, limits: Limits) -> tuple[str, int, int]:
     sends, expects = negotiate_heartbeat(offer, limits.heartbeat_send_ms, limits.heartbeat_recv_ms,
                                          limits.max_heartbeat_ms)
     return version, sends, expects
+
+
+def pending_limit(frame: Frame) -> int:
+    """ActiveMQ's activemq.maximumPendingMessageLimit: -1 (keep all, the default) or a count >= 0."""
+    text = frame.get("activemq.maximumPendingMessageLimit")
+    if text is None or text == "":
+        return -1
+    try:
+        value = int(text)
+    except ValueError:
+        value = -2
+    if value < -1:
+        raise ClientError("invalid maximumPendingMessageLimit",
+                          "activemq.maximumPendingMessageLimit must be -1 or a count of messages")
+    return value
 
 
 def prefetch_size(frame: Frame, default: int) -> int:

@@ -15,6 +15,9 @@ across deliveries and slices, so that a long non-matching prefix is evaluated on
 once per delivered message; anything that could make a skipped message deliverable (a message put
 ahead, a consumer added or newly ready) starts the next round from the front.
 
+Exclusive consumers and message groups (groups.py) narrow which consumer may take a message; a
+queue pays for them (an `Ownership`) only once it meets an exclusive consumer or a grouped message.
+
 Memory accounting counts *undelivered* bytes only: in-flight messages are bounded by prefetch.
 """
 
@@ -25,6 +28,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from broker.engine.groups import GROUP_ID, Ownership
 from broker.engine.message import Message, now_ms
 from broker.engine.slicing import Budget, Slicer
 
@@ -58,12 +62,14 @@ class Queue:
         self._cursor = _FRONT  # (priority, index) where the scan resumes
         self._scanned = 0  # messages passed over in this round
         self._ready: set[int] = set()  # id() of the consumers that were ready when we deferred
+        self.ownership: Ownership | None = None  # exclusive consumers and group owners, once needed
         self.depth = 0
         self.bytes = 0
         self.enqueued = 0
         self.dequeued = 0
         self.in_flight = 0
         self.expired = 0
+        self.discarded = 0  # dropped by a slow topic subscriber's pending limit (topic.py)
 
     # -- putting messages in ------------------------------------------------------------------------
 
@@ -104,6 +110,19 @@ class Queue:
         """The waiting messages by priority, 0 first (9 first in delivery order); for reading only
         (broker/engine/admin.py is the one reader)."""
         return self._levels[::-1] if delivery_order else list(self._levels)
+    def discard_oldest(self) -> Message | None:
+        """Drop the oldest waiting message of the lowest priority present (None if none waits): what a
+        non-durable topic subscriber over its pending limit loses (topic.py). Never a stored one there."""
+        for level in self._levels:
+            if level:
+                message = level.popleft()
+                self._cursor = _FRONT  # indexes after it shift
+                self.depth -= 1
+                self.bytes -= message.size
+                self.discarded += 1
+                self.owner.forget(self, message)
+                return message
+        return None
 
     def messages(self) -> list[Message]:
         """Snapshot in delivery order (for tests and tools)."""
@@ -123,12 +142,16 @@ class Queue:
     def add_consumer(self, consumer: Subscription) -> None:
         self.consumers.append(consumer)
         self._cursor = _FRONT
+        if consumer.exclusive and self.ownership is None:
+            self.ownership = Ownership()
 
     def remove_consumer(self, consumer: Subscription) -> None:
         if consumer in self.consumers:
             self.consumers.remove(consumer)
             self._next = 0
             self._cursor = _FRONT
+            if self.ownership is not None:
+                self.ownership.consumer_left(consumer)
 
     def dispatch(self, budget: Budget | None = None) -> None:
         """Hand waiting messages to ready consumers until one side runs out or `budget` (a fresh
@@ -223,11 +246,31 @@ class Queue:
         return None
 
     def _pick(self, message: Message) -> Subscription | None:
+        if self.ownership is not None or GROUP_ID in message.headers:
+            return self._pick_owned(message)
         n = len(self.consumers)
         for k in range(n):
             index = (self._next + k) % n
             consumer = self.consumers[index]
             if consumer.ready() and consumer.matches(message):
+                self._next = (index + 1) % n
+                return consumer
+        return None
+
+    def _pick_owned(self, message: Message) -> Subscription | None:
+        """_pick where an exclusive consumer or a group owner may be the only one allowed."""
+        ownership = self.ownership
+        if ownership is None:
+            ownership = self.ownership = Ownership()
+        holder = ownership.exclusive_among(self.consumers)
+        if holder is not None:  # it alone takes the queue's messages
+            ok = holder.ready() and holder.matches(message) and ownership.admits(holder, message)
+            return holder if ok else None
+        n = len(self.consumers)
+        for k in range(n):
+            index = (self._next + k) % n
+            consumer = self.consumers[index]
+            if consumer.ready() and consumer.matches(message) and ownership.admits(consumer, message):
                 self._next = (index + 1) % n
                 return consumer
         return None
@@ -266,5 +309,6 @@ class Queue:
             "depth": self.depth,
             "bytes": self.bytes,
             "expired": self.expired,
+            "discarded": self.discarded,
             "consumers": len(self.consumers),
         }

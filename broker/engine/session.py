@@ -8,7 +8,8 @@ goes through an ordered queue (broker/engine/ordering.py) so that the client see
 sent the frames, without waiting for each fsync before reading the next frame.
 
 Any client error ends the session: an ERROR frame (after the receipts already due) and close
-(STOMP 1.2, "ERROR"). Only this connection is affected.
+(STOMP 1.2, "ERROR"). Only this connection is affected. Two kinds leave it open: a `Refused` frame
+(authorization, unless `on_denied = "close"`) and a `Rejected` one (a subscription id in use).
 """
 
 from __future__ import annotations
@@ -20,16 +21,18 @@ from typing import TYPE_CHECKING
 from broker.engine.auth import Credentials, Principal
 from broker.engine.browse import QueueBrowser, is_browser
 from broker.engine.dedup import producer_scope, scoped_id
-from broker.engine.destinations import check_destination, durable_key, is_topic
-from broker.engine.errors import ClientError, Refused
+from broker.engine.destinations import LOCAL_TEMP_PREFIXES, check_destination, durable_key, is_temp, is_topic
+from broker.engine.errors import ClientError, Refused, Rejected
+from broker.engine.groups import EXCLUSIVE
 from broker.engine.guard import owner_of
-from broker.engine.headers import negotiate, prefetch_size
+from broker.engine.headers import negotiate, pending_limit, prefetch_size
 from broker.engine.login import log_in
 from broker.engine.message import from_send
 from broker.engine.ordering import Completions
 from broker.engine.queue import Queue
 from broker.engine.selector import compile_selector
 from broker.engine.subscription import ACK_MODES, Subscription
+from broker.engine.tempdest import TempNames
 from broker.engine.transaction import Transactions
 from config.security import Right
 from stores.base import StoreClosed
@@ -69,6 +72,7 @@ class Session:
         self.completions = Completions(MAX_IN_FLIGHT)
         self._acks: dict[str, Subscription] = {}
         self._ack_seq = 0
+        self.temps: TempNames | None = None  # its temporary destinations (tempdest.py), once it names one
 
     # -- FrameHandler -------------------------------------------------------------------------------
 
@@ -93,6 +97,8 @@ class Session:
                 self._handle(frame)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)
+        except Rejected as error:
+            self.reject(error, frame.get("receipt"))
         except ClientError as error:
             self.fail(error, frame.get("receipt"))
         except ProtocolError as error:
@@ -114,6 +120,8 @@ class Session:
         for browser in self.browsers.values():
             browser.cancel()
         self.browsers.clear()
+        if self.temps is not None:  # after the detaching: it must not find them gone
+            self.broker.temps.release(self.temps)
         self.broker.session_closed(self)
 
     async def finish(self) -> None:
@@ -134,6 +142,8 @@ class Session:
         return not self.closed and self.conn.writable
 
     def send(self, frame: Frame) -> None:
+        if self.temps is not None and frame.command == "MESSAGE" and self.temps.local:
+            frame = Frame("MESSAGE", self.temps.localize(frame.headers), frame.body)
         self.conn.send(frame)
 
     def next_ack_id(self, subscription: Subscription) -> str:
@@ -195,6 +205,10 @@ class Session:
         if at_connect or self.broker.guard.close_on_denied:
             self.fail(error, receipt)
             return
+        self.reject(error, receipt)
+
+    def reject(self, error: ClientError, receipt: str | None) -> None:
+        """Nothing done, ERROR in frame order, and the connection goes on."""
         frame = self._error_frame(error, receipt)
         self.completions.add(None, lambda _: self.send(frame))
 
@@ -207,7 +221,19 @@ class Session:
 
     def _authorize(self, right: Right, destination: str) -> None:
         assert self.principal is not None  # _handle lets nothing but CONNECT in before it is set
-        self.broker.guard.authorize(self.principal, right, destination)
+        if not is_temp(destination):  # open to every user (broker/engine/tempdest.py)
+            self.broker.guard.authorize(self.principal, right, destination)
+
+    def _destination(self, name: str | None, create: bool = True) -> str:
+        """The broker's name for a destination the client names: its own temporary ones resolved."""
+        if name is not None and name.startswith(LOCAL_TEMP_PREFIXES):
+            return self.broker.temps.resolve(self._temp_names(), name, create) or name
+        return check_destination(name)
+
+    def _temp_names(self) -> TempNames:
+        if self.temps is None:
+            self.temps = TempNames(self.id)
+        return self.temps
 
     # -- commands -----------------------------------------------------------------------------------
 
@@ -248,16 +274,22 @@ class Session:
         self.version = version
         self.connected = True
         self.conn.set_version(version)
-        headers = {"version": version, "server": SERVER, "session": self.id}
-        if version != "1.0":
-            headers["heart-beat"] = f"{sends},{expects}"
+        # Every version gets heart-beat, 1.0 too (always 0,0 there), as ActiveMQ sends it: clients
+        # written against ActiveMQ read it whatever version they asked for.
+        headers = {"version": version, "server": SERVER, "session": self.id,
+                   "heart-beat": f"{sends},{expects}"}
         self.send(Frame("CONNECTED", headers))
         self.conn.start_heartbeat(sends, expects)
 
     def _send(self, frame: Frame) -> None:
-        destination = check_destination(frame.get("destination"))
+        destination = self._destination(frame.get("destination"))
+        if is_temp(destination):
+            self.broker.temps.check_send(destination)
         self._authorize("write", destination)
-        message = from_send(self.broker.new_message_id(), destination, frame.headers, frame.body)
+        headers = frame.headers
+        if headers.get("reply-to", "").startswith(LOCAL_TEMP_PREFIXES):
+            headers = self.broker.temps.rewrite_reply_to(self._temp_names(), headers)
+        message = from_send(self.broker.new_message_id(), destination, headers, frame.body)
         if message.producer_id is not None:
             message.producer_id = scoped_id(self.scope, message.producer_id)
         tx_id = frame.get("transaction")
@@ -272,13 +304,16 @@ class Session:
         self._complete(frame, write, apply, undo)
 
     def _subscribe(self, frame: Frame) -> None:
-        destination = check_destination(frame.get("destination"))
+        destination = self._destination(frame.get("destination"))
+        if is_temp(destination):
+            self.broker.temps.check_consume(self.temps, destination, frame.get("activemq.subscriptionName"))
         self._authorize("read", destination)
         sub_id = frame.get("id") or (destination if self.version == "1.0" else None)
         if not sub_id:
             raise ClientError("missing id", "SUBSCRIBE requires an id header (STOMP 1.1+)")
         if sub_id in self.subscriptions or sub_id in self.browsers:
-            raise ClientError("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
+            # An ERROR, but the connection and the subscription already using the id go on.
+            raise Rejected("duplicate subscription", f"subscription id {sub_id[:100]!r} is already in use")
         if len(self.subscriptions) + len(self.browsers) >= MAX_SUBSCRIPTIONS:
             raise ClientError("too many subscriptions", f"at most {MAX_SUBSCRIPTIONS} per connection")
         ack = frame.get("ack", "auto")
@@ -302,17 +337,21 @@ class Session:
             queue, key = durable.queue, durable.key
         elif is_topic(destination):
             queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
-            self.broker.destinations.topic(destination).attach(queue, selector, durable=False)
+            self.broker.destinations.topic(destination).attach(queue, selector, durable=False,
+                                                               pending_limit=pending_limit(frame))
         else:
             queue = self.broker.destinations.queue(destination)
         subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)
+        subscription.exclusive = (frame.get(EXCLUSIVE) or "").lower() == "true"
         self.subscriptions[sub_id] = subscription
         queue.add_consumer(subscription)
         self._complete(frame, write)
         queue.dispatch()
 
     def _unsubscribe(self, frame: Frame) -> None:
-        sub_id = frame.get("id") or (frame.get("destination") if self.version == "1.0" else None)
+        sub_id = frame.get("id")
+        if not sub_id and self.version == "1.0" and frame.get("destination"):
+            sub_id = self._destination(frame.get("destination"), create=False)  # as SUBSCRIBE named it
         name = frame.get("activemq.subscriptionName")
         subscription = self.subscriptions.pop(sub_id or "", None)
         write = None

@@ -56,6 +56,7 @@ class Subscription:
         self.selector = selector
         self.durable_key = durable_key
         self.active = True
+        self.exclusive = False  # activemq.exclusive (broker/engine/groups.py)
         self.unacked: OrderedDict[str, Message] = OrderedDict()  # ack id -> message, delivery order
         self._by_message_id: dict[str, str] = {}
 

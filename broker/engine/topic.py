@@ -5,6 +5,13 @@ subscriber (it only ever sees messages sent while it is subscribed), or the dura
 queue (`durable:<client-id>:<name>`, kept while the subscriber is away and persisted in the store).
 Selectors of subscriptions are applied when publishing, so a queue only holds messages it will deliver.
 
+A slow non-durable subscriber may set ActiveMQ's `activemq.maximumPendingMessageLimit`: the number of
+messages its queue keeps waiting beyond what it has been sent (its prefetch). Past it, the oldest
+waiting ones are discarded as new ones arrive (ActiveMQ's default oldest-message eviction), so a
+subscriber that cannot keep up costs bounded memory and still sees the latest messages. -1 (the
+default) keeps everything, 0 keeps nothing waiting. Durable subscriptions never discard, as in
+ActiveMQ.
+
 Fan-out runs in slices (broker/slicing.py): one message to a thousand subscribers is a thousand
 selector evaluations, copies and deliveries, so a publish that spends its budget leaves the rest
 of its subscribers, and every later message of the topic, to the broker's slicer. `publish` then
@@ -31,9 +38,16 @@ class TopicQueue:
     queue: Queue
     selector: Callable[[Message], bool | None] | None
     durable: bool
+    pending_limit: int = -1  # activemq.maximumPendingMessageLimit; -1: none
 
     def wants(self, message: Message) -> bool:
         return self.selector is None or self.selector(message) is True
+
+    def trim(self) -> None:
+        """Keep at most pending_limit messages waiting: the oldest beyond it are discarded."""
+        queue = self.queue
+        while queue.depth > self.pending_limit and queue.discard_oldest() is not None:
+            pass
 
 
 @dataclass(slots=True, eq=False)
@@ -55,8 +69,9 @@ class Topic:
         self.published = 0
         self._backlog: deque[FanOut] = deque()  # fan-outs not finished, in publishing order
 
-    def attach(self, queue: Queue, selector: Callable[[Message], bool | None] | None, durable: bool) -> None:
-        self.queues[queue.name] = TopicQueue(queue, selector, durable)
+    def attach(self, queue: Queue, selector: Callable[[Message], bool | None] | None, durable: bool,
+               pending_limit: int = -1) -> None:
+        self.queues[queue.name] = TopicQueue(queue, selector, durable, -1 if durable else pending_limit)
 
     def detach(self, queue: Queue) -> None:
         self.queues.pop(queue.name, None)
@@ -118,6 +133,8 @@ class Topic:
             copy.stored = message.stored and target.durable
             target.queue.put(copy)
             target.queue.dispatch(budget)
+            if target.pending_limit >= 0:
+                target.trim()
             if index < count and clock() >= deadline:
                 job.next = index
                 return False
@@ -126,9 +143,9 @@ class Topic:
 
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "bytes": 0,
-                  "consumers": 0, "subscriptions": len(self.queues)}
+                  "consumers": 0, "subscriptions": len(self.queues), "discarded": 0}
         for target in self.queues.values():
             s = target.queue.stats()
-            for key in ("dequeued", "in_flight", "depth", "bytes", "consumers"):
+            for key in ("dequeued", "in_flight", "depth", "bytes", "consumers", "discarded"):
                 totals[key] += s[key]
         return totals

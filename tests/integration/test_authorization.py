@@ -57,6 +57,17 @@ def test_write_needs_the_write_right_and_a_refused_send_stores_nothing(broker) -
         assert alice.get().body == "seed" and alice.nothing()
 
 
+def test_a_name_without_a_prefix_is_authorized_as_the_queue_of_that_name(broker) -> None:
+    # ActiveMQ makes `USERS.mail` the queue USERS.mail: the queue entries decide, for that queue.
+    with peers() as made:
+        bob, carol = login(broker, made, "bob"), login(broker, made, "carol")
+        assert bob.send("USERS.mail", "hello", receipt="r1") == "r1"
+        assert broker.stats()["destinations"]["/queue/USERS.mail"]["depth"] == 1
+        denied(carol.send("USERS.mail", "spam", receipt="r2"), "write", "/queue/USERS.mail")
+        denied(bob.send("PAYROLL", "forged", receipt="r3"), "write", "/queue/PAYROLL")
+        assert bob.subscribe("USERS.mail") == "sub" and bob.get().body == "hello"
+
+
 def test_read_needs_the_read_right(broker) -> None:
     with peers() as made:
         bob = login(broker, made, "bob")

@@ -67,7 +67,7 @@ def test_tcp_and_ssl_connectors_at_once_each_with_its_own_limits(broker, pki: Pk
         assert [raw.connect().partition("\n")[0] for raw in held] == ["CONNECTED"] * 2
         # maximumConnections=2 on ssl://: a third TLS client is refused with an ERROR...
         assert tls_connect_frame(HOST, ssl_port, pki.ca) == "ERROR"
-        # ...while tcp:// keeps the broker-wide limit (1000) and frame size (10 MiB).
+        # ...while tcp:// keeps the broker-wide limit (1000) and frame size (100 MiB).
         plain = [RawStomp(HOST, proc.port) for _ in range(3)]
         assert [raw.connect().partition("\n")[0] for raw in plain] == ["CONNECTED"] * 3
         big = {"destination": "/queue/big", "receipt": "r", "content-length": "8192"}

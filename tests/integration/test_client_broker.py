@@ -125,7 +125,7 @@ async def test_error_frame_fails_the_send_and_closes(url):
     client = await connect(url)
     client.on_state(states.append)
     with pytest.raises(ClientError, match="destination"):
-        await client.send("no-such-kind-of-destination", "x")
+        await client.send("/queue/", "x")  # no name: refused (a name without a prefix is a queue)
     await asyncio.sleep(0)
     assert client.state is ConnectionState.CLOSED
     assert states == [ConnectionState.DISCONNECTED, ConnectionState.CLOSED]

@@ -27,9 +27,11 @@ async def test_connect_negotiates_version_and_heartbeat() -> None:
 
 async def test_connect_without_accept_version_is_stomp_1_0() -> None:
     client = Client(make_broker())
-    await client.frame("CONNECT", login="u", passcode="p")
+    await client.frame("CONNECT", login="u", passcode="p", heart_beat="1000,1000")
     (frame,) = client.conn.take("CONNECTED")
-    assert frame.headers["version"] == "1.0" and "heart-beat" not in frame.headers
+    # As ActiveMQ: a 1.0 CONNECTED says heart-beat:0,0 (STOMP 1.0 has no heart-beating).
+    assert frame.headers["version"] == "1.0" and frame.headers["heart-beat"] == "0,0"
+    assert client.conn.heartbeat == (0, 0)
 
 
 async def test_no_common_version_is_an_error_and_closes() -> None:
@@ -44,7 +46,8 @@ async def test_no_common_version_is_an_error_and_closes() -> None:
     [
         ("FOO", {}, "unknown command"),
         ("SEND", {}, "missing destination"),
-        ("SEND", {"destination": "/bogus/x"}, "invalid destination"),
+        ("SEND", {"destination": "/queue/"}, "invalid destination"),
+        ("SUBSCRIBE", {"destination": "/topic/", "id": "1"}, "invalid destination"),
         ("SUBSCRIBE", {"destination": "/queue/a"}, "missing id"),
         ("ACK", {"id": "nope"}, "unknown ack id"),
         ("COMMIT", {"transaction": "t"}, "unknown transaction"),
@@ -77,6 +80,44 @@ async def test_duplicate_transaction_is_an_error() -> None:
     await client.frame("BEGIN", transaction="t")
     await client.frame("BEGIN", transaction="t")
     assert client.conn.errors() == ["duplicate transaction"]
+
+
+@pytest.mark.parametrize("name", ["orders", "/bogus/x", "a.b.c"])
+async def test_a_name_without_a_prefix_is_the_queue_of_that_name(name: str) -> None:
+    # ActiveMQ: a STOMP destination with neither /queue/ nor /topic/ is the queue `name`.
+    broker = make_broker()
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination=f"/queue/{name}", id="s")
+    producer = await connected(broker)
+    await producer.frame("SEND", body=b"1", destination=name, receipt="r")
+    (frame,) = consumer.messages()
+    assert frame.headers["destination"] == f"/queue/{name}" and frame.body == b"1"
+    assert list(broker.destinations.queues) == [f"/queue/{name}"]
+
+
+async def test_stomp_1_0_unsubscribes_a_prefixless_destination_by_its_name() -> None:
+    broker = make_broker()
+    client = await connected(broker, "1.0")
+    await client.frame("SUBSCRIBE", destination="orders")
+    await client.frame("UNSUBSCRIBE", destination="orders", receipt="u")
+    assert [f.headers["receipt-id"] for f in client.conn.take("RECEIPT")] == ["u"]
+    assert broker.destinations.queues["/queue/orders"].consumers == []
+
+
+async def test_duplicate_subscription_id_is_an_error_that_keeps_the_connection() -> None:
+    broker = make_broker()
+    client = await connected(broker)
+    await client.frame("SUBSCRIBE", destination="/queue/a", id="s", receipt="1")
+    await client.frame("SUBSCRIBE", destination="/queue/b", id="s", receipt="2")
+    (error,) = client.conn.take("ERROR")
+    assert error.headers["message"] == "duplicate subscription" and error.headers["receipt-id"] == "2"
+    assert not client.conn.closed
+    # The first subscription is untouched, the second was never made.
+    producer = await connected(broker)
+    await producer.frame("SEND", destination="/queue/a", body=b"to-a")
+    await producer.frame("SEND", destination="/queue/b", body=b"to-b")
+    assert [f.body for f in client.messages()] == [b"to-a"]
+    assert broker.destinations.queues["/queue/b"].depth == 1
 
 
 async def test_receipt_for_every_frame_in_order() -> None:

@@ -146,6 +146,22 @@ def test_round_trip_1_1(batch: list[Frame], cuts: list[int]) -> None:
     assert_round_trip(batch, "1.1", cuts)
 
 
+# What may sit between frames: EOLs and NULs (heart-beats, and the NUL LF of STOMP 1.0 clients).
+_between = st.lists(st.sampled_from([b"\n", b"\r\n", b"\0"]), max_size=5).map(b"".join)
+
+
+@FUZZ
+@given(st.lists(st.tuples(_between, frames(st.sampled_from(ESCAPED_COMMANDS), _text_12, _text_12)),
+                min_size=1, max_size=4), CUTS)
+def test_eols_and_nuls_between_frames_are_heartbeats(
+    batch: list[tuple[bytes, Frame]], cuts: list[int]
+) -> None:
+    data = b"".join(gap + encode(frame, "1.2") for gap, frame in batch)
+    parser_frames, error = run(data, cuts)
+    assert error is None
+    assert parser_frames == [expected(frame) for _, frame in batch]
+
+
 _raw_names = _text_raw.filter(lambda n: ":" not in n)
 ESCAPING_VERSIONS = st.sampled_from(["1.1", "1.2"])
 
