@@ -20,16 +20,6 @@ class ClientError(ProtocolError):
         self.headers = headers or {}
 
 
-class DestinationFull(ClientError):
-    """A destination holds more undelivered bytes than `limits.destination_memory_limit`."""
-
-    def __init__(self, destination: str) -> None:
-        super().__init__(
-            "destination full",
-            f"{destination} holds more undelivered bytes than its memory limit; retry later",
-        )
-
-
 class Refused(ClientError):
     """Not allowed for this user (a missing right, another user's name): the frame is not carried
     out. Unlike other client errors it need not end the connection (`authorization.on_denied`)."""

@@ -21,6 +21,7 @@ from broker.engine.auth import Credentials, Principal
 from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import check_destination, durable_key, is_topic
 from broker.engine.errors import ClientError, Refused
+from broker.engine.flow import NoRoom, when_room
 from broker.engine.guard import owner_of
 from broker.engine.headers import negotiate, prefetch_size
 from broker.engine.login import log_in
@@ -63,7 +64,11 @@ class Session:
         self.owner: str | None = None  # whose durable subscriptions it may use (engine/guard.py)
         self.scope = ""  # what its producer ids are scoped to (engine/dedup.py)
         self.subscriptions: dict[str, Subscription] = {}
-        self.transactions = Transactions()
+        # The connection's share of the memory budget: its frames are counted there by the
+        # transport; its uncommitted transactions by us. A link without one gets its own.
+        self._own_memory = conn.memory is None
+        self.memory = conn.memory if conn.memory is not None else broker.memory.connection(conn.peer)
+        self.transactions = Transactions(self.memory)
         self.completions = Completions(MAX_IN_FLIGHT)
         self._acks: dict[str, Subscription] = {}
         self._ack_seq = 0
@@ -82,7 +87,12 @@ class Session:
             if connect:
                 await self._connect(frame)  # the only command that awaits: the authenticator
             else:
-                self._handle(frame)
+                try:
+                    self._handle(frame)
+                except NoRoom as full:  # producer flow control: this frame, and so the link, waits
+                    await when_room(lambda: self._handle(frame), full,
+                                    self.broker.limits.producer_flow_control_timeout,
+                                    lambda: self.ending or self.closed)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)
         except ClientError as error:
@@ -103,6 +113,8 @@ class Session:
         for subscription in list(self.subscriptions.values()):
             self._detach(subscription, budget)
         self.subscriptions.clear()
+        if self._own_memory:
+            self.memory.close()
         self.broker.session_closed(self)
 
     async def finish(self) -> None:
@@ -252,7 +264,7 @@ class Session:
             transaction = self.transactions.get(tx_id)
             self.broker.check_accepting()
             self.broker.check_room(message)
-            transaction.add_send(message)
+            self.transactions.add_send(transaction, message)
             self._complete(frame)
             return
         write, apply, undo = self.broker.accept(message)
@@ -283,8 +295,10 @@ class Session:
                 self.client_id, name, destination, selector_text, selector, self.owner)
             queue, key = durable.queue, durable.key
         elif is_topic(destination):
-            queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
-            self.broker.destinations.topic(destination).attach(queue, selector, durable=False)
+            topic = self.broker.destinations.topic(destination)
+            private = f"{destination}#{self.id}/{sub_id}"
+            queue = Queue(private, self.broker, durable=False, memory=topic.memory.share(private, None))
+            topic.attach(queue, selector, durable=False)
         else:
             queue = self.broker.destinations.queue(destination)
         subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)
@@ -322,6 +336,8 @@ class Session:
         unacked = subscription.take_all()
         if subscription.durable_key is None and is_topic(subscription.destination):
             self.broker.destinations.topic(subscription.destination).detach(queue)
+            queue.drain()
+            queue.memory.close()
             return  # a non-durable topic subscription's messages had no other reader
         if subscription.durable_key is not None:
             durable = self.broker.destinations.durables.get(subscription.durable_key)
@@ -371,8 +387,9 @@ class Session:
         self._complete(frame)
 
     def _commit(self, frame: Frame) -> None:
-        transaction = self.transactions.end(frame.get("transaction"))
-        write, apply = self.broker.commit(transaction)
+        transaction = self.transactions.get(frame.get("transaction"))
+        write, apply = self.broker.commit(transaction)  # NoRoom before anything is done
+        self.transactions.end(transaction.id)
         self._complete(frame, write, apply)
 
     def _abort(self, frame: Frame) -> None:

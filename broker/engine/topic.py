@@ -11,6 +11,13 @@ of its subscribers, and every later message of the topic, to the broker's slicer
 returns a future that is done once the message has reached every subscriber; the SEND's RECEIPT
 waits for it, which also holds back a producer that publishes faster than the fan-out runs
 (its session has a bounded number of frames in flight).
+
+Slow subscribers (docs/memory.md): the copies waiting for non-durable subscribers count in the topic's
+share of the memory budget. A subscriber with `limits.topic_pending_limit` messages waiting, or whose
+next copy would not fit in the topic's share or the budget, loses its oldest waiting message first,
+as ActiveMQ's pending-message limit does for slow topic consumers; so a subscriber that does not read
+never holds the producer back, nor the budget full. Durable subscriptions keep every message: their
+queues are destinations with shares of their own, and a full one holds the producer back instead.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from dataclasses import dataclass
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.slicing import Budget, Slicer
+from transports.memory import Share
 
 
 @dataclass(slots=True)
@@ -48,9 +56,11 @@ class FanOut:
 
 
 class Topic:
-    def __init__(self, name: str, slicer: Slicer) -> None:
+    def __init__(self, name: str, slicer: Slicer, memory: Share, pending_limit: int = 1000) -> None:
         self.name = name
         self.slicer = slicer
+        self.memory = memory  # holds every non-durable subscriber's share
+        self.pending_limit = pending_limit
         self.queues: dict[str, TopicQueue] = {}  # keyed by queue name
         self.published = 0
         self._backlog: deque[FanOut] = deque()  # fan-outs not finished, in publishing order
@@ -64,12 +74,6 @@ class Topic:
     def durable_targets(self, message: Message) -> list[TopicQueue]:
         """The durable subscriptions whose selector takes the message (they get a stored copy)."""
         return [t for t in self.queues.values() if t.durable and t.wants(message)]
-
-    def overfull(self, message: Message, limit: int) -> bool:
-        """Would the message take a subscriber's queue past `limit`? The cheap size test comes
-        first, so only subscribers near their limit pay for a selector evaluation here."""
-        size = message.size
-        return any(t.queue.bytes + size > limit and t.wants(message) for t in self.queues.values())
 
     def publish(
         self, message: Message, durable: list[Queue], budget: Budget | None = None
@@ -116,6 +120,8 @@ class Topic:
                 continue
             copy = message.copy()
             copy.stored = message.stored and target.durable
+            if not target.durable:
+                self._make_room(target.queue, copy.size)
             target.queue.put(copy)
             target.queue.dispatch(budget)
             if index < count and clock() >= deadline:
@@ -124,11 +130,18 @@ class Topic:
         job.next = index
         return True
 
+    def _make_room(self, queue: Queue, size: int) -> None:
+        """A slow non-durable subscriber loses its oldest waiting messages, never the producer its
+        turn: past the pending limit, or while the topic's share or the budget has no room."""
+        while queue.depth and (queue.depth >= self.pending_limit
+                               or queue.memory.blocked(size) is not None):
+            queue.discard_oldest()
+
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "bytes": 0,
-                  "consumers": 0, "subscriptions": len(self.queues)}
+                  "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
         for target in self.queues.values():
             s = target.queue.stats()
-            for key in ("dequeued", "in_flight", "depth", "bytes", "consumers"):
+            for key in ("dequeued", "in_flight", "depth", "bytes", "consumers", "discarded"):
                 totals[key] += s[key]
         return totals

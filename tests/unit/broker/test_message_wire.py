@@ -34,6 +34,9 @@ class MessageWire:
     def pause_reading(self) -> None:
         self.reading, self.pauses = False, self.pauses + 1
 
+    def write_buffer_size(self) -> int:
+        return sum(map(len, self.messages))  # nobody takes them: all still waiting
+
     def resume_reading(self) -> None:
         self.reading = True
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from broker.engine.message import now_ms
@@ -161,14 +163,31 @@ async def test_selector_filters_queue_delivery() -> None:
 
 
 async def test_destination_memory_limit_refuses_sends() -> None:
-    broker = make_broker(destination_memory_limit=4096)
+    # A flow-control timeout of 0 is ActiveMQ's sendFailIfNoSpace: refused at once.
+    broker = make_broker(destination_memory_limit=4096, producer_flow_control_timeout=0)
     producer = await connected(broker)
     for _ in range(3):
         await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
     assert len(producer.conn.take("RECEIPT")) == 3
     await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
-    assert producer.conn.errors() == ["destination full"]
+    assert producer.conn.errors() == ["destination full (limits.destination_memory_limit)"]
     assert broker.stats()["destinations"]["/queue/full"]["depth"] == 3
+
+
+async def test_a_send_to_a_full_destination_waits_until_a_consumer_makes_room() -> None:
+    broker = make_broker(destination_memory_limit=4096, producer_flow_control_timeout=30)
+    producer = await connected(broker)
+    for _ in range(3):
+        await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
+    waiting = asyncio.ensure_future(
+        producer.frame("SEND", b"y" * 1000, destination="/queue/full", receipt="late"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and producer.conn.errors() == []  # held back, not refused
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/full", id="1", ack="auto")
+    await asyncio.wait_for(waiting, 10)
+    assert producer.conn.errors() == [] and len(producer.conn.take("RECEIPT")) == 4
+    assert broker.memory.used == 0 or broker.stats()["destinations"]["/queue/full"]["depth"] <= 1
 
 
 async def test_duplicate_producer_id_is_receipted_but_not_delivered_twice() -> None:
