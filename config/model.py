@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from config.address import Address
 from config.connector import ClientAuth, parse_connector_uri
 from config.security import AuthenticationSettings, AuthorizationSettings
+from config.units import parse_size
 
 StoreType = Literal["journal", "leveldb", "appendlog"]
 SyncPolicy = Literal["always", "periodic", "never"]
@@ -148,6 +149,12 @@ class Limits(_Strict):
     # Dispatch, topic fan-out and a connection's frames give the event loop back after this long,
     # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
     work_slice_ms: float = Field(2.0, gt=0, le=1000)
+
+    @field_validator("memory_budget", "connection_memory_limit", "destination_memory_limit", mode="before")
+    @classmethod
+    def _size_text(cls, value: object) -> object:
+        # "512mb", "64 MiB" from a flag, a variable or TOML; a number stays bytes.
+        return parse_size(value) if isinstance(value, str) and not value.strip().isdigit() else value
 
     @property
     def budget(self) -> int:

@@ -31,6 +31,8 @@ Honoured:
     <destinationPolicy>     config/xmlpolicy.py: gcInactiveDestinations/inactiveTimoutBeforeGC
     <plugins>               config/xmlsecurity.py: simpleAuthenticationPlugin and authorizationPlugin;
                             any other authentication or authorization plugin is refused
+    <systemUsage>           config/xmlusage.py: memoryUsage@limit (-> limits.memory_budget),
+                            sendFailIfNoSpace / sendFailIfNoSpaceAfterTimeout (-> the flow-control timeout)
     <sslContext> is refused: BatonMQ reads PEM files (tls.cert, tls.key, tls.ca), not Java key stores.
 
 Spring placeholders `${activemq.base}`, `${activemq.data}`, ... are expanded from the ACTIVEMQ_*
@@ -55,6 +57,7 @@ from config.xmlconnectors import map_connectors
 from config.xmlpolicy import map_destination_policy
 from config.xmlsecurity import map_plugins
 from config.xmltree import Path_, Table, XmlMapping, attributes, children, convert, local
+from config.xmlusage import map_system_usage
 
 __all__ = ["XmlMapping", "parse_activemq_xml"]
 
@@ -144,6 +147,8 @@ def parse_activemq_xml(
             map_destination_policy(child, out)
         elif name == "plugins":
             map_plugins(child, out)
+        elif name == "systemUsage":
+            map_system_usage(child, out)
         else:
             _screen_element(name, child, out)
     _report_outside(root, broker, out)

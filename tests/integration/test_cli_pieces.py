@@ -20,14 +20,18 @@ def test_start_flags_become_nested_overrides():
         "--connector", "tcp://127.0.0.3:1", "--metrics-port", "9100", "--lock-acquire-interval", "0.1",
         "--lock-keepalive-period", "0.5", "--lock-timeout", "4", "--on-lock-lost", "slave",
         "--metrics-host", "0.0.0.0", "--no-metrics-destination-names", "--tls-cert", "c.pem",
-        "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-client-auth", "optional", "--log-level", "debug"])
+        "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-client-auth", "optional", "--log-level", "debug",
+        "--memory-budget", "512mb", "--connection-memory-limit", "8 MiB",
+        "--producer-flow-control-timeout", "0"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d", "store": {"type": "leveldb"},
         "connectors": ["tcp://127.0.0.2:1", "tcp://127.0.0.3:1"], "metrics_port": "9100",
         "metrics_host": "0.0.0.0", "metrics_destination_names": False,
         "tls": {"cert": "c.pem", "key": "k.pem", "ca": "ca.pem", "client_auth": "optional"},
         "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "lock_timeout": "4",
-                 "on_lock_lost": "slave"}}
+                 "on_lock_lost": "slave"},
+        "limits": {"memory_budget": "512mb", "connection_memory_limit": "8 MiB",
+                   "producer_flow_control_timeout": "0"}}
     assert args.log_level == "debug"
 
 
