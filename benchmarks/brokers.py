@@ -99,8 +99,10 @@ class BrokerProcess:
         store: str = "journal",
         lock_acquire_interval: float | None = None,
         lock_keepalive_period: float | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         self.name, self.host, self.port = name, host, port
+        self.extra = extra  # more `batonmq start` flags
         self.data_dir, self.store = data_dir, store
         self.lock_acquire_interval = lock_acquire_interval
         self.lock_keepalive_period = lock_keepalive_period
@@ -119,7 +121,7 @@ class BrokerProcess:
             cmd += ["--lock-acquire-interval", str(self.lock_acquire_interval)]
         if self.lock_keepalive_period is not None:
             cmd += ["--lock-keepalive-period", str(self.lock_keepalive_period)]
-        return cmd
+        return cmd + list(self.extra)
 
     def start(self) -> BrokerProcess:
         if self._reader is not None:
