@@ -166,6 +166,8 @@ class _LifecycleCollector(Collector):
             "dequeued": (CounterMetricFamily, "batonmq_destination_dequeued", "Messages consumed"),
             "in_flight": (GaugeMetricFamily, "batonmq_destination_in_flight", "Dispatched, unacked"),
             "depth": (GaugeMetricFamily, "batonmq_destination_depth", "Messages waiting"),
+            "discarded": (CounterMetricFamily, "batonmq_destination_discarded",
+                          "Messages dropped for slow non-durable topic subscribers (docs/memory.md)"),
         }
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             key: kind(name, help_text, labels=labels) for key, (kind, name, help_text) in kinds.items()
