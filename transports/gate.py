@@ -48,8 +48,10 @@ class MemoryGate:
         """The connection now holds `size` inbound bytes; pause or resume reading accordingly."""
         if self.closed:
             return
+        # Holding less never blocks (every count on the way up fell): look only when it grew.
+        grew = size > self.frames.used
         self.frames.set(size)
-        if self.blocker is not None or (self.share.used and self.share.blocked() is not None):
+        if self.blocker is not None or (grew and self.share.blocked() is not None):
             self.check()
 
     def check(self) -> None:
@@ -67,8 +69,7 @@ class MemoryGate:
         self.blocker = full
         if first:
             if self.timeout <= 0:
-                self.close()
-                self.owner.memory_refused(full)
+                self._refuse(full)
                 return
             self.owner.memory_pause(True)
             self._timer = self._loop.call_later(self.timeout, self._give_up)
@@ -94,8 +95,15 @@ class MemoryGate:
         if self.closed or full is None:
             self.check()
             return
-        self.close()
+        self._refuse(full)
+
+    def _refuse(self, full: Share) -> None:
+        # The ERROR is written while the share still holds what it held: it says how much.
+        self.closed = True
+        self._cancel_timer()
+        self._stop_listening()
         self.owner.memory_refused(full)
+        self.share.close()
 
     def _stop_listening(self) -> None:
         if self._listening is not None:

@@ -43,7 +43,7 @@ def describe(size: int) -> str:
 class Share:
     """A part of the budget: bytes counted here and in every share above; an optional limit."""
 
-    __slots__ = ("name", "limit", "setting", "parent", "reserve", "used", "_listeners", "children")
+    __slots__ = ("name", "limit", "setting", "parent", "reserve", "used", "_listeners")
 
     def __init__(self, name: str, limit: int | None, parent: Share | None, setting: str = "",
                  reserve: int = 0) -> None:
@@ -53,19 +53,15 @@ class Share:
         self.parent = parent
         self.reserve = reserve
         self.used = 0
-        self.children = 0
         self._listeners: list[Listener] = []
 
     def share(self, name: str, limit: int | None, setting: str = "", reserve: int = 0) -> Share:
         """A new share under this one (a connection, a destination, a subscriber)."""
-        self.children += 1
         return Share(name, limit, self, setting, reserve)
 
     def close(self) -> None:
-        """The owner is gone: give back what it still held and stop counting it as a child."""
+        """The owner is gone: give back what it still held, wake whoever waited on it."""
         self.set(0)
-        if self.parent is not None:
-            self.parent.children -= 1
         self._fire()
 
     # -- counting -----------------------------------------------------------------------------------
