@@ -12,12 +12,10 @@ Writing: frames are encoded with the negotiated version and written to the wire.
 buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
 broker stops dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
 
-Memory (docs/memory.md): what the connection holds on the way in (bytes read but not parsed, the
-partial frame in the parser, parsed frames not handled) is counted in its share of the broker's
-memory budget after every read and every handled frame; `transports.gate.MemoryGate` pauses reading
-while that share or the budget is full, and ends the connection with an ERROR naming the limit if it
-stays full past `limits.producer_flow_control_timeout`. While writing is paused, the transport's
-write buffer is counted in the budget's `outgoing` pool; it only ever pauses dispatch, never refuses.
+Memory (docs/memory.md): what is held on the way in (unparsed reads, the partial frame, unhandled
+frames) is counted in the connection's share of the budget after each read and handled frame; the
+`MemoryGate` (transports/gate.py) pauses reading while it is full, then refuses with an ERROR. While
+writing is paused the write buffer counts in the `outgoing` pool: that pauses dispatch, never refuses.
 
 Heart-beats (STOMP 1.1, "Heart-beating"): an EOL is sent when nothing else was written for the send
 interval (one timer per connection, re-armed after it fires, so timers never pile up). Finding dead
@@ -123,6 +121,7 @@ class Connection:
         self._wakeup.set()
         self._gate.close()
         self._count_outgoing(False)
+        self._drop_input()
         if not self.lost.done():
             self.lost.set_result(None)
         self._on_lost(self)
@@ -199,31 +198,37 @@ class Connection:
             if not self._memory_paused:
                 self.wire.pause_reading()
 
-    def _holding(self) -> int:
-        """Inbound bytes held now: unparsed reads, the parser's buffer, queued frames."""
+    def _holding(self) -> int:  # inbound bytes held now: unparsed reads, the parser's, queued frames
         return self._unfed_bytes + self.parser.buffered + self._frame_bytes
 
     # -- memory (the gate calls these) --------------------------------------------------------------
 
     def memory_pause(self, paused: bool) -> None:
-        if paused == self._memory_paused or self.wire is None or self.wire.is_closing():
-            self._memory_paused = paused
-            return
-        self._memory_paused = paused
+        changed, self._memory_paused = paused != self._memory_paused, paused
+        if not changed or self._reading_paused or self.wire is None or self.wire.is_closing():
+            return  # the frame queue's pause (or the end) holds the wire either way
         if paused:
-            if not self._reading_paused:
-                self.wire.pause_reading()
-        elif not self._reading_paused:
+            self.wire.pause_reading()
+        else:
             self._last_rx = self._loop.time()  # beats could not reach us while we did not read
             self.wire.resume_reading()
 
     def memory_refused(self, full: Share) -> None:
-        log.warning("connection %s: no memory within %gs: %s; closing it", self.peer,
-                    self.limits.producer_flow_control_timeout, full.full_text())
+        timeout = self.limits.producer_flow_control_timeout
+        log.warning("connection %s: refused after %gs: %s", self.peer, timeout, full.full_text())
         self.close_reason = MEMORY_LIMIT
+        error = error_frame(*refusal(full, timeout))  # says how much was held: before the drop
+        self._drop_input()
+        self.close(error)
+
+    def _drop_input(self) -> None:
+        """Let go of what was read and not handled now: we may linger in reference cycles until a
+        full garbage collection, our buffers must not (RSS)."""
         self._frames.clear()
         self._unfed.clear()
-        self.close(error_frame(*refusal(full, self.limits.producer_flow_control_timeout)))
+        self._unfed_bytes = self._frame_bytes = 0
+        self.parser = StompParser(self.limits.max_frame_size, self.limits.max_header_count,
+                                  self.limits.max_header_length)
 
     def _count_outgoing(self, paused: bool) -> None:
         """While writing is paused, the transport's buffer counts in the budget; never a refusal."""
