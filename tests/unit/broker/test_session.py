@@ -216,3 +216,19 @@ async def test_client_id_in_use() -> None:
     other = Client(broker)
     await other.frame("CONNECT", accept_version="1.2", client_id="c")
     assert other.conn.errors() == ["client-id in use"]
+
+
+async def test_a_topic_subscriber_that_does_not_read_loses_its_oldest_not_the_producer_its_turn() -> None:
+    broker = make_broker(topic_pending_limit=5, producer_flow_control_timeout=0)
+    slow, fast, producer = await connected(broker), await connected(broker), await connected(broker)
+    for client in (slow, fast):
+        await client.frame("SUBSCRIBE", destination="/topic/t", id="1", ack="auto")
+    slow.conn.pause()  # its transport's buffer is full: dispatch to it stops
+    for i in range(20):
+        await producer.frame("SEND", str(i).encode(), destination="/topic/t", receipt=f"r{i}")
+    assert len(producer.conn.take("RECEIPT")) == 20 and producer.conn.errors() == []
+    stats = broker.stats()["destinations"]["/topic/t"]
+    assert stats["depth"] == 5 and stats["discarded"] == 15  # the slow one keeps its newest five
+    assert fast.conn.errors() == [] and len(fast.conn.take("MESSAGE")) == 20
+    slow.conn.resume()
+    assert [m.body for m in slow.conn.take("MESSAGE")] == [str(i).encode() for i in range(15, 20)]
