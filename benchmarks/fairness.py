@@ -71,6 +71,12 @@ FULL = Sizes(duration=10.0, warmup=1.0, grace=10.0, flood_count=500_000, flood_l
              backlog=100_000, tx_bytes=60 * MB, parked=100, budget_mib=256)
 
 
+def _parking_room(s: Sizes) -> dict[str, str]:
+    # All parked connections come from one address, beside the victim; each frame must fit.
+    return {"BATONMQ_LIMITS__MAX_CONNECTIONS_PER_ADDRESS": str(s.parked + 10),
+            "BATONMQ_LIMITS__MAX_FRAME_SIZE": str(max(10 * MiB, s.parked_bytes + 64 * 1024))}
+
+
 def _small_budget(s: Sizes) -> tuple[str, ...]:
     return ("--memory-budget", f"{s.budget_mib}mb", "--producer-flow-control-timeout", f"{s.flow_timeout:g}")
 
@@ -84,6 +90,7 @@ class Scenario:
     duration: Callable[[Sizes], float] = lambda s: s.duration
     preload: Callable[[Sizes], int] = lambda s: 0  # messages put on BACKLOG_QUEUE before the victim starts
     broker_args: Callable[[Sizes], tuple[str, ...]] = lambda s: ()  # more `batonmq start` flags
+    broker_env: Callable[[Sizes], dict[str, str]] = lambda s: {}  # and BATONMQ_* variables
 
 
 SCENARIOS = (
@@ -110,7 +117,8 @@ SCENARIOS = (
                         "memory_budget": s.budget_mib * MiB}, broker_args=_small_budget),
     Scenario("j-parked-frames", "connections parked on an unfinished 10 MB frame", "parked-frames",
              lambda s: {"connections": s.parked, "frame_bytes": s.parked_bytes,
-                        "memory_budget": s.budget_mib * MiB}, broker_args=_small_budget),
+                        "memory_budget": s.budget_mib * MiB}, broker_args=_small_budget,
+             broker_env=_parking_room),
 )
 
 
@@ -180,7 +188,7 @@ async def run_scenario(scenario: Scenario, sizes: Sizes) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     with tempfile.TemporaryDirectory(prefix="batonmq-fair-") as tmp:
         broker = BrokerProcess("fair", HOST, free_port((HOST,)), Path(tmp),
-                               extra=scenario.broker_args(sizes)).start()
+                               extra=scenario.broker_args(sizes), env=scenario.broker_env(sizes)).start()
         assert broker.pid is not None
         sampler = RssSampler(broker.pid)
         sampling = asyncio.ensure_future(sampler.run())
