@@ -99,8 +99,12 @@ class BrokerProcess:
         store: str = "journal",
         lock_acquire_interval: float | None = None,
         lock_keepalive_period: float | None = None,
+        extra: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.name, self.host, self.port = name, host, port
+        self.extra = extra  # more `batonmq start` flags
+        self.env = env or {}  # more variables (BATONMQ_LIMITS__... for settings without a flag)
         self.data_dir, self.store = data_dir, store
         self.lock_acquire_interval = lock_acquire_interval
         self.lock_keepalive_period = lock_keepalive_period
@@ -119,14 +123,14 @@ class BrokerProcess:
             cmd += ["--lock-acquire-interval", str(self.lock_acquire_interval)]
         if self.lock_keepalive_period is not None:
             cmd += ["--lock-keepalive-period", str(self.lock_keepalive_period)]
-        return cmd
+        return cmd + list(self.extra)
 
     def start(self) -> BrokerProcess:
         if self._reader is not None:
             self._reader.join(5)  # the last lines of a previous run must not set this run's role
         self.role = None
         self.roles = []
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, env=env, start_new_session=True)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)

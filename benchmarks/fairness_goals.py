@@ -48,16 +48,9 @@ def peak_rss_mib(samples_kib: Sequence[int], high_water_kib: int | None) -> floa
     return round(max(values) / 1024, 1) if values else None
 
 
-def budget_from_fields(fields: Mapping[str, Any]) -> tuple[int, str]:
-    """The broker-wide memory budget (bytes) from the config model's fields, and where it came from.
-
-    Until the broker has a `memory_budget` setting, the largest memory figure it does configure, the
-    per-destination limit, stands in for it, and the source says so.
-    """
-    if "memory_budget" in fields:
-        return int(fields["memory_budget"].default), "limits.memory_budget (default)"
-    return (int(fields["destination_memory_limit"].default),
-            "limits.destination_memory_limit (default; no broker-wide memory_budget setting yet)")
+def default_budget(limits: Any) -> tuple[int, str]:
+    """The broker's memory budget (bytes) with default settings on this machine, and its source."""
+    return int(limits.budget), "limits.memory_budget (default: 20% of RAM, 64 MiB to 4 GiB)"
 
 
 def misses(outcome: Mapping[str, Any], goals: Goals, budget_mib: float) -> list[str]:
@@ -75,6 +68,7 @@ def misses(outcome: Mapping[str, Any], goals: Goals, budget_mib: float) -> list[
         found.append(f"{victim['missing']} receipts missing")
     if victim["errors"]:
         found.append(f"{victim['errors']} victim errors")
+    budget_mib = outcome.get("budget_mib", budget_mib)  # a scenario may run with a budget of its own
     rss, ceiling = broker.get("rss_max_mib"), budget_mib + goals.rss_headroom_mib
     if rss is not None and rss > ceiling:
         found.append(f"RSS {rss:,.0f} > {ceiling:,.0f} MiB")
@@ -89,7 +83,7 @@ def misses(outcome: Mapping[str, Any], goals: Goals, budget_mib: float) -> list[
 
 
 HEADERS = ["scenario", "victim p50 ms", "p99 ms", "max ms", "receipts", "errors", "broker max RSS MiB",
-           "lock lost?", "goal met?"]
+           "budget MiB", "lock lost?", "goal met?"]
 
 
 def table(outcomes: Sequence[Mapping[str, Any]]) -> str:
@@ -106,6 +100,7 @@ def table(outcomes: Sequence[Mapping[str, Any]]) -> str:
             receipts,
             str(victim.get("errors", "-")) if victim else "-",
             format_number(broker.get("rss_max_mib")),
+            format_number(outcome.get("budget_mib")),
             "yes" if broker.get("lock_lost") else "no",
             "yes" if not missed else "NO",
         ])

@@ -62,11 +62,24 @@ async def until(deadline: float) -> AsyncIterator[None]:
             yield
 
 
+MEMORY_REFUSAL = b"message:memory limit reached ("  # the ERROR a client refused for memory gets
+REFUSED = "ERRORs naming a memory limit"
+
+
 async def discard(reader: asyncio.StreamReader, report: Report, key: str) -> None:
-    """Read and drop everything the broker sends on a connection, counting the bytes."""
+    """Read and drop everything the broker sends on a connection, counting the bytes and the ERRORs
+    that refuse it for memory (docs/memory.md)."""
+    tail = b""
     with contextlib.suppress(OSError):
         while data := await reader.read(1 << 16):
             report.add(key, len(data))
+            seen = tail + data
+            if MEMORY_REFUSAL in seen:
+                report.add(REFUSED)
+                limit = seen[seen.index(MEMORY_REFUSAL) + len(MEMORY_REFUSAL):].split(b")", 1)[0]
+                report.notes["limit named"] = limit.decode(errors="replace")[:80]
+                seen = b""
+            tail = seen[-len(MEMORY_REFUSAL):]
 
 
 async def open_link(target: Target, report: Report, links: list[StompLink]) -> StompLink:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from benchmarks import hostile_payloads as payloads
-from benchmarks.hostile import LINK_TIMEOUT, Report, Target, discard, hold, until
+from benchmarks.hostile import LINK_TIMEOUT, REFUSED, Report, Target, discard, hold, until
 from benchmarks.link import LinkError, StompLink
 from transports.stomp import Frame
 
@@ -117,6 +117,7 @@ async def fat_transactions(target: Target, p: dict[str, Any], deadline: float, r
         async with until(deadline):
             await asyncio.gather(*(_fill(link, f"tx{i}", body, p, report) for i, link in enumerate(links)))
         await hold(deadline)
+        _refusal_check(report, p["transactions"] * p["tx_bytes"], p)
     finally:
         for task in readers:
             task.cancel()
@@ -151,11 +152,20 @@ async def parked_frames(target: Target, p: dict[str, Any], deadline: float, repo
         async with until(deadline):
             await asyncio.gather(*(_park(link, frame, report) for link in links))
         await hold(deadline)
+        _refusal_check(report, p["connections"] * p["frame_bytes"], p)
     finally:
         for task in readers:
             task.cancel()
         for link in links:
             link.abort()
+
+
+def _refusal_check(report: Report, offered: int, p: dict[str, Any]) -> None:
+    """More than the broker lets frames and transactions hold (half its budget) was offered: some
+    offender must have had an ERROR naming a memory limit (and the RSS goal says the rest held)."""
+    budget = p.get("memory_budget")
+    if budget is not None and offered > budget // 2:
+        report.checks["offender got an ERROR naming a memory limit"] = report.notes.get(REFUSED, 0) > 0
 
 
 async def _park(link: StompLink, frame: bytes, report: Report) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Collection
 from pathlib import Path
@@ -104,6 +105,15 @@ class LockSettings(_Strict):
         return self
 
 
+def default_memory_budget() -> int:
+    """limits.memory_budget's default: 20% of physical memory, at least 64 MiB and at most 4 GiB."""
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        physical = 0
+    return max(64 * MiB, min(4096 * MiB, physical // 5))
+
+
 class Limits(_Strict):
     # ActiveMQ's STOMP default bounds a body at 100 MiB (maxDataLength; its frame size is unbounded):
     # a message that ActiveMQ takes must not be refused here. What many such frames in flight at once
@@ -121,9 +131,24 @@ class Limits(_Strict):
     connect_timeout: float = Field(30.0, gt=0, le=3600)
     # How often one scan looks at every connection for a CONNECT timeout or stopped heart-beats.
     connection_scan_interval: float = Field(0.5, gt=0, le=60)
-    # Undelivered bytes one destination may hold; every message, persistent or not, lives in memory
-    # until consumed (persistent ones also on disk), so this bounds memory. Past it, SEND gets ERROR.
+    # One budget for the whole broker's memory (docs/memory.md): undelivered messages, frames being
+    # read or waiting to be handled, uncommitted transactions and write buffers, as ActiveMQ's
+    # <memoryUsage limit=...>. At it, producers are flow-controlled, then refused with an ERROR.
+    # Unset: 20% of physical memory, at least 64 MiB and at most 4 GiB (`budget`).
+    memory_budget: int | None = Field(None, ge=1 * MiB)
+    # One connection's share: its partial frame, unhandled frames and uncommitted transactions.
+    connection_memory_limit: int = Field(32 * MiB, ge=64 * 1024)
+    # Undelivered bytes one destination may hold (a share of the budget, never more than it); every
+    # message, persistent or not, lives in memory until consumed (persistent ones also on disk).
     destination_memory_limit: int = Field(1024 * MiB, ge=1024)
+    # Seconds a producer is held back (its socket not read, its SEND waiting) when a limit is full,
+    # before it gets an ERROR naming that limit: ActiveMQ's sendFailIfNoSpaceAfterTimeout; 0 refuses
+    # at once, as sendFailIfNoSpace.
+    producer_flow_control_timeout: float = Field(10.0, ge=0, le=3600)
+    # Messages waiting for one non-durable topic subscriber; past it, or when the topic's share or
+    # the budget is full, its oldest are discarded (ActiveMQ's constantPendingMessageLimitStrategy;
+    # a slow subscriber must not stop the producer or the broker).
+    topic_pending_limit: int = Field(1000, ge=1)
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
     # Queues, topics and durable subscriptions together: a client cannot exhaust memory by inventing
     # names. Empty, unused destinations are collected (below), so the limit is never a lockout.
@@ -152,6 +177,24 @@ class Limits(_Strict):
     # Dispatch, topic fan-out and a connection's frames give the event loop back after this long,
     # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
     work_slice_ms: float = Field(2.0, gt=0, le=1000)
+
+    @field_validator("memory_budget", "connection_memory_limit", "destination_memory_limit", mode="before")
+    @classmethod
+    def _size_text(cls, value: object) -> object:
+        # "512mb", "64 MiB" from a flag, a variable or TOML; a number stays bytes.
+        return parse_size(value) if isinstance(value, str) and not value.strip().isdigit() else value
+
+    @property
+    def budget(self) -> int:
+        """The memory budget in bytes: the setting, or the default for this machine."""
+        return self.memory_budget if self.memory_budget is not None else default_memory_budget()
+
+    @model_validator(mode="after")
+    def _shares_within_budget(self) -> Limits:
+        if self.memory_budget is not None and self.connection_memory_limit > self.memory_budget:
+            raise ValueError(f"connection_memory_limit ({self.connection_memory_limit}) exceeds "
+                             f"memory_budget ({self.memory_budget})")
+        return self
 
     @model_validator(mode="after")
     def _heartbeats_within_clamp(self) -> Limits:

@@ -11,8 +11,10 @@ KiB = 1024
 
 # ActiveMQ's MemoryPropertyEditor accepts digits with an optional b/k/kb/m/mb/g/gb suffix, any case,
 # spaces around; multipliers are powers of 1024. No fractions ("1.5gb" is rejected there too).
-_SIZE = re.compile(r"\s*(\d{1,18})\s*(b|k|kb|m|mb|g|gb)?\s*", re.IGNORECASE)
-_MULTIPLIER = {"b": 1, "k": KiB, "kb": KiB, "m": KiB**2, "mb": KiB**2, "g": KiB**3, "gb": KiB**3}
+# BatonMQ's own settings also take kib/mib/gib, which mean the same.
+_SIZE = re.compile(r"\s*(\d{1,18})\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?\s*", re.IGNORECASE)
+_MULTIPLIER = {"b": 1, "k": KiB, "kb": KiB, "kib": KiB, "m": KiB**2, "mb": KiB**2, "mib": KiB**2,
+               "g": KiB**3, "gb": KiB**3, "gib": KiB**3}
 
 _MILLIS = re.compile(r"\s*(\d{1,15})\s*")
 

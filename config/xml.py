@@ -31,8 +31,10 @@ Honoured:
     <destinationPolicy>     config/xmlpolicy.py: gcInactiveDestinations/inactiveTimoutBeforeGC
     <plugins>               config/xmlsecurity.py: simpleAuthenticationPlugin and authorizationPlugin;
                             any other authentication or authorization plugin is refused
-    <systemUsage>           config/xmlstoreusage.py: storeUsage and tempUsage limits, sendFailIfNoSpace
-                            and sendFailIfNoSpaceAfterTimeout (memoryUsage: the memory budget's)
+    <systemUsage>           config/xmlusage.py: memoryUsage@limit (-> limits.memory_budget),
+                            sendFailIfNoSpace / sendFailIfNoSpaceAfterTimeout (-> the flow-control
+                            timeouts, memory and disk); config/xmlstoreusage.py: storeUsage and
+                            tempUsage limits
     <sslContext> is refused: BatonMQ reads PEM files (tls.cert, tls.key, tls.ca), not Java key stores.
 
 Spring placeholders `${activemq.base}`, `${activemq.data}`, ... are expanded from the ACTIVEMQ_*
@@ -56,8 +58,8 @@ from config.units import millis_to_seconds, parse_bool, parse_millis, parse_size
 from config.xmlconnectors import map_connectors
 from config.xmlpolicy import map_destination_policy
 from config.xmlsecurity import map_plugins
-from config.xmlstoreusage import map_system_usage
 from config.xmltree import Path_, Table, XmlMapping, attributes, children, convert, local
+from config.xmlusage import map_system_usage
 
 __all__ = ["XmlMapping", "parse_activemq_xml"]
 

@@ -101,8 +101,7 @@ REFUSED_ELEMENTS = {
     "regionBroker": "a custom region broker is not supported",
     "destinationFactory": "a custom destination factory is not supported",
 }
-# Split budgets for producers and consumers: passed over, unreported (<systemUsage> is read by
-# config/xmlstoreusage.py).
+# Split usages (config/xmlusage.py reads <systemUsage>): passed over as before, unreported.
 LEFT_ALONE = frozenset({"producerSystemUsage", "consumerSystemUsage"})
 
 _KAHADB_IGNORED = names("""

@@ -9,9 +9,12 @@
 BatonMQ has one policy for every destination. Destination GC (ActiveMQ's gcInactiveDestinations,
 inactiveTimoutBeforeGC, default 60 s) maps to limits.destination_gc_idle when set on an entry for
 every queue or topic (`>`) or on the default entry; BatonMQ always collects, so a `false` or a
-narrower pattern is reported, not honoured. Per-destination tuning (cursors, memory limits, flow
-control, dispatch) is ignored with a WARNING each; what would change which messages a client gets
-(per-destination dead-letter queues, retroactive topics, exclusive-by-default) is refused.
+narrower pattern is reported, not honoured. A slow topic subscriber's pending-message limit
+(`<pendingMessageLimitStrategy><constantPendingMessageLimitStrategy limit="1000"/>`, as the stock
+file sets it for `topic=">"`) maps to limits.topic_pending_limit the same way. Per-destination
+tuning (cursors, memory limits, flow control, dispatch) is ignored with a WARNING each; what would
+change which messages a client gets (per-destination dead-letter queues, retroactive topics,
+exclusive-by-default) is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ _TUNING_ATTRIBUTES = names("""
     consumersBeforeDispatchStarts strictOrderDispatch messageGroupMapFactoryType gcWithNetworkConsumers
     persistJMSRedelivered sendDuplicateFromStoreToDLQ useConsumerPriority prioritizedMessages maxDestinations
     includeBodyForAdvisory sendAdvisoryIfNoConsumers""")
-_FULL = "a full destination answers SEND with ERROR (limits.destination_memory_limit)"
+_FULL = ("a full destination holds its producers back, then answers ERROR (limits.destination_memory_limit, "
+         "limits.producer_flow_control_timeout; <systemUsage> sets them for the whole broker)")
 POLICY_ENTRY = Known(
     ignored={
         **dict.fromkeys(_TUNING_ATTRIBUTES, _TUNING),
@@ -60,9 +64,11 @@ POLICY_ENTRY = Known(
         "alwaysRetroactive": ("false", "retroactive topic subscriptions are not supported"),
     },
 )
-_SLOW = "BatonMQ never discards a slow subscriber's messages: flow control pauses it, [limits] bound it"
+_SLOW = ("a slow non-durable topic subscriber loses its oldest waiting messages past "
+         "limits.topic_pending_limit or when memory is full; nothing else is configurable")
+_PENDING = "pendingMessageLimitStrategy"
+_PENDING_LIMIT = ("limits", "topic_pending_limit")
 IGNORED_CHILDREN = {
-    "pendingMessageLimitStrategy": _SLOW,
     "messageEvictionStrategy": _SLOW,
     "slowConsumerStrategy": _SLOW,
     **dict.fromkeys(names("pendingQueuePolicy pendingSubscriberPolicy pendingDurableSubscriberPolicy"),
@@ -112,6 +118,8 @@ def _map_entry(entry: Element, out: XmlMapping, default: bool) -> None:
         name = local(child.tag)
         if name in ONLY_CHILDREN:
             _check_only_child(f"{label}/{name}", child, out)
+        elif name == _PENDING:
+            _map_pending(f"{label}/{name}", child, every and entry.get("queue") is None, out)
         elif name in IGNORED_CHILDREN:
             out.ignore(f"{label}/{name}", IGNORED_CHILDREN[name])
         else:
@@ -125,6 +133,22 @@ def _check_only_child(key: str, element: Element, out: XmlMapping) -> None:
         got = ", ".join(f"<{name}>" for name in inner) or "nothing"
         raise ConfigError(key, f"only <{harmless}> is accepted (got {got}): {why}")
     out.ignore(key, "what BatonMQ does anyway; its options are not read")
+
+
+def _map_pending(key: str, element: Element, every: bool, out: XmlMapping) -> None:
+    """constantPendingMessageLimitStrategy@limit on an entry for every topic -> topic_pending_limit."""
+    inner = children(element)
+    if len(inner) != 1 or local(inner[0].tag) != "constantPendingMessageLimitStrategy" or not every:
+        why = 'only <constantPendingMessageLimitStrategy limit=N/> on a topic=">" or default entry is read; '
+        out.ignore(key, why + _SLOW)
+        return
+    attrs = attributes(inner[0], f"{key}/constantPendingMessageLimitStrategy", {"limit"}, out)
+    if "limit" in attrs:
+        limit = convert(f"{key}@limit", attrs["limit"], int)
+        if limit <= 0:  # ActiveMQ's -1: no limit; here memory still evicts the oldest at the budget
+            out.ignore(f"{key}@limit", "no limit is not offered: " + _SLOW)
+        else:
+            out.agree(_PENDING_LIMIT, limit, f"{key}@limit")
 
 
 def _map_gc(label: str, attrs: dict[str, str], every: bool, out: XmlMapping) -> None:

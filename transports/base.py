@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from transports.memory import Share
 from transports.stomp.frame import Frame
 
 _SANITIZE = str.maketrans({"\r": " ", "\n": " ", "\0": " "})
@@ -53,6 +54,10 @@ class FrameLink(Protocol):
     def writable(self) -> bool:
         """False while the peer reads slower than we write: hold deliveries back."""
 
+    @property
+    def memory(self) -> Share | None:
+        """The connection's share of the memory budget (transports/memory.py); None: none kept."""
+
     def send(self, frame: Frame) -> bool:
         """Encode and write one frame; False if the connection is closing (the frame is dropped)."""
 
@@ -82,6 +87,9 @@ class Wire(Protocol):
         """Deliver no more `received` calls until `resume_reading` (back-pressure on the peer)."""
 
     def resume_reading(self) -> None: ...
+
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the peer (counted in the memory budget while paused)."""
 
     def is_closing(self) -> bool: ...
 

@@ -12,6 +12,11 @@ Writing: frames are encoded with the negotiated version and written to the wire.
 buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
 broker stops dispatching to this connection until `resume_writing` (the handler's `writing_resumed`).
 
+Memory (docs/memory.md): what is held on the way in (unparsed reads, the partial frame, unhandled
+frames) is counted in the connection's share of the budget after each read and handled frame; the
+`MemoryGate` (transports/gate.py) pauses reading while it is full, then refuses with an ERROR. While
+writing is paused the write buffer counts in the `outgoing` pool: that pauses dispatch, never refuses.
+
 Heart-beats (STOMP 1.1, "Heart-beating"): an EOL is sent when nothing else was written for the send
 interval (one timer per connection, re-armed after it fires, so timers never pile up). Finding dead
 peers is not done here but by the server's periodic scan (transports/server.py), which asks each
@@ -29,6 +34,8 @@ from collections.abc import Callable, Mapping
 
 from config.model import Limits
 from transports.base import FrameHandler, Wire, error_frame, flatten_headers
+from transports.gate import MemoryGate
+from transports.memory import MemoryBudget, Share, refusal
 from transports.stomp.codec import HEARTBEAT, StompParser, encode
 from transports.stomp.frame import Frame, ProtocolError
 
@@ -39,12 +46,16 @@ CLOSE_LINGER = 5.0  # seconds a closing wire may take to flush before it is abor
 CONNECT_TIMEOUT = "connect_timeout"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 FEED_CHUNK = 64 * 1024  # bytes given to the parser at once, frames taken out in between
+MEMORY_LIMIT = "memory_limit"  # close_reason: blocked past the flow-control timeout
+FRAME_OVERHEAD = 200  # counted per parsed frame besides its body: the Frame and its header dict
 
 
 class Connection:
     def __init__(self, limits: Limits, on_made: Callable[[Connection], FrameHandler | None],
-                 on_lost: Callable[[Connection], None], scheme: str = "tcp") -> None:
+                 on_lost: Callable[[Connection], None], scheme: str = "tcp",
+                 memory: MemoryBudget | None = None) -> None:
         self.limits = limits
+        self.budget = memory if memory is not None else MemoryBudget.from_limits(limits)
         self.scheme = scheme
         self._on_made = on_made
         self._on_lost = on_lost
@@ -60,7 +71,10 @@ class Connection:
         self._frames: deque[Frame | ProtocolError] = deque()
         self._unfed: deque[memoryview] = deque()  # read but not yet parsed: the frame queue is full
         self._wakeup = asyncio.Event()
-        self._reading_paused = False
+        self._reading_paused = False  # the frame queue is full
+        self._memory_paused = False  # the gate: our memory share (or the budget) is full
+        self._unfed_bytes = 0
+        self._frame_bytes = 0  # bodies (+ FRAME_OVERHEAD each) of the queued frames
         self._reader: asyncio.Task[None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}  # heart-beat send, close linger
         self._last_rx = self._last_tx = self.opened_at = 0.0
@@ -71,6 +85,9 @@ class Connection:
         # send() and received() run once per frame.
         self._loop = asyncio.get_running_loop()
         self.lost = self._loop.create_future()
+        self.memory: Share = self.budget.connection("?")  # the session counts transactions here too
+        self._gate = MemoryGate(self, self.memory, limits.producer_flow_control_timeout, self._loop)
+        self._outgoing: Share | None = None  # our write buffer, counted while writing is paused
 
     # -- called by the transport --------------------------------------------------------------------
 
@@ -80,6 +97,7 @@ class Connection:
         self.peer = peer
         self.address = peer.rsplit(":", 1)[0] if ":" in peer else peer  # "::1:5000" -> "::1"
         self.peer_certificate = certificate
+        self.memory.name = f"connection {peer}"
         loop = self._loop
         self._last_rx = self._last_tx = self.opened_at = loop.time()
         self.handler = self._on_made(self)
@@ -92,13 +110,18 @@ class Connection:
         if self.closing or not self._frames_allowed():
             return
         self._unfed.append(memoryview(data))
+        self._unfed_bytes += len(data)
         self._feed()
+        self._gate.hold(self._holding())
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closing = True
         self.writable = False
         self._cancel_timers()
         self._wakeup.set()
+        self._gate.close()
+        self._count_outgoing(False)
+        self._drop_input()
         if not self.lost.done():
             self.lost.set_result(None)
         self._on_lost(self)
@@ -111,8 +134,10 @@ class Connection:
 
     def pause_writing(self) -> None:
         self.writable = False
+        self._count_outgoing(True)
 
     def resume_writing(self) -> None:
+        self._count_outgoing(False)
         if self.closing:
             return
         self.writable = True
@@ -133,6 +158,7 @@ class Connection:
                 unfed[0], view = view[FEED_CHUNK:], view[:FEED_CHUNK]
             else:
                 unfed.popleft()
+            self._unfed_bytes -= len(view)
             try:
                 self.parser.feed(view)
             except ProtocolError as error:
@@ -152,6 +178,7 @@ class Connection:
                 if frame is None:
                     break
                 frames.append(frame)
+                self._frame_bytes += len(frame.body) + FRAME_OVERHEAD
             else:
                 self._pause_reading()
             if len(frames) > queued:
@@ -168,7 +195,50 @@ class Connection:
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.wire is not None and not self.wire.is_closing():
             self._reading_paused = True
+            if not self._memory_paused:
+                self.wire.pause_reading()
+
+    def _holding(self) -> int:  # inbound bytes held now: unparsed reads, the parser's, queued frames
+        return self._unfed_bytes + self.parser.buffered + self._frame_bytes
+
+    # -- memory (the gate calls these) --------------------------------------------------------------
+
+    def memory_pause(self, paused: bool) -> None:
+        changed, self._memory_paused = paused != self._memory_paused, paused
+        if not changed or self._reading_paused or self.wire is None or self.wire.is_closing():
+            return  # the frame queue's pause (or the end) holds the wire either way
+        if paused:
             self.wire.pause_reading()
+        else:
+            self._last_rx = self._loop.time()  # beats could not reach us while we did not read
+            self.wire.resume_reading()
+
+    def memory_refused(self, full: Share) -> None:
+        timeout = self.limits.producer_flow_control_timeout
+        log.warning("connection %s: refused after %gs: %s", self.peer, timeout, full.full_text())
+        self.close_reason = MEMORY_LIMIT
+        error = error_frame(*refusal(full, timeout))  # says how much was held: before the drop
+        self._drop_input()
+        self.close(error)
+
+    def _drop_input(self) -> None:
+        """Let go of what was read and not handled now: we may linger in reference cycles until a
+        full garbage collection, our buffers must not (RSS)."""
+        self._frames.clear()
+        self._unfed.clear()
+        self._unfed_bytes = self._frame_bytes = 0
+        self.parser = StompParser(self.limits.max_frame_size, self.limits.max_header_count,
+                                  self.limits.max_header_length)
+
+    def _count_outgoing(self, paused: bool) -> None:
+        """While writing is paused, the transport's buffer counts in the budget; never a refusal."""
+        if paused and self.wire is not None and not self.closing:
+            if self._outgoing is None:
+                self._outgoing = self.budget.outgoing.share(f"write buffer of {self.peer}", None)
+            self._outgoing.set(self.wire.write_buffer_size())
+        elif self._outgoing is not None:
+            self._outgoing.close()
+            self._outgoing = None
 
     async def _read_loop(self) -> None:
         # perf_counter, not loop.time(): uvloop's clock only moves between turns of the loop.
@@ -195,8 +265,9 @@ class Connection:
                     self._reading_paused = False
                     # Beats could not reach us while we did not read: silence counts from now.
                     self._last_rx = self._loop.time()
-                    if self.wire is not None and not self.closing:
+                    if self.wire is not None and not self.closing and not self._memory_paused:
                         self.wire.resume_reading()
+            self._frame_bytes -= len(item.body) + FRAME_OVERHEAD
             assert self.handler is not None
             try:  # the handler awaited here, not in a coroutine of ours: one coroutine per frame less
                 await self.handler.handle(item)
@@ -205,6 +276,7 @@ class Connection:
             except Exception:
                 log.exception("connection %s: handler failed on %s", self.peer, item.command)
                 self.close(error_frame("internal error", "the broker failed to handle this frame"))
+            self._gate.hold(self._holding())
             if time.perf_counter() >= slice_end:
                 await asyncio.sleep(0)  # let the loop read and answer the other clients
                 slice_end = time.perf_counter() + slice_seconds
@@ -226,6 +298,8 @@ class Connection:
             data = encode(flatten_headers(frame), self.version)
         self.wire.write(data)
         self._last_tx = self._loop.time()
+        if self._outgoing is not None:  # writing is paused: what we add waits in the buffer
+            self._outgoing.charge(len(data))
         return True
 
     def close(self, error: Frame | None = None) -> None:
@@ -306,7 +380,7 @@ class Connection:
             return None
         if not self.established:
             return CONNECT_TIMEOUT if now - self.opened_at > self.limits.connect_timeout else None
-        if not self._expect or self._reading_paused:
+        if not self._expect or self._reading_paused or self._memory_paused:
             return None  # no beats agreed, or we stopped reading (back-pressure): beats cannot reach us
         silent = now - self._last_rx > self._expect * self.limits.heartbeat_grace
         return HEARTBEAT_TIMEOUT if silent else None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from config.connector import Connector, parse_connector_uri
 from config.errors import ConfigError
 from config.model import Limits, TlsSettings
+from transports.memory import MemoryBudget
 from transports.server import HandlerFactory, StompServer
 
 if TYPE_CHECKING:  # imported lazily at run time, like every server class
@@ -63,8 +64,17 @@ def connector_limits(connector: Connector, limits: Limits) -> Limits:
 
 
 def create_server(uri: str, handler_factory: HandlerFactory, limits: Limits,
-                  tls: TlsSettings | None = None) -> StompServer:
-    """The (not yet started) server for one configured connector URI; `tls` serves ssl:// ones."""
+                  tls: TlsSettings | None = None, memory: MemoryBudget | None = None) -> StompServer:
+    """The (not yet started) server for one configured connector URI; `tls` serves ssl:// ones.
+    `memory` is the broker's budget, which the server's connections count in."""
+    server = _create_server(uri, handler_factory, limits, tls)
+    if memory is not None:
+        server.memory = memory
+    return server
+
+
+def _create_server(uri: str, handler_factory: HandlerFactory, limits: Limits,
+                   tls: TlsSettings | None) -> StompServer:
     connector = parse_connector_uri(uri)
     cls = server_class(connector.scheme)
     address, own_limits = connector.address, connector_limits(connector, limits)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from config.model import Limits
 from transports.base import FrameHandler, FrameLink, error_frame
 from transports.connection import Connection
+from transports.memory import MemoryBudget
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +39,11 @@ REFUSED_ADDRESS = "refused_address_limit"
 
 class StompServer(ABC):
     def __init__(self, host: str, port: int, handler_factory: HandlerFactory, limits: Limits,
-                 scheme: str = "tcp") -> None:
+                 scheme: str = "tcp", memory: MemoryBudget | None = None) -> None:
         self.host = host
+        # Shared with the broker (its destinations and transactions count in it); a listener
+        # started alone has a budget of its own.
+        self.memory = memory if memory is not None else MemoryBudget.from_limits(limits)
         self.port = port
         self.scheme = scheme
         self.handler_factory = handler_factory
@@ -80,7 +84,7 @@ class StompServer(ABC):
         return len(self._connections)
 
     def new_connection(self) -> Connection:
-        return Connection(self.limits, self._made, self._lost, self.scheme)
+        return Connection(self.limits, self._made, self._lost, self.scheme, self.memory)
 
     def _made(self, conn: Connection) -> FrameHandler | None:
         refusal = self._refusal(conn.address)

@@ -96,6 +96,10 @@ class StreamWire(asyncio.Protocol):
         else:
             self.transport.writelines(gathered)
 
+    def write_buffer_size(self) -> int:
+        size = self._gathered_bytes
+        return size + (self.transport.get_write_buffer_size() if self.transport is not None else 0)
+
     def pause_reading(self) -> None:
         assert self.transport is not None
         self.transport.pause_reading()

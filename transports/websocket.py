@@ -177,6 +177,9 @@ class WsWire(asyncio.Protocol):
             self.ws.send_binary(data)
         self._flush()
 
+    def write_buffer_size(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
     def pause_reading(self) -> None:
         self._paused = True
         if self.transport is not None:

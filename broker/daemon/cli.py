@@ -81,6 +81,11 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "lock_timeout": args.lock_timeout,
             "on_lock_lost": args.on_lock_lost,
         },
+        "limits": {
+            "memory_budget": args.memory_budget,
+            "connection_memory_limit": args.connection_memory_limit,
+            "producer_flow_control_timeout": args.producer_flow_control_timeout,
+        },
     }
 
 
@@ -380,6 +385,12 @@ def _add_start(commands: Any) -> None:
                    "long stops (default 5, or ten keep-alive periods if longer)")
     p.add_argument("--on-lock-lost", metavar="exit|slave",
                    help="what a master does when it loses the lock (default exit)")
+    p.add_argument("--memory-budget", metavar="SIZE", help="memory for messages, frames, transactions "
+                   "and buffers together, e.g. 512mb (default 20%% of RAM, 64 MiB to 4 GiB)")
+    p.add_argument("--connection-memory-limit", metavar="SIZE",
+                   help="one connection's frames and transactions (default 32mb)")
+    p.add_argument("--producer-flow-control-timeout", metavar="S", help="seconds a producer waits "
+                   "for memory before an ERROR naming the limit; 0 = at once (default 10)")
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:

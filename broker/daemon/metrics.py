@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from broker.ha.roles import Role
 from transports.http import HttpServer, Response
+from transports.memory import MemoryBudget
 
 if TYPE_CHECKING:
     from broker.ha.lifecycle import Lifecycle
@@ -174,6 +175,7 @@ class _LifecycleCollector(Collector):
             "batonmq_destinations_collected", "Idle destinations removed by the destination GC",
             value=broker.destinations.collected,
         )
+        yield from _memory(broker.memory)
         # Destination names can tell a scraper what the applications do; without them each
         # family is one series summed over every destination.
         named = self.metrics.lifecycle.config.metrics_destination_names
@@ -183,6 +185,8 @@ class _LifecycleCollector(Collector):
             "dequeued": (CounterMetricFamily, "batonmq_destination_dequeued", "Messages consumed"),
             "in_flight": (GaugeMetricFamily, "batonmq_destination_in_flight", "Dispatched, unacked"),
             "depth": (GaugeMetricFamily, "batonmq_destination_depth", "Messages waiting"),
+            "discarded": (CounterMetricFamily, "batonmq_destination_discarded",
+                          "Messages dropped for slow non-durable topic subscribers (docs/memory.md)"),
         }
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             key: kind(name, help_text, labels=labels) for key, (kind, name, help_text) in kinds.items()
@@ -195,6 +199,22 @@ class _LifecycleCollector(Collector):
             else:
                 family.add_metric([], sum(values.get(key, 0) for values in destinations.values()))
         yield from families.values()
+
+
+def _memory(budget: MemoryBudget) -> Iterator[Metric]:
+    """The memory budget (docs/memory.md): its limit, and what is counted in it by pool."""
+    yield GaugeMetricFamily("batonmq_memory_budget_bytes", "The memory budget (limits.memory_budget)",
+                            value=budget.limit or 0)
+    used = GaugeMetricFamily("batonmq_memory_used_bytes", "Bytes counted in the memory budget, by pool "
+                             "(inbound: frames being read and transactions; outgoing: paused write "
+                             "buffers; destinations: undelivered messages)", labels=["pool"])
+    inbound, outgoing = budget.inbound.used, budget.outgoing.used
+    used.add_metric(["inbound"], inbound)
+    used.add_metric(["outgoing"], outgoing)
+    used.add_metric(["destinations"], budget.used - inbound - outgoing)
+    yield used
+    yield GaugeMetricFamily("batonmq_memory_inbound_limit_bytes", "The inbound pool's limit (half the "
+                            "budget)", value=budget.inbound.limit or 0)
 
 
 async def serve_metrics(metrics: Metrics, host: str, port: int) -> HttpServer:

@@ -23,16 +23,9 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
-from broker.engine.destinations import (
-    DLQ,
-    QUEUE_PREFIX,
-    Destinations,
-    Durable,
-    durable_key,
-    is_temp,
-    is_topic,
-)
-from broker.engine.errors import ClientError, DestinationFull, StoreFull
+from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_temp, is_topic
+from broker.engine.errors import ClientError, StoreFull
+from broker.engine.flow import targets
 from broker.engine.guard import Guard
 from broker.engine.login import LoginThrottle
 from broker.engine.message import Message, now_ms
@@ -53,6 +46,7 @@ from stores.base import (
     Store,
     StoreClosed,
 )
+from transports.memory import MemoryBudget, Share
 
 if TYPE_CHECKING:
     from broker.engine.session import Session
@@ -102,6 +96,9 @@ class Broker:
         self.limits = config.limits
         self.store = store
         self.slicer = Slicer(self.limits.work_slice_ms / 1000)  # dispatch and fan-out left for later turns
+        # The one memory budget (docs/memory.md): destinations here, connections through the
+        # connectors, which the master (or tests/helpers/server.py) hands it to.
+        self.memory = MemoryBudget.from_limits(self.limits)
         self.destinations = Destinations(self, config.limits.max_destinations)
         self.temps = TempDestinations(self.destinations)  # temporary destinations and their owners
         self.producers = ProducerWindow(config.store.duplicate_window)
@@ -163,6 +160,9 @@ class Broker:
         if key.startswith(QUEUE_PREFIX):
             return self.destinations.queue(key)
         return None
+
+    def memory_share(self, name: str) -> Share:
+        return self.memory.destination(name, self.limits.destination_memory_limit)
 
     def handler_factory(self, conn: FrameLink) -> Session:
         from broker.engine.session import Session
@@ -285,22 +285,9 @@ class Broker:
     # -- the SEND path ------------------------------------------------------------------------------
 
     def _targets(self, message: Message) -> list[Queue]:
-        """The queues whose stored copy the message needs; raise DestinationFull if one is over its limit."""
-        limit = self.limits.destination_memory_limit
-        if not is_topic(message.destination):
-            if is_temp(message.destination):  # never stored; gone with its connection
-                temp = self.destinations.queues.get(message.destination)
-                if temp is not None and temp.bytes + message.size > limit:
-                    raise DestinationFull(message.destination)
-                return []
-            queue = self.destinations.queue(message.destination)
-            if queue.bytes + message.size > limit:
-                raise DestinationFull(message.destination)
-            return [queue]
-        topic = self.destinations.topic(message.destination)
-        if topic.overfull(message, limit):
-            raise DestinationFull(message.destination)
-        return [t.queue for t in topic.durable_targets(message)]
+        """The queues whose stored copy the message needs; NoRoom (engine/flow.py) if one of them,
+        or the memory budget, is full."""
+        return targets(self.destinations, message, self.limits.producer_flow_control_timeout)
 
     def accept(self, message: Message) -> tuple[Write, Apply, Callable[[], None]]:
         """Start a SEND: returns (store write or None, apply once written, undo if the write failed)."""

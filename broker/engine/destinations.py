@@ -118,7 +118,8 @@ class Destinations:
         topic = self.topics.get(name)
         if topic is None:
             self._check_room()
-            topic = self.topics[name] = Topic(name, self.owner.slicer)
+            topic = self.topics[name] = Topic(name, self.owner.slicer, self.owner.memory_share(name),
+                                              self.owner.limits.topic_pending_limit)
         return topic
 
     def add_durable(self, durable: Durable, selector) -> None:  # type: ignore[no-untyped-def]
@@ -137,6 +138,7 @@ class Destinations:
             self._by_client.pop(durable.client_id, None)
         if durable.topic in self.topics:
             self.topics[durable.topic].detach(durable.queue)
+        durable.queue.memory.close()  # its messages are dropped with it (drop_durable drains them)
         return durable
 
     # -- garbage collection -------------------------------------------------------------------------
@@ -183,9 +185,9 @@ class Destinations:
             self._idle[name] = seen
             return False
         if is_topic(name):
-            del self.topics[name]
+            self.topics.pop(name).memory.close()
         else:
-            del self.queues[name]
+            self.queues.pop(name).memory.close()
         return True
 
     def _activity(self, name: str) -> Activity | None:

@@ -20,16 +20,6 @@ class ClientError(ProtocolError):
         self.headers = headers or {}
 
 
-class DestinationFull(ClientError):
-    """A destination holds more undelivered bytes than `limits.destination_memory_limit`."""
-
-    def __init__(self, destination: str) -> None:
-        super().__init__(
-            "destination full",
-            f"{destination} holds more undelivered bytes than its memory limit; retry later",
-        )
-
-
 class StoreFull(ClientError):
     """A persistent SEND waited `store.usage_timeout` at the store's disk limit (stores/usage.py)."""
 
@@ -39,6 +29,8 @@ class StoreFull(ClientError):
             f"message not stored: {reason}; the SEND waited {waited:g} s (store.usage_timeout) for "
             "consumers to free space; retry later",
         )
+
+
 class Rejected(ClientError):
     """A frame that is refused and not carried out while the connection goes on (STOMP 1.2 lets a
     server keep a connection open after an ERROR): e.g. a SUBSCRIBE with an id already in use."""

@@ -18,7 +18,9 @@ ahead, a consumer added or newly ready) starts the next round from the front.
 Exclusive consumers and message groups (groups.py) narrow which consumer may take a message; a
 queue pays for them (an `Ownership`) only once it meets an exclusive consumer or a grouped message.
 
-Memory accounting counts *undelivered* bytes only: in-flight messages are bounded by prefetch.
+Memory accounting counts *undelivered* bytes only (in-flight messages are bounded by prefetch), in
+the queue's share of the broker's memory budget (transports/memory.py, docs/memory.md): `bytes` is
+that share's count.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from typing import TYPE_CHECKING, Protocol
 from broker.engine.groups import GROUP_ID, Ownership
 from broker.engine.message import Message, now_ms
 from broker.engine.slicing import Budget, Slicer
+from config.model import Limits
+from transports.memory import Share
 
 if TYPE_CHECKING:
     from broker.engine.subscription import Subscription
@@ -43,14 +47,20 @@ _FRONT = (9, 0)  # the scan position of a fresh round: the oldest message of the
 
 class QueueOwner(Protocol):
     slicer: Slicer  # runs the leftovers of a dispatch that used up its budget
+    limits: Limits
 
     def forget(self, queue: Queue, message: Message) -> None:
         """The message left the queue for good (acked, expired): drop its stored copy."""
 
+    def memory_share(self, name: str) -> Share:
+        """A destination's share of the memory budget."""
+
 
 class Queue:
-    def __init__(self, name: str, owner: QueueOwner, durable: bool) -> None:
+    def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None) -> None:
         self.name = name
+        # A topic subscriber's queue passes a share under its topic's; others are destinations.
+        self.memory = memory if memory is not None else owner.memory_share(name)
         # durable: persistent messages of this queue are in the store under `name`.
         self.durable = durable
         self.owner = owner
@@ -64,12 +74,11 @@ class Queue:
         self._ready: set[int] = set()  # id() of the consumers that were ready when we deferred
         self.ownership: Ownership | None = None  # exclusive consumers and group owners, once needed
         self.depth = 0
-        self.bytes = 0
         self.enqueued = 0
         self.dequeued = 0
         self.in_flight = 0
         self.expired = 0
-        self.discarded = 0  # dropped by a slow topic subscriber's pending limit (topic.py)
+        self.discarded = 0  # dropped for a slow subscriber (topic_pending_limit, a full budget)
 
     # -- putting messages in ------------------------------------------------------------------------
 
@@ -78,7 +87,7 @@ class Queue:
             self._cursor = _FRONT  # it lands in a part of the queue this round has scanned
         self._levels[message.priority].append(message)
         self.depth += 1
-        self.bytes += message.size
+        self.memory.charge(message.size)
         self.enqueued += 1
 
     def put_front(self, messages: Iterable[Message]) -> None:
@@ -87,7 +96,7 @@ class Queue:
         for message in reversed(list(messages)):
             self._levels[message.priority].appendleft(message)
             self.depth += 1
-            self.bytes += message.size
+            self.memory.charge(message.size)
 
     def withdraw(self, message: Message) -> bool:
         """Take back a waiting message as if it had never been put (the hot standby mirroring a
@@ -102,7 +111,7 @@ class Queue:
             except ValueError:
                 return False
         self.depth -= 1
-        self.bytes -= message.size
+        self.memory.release(message.size)
         self.enqueued -= 1
         return True
 
@@ -110,20 +119,6 @@ class Queue:
         """The waiting messages by priority, 0 first (9 first in delivery order); for reading only
         (broker/engine/admin.py is the one reader)."""
         return self._levels[::-1] if delivery_order else list(self._levels)
-    def discard_oldest(self) -> Message | None:
-        """Drop the oldest waiting message of the lowest priority present (None if none waits): what a
-        non-durable topic subscriber over its pending limit loses (topic.py). Never a stored one there."""
-        for level in self._levels:
-            if level:
-                message = level.popleft()
-                self._cursor = _FRONT  # indexes after it shift
-                self.depth -= 1
-                self.bytes -= message.size
-                self.discarded += 1
-                self.owner.forget(self, message)
-                return message
-        return None
-
     def messages(self) -> list[Message]:
         """Snapshot in delivery order (for tests and tools)."""
         return [m for level in reversed(self._levels) for m in level]
@@ -134,8 +129,28 @@ class Queue:
         self._cursor = _FRONT
         for level in self._levels:
             level.clear()
-        self.depth = self.bytes = 0
+        self.depth = 0
+        self.memory.set(0)
         return out
+
+    def discard_oldest(self) -> bool:
+        """Drop the oldest waiting message of the lowest priority (a slow non-durable topic
+        subscriber's, as ActiveMQ's oldest-message eviction); False if nothing waits."""
+        for level in self._levels:
+            if level:
+                message = level.popleft()
+                self._cursor = _FRONT  # indexes shift
+                self.depth -= 1
+                self.memory.release(message.size)
+                self.discarded += 1
+                self.owner.forget(self, message)
+                return True
+        return False
+
+    @property
+    def bytes(self) -> int:
+        """Undelivered bytes waiting here."""
+        return self.memory.used
 
     # -- consumers ----------------------------------------------------------------------------------
 
@@ -192,7 +207,7 @@ class Queue:
                     break
                 message, consumer = taken
                 self.depth -= 1
-                self.bytes -= message.size
+                self.memory.release(message.size)
                 if consumer.deliver(message):
                     self.in_flight += 1
                 else:
@@ -278,7 +293,7 @@ class Queue:
     def _expire(self, message: Message) -> None:
         # JMS: an expired message is never delivered; it is dropped (ActiveMQ would DLQ it by policy).
         self.depth -= 1
-        self.bytes -= message.size
+        self.memory.release(message.size)
         self.expired += 1
         self.owner.forget(self, message)
 

@@ -23,6 +23,7 @@ from broker.engine.browse import QueueBrowser, is_browser
 from broker.engine.dedup import producer_scope, scoped_id
 from broker.engine.destinations import LOCAL_TEMP_PREFIXES, check_destination, durable_key, is_temp, is_topic
 from broker.engine.errors import ClientError, Refused, Rejected
+from broker.engine.flow import NoRoom, when_room
 from broker.engine.groups import EXCLUSIVE
 from broker.engine.guard import owner_of
 from broker.engine.headers import negotiate, pending_limit, prefetch_size
@@ -68,7 +69,11 @@ class Session:
         self.scope = ""  # what its producer ids are scoped to (engine/dedup.py)
         self.subscriptions: dict[str, Subscription] = {}
         self.browsers: dict[str, QueueBrowser] = {}  # browser:true subscriptions (engine/browse.py)
-        self.transactions = Transactions()
+        # The connection's share of the memory budget: its frames are counted there by the
+        # transport; its uncommitted transactions by us. A link without one gets its own.
+        self._own_memory = conn.memory is None
+        self.memory = conn.memory if conn.memory is not None else broker.memory.connection(conn.peer)
+        self.transactions = Transactions(self.memory)
         self.completions = Completions(MAX_IN_FLIGHT)
         self._acks: dict[str, Subscription] = {}
         self._ack_seq = 0
@@ -94,7 +99,12 @@ class Session:
                     await self.broker.store_room()
                     if self.ending or self.closed:
                         return
-                self._handle(frame)
+                try:
+                    self._handle(frame)
+                except NoRoom as full:  # producer flow control: this frame, and so the link, waits
+                    await when_room(lambda: self._handle(frame), full,
+                                    self.broker.limits.producer_flow_control_timeout,
+                                    lambda: self.ending or self.closed)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)
         except Rejected as error:
@@ -122,6 +132,8 @@ class Session:
         self.browsers.clear()
         if self.temps is not None:  # after the detaching: it must not find them gone
             self.broker.temps.release(self.temps)
+        if self._own_memory:
+            self.memory.close()
         self.broker.session_closed(self)
 
     async def finish(self) -> None:
@@ -297,7 +309,7 @@ class Session:
             transaction = self.transactions.get(tx_id)
             self.broker.check_accepting()
             self.broker.check_room(message)
-            transaction.add_send(message)
+            self.transactions.add_send(transaction, message)
             self._complete(frame)
             return
         write, apply, undo = self.broker.accept(message)
@@ -336,9 +348,10 @@ class Session:
                 self.client_id, name, destination, selector_text, selector, self.owner)
             queue, key = durable.queue, durable.key
         elif is_topic(destination):
-            queue = Queue(f"{destination}#{self.id}/{sub_id}", self.broker, durable=False)
-            self.broker.destinations.topic(destination).attach(queue, selector, durable=False,
-                                                               pending_limit=pending_limit(frame))
+            topic = self.broker.destinations.topic(destination)
+            private = f"{destination}#{self.id}/{sub_id}"
+            queue = Queue(private, self.broker, durable=False, memory=topic.memory.share(private, None))
+            topic.attach(queue, selector, durable=False, pending_limit=pending_limit(frame))
         else:
             queue = self.broker.destinations.queue(destination)
         subscription = Subscription(self, sub_id, destination, queue, ack, prefetch, selector, key)
@@ -381,6 +394,8 @@ class Session:
         unacked = subscription.take_all()
         if subscription.durable_key is None and is_topic(subscription.destination):
             self.broker.destinations.topic(subscription.destination).detach(queue)
+            queue.drain()
+            queue.memory.close()
             return  # a non-durable topic subscription's messages had no other reader
         if subscription.durable_key is not None:
             durable = self.broker.destinations.durables.get(subscription.durable_key)
@@ -433,8 +448,9 @@ class Session:
         self._complete(frame)
 
     def _commit(self, frame: Frame) -> None:
-        transaction = self.transactions.end(frame.get("transaction"))
-        write, apply = self.broker.commit(transaction)
+        transaction = self.transactions.get(frame.get("transaction"))
+        write, apply = self.broker.commit(transaction)  # NoRoom before anything is done
+        self.transactions.end(transaction.id)
         self._complete(frame, write, apply)
 
     def _abort(self, frame: Frame) -> None:

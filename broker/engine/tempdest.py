@@ -125,7 +125,10 @@ class TempDestinations:
             queue = self.destinations.queues.pop(remote, None)
             if queue is not None:
                 dropped += queue.drain()
-            self.destinations.topics.pop(remote, None)
+                queue.memory.close()  # its share of the memory budget goes with it
+            topic = self.destinations.topics.pop(remote, None)
+            if topic is not None:
+                topic.memory.close()
         names.remote.clear()
         names.local.clear()
         return dropped

@@ -8,9 +8,9 @@ Selectors of subscriptions are applied when publishing, so a queue only holds me
 A slow non-durable subscriber may set ActiveMQ's `activemq.maximumPendingMessageLimit`: the number of
 messages its queue keeps waiting beyond what it has been sent (its prefetch). Past it, the oldest
 waiting ones are discarded as new ones arrive (ActiveMQ's default oldest-message eviction), so a
-subscriber that cannot keep up costs bounded memory and still sees the latest messages. -1 (the
-default) keeps everything, 0 keeps nothing waiting. Durable subscriptions never discard, as in
-ActiveMQ.
+subscriber that cannot keep up costs bounded memory and still sees the latest messages. 0 keeps
+nothing waiting; -1 (or no header) leaves the topic's own limit, `limits.topic_pending_limit` (below),
+in force. Durable subscriptions never discard, as in ActiveMQ.
 
 Fan-out runs in slices (broker/slicing.py): one message to a thousand subscribers is a thousand
 selector evaluations, copies and deliveries, so a publish that spends its budget leaves the rest
@@ -18,6 +18,13 @@ of its subscribers, and every later message of the topic, to the broker's slicer
 returns a future that is done once the message has reached every subscriber; the SEND's RECEIPT
 waits for it, which also holds back a producer that publishes faster than the fan-out runs
 (its session has a bounded number of frames in flight).
+
+Slow subscribers (docs/memory.md): the copies waiting for non-durable subscribers count in the topic's
+share of the memory budget. A subscriber with `limits.topic_pending_limit` messages waiting, or whose
+next copy would not fit in the topic's share or the budget, loses its oldest waiting message first,
+as ActiveMQ's pending-message limit does for slow topic consumers; so a subscriber that does not read
+never holds the producer back, nor the budget full. Durable subscriptions keep every message: their
+queues are destinations with shares of their own, and a full one holds the producer back instead.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from dataclasses import dataclass
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.slicing import Budget, Slicer
+from transports.memory import Share
 
 
 @dataclass(slots=True)
@@ -38,7 +46,7 @@ class TopicQueue:
     queue: Queue
     selector: Callable[[Message], bool | None] | None
     durable: bool
-    pending_limit: int = -1  # activemq.maximumPendingMessageLimit; -1: none
+    pending_limit: int = -1  # activemq.maximumPendingMessageLimit; -1: the topic's limit
 
     def wants(self, message: Message) -> bool:
         return self.selector is None or self.selector(message) is True
@@ -46,7 +54,7 @@ class TopicQueue:
     def trim(self) -> None:
         """Keep at most pending_limit messages waiting: the oldest beyond it are discarded."""
         queue = self.queue
-        while queue.depth > self.pending_limit and queue.discard_oldest() is not None:
+        while queue.depth > self.pending_limit and queue.discard_oldest():
             pass
 
 
@@ -62,9 +70,11 @@ class FanOut:
 
 
 class Topic:
-    def __init__(self, name: str, slicer: Slicer) -> None:
+    def __init__(self, name: str, slicer: Slicer, memory: Share, pending_limit: int = 1000) -> None:
         self.name = name
         self.slicer = slicer
+        self.memory = memory  # holds every non-durable subscriber's share
+        self.pending_limit = pending_limit
         self.queues: dict[str, TopicQueue] = {}  # keyed by queue name
         self.published = 0
         self._backlog: deque[FanOut] = deque()  # fan-outs not finished, in publishing order
@@ -79,12 +89,6 @@ class Topic:
     def durable_targets(self, message: Message) -> list[TopicQueue]:
         """The durable subscriptions whose selector takes the message (they get a stored copy)."""
         return [t for t in self.queues.values() if t.durable and t.wants(message)]
-
-    def overfull(self, message: Message, limit: int) -> bool:
-        """Would the message take a subscriber's queue past `limit`? The cheap size test comes
-        first, so only subscribers near their limit pay for a selector evaluation here."""
-        size = message.size
-        return any(t.queue.bytes + size > limit and t.wants(message) for t in self.queues.values())
 
     def publish(
         self, message: Message, durable: list[Queue], budget: Budget | None = None
@@ -131,6 +135,8 @@ class Topic:
                 continue
             copy = message.copy()
             copy.stored = message.stored and target.durable
+            if not target.durable:
+                self._make_room(target, copy.size)
             target.queue.put(copy)
             target.queue.dispatch(budget)
             if target.pending_limit >= 0:
@@ -141,9 +147,20 @@ class Topic:
         job.next = index
         return True
 
+    def _make_room(self, target: TopicQueue, size: int) -> None:
+        """A slow non-durable subscriber loses its oldest waiting messages, never the producer its
+        turn: past the topic's pending limit (unless its own activemq.maximumPendingMessageLimit
+        replaces it, applied by `trim` after dispatch), or while the topic's share or the budget has
+        no room."""
+        queue = target.queue
+        limit = self.pending_limit if target.pending_limit < 0 else None
+        while queue.depth and ((limit is not None and queue.depth >= limit)
+                               or queue.memory.blocked(size) is not None):
+            queue.discard_oldest()
+
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "bytes": 0,
-                  "consumers": 0, "subscriptions": len(self.queues), "discarded": 0}
+                  "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
         for target in self.queues.values():
             s = target.queue.stats()
             for key in ("dequeued", "in_flight", "depth", "bytes", "consumers", "discarded"):

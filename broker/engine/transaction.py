@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from broker.engine.errors import ClientError
 from broker.engine.message import Message
+from transports.memory import Share
 
 if TYPE_CHECKING:
     from broker.engine.subscription import Subscription
@@ -44,10 +45,12 @@ class Transaction:
 
 
 class Transactions:
-    """The open transactions of one session."""
+    """The open transactions of one session; their SENDs count in the connection's memory share
+    until COMMIT or ABORT (docs/memory.md)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: Share) -> None:
         self._open: dict[str, Transaction] = {}
+        self.memory = memory
 
     def begin(self, tx_id: str | None) -> None:
         if not tx_id:
@@ -64,13 +67,21 @@ class Transactions:
             raise ClientError("unknown transaction", f"transaction {str(tx_id)[:100]!r} is not open")
         return transaction
 
+    def add_send(self, transaction: Transaction, message: Message) -> None:
+        transaction.add_send(message)
+        self.memory.charge(message.size)
+
     def end(self, tx_id: str | None) -> Transaction:
         transaction = self.get(tx_id)
         del self._open[transaction.id]
+        self.memory.release(transaction.bytes)
         return transaction
 
     def abort_all(self) -> None:
+        held = sum(t.bytes for t in self._open.values())
         self._open.clear()
+        if held:
+            self.memory.release(held)
 
     def __len__(self) -> int:
         return len(self._open)

@@ -169,7 +169,8 @@ class MasterTerm:
     def _server(self, uri: str) -> StompServer:
         assert self.broker is not None
         try:
-            return create_server(uri, self.broker.handler_factory, self.config.limits, self.config.tls)
+            return create_server(uri, self.broker.handler_factory, self.config.limits, self.config.tls,
+                                 self.broker.memory)
         except ConfigError as exc:
             raise ConnectorUnavailable(uri, f"{exc.key}: {exc.problem}") from None
 

@@ -74,7 +74,7 @@ class BrokerThread:
             await self.broker.start(recovered)
             for connector in self.config.connectors:
                 server = create_server(connector, self.broker.handler_factory, self.config.limits,
-                                       self.config.tls)
+                                       self.config.tls, self.broker.memory)
                 await server.start()
                 self.servers.append(server)
             self.server = self.servers[0]

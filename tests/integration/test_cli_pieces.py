@@ -22,7 +22,9 @@ def test_start_flags_become_nested_overrides():
         "--metrics-host", "0.0.0.0", "--no-metrics-destination-names", "--tls-cert", "c.pem",
         "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-client-auth", "optional", "--log-level", "debug",
         "--store-usage-limit", "10gb", "--store-usage-timeout", "5",
-        "--admin-port", "8161", "--admin-host", "0.0.0.0"])
+        "--admin-port", "8161", "--admin-host", "0.0.0.0",
+        "--memory-budget", "512mb", "--connection-memory-limit", "8 MiB",
+        "--producer-flow-control-timeout", "0"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d",
         "store": {"type": "leveldb", "usage_limit": "10gb", "usage_timeout": "5"},
@@ -31,7 +33,9 @@ def test_start_flags_become_nested_overrides():
         "admin": {"port": "8161", "host": "0.0.0.0"},
         "tls": {"cert": "c.pem", "key": "k.pem", "ca": "ca.pem", "client_auth": "optional"},
         "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "lock_timeout": "4",
-                 "on_lock_lost": "slave"}}
+                 "on_lock_lost": "slave"},
+        "limits": {"memory_budget": "512mb", "connection_memory_limit": "8 MiB",
+                   "producer_flow_control_timeout": "0"}}
     assert args.log_level == "debug"
 
 

@@ -122,7 +122,8 @@ def test_refused_sends_make_the_run_fail(receipts):
     from config.model import Limits
 
     # A destination that holds ~4 KiB: the broker answers ERROR once it is full.
-    with running_broker(limits=Limits(destination_memory_limit=4096)) as broker:
+    limits = Limits(destination_memory_limit=4096, producer_flow_control_timeout=0)  # refused at once
+    with running_broker(limits=limits) as broker:
         url = f"tcp://127.0.0.1:{broker.port}"
         flags = ["--receipts"] if receipts else []
         sent = batonmq("produce", "--url", url, "--destination", "/queue/small", "--count", "100",

@@ -94,6 +94,9 @@ def test_start_help_shows_the_defaults_of_the_model():
         "--on-lock-lost": f"(default {lock.on_lock_lost})",
         "--metrics-port": "(default: not served)",
         "--log-level": "(default info)",
+        "--connection-memory-limit": f"(default {defaults.limits.connection_memory_limit // 2**20}mb)",
+        "--producer-flow-control-timeout": f"(default {defaults.limits.producer_flow_control_timeout:g})",
+        "--memory-budget": "(default 20% of RAM, 64 MiB to 4 GiB)",
     }
     assert defaults.metrics_port is None  # what "not served" says
     for flag, default in expected.items():

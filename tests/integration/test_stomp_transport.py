@@ -130,7 +130,7 @@ def test_heartbeating_clients_stay_and_receive_beats() -> None:
 @pytest.mark.parametrize("uvloop", [False, True])
 def test_consumer_that_never_reads_pauses_delivery_and_memory_stays_bounded(uvloop: bool) -> None:
     body = b"y" * 16384
-    limits = Limits(destination_memory_limit=2 * 1024 * 1024)
+    limits = Limits(destination_memory_limit=2 * 1024 * 1024, producer_flow_control_timeout=0)
     with running_broker(limits=limits, uvloop=uvloop) as broker:
         stuck = socket.socket()
         stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -146,7 +146,7 @@ def test_consumer_that_never_reads_pauses_delivery_and_memory_stays_bounded(uvlo
                 if not reply.startswith("RECEIPT"):
                     full = reply
                     break
-            assert full is not None and error_of(full) == "destination full"
+            assert full is not None and error_of(full) == "destination full (limits.destination_memory_limit)"
             stats = broker.stats()["destinations"]["/queue/flow"]
             assert stats["depth"] > 50 and stats["bytes"] <= limits.destination_memory_limit
 

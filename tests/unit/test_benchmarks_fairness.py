@@ -2,15 +2,14 @@
 
 import os
 from dataclasses import asdict
-from types import SimpleNamespace
 
 import pytest
 
 from benchmarks import hostile_payloads as payloads
-from benchmarks.fairness import FULL, QUICK, SCENARIOS, RssSampler
+from benchmarks.fairness import FULL, QUICK, SCENARIOS, RssSampler, scenario_budget
 from benchmarks.fairness_goals import (
     Goals,
-    budget_from_fields,
+    default_budget,
     lock_lost,
     misses,
     peak_rss_mib,
@@ -92,14 +91,19 @@ def test_rss_sampler_reads_proc_status():
     assert gone.samples == 0 and gone.high_water_kib is None
 
 
-def test_budget_prefers_a_broker_wide_setting():
-    fields = {"memory_budget": SimpleNamespace(default=256 * MiB),
-              "destination_memory_limit": SimpleNamespace(default=1024 * MiB)}
-    assert budget_from_fields(fields) == (256 * MiB, "limits.memory_budget (default)")
-    del fields["memory_budget"]
-    budget, source = budget_from_fields(fields)
-    assert budget == 1024 * MiB and "destination_memory_limit" in source
-    assert budget_from_fields(Limits.model_fields)[0] > 0  # the real model has one or the other
+def test_budget_is_the_brokers_default_memory_budget():
+    budget, source = default_budget(Limits())
+    assert 64 * MiB <= budget <= 4096 * MiB and source.startswith("limits.memory_budget")
+    assert default_budget(Limits(memory_budget=256 * MiB))[0] == 256 * MiB
+
+
+def test_a_scenario_with_a_budget_of_its_own_is_judged_against_it():
+    fast = _victim([1.0] * 10)
+    assert misses({**_outcome(fast, rss=300.0), "budget_mib": 256}, Goals(), budget_mib=4096) == [
+        ]
+    assert misses({**_outcome(fast, rss=400.0), "budget_mib": 256}, Goals(), 4096) == ["RSS 400 > 356 MiB"]
+    assert scenario_budget(next(s for s in SCENARIOS if s.key == "j-parked-frames"), FULL, 4096) == 256
+    assert scenario_budget(SCENARIOS[0], FULL, 4096) == 4096
 
 
 def test_table_marks_missed_goals():

@@ -20,6 +20,7 @@ class MemConn:
         self.peer = peer
         self.scheme = scheme
         self.peer_certificate = peer_certificate
+        self.memory = None  # the session takes a share of the broker's budget
         self.writable = True
         self.version = "1.2"
         self.sent: list[Frame] = []

@@ -34,6 +34,9 @@ class MessageWire:
     def pause_reading(self) -> None:
         self.reading, self.pauses = False, self.pauses + 1
 
+    def write_buffer_size(self) -> int:
+        return sum(map(len, self.messages))  # nobody takes them: all still waiting
+
     def resume_reading(self) -> None:
         self.reading = True
 
@@ -227,3 +230,41 @@ async def test_a_connection_with_many_frames_lets_the_loop_run_between_slices() 
     await until(lambda: len(busy.messages) == 901)
     task.cancel()
     assert turns > 10  # without yielding, the reader would have handled all 900 in one turn
+
+
+def partial_send(size: int, announced: int) -> bytes:
+    return b"SEND\ndestination:/queue/m\ncontent-length:%d\n\n" % announced + b"p" * size
+
+
+async def test_a_partial_frame_past_the_connection_limit_pauses_reading_then_is_refused() -> None:
+    _, server = await serving(memory_budget=4 * 1024 * 1024, connection_memory_limit=64 * 1024,
+                              producer_flow_control_timeout=0.3)
+    wire = server.accept("p:1")
+    wire.deliver(connect())
+    await until(lambda: wire.commands() == ["CONNECTED"])
+    wire.conn.received(partial_send(100 * 1024, 200 * 1024))
+    assert not wire.reading  # its share is full: the transport stops reading it
+    await until(lambda: wire.state == "closed")
+    error = wire.frames()[-1]
+    assert error.command == "ERROR" and error.headers["message"] == (
+        "memory limit reached (limits.connection_memory_limit)")
+    assert b"holds 100 KiB of its 64 KiB" in error.body
+    assert server.memory.used == 0  # its bytes were given back with it
+    await server.stop(grace=1.0)
+
+
+async def test_a_connection_paused_by_the_full_pool_reads_again_once_room_comes_back() -> None:
+    # 2 MiB budget: frames of all connections together may hold 1 MiB.
+    _, server = await serving(memory_budget=2 * 1024 * 1024, connection_memory_limit=1024 * 1024,
+                              producer_flow_control_timeout=30)
+    first, second = server.accept("a:1"), server.accept("b:2")
+    for wire in (first, second):
+        wire.deliver(connect())
+    await until(lambda: first.commands() == second.commands() == ["CONNECTED"])
+    first.conn.received(partial_send(700 * 1024, 700 * 1024 + 10))
+    second.conn.received(partial_send(400 * 1024, 500 * 1024))
+    assert not second.reading and server.memory.inbound.used > 1024 * 1024
+    first.conn.received(b"p" * 10 + b"\0")  # the first frame completes and is handled: room again
+    await until(lambda: second.reading)
+    assert second.state == "open" and [f.command for f in second.frames()] == ["CONNECTED"]
+    await server.stop(grace=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from broker.engine.message import now_ms
@@ -202,14 +204,31 @@ async def test_selector_filters_queue_delivery() -> None:
 
 
 async def test_destination_memory_limit_refuses_sends() -> None:
-    broker = make_broker(destination_memory_limit=4096)
+    # A flow-control timeout of 0 is ActiveMQ's sendFailIfNoSpace: refused at once.
+    broker = make_broker(destination_memory_limit=4096, producer_flow_control_timeout=0)
     producer = await connected(broker)
     for _ in range(3):
         await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
     assert len(producer.conn.take("RECEIPT")) == 3
     await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
-    assert producer.conn.errors() == ["destination full"]
+    assert producer.conn.errors() == ["destination full (limits.destination_memory_limit)"]
     assert broker.stats()["destinations"]["/queue/full"]["depth"] == 3
+
+
+async def test_a_send_to_a_full_destination_waits_until_a_consumer_makes_room() -> None:
+    broker = make_broker(destination_memory_limit=4096, producer_flow_control_timeout=30)
+    producer = await connected(broker)
+    for _ in range(3):
+        await producer.frame("SEND", b"x" * 1000, destination="/queue/full", receipt="r")
+    waiting = asyncio.ensure_future(
+        producer.frame("SEND", b"y" * 1000, destination="/queue/full", receipt="late"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and producer.conn.errors() == []  # held back, not refused
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/full", id="1", ack="auto")
+    await asyncio.wait_for(waiting, 10)
+    assert producer.conn.errors() == [] and len(producer.conn.take("RECEIPT")) == 4
+    assert broker.memory.used == 0 or broker.stats()["destinations"]["/queue/full"]["depth"] <= 1
 
 
 async def test_duplicate_producer_id_is_receipted_but_not_delivered_twice() -> None:
@@ -238,3 +257,19 @@ async def test_client_id_in_use() -> None:
     other = Client(broker)
     await other.frame("CONNECT", accept_version="1.2", client_id="c")
     assert other.conn.errors() == ["client-id in use"]
+
+
+async def test_a_topic_subscriber_that_does_not_read_loses_its_oldest_not_the_producer_its_turn() -> None:
+    broker = make_broker(topic_pending_limit=5, producer_flow_control_timeout=0)
+    slow, fast, producer = await connected(broker), await connected(broker), await connected(broker)
+    for client in (slow, fast):
+        await client.frame("SUBSCRIBE", destination="/topic/t", id="1", ack="auto")
+    slow.conn.pause()  # its transport's buffer is full: dispatch to it stops
+    for i in range(20):
+        await producer.frame("SEND", str(i).encode(), destination="/topic/t", receipt=f"r{i}")
+    assert len(producer.conn.take("RECEIPT")) == 20 and producer.conn.errors() == []
+    stats = broker.stats()["destinations"]["/topic/t"]
+    assert stats["depth"] == 5 and stats["discarded"] == 15  # the slow one keeps its newest five
+    assert fast.conn.errors() == [] and len(fast.conn.take("MESSAGE")) == 20
+    slow.conn.resume()
+    assert [m.body for m in slow.conn.take("MESSAGE")] == [str(i).encode() for i in range(15, 20)]

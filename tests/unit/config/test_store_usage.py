@@ -24,14 +24,16 @@ def system_usage(attrs: str = "", inner: str = "") -> str:
 
 
 def test_store_and_temp_usage_limits_map_to_the_store_settings() -> None:
-    inner = ('<memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>'
+    inner = ('<memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
              '<storeUsage><storeUsage limit="100 gb"/></storeUsage>'
              '<tempUsage><tempUsage limit="512mb"/></tempUsage>')
     out = parsed(system_usage('sendFailIfNoSpaceAfterTimeout="3000"', inner))
     assert out.values["store"]["usage_limit"] == 100 * GiB
     assert out.values["store"]["temp_usage_limit"] == 512 * 1024 * 1024
     assert out.values["store"]["usage_timeout"] == 3.0
-    assert out.warnings == []  # memoryUsage is the memory budget's: passed over silently here
+    # ActiveMQ's one timeout holds for memory and disk alike.
+    assert out.values["limits"] == {"memory_budget": 64 * 1024 * 1024, "producer_flow_control_timeout": 3.0}
+    assert out.warnings == []
 
 
 @pytest.mark.parametrize(("attrs", "timeout"), [

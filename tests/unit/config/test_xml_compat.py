@@ -47,9 +47,10 @@ def test_stock_activemq_5_17_2_loads_with_one_warning_per_ignored_thing(tmp_path
     lines = [record.getMessage() for record in caplog.records]
     assert all(line.startswith(f"{file}: ignored ") for line in lines), lines
     named = [line.removeprefix(f"{file}: ignored ").partition(":")[0] for line in lines]
+    assert config.limits.topic_pending_limit == 1000  # constantPendingMessageLimitStrategy, topic=">"
     assert named == [
-        'policyEntry[topic=">"]/pendingMessageLimitStrategy',
         "<managementContext>",
+        "memoryUsage/memoryUsage@percentOfJvmHeap",
         "transportConnector[amqp]",
         "transportConnector[mqtt]",
         "transportConnector[ws]",
@@ -190,11 +191,52 @@ def test_shared_dead_letter_strategy_is_what_batonmq_does() -> None:
 
 
 def test_left_alone_elements_stay_silent_and_empty_containers_warn() -> None:
-    # <systemUsage> belongs to the memory settings.
-    mapping = parse('<systemUsage><systemUsage><memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
-                    "</systemUsage></systemUsage><networkConnectors/>")
+    mapping = parse("<producerSystemUsage/><networkConnectors/>")
     assert mapping.values == {}
     assert mapping.warnings == ["ignored <networkConnectors>: empty"]
+
+
+def usage(attrs: str = "", inner: str = "") -> str:
+    return f"<systemUsage><systemUsage {attrs}>{inner}</systemUsage></systemUsage>"
+
+
+def test_memory_usage_limit_is_the_memory_budget_and_disk_usages_the_store_limits() -> None:
+    memory = '<memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
+    disk = ('<storeUsage><storeUsage limit="100 gb"/></storeUsage>'
+            '<tempUsage><tempUsage limit="50 gb"/></tempUsage>')
+    mapping = parse(usage('sendFailIfNoSpaceAfterTimeout="3000"', memory + disk))
+    assert mapping.values == {"limits": {"memory_budget": 64 * MiB, "producer_flow_control_timeout": 3.0},
+                              "store": {"usage_limit": 100 * 1024 * MiB, "temp_usage_limit": 50 * 1024 * MiB,
+                                        "usage_timeout": 3.0}}
+    assert mapping.warnings == []
+
+
+def test_send_fail_if_no_space_refuses_at_once_and_false_is_reported() -> None:
+    assert parse(usage('sendFailIfNoSpace="true"')).values == {
+        "limits": {"producer_flow_control_timeout": 0.0}, "store": {"usage_timeout": 0.0}}
+    mapping = parse(usage('sendFailIfNoSpace="false"'))
+    assert mapping.values == {}
+    assert "producer_flow_control_timeout" in mapping.warnings[0]
+    # An explicit timeout wins over the flag, as in ActiveMQ (the timeout implies failing).
+    assert parse(usage('sendFailIfNoSpace="true" sendFailIfNoSpaceAfterTimeout="500"')).values == {
+        "limits": {"producer_flow_control_timeout": 0.5}, "store": {"usage_timeout": 0.5}}
+
+
+def test_percent_of_jvm_heap_is_reported_and_bad_usage_is_refused() -> None:
+    mapping = parse(usage(inner='<memoryUsage><memoryUsage percentOfJvmHeap="70"/></memoryUsage>'))
+    assert mapping.values == {} and "percentOfJvmHeap" in mapping.warnings[0]
+    with pytest.raises(ConfigError, match="memoryUsage"):
+        parse(usage(inner='<memoryUsage><memoryUsage limit="lots"/></memoryUsage>'))
+    with pytest.raises(ConfigError, match="systemUsage"):
+        parse("<systemUsage><memoryUsage/></systemUsage>")
+
+
+def test_memory_usage_reaches_the_broker_config(tmp_path: Path) -> None:
+    xml = tmp_path / "activemq.xml"
+    memory = usage(inner='<memoryUsage><memoryUsage limit="256 mb"/></memoryUsage>')
+    xml.write_text(f'<beans><broker xmlns="http://activemq.apache.org/schema/core">{memory}</broker></beans>')
+    config = build_config(xml, environ={})
+    assert config.limits.memory_budget == 256 * MiB and config.limits.budget == 256 * MiB
 
 
 def test_a_skipped_connector_is_named_and_the_rest_are_served() -> None:
@@ -214,3 +256,23 @@ def test_plugins_other_than_security_are_named_in_a_warning() -> None:
     assert mapping.values == {}
     assert [line.partition(":")[0] for line in mapping.warnings] == [
         "ignored <plugins>/<statisticsBrokerPlugin>", "ignored <plugins>/<loggingBrokerPlugin>"]
+
+
+def test_a_constant_pending_limit_for_every_topic_is_the_topic_pending_limit() -> None:
+    strategy = ('<pendingMessageLimitStrategy><constantPendingMessageLimitStrategy limit="50"/>'
+                "</pendingMessageLimitStrategy>")
+    assert parse(policy(f'<policyEntry topic=">">{strategy}</policyEntry>')).values == {
+        "limits": {"topic_pending_limit": 50}}
+    narrow = parse(policy(f'<policyEntry topic="news.>">{strategy}</policyEntry>'))
+    assert narrow.values == {} and "pendingMessageLimitStrategy" in narrow.warnings[0]
+
+
+def test_memory_sizes_are_read_as_activemq_writes_them() -> None:
+    from config.model import Limits
+
+    limits = Limits(memory_budget="256 mb", connection_memory_limit="8MiB", destination_memory_limit="4096")
+    assert (limits.budget, limits.connection_memory_limit, limits.destination_memory_limit) == (
+        256 * MiB, 8 * MiB, 4096)
+    assert Limits().budget >= 64 * MiB
+    with pytest.raises(ValueError, match="connection_memory_limit"):
+        Limits(memory_budget="16mb", connection_memory_limit="32mb")

@@ -1,0 +1,81 @@
+"""Producer flow control on the SEND path: a message waits for room in its destination and the budget.
+
+A SEND (or COMMIT) whose message would take its queue's share, a durable subscriber's share or the
+broker's whole memory budget past the limit (transports/memory.py) raises `NoRoom`. The session then
+holds that frame, and so every later frame of the connection (its reader stops; the socket then
+stops being read), until a release makes room, and handles it again; if no room came within
+`limits.producer_flow_control_timeout` it answers ERROR naming the limit and closes, as ActiveMQ's
+sendFailIfNoSpaceAfterTimeout; with 0 at once (sendFailIfNoSpace). Other connections go on: a
+consumer's ACK or a SEND to a destination with room is not behind it.
+
+Non-durable topic subscribers never hold a SEND back (a slow one loses its oldest messages instead,
+broker/engine/topic.py): only the durable subscriptions the message goes to are asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from broker.engine.destinations import Destinations, is_temp, is_topic
+from broker.engine.errors import ClientError
+from broker.engine.message import Message
+from transports.gate import RoomWaiter
+from transports.memory import Share, refusal
+
+if TYPE_CHECKING:
+    from broker.engine.queue import Queue
+
+
+class NoRoom(ClientError):
+    """No room for a message: `full` is the share (a destination's, or the budget) that is full."""
+
+    def __init__(self, full: Share, timeout: float) -> None:
+        message, detail = refusal(full, timeout)
+        super().__init__(message, detail, {"memory-limit": full.setting or "limits.memory_budget"})
+        self.full = full
+
+
+def targets(destinations: Destinations, message: Message, timeout: float) -> list[Queue]:
+    """The queues whose stored copy the message needs; NoRoom if one of them (or the budget) is full."""
+    size = message.size
+    if not is_topic(message.destination):
+        if is_temp(message.destination):  # never stored; gone with its connection
+            temp = destinations.queues.get(message.destination)
+            full = temp.memory.blocked(size) if temp is not None else None
+            if full is not None:
+                raise NoRoom(full, timeout)
+            return []
+        queue = destinations.queue(message.destination)
+        full = queue.memory.blocked(size)
+        if full is not None:
+            raise NoRoom(full, timeout)
+        return [queue]
+    durable = [t.queue for t in destinations.topic(message.destination).durable_targets(message)]
+    for queue in durable:
+        full = queue.memory.blocked(size)
+        if full is not None:
+            raise NoRoom(full, timeout)
+    return durable
+
+
+async def when_room(retry: Callable[[], None], first: NoRoom, timeout: float,
+                    gone: Callable[[], bool]) -> None:
+    """Call `retry` again each time the full share makes room, until it raises no NoRoom; raise the
+    last NoRoom once `timeout` has passed without room (or at once with 0)."""
+    loop = asyncio.get_running_loop()
+    waiter = RoomWaiter(loop)
+    deadline = loop.time() + timeout
+    error = first
+    while True:
+        woken = await waiter.wait(error.full, deadline - loop.time())
+        if gone():
+            return
+        try:
+            retry()  # after a release, or once more at the deadline
+            return
+        except NoRoom as again:
+            if not woken or loop.time() >= deadline:
+                raise again from None
+            error = again
