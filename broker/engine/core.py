@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from broker.engine.auth import AllowAll, Authenticator
 from broker.engine.dedup import ProducerWindow
-from broker.engine.destinations import DLQ, QUEUE_PREFIX, Destinations, Durable, durable_key, is_temp, is_topic
+from broker.engine.destinations import (
+    DLQ,
+    QUEUE_PREFIX,
+    Destinations,
+    Durable,
+    durable_key,
+    is_temp,
+    is_topic,
+)
 from broker.engine.errors import ClientError, StoreFull
 from broker.engine.flow import targets
 from broker.engine.guard import Guard

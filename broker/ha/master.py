@@ -24,7 +24,7 @@ from stores import reserve
 from stores.base import Fence, Store
 from stores.lock.backend import LockBackend
 from stores.lock.identity import Holder
-from stores.registry import create_store
+from stores.registry import check_marker, create_store
 from stores.usage import StoreUsage
 from transports.registry import create_server
 from transports.server import StompServer
@@ -96,8 +96,10 @@ class MasterTerm:
         """Fence the old master, wait until it is gone, recover the store, then bind connectors."""
         data_dir = self.config.data_dir
         self._mark("lock_taken")
-        # Before anything is written this term: a broker killed on a full disk needs room for its
-        # epoch and the store's first record (stores/reserve.py).
+        # A directory of another store type is refused before anything changes in it, the reserve
+        # included; then, before anything is written this term, a broker killed on a full disk
+        # needs room for its epoch and the store's first record (stores/reserve.py).
+        await asyncio.to_thread(check_marker, data_dir, self.config.store.type)
         await asyncio.to_thread(reserve.release, data_dir)
         self.epoch = await asyncio.to_thread(self.lock.bump_epoch)
         # "since" in `batonmq status` and the slaves' logs: when this term began, not the process.
