@@ -62,6 +62,7 @@ class Job:
     time_limit: float = 60.0
     login: str | None = None
     passcode: str | None = None
+    tag: str | None = None  # sent as `bench-producer`, so a consumer can check each producer's order
 
 
 @dataclass
@@ -101,7 +102,8 @@ async def _send_loop(link: StompLink, job: Job, deadline: float, result: WorkerR
         names = [f"{job.destination}.{i}" for i in range(job.queues)]
     else:
         names = [job.destination]
-    templates = [SendTemplate(name, job.size, job.persistent) for name in names]
+    extra = {"bench-producer": job.tag} if job.tag is not None else None
+    templates = [SendTemplate(name, job.size, job.persistent, extra) for name in names]
     start = time.monotonic()
     sent = 0
     for seq in range(job.count):
