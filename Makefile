@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
 .PHONY: venv run test check lint unit coverage bench bench-failover bench-compare bench-fairness \
-	bench-fairness-quick clean
+	bench-fairness-quick bench-backlog bench-backlog-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +70,14 @@ bench-fairness: $(STAMP)
 
 bench-fairness-quick: $(STAMP)
 	$(PY) -m benchmarks.fairness --quick --json benchmarks/results/fairness-quick.json $(ARGS)
+
+# A persistent backlog produced, recovered cold, taken over warm and drained (issue 12); N = 100k and 1M.
+# ARGS="--long" (adds 10M), "--stores all", "--cursor-window 8mb", "--check" (exit 1 when a goal is missed).
+bench-backlog: $(STAMP)
+	$(PY) -m benchmarks.backlog --json benchmarks/results/backlog.json $(ARGS)
+
+bench-backlog-quick: $(STAMP)
+	$(PY) -m benchmarks.backlog --quick --json benchmarks/results/backlog-quick.json $(ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .coverage .coverage.* htmlcov

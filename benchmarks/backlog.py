@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import resource
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ from benchmarks.backlog_clients import Drained, drain, produce_backlog
 from benchmarks.brokers import BrokerProcess, free_port
 from benchmarks.fairness import RssSampler
 from benchmarks.fairness_goals import peak_rss_mib
+from benchmarks.hotpath import cpu_seconds
 from benchmarks.report import machine_info, machine_line, progress, write_json
 from benchmarks.standby import READY, kill_to_receipt, log_since, phases
 from transports import eventloop
@@ -182,12 +184,36 @@ async def run_size(plan: Plan, store: str, count: int) -> dict[str, Any]:
     return outcome
 
 
+def cpu_total(broker: BrokerProcess) -> float:
+    """The broker's user + system CPU seconds so far (0 if it is gone)."""
+    try:
+        return sum(cpu_seconds(broker.pid)) if broker.pid is not None else 0.0
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cores(broker: BrokerProcess, since: tuple[float, float], elapsed: float) -> dict[str, float | None]:
+    """CPU cores the broker and these clients used over a phase (`since`: both CPU times before it):
+    a client near 1 core while the broker is well under is the client's limit, not the broker's."""
+    if elapsed <= 0:
+        return {"broker_cores": None, "client_cores": None}
+    return {"broker_cores": round((cpu_total(broker) - since[0]) / elapsed, 2),
+            "client_cores": round((own_cpu() - since[1]) / elapsed, 2)}
+
+
 async def phases_of(plan: Plan, a: BrokerProcess, b: BrokerProcess, count: int) -> dict[str, Any]:
     limit, store = time_limit(count), a.store
     rss: dict[str, Any] = {}
     first = await start_master(a, limit)
+    cpu = cpu_total(a), own_cpu()
     made = await produce_backlog(a.host, a.port, QUEUE, count, plan.producers, plan.size, limit,
                                  f"{store} produce")
+    produce_cores = cores(a, cpu, made.elapsed)
     progress(f"{store} N={count:,}: {made.count:,} receipted at {made.rate:,} msg/s {made.errors[:1]}")
     rss["produce_peak_mib"] = await kill(first)
     cold = await cold_restart(a, limit)
@@ -196,15 +222,18 @@ async def phases_of(plan: Plan, a: BrokerProcess, b: BrokerProcess, count: int) 
     rss["slave_ready_mib"] = slave.now_mib()
     warm = await warm_takeover(cold_watch, b, limit)
     rss["recovered_peak_mib"] = warm.pop("killed_peak_mib")
+    cpu = cpu_total(b), own_cpu()
     result = await drain(b.host, b.port, QUEUE, made.per_producer, plan.ack, plan.prefetch, limit,
                          f"{store} drain")
+    drain_cores = cores(b, cpu, result.elapsed)
     progress(f"{store} N={count:,}: drained {result.distinct:,}/{result.expected:,} at {result.rate:,} msg/s")
     await asyncio.sleep(SETTLE)
     rss["drain_peak_mib"], rss["after_drain_mib"] = slave.peak_mib(), slave.now_mib()
     slave.stop()
     peaks = [v for k, v in rss.items() if k != "after_drain_mib" and v is not None]
     rss["peak_mib"] = max(peaks, default=None)
-    return {"produce": asdict(made), "cold": cold, "warm": warm, "rss": rss, "drain": _drained(result)}
+    return {"produce": {**asdict(made), **produce_cores}, "cold": cold, "warm": warm,
+            "rss": rss, "drain": {**_drained(result), **drain_cores}}
 
 
 def _drained(result: Drained) -> dict[str, Any]:

@@ -65,13 +65,19 @@ def _seconds(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _cores(phase: Mapping[str, Any]) -> str:
+    """Broker/client CPU cores over a phase: which side was busy."""
+    return f"{format_number(phase.get('broker_cores'), 2)}/{format_number(phase.get('client_cores'), 2)}"
+
+
 def table(outcomes: Sequence[Mapping[str, Any]], goals: Goals) -> str:
     headers = ["store", "N", "produce msg/s", "drain msg/s", "in-window msg/s", "ratio", "RSS peak MiB",
-               "RSS drained MiB", "cold recovery s", "kill->receipt s", "drained", "goals missed"]
+               "RSS drained MiB", "cold recovery s", "kill->receipt s", "drained", "cores b/c produce drain",
+               "goals missed"]
     rows = []
     for o in outcomes:
         if o.get("error"):
-            rows.append([o["store"], format_number(o["count"]), *["-"] * 9, f"did not run: {o['error']}"])
+            rows.append([o["store"], format_number(o["count"]), *["-"] * 10, f"did not run: {o['error']}"])
             continue
         drain, rss = o["drain"], o["rss"]
         missed = [name for name, verdict in verdicts(o, goals).items() if verdict == MISSED]
@@ -83,6 +89,7 @@ def table(outcomes: Sequence[Mapping[str, Any]], goals: Goals) -> str:
             format_number(rss.get("after_drain_mib"), 1), _seconds(o["cold"].get("recovery_s")),
             _seconds(o["warm"].get("kill_to_receipt_s")),
             f"{drain['distinct']:,}/{drain['expected']:,}" + ("" if drain["complete_in_order"] else " !"),
+            " ".join(_cores(part) for part in (o["produce"], drain)),
             "; ".join(missed) or "none",
         ])
     return render_table(headers, rows)
