@@ -53,6 +53,7 @@ WINDOW_SHARE = 1280  # bytes a 1 KiB message is reckoned to take in the window, 
 SETTLE = 2.0  # seconds after the drain before the RSS is read again
 COUNTS, QUICK_COUNTS, LONG_COUNT = (100_000, 1_000_000), (20_000, 100_000), 10_000_000
 MAX_COUNT = 20_000_000
+INTERRUPTED = 130  # the exit status after Ctrl-C or SIGTERM, as a shell gives
 
 
 @dataclass(frozen=True)
@@ -265,13 +266,16 @@ async def warm_takeover(master: Watched, b: BrokerProcess, limit: float) -> dict
             "kill_to_lock_s": round(b.timelines[-1].lock_taken - killed_wall, 4), **timeline}
 
 
-async def run_all(plan: Plan) -> list[dict[str, Any]]:
-    outcomes = []
+async def run_all(plan: Plan, outcomes: list[dict[str, Any]]) -> None:
+    """Every store and N in turn. SIGTERM cancels the run the way Ctrl-C does, so that every broker
+    is still stopped (by pid) and every data directory removed on the way out."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     for store in plan.stores:
         for count in plan.counts:
             progress(f"{store} N={count:,}: starting")
             outcomes.append(await run_size(plan, store, count))
-    return outcomes
 
 
 def _stores(args: argparse.Namespace) -> tuple[str, ...]:
@@ -316,7 +320,13 @@ def main(argv: list[str] | None = None) -> int:
     goals = goals_mod.Goals()
     machine = machine_info()
     progress(machine_line(machine))
-    outcomes = eventloop.run(run_all(plan))
+    outcomes: list[dict[str, Any]] = []
+    interrupted = False
+    try:
+        eventloop.run(run_all(plan, outcomes))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        interrupted = True
+        progress(f"interrupted: the {len(outcomes)} finished run(s) follow")
     count, rounds = window_size(plan)
     print(machine_line(machine))
     print(f"broker defaults{' + --cursor-window ' + plan.cursor_window if plan.cursor_window else ''}; "
@@ -332,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                                "results": outcomes,
                                "verdicts": [goals_mod.verdicts(o, goals) for o in outcomes]})
     missed = any(v == goals_mod.MISSED for o in outcomes for v in goals_mod.verdicts(o, goals).values())
-    return 1 if args.check and missed else 0
+    return INTERRUPTED if interrupted else 1 if args.check and missed else 0
 
 
 if __name__ == "__main__":

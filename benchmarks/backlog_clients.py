@@ -15,12 +15,36 @@ from dataclasses import dataclass, field, replace
 
 from benchmarks.link import LinkError, StompLink
 from benchmarks.loadgen import Job, WorkerResult, produce
-from broker.tools.progress import Progress
+from benchmarks.report import progress
+from broker.tools.progress import Progress, render
 from transports.stomp import Frame
 
 WINDOW = 1000  # messages per receipt
 BAR_PERIOD = 0.2
 IDLE_LIMIT = 30.0  # a drain that sees nothing for this long has ended
+LOG_PERIOD = 30.0  # without a terminal, a progress line this often instead of the bar
+
+
+class PhaseBar:
+    """The tools' progress bar on a terminal; elsewhere (a log, CI) a plain line every LOG_PERIOD s."""
+
+    def __init__(self, label: str, total: int) -> None:
+        self.bar = Progress(label, total)
+        self.label, self.total = label, total
+        self.started = time.monotonic()
+        self.next_line = self.started + LOG_PERIOD
+
+    def update(self, done: int) -> None:
+        if self.bar.enabled:
+            self.bar.update(done)
+            return
+        now = time.monotonic()
+        if now >= self.next_line:
+            self.next_line = now + LOG_PERIOD
+            progress(render(self.label, done, self.total, now - self.started))
+
+    def finish(self) -> None:
+        self.bar.finish()
 
 
 @dataclass
@@ -52,7 +76,7 @@ async def produce_backlog(host: str, port: int, queue: str, total: int, producer
     began = time.monotonic()
     deadline = began + time_limit
     tasks = [asyncio.ensure_future(_one_producer(j, r, deadline)) for j, r in zip(jobs, results, strict=True)]
-    bar = Progress(label, total)
+    bar = PhaseBar(label, total)
     try:
         while not all(t.done() for t in tasks):
             bar.update(sum(r.count for r in results))
@@ -135,7 +159,7 @@ async def drain(host: str, port: int, queue: str, expected: dict[str, int], ack:
     result = Drained(sum(expected.values()))
     check = OrderCheck(expected, result)
     link = await StompLink.open(host, port)
-    bar = Progress(label, result.expected)
+    bar = PhaseBar(label, result.expected)
     began = time.monotonic()
     try:
         link.send(Frame("SUBSCRIBE", {"destination": queue, "id": "0", "ack": ack,
@@ -155,7 +179,7 @@ async def drain(host: str, port: int, queue: str, expected: dict[str, int], ack:
     return result
 
 
-async def _receive(link: StompLink, check: OrderCheck, ack: str, bar: Progress) -> None:
+async def _receive(link: StompLink, check: OrderCheck, ack: str, bar: PhaseBar) -> None:
     result = check.result
     while result.distinct < result.expected:
         frame = await link.next_frame(IDLE_LIMIT)

@@ -44,6 +44,7 @@ def verdicts(outcome: Mapping[str, Any], goals: Goals) -> dict[str, str]:
     takeover = outcome["warm"].get("kill_to_receipt_s")
     small = count <= goals.goal_max_count
     return {
+        "all N receipted": MET if outcome["produce"].get("count") == count else MISSED,
         "complete and in order": MET if drain.get("complete_in_order") else MISSED,
         f"RSS <= {goals.rss_mib:g} MiB": _judge(peak, peak is not None and peak <= goals.rss_mib),
         f"drain >= {goals.drain_ratio:.0%} of in-window": _judge(
@@ -100,7 +101,10 @@ def verdict_lines(outcomes: Sequence[Mapping[str, Any]], goals: Goals) -> list[s
     for o in outcomes:
         marks = ", ".join(f"{name}: {verdict}" for name, verdict in verdicts(o, goals).items())
         lines.append(f"{o['store']} N={o['count']:,}: {marks}")
-        drain = o.get("drain") or {}
+        made, drain = o.get("produce") or {}, o.get("drain") or {}
+        if made and made.get("count") != o["count"]:
+            lines.append(f"  produce: {made.get('count'):,} of {o['count']:,} receipted; "
+                         + "; ".join(sorted(set(e.split(": ", 1)[-1] for e in made.get("errors", []))))[:300])
         if drain and not drain.get("complete_in_order"):
             lines.append(f"  drain: missing {drain.get('missing')}, duplicates {drain.get('duplicates')}, "
                          f"out of order {drain.get('out_of_order')}, error {drain.get('error')}")

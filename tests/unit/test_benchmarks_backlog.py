@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import backlog
 from benchmarks.backlog_clients import Drained, OrderCheck, drain, produce_backlog
-from benchmarks.backlog_goals import MET, MISSED, NOT_APPLICABLE, Goals, table, verdicts
+from benchmarks.backlog_goals import MET, MISSED, NOT_APPLICABLE, Goals, table, verdict_lines, verdicts
 from benchmarks.brokers import BrokerProcess, free_port
 from transports.stomp import Frame
 
@@ -48,7 +48,8 @@ def test_order_check_accepts_a_complete_ordered_drain_interleaved_across_produce
 def outcome(store="journal", count=1_000_000, peak=200.0, rate=9000.0, ref=10_000.0, recovery=1.5,
             takeover=0.2, complete=True):
     return {"store": store, "count": count, "error": None, "ref_rate": ref,
-            "produce": {"rate": 8000.0, "broker_cores": 1.0, "client_cores": 0.1},
+            "produce": {"count": count, "rate": 8000.0, "broker_cores": 1.0, "client_cores": 0.1,
+                        "errors": []},
             "rss": {"peak_mib": peak, "after_drain_mib": 100.0},
             "cold": {"recovery_s": recovery}, "warm": {"kill_to_receipt_s": takeover},
             "drain": {"rate": rate, "distinct": count, "expected": count, "complete_in_order": complete}}
@@ -58,12 +59,17 @@ def test_goals_met_missed_and_not_applicable():
     goals = Goals()
     assert set(verdicts(outcome(), goals).values()) == {MET}
     missed = verdicts(outcome(peak=300.0, rate=7000.0, recovery=2.5, takeover=0.3, complete=False), goals)
-    assert set(missed.values()) == {MISSED}
+    assert missed.pop("all N receipted") == MET and set(missed.values()) == {MISSED}
+    short = outcome()
+    short["produce"] = {**short["produce"], "count": 808_000, "errors": ["p0: LinkError: destination full"]}
+    assert verdicts(short, goals)["all N receipted"] == MISSED
+    lines = verdict_lines([short], goals)
+    assert any("808,000 of 1,000,000 receipted; LinkError: destination full" in line for line in lines)
     # The time goals are stated at 1M (10M is measured only); the takeover goal for the journal only.
     long = verdicts(outcome(count=10_000_000, recovery=30.0, takeover=3.0), goals)
-    assert [v for k, v in long.items() if "recovery" in k or "receipt" in k] == [NOT_APPLICABLE] * 2
+    assert [v for k, v in long.items() if "recovery" in k or "-> receipt" in k] == [NOT_APPLICABLE] * 2
     other = verdicts(outcome(store="leveldb", takeover=3.0), goals)
-    assert [v for k, v in other.items() if "receipt" in k] == [NOT_APPLICABLE]
+    assert [v for k, v in other.items() if "-> receipt" in k] == [NOT_APPLICABLE]
     assert verdicts(outcome(ref=None), goals)["drain >= 80% of in-window"] == MISSED
     assert verdicts({**outcome(), "error": "TimeoutError: x"}, goals) == {"ran": MISSED}
 
