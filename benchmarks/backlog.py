@@ -37,7 +37,7 @@ from typing import Any
 from benchmarks import backlog_goals as goals_mod
 from benchmarks.backlog_clients import Drained, drain, produce_backlog
 from benchmarks.brokers import BrokerProcess, free_port, memory_kib
-from benchmarks.fairness import RssSampler
+from benchmarks.fairness import RSS_INTERVAL, RssSampler
 from benchmarks.fairness_goals import peak_rss_mib
 from benchmarks.hotpath import cpu_seconds
 from benchmarks.report import machine_info, machine_line, progress, write_json
@@ -86,12 +86,17 @@ async def wait_until(check: Any, broker: BrokerProcess, timeout: float, what: st
 
 
 class Watched:
-    """A broker process and a task sampling its RSS."""
+    """A broker process and a task sampling its RSS as long as the process lives."""
 
     def __init__(self, broker: BrokerProcess) -> None:
         assert broker.pid is not None
         self.broker, self.sampler = broker, RssSampler(broker.pid)
-        self.task = asyncio.ensure_future(self.sampler.run())
+        self.task = asyncio.ensure_future(self._sample())
+
+    async def _sample(self) -> None:
+        while self.broker.alive:
+            self.sampler.look()
+            await asyncio.sleep(RSS_INTERVAL)
 
     def peak_mib(self) -> float | None:
         self.sampler.look()
