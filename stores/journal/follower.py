@@ -347,6 +347,13 @@ class Follower:
         for m in list(self.ends):
             if m >= n:
                 continue
+            if m not in seal.ends and m != self.file and not layout.data_path(self.directory, m).exists():
+                # Cleanup deleted it before this SEAL was written (FORMAT.md section 5 step 3), and
+                # every earlier SEAL, which did list it, was applied: this one says nothing about it,
+                # and cold recovery, which reads only the files that exist, never sees it.
+                del self.ends[m]
+                self.applied.pop(m, None)
+                continue
             limit = seal.ends.get(m, 0)
             if self.applied.get(m, 0) > limit:
                 raise _Restart(f"epoch {seal.epoch} sealed {data_name(m)} at {limit}, before what was read")

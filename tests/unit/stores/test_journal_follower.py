@@ -182,10 +182,14 @@ async def test_follows_rotation_and_cleanup_of_consumed_files(tmp_path):
     report = await store.cleanup()  # deletes files the follower has read: fine
     assert report.deleted
     follow(f)
-    await store.enqueue("/queue/a", msg(1000))
+    first = max(layout.data_files(directory))
+    for n in range(1000, 1100):  # rotate: the new files' SEALs no longer list the deleted ones
+        await store.enqueue("/queue/a", msg(n))
+    assert max(layout.data_files(directory)) > first
     follow(f)
     assert f.rebuilds == 1, f.reason
-    assert sink.ids() == {"/queue/a": [f"m{n}" for n in range(290, 300)] + ["m1000"]}
+    kept = [*range(290, 300), *range(1000, 1100)]
+    assert sink.ids() == {"/queue/a": [f"m{n}" for n in kept]}
     await store.close()
     assert_warm_equals_cold(directory, f, tmp_path)
 
