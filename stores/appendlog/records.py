@@ -9,7 +9,7 @@ No I/O: bytes in, values out; a decoder that meets something it does not recogni
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -261,7 +261,9 @@ def decode_snap_producers(payload: bytes, where: str) -> list[str]:
 # -- reading one record back (Store.read) ----------------------------------------------------
 
 
-def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[Key, StoredMessage]:
+def record_messages(
+    data: bytes | memoryview, length: int, where: str, wanted: Set[Key] = frozenset()
+) -> dict[Key, StoredMessage]:
     """The messages a BATCH or SNAP_MESSAGES record holds, by (queue, message id): the append log's
     `stores.reads.Decode`. `data` is the `length` bytes the store's index located the record at."""
     frame = decode_frame(data, 0)

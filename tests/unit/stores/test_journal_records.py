@@ -138,7 +138,7 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         epoch=3,
         pos=(5, 1234),
         files={2: 65536, 5: None},
-        queues=[("/queue/a", [("m1", Location(2, 100, 300)), ("m2", Location(5, 9, 77))])],
+        queues=[("/queue/a", ["m1", "m2"], [Location(2, 100, 300), Location(5, 9, 77)])],
         subscriptions=[SUB, OWNED],
         producers=["p1", "p2"],
     )
