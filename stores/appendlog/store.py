@@ -34,7 +34,17 @@ from stores.base import (
 )
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
-from stores.reads import GatedReads, Key, Location, ReadGate, fetch, load_file, read_page
+from stores.reads import (
+    GatedReads,
+    Key,
+    Location,
+    ReadGate,
+    fetch,
+    load_file,
+    pages_of,
+    read_page,
+    recovered_heads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +107,11 @@ class AppendLogStore(GatedReads, Store):
             len(self._closed_sizes) + 1,
             self._epoch,
         )
-        return self._state.recovered()
+        state = self._state
+        read = pages_of(state.orders.get, self._read_keys)  # the heads, through the read seam
+        depths = {queue: len(messages) for queue, messages in state.queues.items()}
+        return recovered_heads(depths, read, self.settings.cursor_window, state.subscriptions.values(),
+                               state.producers)
 
     def _repair(self, plan: Plan) -> None:
         for number, offset, data in plan.quarantine:  # copied before anything drops them
