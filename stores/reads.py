@@ -122,14 +122,16 @@ def load_file(path: Path, wanted: list[tuple[Key, Location]], decode: Decode) ->
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        needed = sum({loc.offset: loc.length for _, loc in wanted}.values())
-        size = os.fstat(fd).st_size
-        if needed * 4 < size:
+        records = {loc.offset: loc.length for _, loc in wanted}
+        start = min(records, default=0)
+        span = max((offset + length for offset, length in records.items()), default=0) - start
+        if sum(records.values()) * 4 < span:
             return messages_at(lambda offset, length: os.pread(fd, length, offset), path.name, wanted, decode)
-        # Most of the file is wanted: one sequential read beats a pread per record. Through the
-        # descriptor, not the path: compaction may unlink the path once we have it open.
-        data = memoryview(os.pread(fd, size, 0))
-        return messages_at(lambda offset, length: data[offset : offset + length], path.name, wanted, decode)
+        # Most of the range is wanted: one sequential read of it beats a pread per record. Through
+        # the descriptor, not the path: compaction may unlink the path once we have it open.
+        data = memoryview(os.pread(fd, span, start))
+        return messages_at(lambda offset, length: data[offset - start : offset - start + length], path.name,
+                           wanted, decode)
     finally:
         os.close(fd)
 
