@@ -209,8 +209,9 @@ class NoFence(Fence):
 
 
 class FollowerSink(Protocol):
-    """Receives a followed store's live state: all of it on every (re)build, then each effective
-    change in order (the hot standby; docs/hot-standby.md)."""
+    """Receives a followed store's live state: on every (re)build its heads and depths, as
+    `Store.open()` hands them over (module docstring, Recovery), then each effective change in
+    order, an AddMessage with its message (the hot standby; docs/hot-standby.md)."""
 
     def reset(self, recovered: Recovered) -> None: ...
 
