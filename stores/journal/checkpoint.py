@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import chain
+from operator import itemgetter
 
 import crc32c
 import msgpack
@@ -89,18 +91,23 @@ def decode(data: bytes) -> Checkpoint:
 
 
 def _columns(entries: object) -> tuple[list[str], list[Location]]:
-    """One queue's [id, file, offset, length] entries as ids and locations, checked column-wise:
-    the type and range checks run in C over whole columns instead of four calls per entry."""
-    if not isinstance(entries, list):
-        raise ValueError("a queue's entries are not an array")
-    ids = [mid for mid, _, _, _ in entries]  # ValueError if an entry has not four fields
-    numbers = [(f, o, n) for _, f, o, n in entries]
-    if not all(type(mid) is str for mid in ids):
+    """One queue's [id, file, offset, length] entries as ids and locations. Every step maps a C
+    function over a whole column (a million entries are most of a cold open's work)."""
+    if not isinstance(entries, list) or set(map(len, entries)) - {4}:
+        raise ValueError("a queue's entries are not arrays of four fields")
+    ids = list(map(_ID, entries))
+    if set(map(type, ids)) - {str}:
         raise ValueError("a message id is not a string")
-    flat = chain.from_iterable
-    if set(map(type, flat(numbers))) - {int} or min(flat(numbers), default=0) < 0:
+    locations = list(map(_LOCATION, map(_NUMBERS, entries)))
+    numbers = chain.from_iterable(locations)
+    if set(map(type, numbers)) - {int} or min(chain.from_iterable(locations), default=0) < 0:
         raise ValueError("a location holds something other than a non-negative integer")
-    return ids, [Location(f, o, n) for f, o, n in numbers]
+    return ids, locations
+
+
+_ID = itemgetter(0)
+_NUMBERS = itemgetter(slice(1, 4))
+_LOCATION = partial(tuple.__new__, Location)  # Location(*numbers), without a Python call
 
 
 def _int(value: object) -> int:
