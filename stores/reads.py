@@ -169,11 +169,13 @@ def read_page(
     return Page(messages, resume)
 
 
-# Pages a head is read in: small first (most queues hold a few messages), larger for long heads;
-# and at most this many messages read in one go (over all queues) while reading heads.
+# Reading heads: a first page of a few messages per queue (most queues hold few), then pages
+# sized by the average message so far to just fill the window; the queues are read in groups of
+# about ROUND_BYTES (their windows, or their estimates), so a record holding many queues'
+# messages (a group commit's) is decoded once per group, and memory holds a group's pages.
 FIRST_PAGE = 16
-MAX_PAGE = 1024
-ROUND = 8192
+MAX_PAGE = 4096
+ROUND_BYTES = 64 * 1024 * 1024
 
 # Several queues' pages at once: queue -> (after, limit) in, queue -> Page out. Stores whose
 # records hold many queues' messages (a group commit's) then read each record once per round.
@@ -203,7 +205,7 @@ def read_heads(queues: Iterable[str], read: ReadPages, window: int) -> dict[str,
     wanted: dict[str, tuple[int | None, int]] = dict.fromkeys(heads, (None, FIRST_PAGE))
     while wanted:
         more: dict[str, tuple[int | None, int]] = {}
-        for group in _rounds(wanted):
+        for group in _rounds(wanted, heads, used, window):
             for queue, page in read(group).items():
                 head, limit = heads[queue], group[queue][1]
                 for message in page.messages:
@@ -213,20 +215,29 @@ def read_heads(queues: Iterable[str], read: ReadPages, window: int) -> dict[str,
                     head.append(message)
                 else:
                     if len(page.messages) == limit:  # fewer: the queue has no more
-                        more[queue] = (page.next, min(limit * 4, MAX_PAGE))
+                        more[queue] = (page.next, _next_limit(used[queue], len(head), window))
         wanted = more
     return heads
 
 
-def _rounds(wanted: dict[str, tuple[int | None, int]]) -> Iterator[dict[str, tuple[int | None, int]]]:
+def _next_limit(used: int, count: int, window: int) -> int:
+    """Enough messages of the average size so far to fill the window, and one to find its end."""
+    average = max(1, used // max(1, count))
+    return min(MAX_PAGE, max(0, window - used) // average + 1)
+
+
+def _rounds(wanted: dict[str, tuple[int | None, int]], heads: dict[str, list[StoredMessage]],
+            used: dict[str, int], window: int) -> Iterator[dict[str, tuple[int | None, int]]]:
     group: dict[str, tuple[int | None, int]] = {}
     total = 0
     for queue, request in wanted.items():
-        if group and total + request[1] > ROUND:
+        count = len(heads[queue])
+        cost = window if not count else min(window, request[1] * used[queue] // count)
+        if group and total + cost > ROUND_BYTES:
             yield group
             group, total = {}, 0
         group[queue] = request
-        total += request[1]
+        total += cost
     if group:
         yield group
 
