@@ -6,10 +6,19 @@ records and a window of producer message ids for duplicate detection. All change
 `write(ops)`: the batch is atomic (all or nothing after a crash) and, under the ``always`` sync
 policy, durable when the await returns. Concurrent `write` calls share one fsync (group commit).
 
-Reads (the paging seam). `open()` still hands over everything that survives as `Recovered`, but a
-store can also read a stored message back when asked, so that a caller may keep only some of them
-in memory. A store keeps in memory only what it needs to find each message (a location or a key)
-and reads the message itself from its files when asked:
+Recovery (the store cursor, docs/paging.md). `open()` rebuilds the store's index (where each
+message is), never every body, and hands over `Recovered`: the subscriptions, the producer ids, and
+per queue its *head* and its *depth*. The head, `Recovered.queues[key]`, is a prefix in store order
+of that queue's messages holding at most about `settings.cursor_window` bytes (`stored_bytes`), and
+at least one message when the queue is not empty; `Recovered.depths[key]` is how many messages the
+queue holds in all. The rest are read on demand, starting after the position of the last head
+message (`read_batch(key, position(key, head[-1].message_id), n)`). A key missing from `depths`
+(a `Recovered` built by hand) means its head is all of it: `Recovered.depth(key)`. A follower's
+`FollowerSink.reset` gets heads and depths the same way; `changed` still carries each AddMessage
+with its message.
+
+Reads (the paging seam). A store keeps in memory only what it needs to find each message (a
+location or a key) and reads the message itself from its files when asked:
 
 - `read(queue, message_id)`: the message, or None when `queue` does not hold it (never added,
   removed, dropped with its subscription, or an unknown queue).
@@ -133,13 +142,24 @@ class DropSubscription:
 Op = AddMessage | RemoveMessage | PutSubscription | DropSubscription
 
 
+def stored_bytes(message: StoredMessage) -> int:
+    """What a message counts against `cursor_window`: its body and headers (not the store's framing)."""
+    return len(message.body) + sum(len(k) + len(v) for k, v in message.headers.items())
+
+
 @dataclass(slots=True)
 class Recovered:
-    """What survives: per queue, messages in the order they were added."""
+    """What survives: per queue its head (a prefix in store order) and its depth (module docstring)."""
 
     queues: dict[str, list[StoredMessage]] = field(default_factory=dict)
     subscriptions: list[DurableSubscription] = field(default_factory=list)
     producer_ids: list[str] = field(default_factory=list)  # oldest first, at most duplicate_window
+    depths: dict[str, int] = field(default_factory=dict)  # queue -> messages stored in all
+
+    def depth(self, key: str) -> int:
+        """How many messages `key` holds in the store (its head's length if `depths` omits it)."""
+        found = self.depths.get(key)
+        return len(self.queues.get(key, ())) if found is None else found
 
 
 @dataclass(slots=True)
@@ -189,8 +209,9 @@ class NoFence(Fence):
 
 
 class FollowerSink(Protocol):
-    """Receives a followed store's live state: all of it on every (re)build, then each effective
-    change in order (the hot standby; docs/hot-standby.md)."""
+    """Receives a followed store's live state: on every (re)build its heads and depths, as
+    `Store.open()` hands them over (module docstring, Recovery), then each effective change in
+    order, an AddMessage with its message (the hot standby; docs/hot-standby.md)."""
 
     def reset(self, recovered: Recovered) -> None: ...
 

@@ -35,6 +35,15 @@ class QueueOrder:
     def __len__(self) -> int:
         return len(self._live)
 
+    @classmethod
+    def of(cls, ids: list[str], first: int) -> QueueOrder:
+        """Distinct `ids` in store order at positions first, first + 1, ... (a bulk `add`)."""
+        order = cls()
+        positions = range(first, first + len(ids))
+        order._run = (array("q", positions), list(ids))
+        order._live = dict(zip(ids, positions, strict=True))
+        return order
+
     def add(self, message_id: str, position: int) -> None:
         """Append `message_id` at `position`, which must exceed every position given before."""
         if message_id in self._live:

@@ -17,12 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError, check_page
+from stores.base import (
+    DurableSubscription,
+    Page,
+    Recovered,
+    StoreClosed,
+    StoreCorrupted,
+    StoredMessage,
+    StoreError,
+    check_page,
+    stored_bytes,
+)
 from stores.order import QueueOrder
 
 T = TypeVar("T")
@@ -33,9 +42,11 @@ Key = tuple[str, str]  # (queue, message_id)
 MAX_MOVES = 16
 
 
-@dataclass(slots=True, frozen=True)
-class Location:
-    """The record holding a message: data file number, record offset, record size."""
+class Location(NamedTuple):
+    """The record holding a message: data file number, record offset, record size.
+
+    A tuple, so that a million of them load from a checkpoint in C (`tuple.__new__` mapped over
+    the rows) rather than through a Python constructor call each."""
 
     file: int
     offset: int
@@ -45,9 +56,10 @@ class Location:
 Locate = Callable[[Sequence[Key]], dict[Key, Location]]  # the live ones' current locations
 # Messages from the records at these locations of one file; FileNotFoundError if it is gone.
 Load = Callable[[int, list[tuple[Key, Location]]], dict[Key, StoredMessage]]
-# A store's decoder: the bytes read at a location, the size the index gave, and how to name the
-# place in errors -> the messages that record holds. StoreCorrupted if it is not such a record.
-Decode = Callable[[bytes | memoryview, int, str], dict[Key, StoredMessage]]
+# A store's decoder: the bytes read at a location, the size the index gave, how to name the place
+# in errors, and the keys wanted from it -> the messages that record holds (at least the wanted
+# ones: a decoder may skip building the others). StoreCorrupted if it is not such a record.
+Decode = Callable[[bytes | memoryview, int, str, Set[Key]], dict[Key, StoredMessage]]
 ReadAt = Callable[[int, int], bytes | memoryview]  # (offset, length) -> bytes
 
 
@@ -88,16 +100,18 @@ def messages_at(
     read_at: ReadAt, name: str, wanted: Iterable[tuple[Key, Location]], decode: Decode
 ) -> dict[Key, StoredMessage]:
     """Live messages from their records in file `name`, each record read and decoded once."""
-    cache: dict[int, dict[Key, StoredMessage]] = {}  # record offset -> messages it holds
-    found: dict[Key, StoredMessage] = {}
+    records: dict[int, tuple[Location, set[Key]]] = {}  # record offset -> its location, keys wanted
     for key, loc in wanted:
-        where = f"{name}@{loc.offset}"
-        if loc.offset not in cache:
-            cache[loc.offset] = decode(read_at(loc.offset, loc.length), loc.length, where)
-        message = cache[loc.offset].get(key)
-        if message is None:
-            raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
-        found[key] = message
+        records.setdefault(loc.offset, (loc, set()))[1].add(key)
+    found: dict[Key, StoredMessage] = {}
+    for offset, (loc, keys) in records.items():
+        where = f"{name}@{offset}"
+        held = decode(read_at(offset, loc.length), loc.length, where, keys)
+        for key in keys:
+            message = held.get(key)
+            if message is None:
+                raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
+            found[key] = message
     return found
 
 
@@ -109,14 +123,16 @@ def load_file(path: Path, wanted: list[tuple[Key, Location]], decode: Decode) ->
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        needed = sum({loc.offset: loc.length for _, loc in wanted}.values())
-        size = os.fstat(fd).st_size
-        if needed * 4 < size:
+        records = {loc.offset: loc.length for _, loc in wanted}
+        start = min(records, default=0)
+        span = max((offset + length for offset, length in records.items()), default=0) - start
+        if sum(records.values()) * 4 < span:
             return messages_at(lambda offset, length: os.pread(fd, length, offset), path.name, wanted, decode)
-        # Most of the file is wanted: one sequential read beats a pread per record. Through the
-        # descriptor, not the path: compaction may unlink the path once we have it open.
-        data = memoryview(os.pread(fd, size, 0))
-        return messages_at(lambda offset, length: data[offset : offset + length], path.name, wanted, decode)
+        # Most of the range is wanted: one sequential read of it beats a pread per record. Through
+        # the descriptor, not the path: compaction may unlink the path once we have it open.
+        data = memoryview(os.pread(fd, span, start))
+        return messages_at(lambda offset, length: data[offset - start : offset - start + length], path.name,
+                           wanted, decode)
     finally:
         os.close(fd)
 
@@ -151,6 +167,97 @@ def read_page(
         messages.extend(found[key] for key in keys if key in found)
         resume = entries[-1][0]
     return Page(messages, resume)
+
+
+# Reading heads: a first page of a few messages per queue (most queues hold few), then pages
+# sized by the average message so far to just fill the window; the queues are read in groups of
+# about ROUND_BYTES (their windows, or their estimates), so a record holding many queues'
+# messages (a group commit's) is decoded once per group, and memory holds a group's pages.
+FIRST_PAGE = 16
+MAX_PAGE = 4096
+ROUND_BYTES = 64 * 1024 * 1024
+
+# Several queues' pages at once: queue -> (after, limit) in, queue -> Page out. Stores whose
+# records hold many queues' messages (a group commit's) then read each record once per round.
+ReadPages = Callable[[dict[str, tuple[int | None, int]]], dict[str, Page]]
+
+
+def pages_of(order_of: Callable[[str], QueueOrder | None],
+             read_keys: Callable[[list[Key]], dict[Key, StoredMessage]]) -> ReadPages:
+    """A `ReadPages` over queue orders and one blocking `read_keys` for all the queues' messages.
+    For a store no one else changes meanwhile (an open, a follower's own index)."""
+    def read(wanted: dict[str, tuple[int | None, int]]) -> dict[str, Page]:
+        entries: dict[str, list[tuple[int, str]]] = {}
+        for queue, (after, limit) in wanted.items():
+            order = order_of(queue)
+            entries[queue] = [] if order is None else order.after(after, limit)
+        found = read_keys([(queue, mid) for queue, page in entries.items() for _, mid in page])
+        return {queue: Page([found[(queue, mid)] for _, mid in page if (queue, mid) in found],
+                            page[-1][0] if page else wanted[queue][0])
+                for queue, page in entries.items()}
+    return read
+
+
+def read_heads(queues: Iterable[str], read: ReadPages, window: int) -> dict[str, list[StoredMessage]]:
+    """Each queue's first messages in store order that fit in `window` bytes; at least one."""
+    heads: dict[str, list[StoredMessage]] = {queue: [] for queue in queues}
+    used = dict.fromkeys(heads, 0)
+    wanted: dict[str, tuple[int | None, int]] = dict.fromkeys(heads, (None, FIRST_PAGE))
+    while wanted:
+        more: dict[str, tuple[int | None, int]] = {}
+        for group in _rounds(wanted, heads, used, window):
+            for queue, page in read(group).items():
+                head, limit = heads[queue], group[queue][1]
+                for message in page.messages:
+                    used[queue] += stored_bytes(message)
+                    if head and used[queue] > window:
+                        break
+                    head.append(message)
+                else:
+                    if len(page.messages) == limit:  # fewer: the queue has no more
+                        more[queue] = (page.next, _next_limit(used[queue], len(head), window))
+        wanted = more
+    return heads
+
+
+def _next_limit(used: int, count: int, window: int) -> int:
+    """Enough messages of the average size so far to fill the window, and one to find its end."""
+    average = max(1, used // max(1, count))
+    return min(MAX_PAGE, max(0, window - used) // average + 1)
+
+
+def _rounds(wanted: dict[str, tuple[int | None, int]], heads: dict[str, list[StoredMessage]],
+            used: dict[str, int], window: int) -> Iterator[dict[str, tuple[int | None, int]]]:
+    group: dict[str, tuple[int | None, int]] = {}
+    total = 0
+    for queue, request in wanted.items():
+        count = len(heads[queue])
+        cost = window if not count else min(window, request[1] * used[queue] // count)
+        if group and total + cost > ROUND_BYTES:
+            yield group
+            group, total = {}, 0
+        group[queue] = request
+        total += cost
+    if group:
+        yield group
+
+
+def recovered_heads(
+    depths: Mapping[str, int],
+    read: ReadPages,
+    window: int,
+    subscriptions: Iterable[DurableSubscription],
+    producer_ids: Iterable[str],
+) -> Recovered:
+    """`Recovered` from a store's index (queue -> messages stored, in the index's queue order):
+    the head of each queue read from the files, the depths as counted (stores/base.py, Recovery)."""
+    queues = read_heads([queue for queue, depth in depths.items() if depth], read, window)
+    return Recovered(
+        queues=queues,
+        subscriptions=list(subscriptions),
+        producer_ids=list(producer_ids),
+        depths={queue: depths[queue] for queue in queues},
+    )
 
 
 class ReadGate:

@@ -128,7 +128,7 @@ class Standby:
         broker, self.broker = self.broker, None
         if not store.warm or broker is None:
             return None
-        problem = self.invalid or self._mismatch(recovered)
+        problem = self.invalid or self._mismatch(broker, recovered)
         if problem:
             log.warning("broker %s: hot standby broker not used (%s): building it cold", self.config.name,
                         problem)
@@ -139,13 +139,16 @@ class Standby:
         self.replay = None
         return broker
 
-    def _mismatch(self, recovered: Recovered) -> str | None:
-        """A cheap cross-check of the mirror against the store (per queue counts, subscriptions)."""
+    def _mismatch(self, broker: Broker, recovered: Recovered) -> str | None:
+        """A cheap cross-check of the mirror against the store: per queue, the messages it holds
+        (`Queue.depth`, in memory or left in the store) against what the store counts."""
         messages = self.replay.messages if self.replay is not None else {}
-        ours = {key: len(entries) for key, entries in messages.items()}
-        theirs = {key: len(messages) for key, messages in recovered.queues.items()}
-        if ours != theirs:
-            return "message counts differ from the store's"
+        destinations = broker.destinations
+        for key in {*messages, *recovered.queues}:
+            durable = destinations.durables.get(key)
+            queue = durable.queue if durable is not None else destinations.queues.get(key)  # no new one
+            if (queue.depth if queue is not None else 0) != recovered.depth(key):
+                return f"message counts of {key!r} differ from the store's"
         return None
 
     # FollowerSink (worker thread) -----------------------------------------------------------

@@ -9,7 +9,7 @@ No I/O: bytes in, values out; a decoder that meets something it does not recogni
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,9 +151,13 @@ def encode_batch(ops: Sequence[Op]) -> bytes:
     return _array_header(len(ops)) + b"".join(encode_op(op) for op in ops)
 
 
-def decode_batch(payload: bytes, where: str) -> list[Op]:
+def decode_batch(payload: bytes, where: str, wanted: Set[Key] | None = None) -> list[Op]:
+    """The ops of a BATCH; with `wanted`, only the adds of those messages (a read's)."""
     items = unpack_msgpack(payload, where)
     _expect(isinstance(items, list), where, "batch")
+    if wanted is not None:
+        items = [item for item in items if isinstance(item, list) and len(item) == 3 and item[0] == "A"
+                 and isinstance(item[1], str) and _wanted_id(item[2], item[1], wanted)]
     return [_op(item, where) for item in items]
 
 
@@ -234,8 +238,11 @@ def _messages_chunk(queue: str, part: list[bytes], ids: list[str]) -> Chunk:
     return Chunk(RecordType.SNAP_MESSAGES, payload, queue, tuple(ids))
 
 
-def decode_snap_messages(payload: bytes, where: str) -> tuple[str, list[StoredMessage]]:
-    """SNAP_MESSAGES payload: two concatenated msgpack values, the queue name and the message array."""
+def decode_snap_messages(
+    payload: bytes, where: str, wanted: Set[Key] | None = None
+) -> tuple[str, list[StoredMessage]]:
+    """SNAP_MESSAGES payload: two concatenated msgpack values, the queue name and the message array.
+    With `wanted`, only those messages are built (the others' fields are not checked)."""
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) + 1)
     unpacker.feed(payload)
     try:
@@ -243,7 +250,18 @@ def decode_snap_messages(payload: bytes, where: str) -> tuple[str, list[StoredMe
     except (ValueError, TypeError, msgpack.UnpackException) as exc:
         raise StoreCorrupted(where, f"undecodable snapshot chunk: {exc}") from None
     _expect(len(values) == 2 and isinstance(values[0], str) and isinstance(values[1], list), where, "chunk")
-    return values[0], [_message(m, where) for m in values[1]]
+    queue, items = values
+    if wanted is not None:
+        items = [m for m in items if _wanted_id(m, queue, wanted)]
+    return queue, [_message(m, where) for m in items]
+
+
+def _wanted_id(fields: Any, queue: str, wanted: Set[Key]) -> bool:
+    """Message fields whose id (the first field) is wanted in `queue`; malformed ones are wanted,
+    so that decoding them reports the damage."""
+    if not (isinstance(fields, list) and fields and isinstance(fields[0], str)):
+        return True
+    return (queue, fields[0]) in wanted
 
 
 def decode_snap_subscriptions(payload: bytes, where: str) -> list[DurableSubscription]:
@@ -261,7 +279,9 @@ def decode_snap_producers(payload: bytes, where: str) -> list[str]:
 # -- reading one record back (Store.read) ----------------------------------------------------
 
 
-def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[Key, StoredMessage]:
+def record_messages(
+    data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
+) -> dict[Key, StoredMessage]:
     """The messages a BATCH or SNAP_MESSAGES record holds, by (queue, message id): the append log's
     `stores.reads.Decode`. `data` is the `length` bytes the store's index located the record at."""
     frame = decode_frame(data, 0)
@@ -270,7 +290,7 @@ def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[K
     if frame.size != length or frame.type not in (RecordType.BATCH, RecordType.SNAP_MESSAGES):
         raise StoreCorrupted(where, "not the BATCH or SNAP_MESSAGES record the index points at")
     if frame.type is RecordType.SNAP_MESSAGES:
-        queue, messages = decode_snap_messages(frame.payload, where)
+        queue, messages = decode_snap_messages(frame.payload, where, wanted)
         return {(queue, m.message_id): m for m in messages}
-    ops = decode_batch(frame.payload, where)
+    ops = decode_batch(frame.payload, where, wanted)
     return {(op.queue, op.message.message_id): op.message for op in ops if isinstance(op, AddMessage)}

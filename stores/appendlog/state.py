@@ -1,10 +1,10 @@
 """The in-memory model the append log replays into, and serves recovery and compaction from.
 
-Pure: no I/O. Besides the contents it keeps an estimate of the *live bytes* (what a compaction
-snapshot would occupy), which the store compares with the bytes on disk to decide when to compact,
-and, for Store.read, the record each live message was last written in and its place in store
-order. Reads take those from the message's record on disk, not from `queues`: the seam lets the
-bodies leave memory later without the readers changing.
+Pure: no I/O. It keeps an index, never the messages: per live message its estimated size, the
+record it was last written in and its place in store order; the store reads messages from those
+records (Store.read, the heads an open hands over, compaction). The sizes add up to the *live
+bytes* (what a compaction snapshot would occupy), which the store compares with the bytes on
+disk to decide when to compact.
 
 Only the writer thread changes a LogState once the store is open; readers in other threads use
 only `find` and `orders`, single dict lookups that need no lock (see stores/order.py).
@@ -20,7 +20,6 @@ from stores.base import (
     DurableSubscription,
     Op,
     PutSubscription,
-    Recovered,
     RemoveMessage,
     StoredMessage,
 )
@@ -45,7 +44,7 @@ def subscription_size(sub: DurableSubscription) -> int:
 class LogState:
     def __init__(self, duplicate_window: int) -> None:
         self.window = duplicate_window
-        self.queues: dict[str, dict[str, StoredMessage]] = {}  # insertion order = message order
+        self.queues: dict[str, dict[str, int]] = {}  # message id -> its size; insertion order = store order
         self.where: dict[str, dict[str, Location]] = {}  # the record holding each live message
         self.orders: dict[str, QueueOrder] = {}  # the same order, with positions for read_batch
         self._next_position = 1
@@ -69,12 +68,13 @@ class LogState:
     def add(self, queue: str, message: StoredMessage, record: Location, note_producer: bool = True) -> None:
         """`note_producer=False` when restoring a snapshot, whose producer chunk carries the window."""
         self.remove(queue, message.message_id)  # a re-added id replaces the old copy, at the end
-        self.queues.setdefault(queue, {})[message.message_id] = message
+        size = message_size(queue, message)
+        self.queues.setdefault(queue, {})[message.message_id] = size
         self.where.setdefault(queue, {})[message.message_id] = record
         self.orders.setdefault(queue, QueueOrder()).add(message.message_id, self._next_position)
         self._next_position += 1
         self.messages += 1
-        self.live_bytes += message_size(queue, message)
+        self.live_bytes += size
         if note_producer and message.producer_id is not None:
             self.note_producer(message.producer_id)
 
@@ -82,7 +82,7 @@ class LogState:
         messages = self.queues.get(queue)
         if messages is None or message_id not in messages:
             return  # removal is idempotent
-        message = messages.pop(message_id)
+        size = messages.pop(message_id)
         del self.where[queue][message_id]
         self.orders[queue].remove(message_id)
         if not messages:
@@ -90,7 +90,7 @@ class LogState:
             del self.where[queue]
             del self.orders[queue]
         self.messages -= 1
-        self.live_bytes -= message_size(queue, message)
+        self.live_bytes -= size
 
     def relocate(self, queue: str, message_id: str, record: Location) -> None:
         """Compaction wrote the live message again: point at the new copy (its place is unchanged)."""
@@ -127,10 +127,3 @@ class LogState:
             oldest = next(iter(self.producers))
             del self.producers[oldest]
             self.live_bytes -= len(oldest) + 2
-
-    def recovered(self) -> Recovered:
-        return Recovered(
-            queues={queue: list(messages.values()) for queue, messages in self.queues.items()},
-            subscriptions=list(self.subscriptions.values()),
-            producer_ids=list(self.producers),
-        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from config.model import StoreSettings
@@ -32,11 +32,24 @@ from stores.base import (
     StoreError,
     StoreStats,
 )
+from stores.bulk import gc_paused
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
-from stores.reads import GatedReads, Key, Location, ReadGate, fetch, load_file, read_page
+from stores.reads import (
+    GatedReads,
+    Key,
+    Location,
+    ReadGate,
+    fetch,
+    load_file,
+    pages_of,
+    read_page,
+    recovered_heads,
+)
 
 log = logging.getLogger(__name__)
+
+COMPACTION_PAGE = 256  # messages read back at a time while a compaction snapshot is written
 
 
 class _Prepared(list[Op]):
@@ -78,8 +91,9 @@ class AppendLogStore(GatedReads, Store):
 
     def _open_blocking(self) -> Recovered:
         self.directory.mkdir(parents=True, exist_ok=True)
-        plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
-                             self.settings.on_corruption)
+        with gc_paused():
+            plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
+                                 self.settings.on_corruption)
         self._repair(plan)
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
@@ -97,7 +111,11 @@ class AppendLogStore(GatedReads, Store):
             len(self._closed_sizes) + 1,
             self._epoch,
         )
-        return self._state.recovered()
+        state = self._state
+        read = pages_of(state.orders.get, self._read_keys)  # the heads, through the read seam
+        depths = {queue: len(messages) for queue, messages in state.queues.items()}
+        return recovered_heads(depths, read, self.settings.cursor_window, state.subscriptions.values(),
+                               state.producers)
 
     def _repair(self, plan: Plan) -> None:
         for number, offset, data in plan.quarantine:  # copied before anything drops them
@@ -228,7 +246,7 @@ class AppendLogStore(GatedReads, Store):
         chunk_bytes = max(4096, min(1024 * 1024, self.settings.appendlog_segment_size // 4))
         state = self._state
         chunks = records.snapshot_chunks(
-            {queue: messages.values() for queue, messages in state.queues.items()},
+            {queue: self._live_messages(queue) for queue in state.queues},
             list(state.subscriptions.values()),
             list(state.producers),
             chunk_bytes,
@@ -255,6 +273,14 @@ class AppendLogStore(GatedReads, Store):
             self._closed_bytes -= self._closed_sizes.pop(number, 0)
         after = self._closed_bytes + self._writable().size
         log.info("appendlog compacted %d segments: %d -> %d bytes", len(replaced), before, after)
+
+    def _live_messages(self, queue: str) -> Iterator[StoredMessage]:
+        """Writer thread, during compaction: a queue's live messages read from their records, a
+        page at a time (memory holds one page, not the queue)."""
+        after: int | None = None
+        while (page := self._read_page(queue, after, COMPACTION_PAGE)).messages:
+            yield from page.messages
+            after = page.next
 
     def _append_record(self, rtype: RecordType, payload: bytes) -> Location:
         active = self._writable()

@@ -23,7 +23,9 @@ import threading
 import time
 from pathlib import Path
 
+from config.model import StoreSettings
 from stores.base import FollowerSink, FollowInterrupted, StoreCorrupted
+from stores.bulk import gc_paused
 from stores.framing import HEADER, HEADER_SIZE, MAX_PAYLOAD, frame_size
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
@@ -49,6 +51,7 @@ CHUNK = 4 * 1024 * 1024  # bytes per read, and about the work of one poll
 SCAN_INTERVAL = 1.0  # seconds between directory listings (a gap after our file, a new checkpoint)
 RETRY_DELAY = 1.0  # seconds before a rebuild: a race with cleanup resolves itself by then
 DAMAGE_DELAY = 10.0  # ... and before retrying after damage only cold recovery may judge
+DEFAULT_CURSOR_WINDOW = StoreSettings.model_fields["cursor_window"].default
 
 
 Interrupted = FollowInterrupted  # the contract's name for it, under the one this module uses
@@ -63,9 +66,11 @@ class _Restart(Exception):
 
 
 class Follower:
-    def __init__(self, directory: Path, duplicate_window: int, sink: FollowerSink | None = None) -> None:
+    def __init__(self, directory: Path, duplicate_window: int, sink: FollowerSink | None = None,
+                 cursor_window: int = DEFAULT_CURSOR_WINDOW) -> None:
         self.directory = Path(directory)
         self.window = duplicate_window
+        self.cursor_window = cursor_window  # bytes of each queue's head handed to the sink
         self.sink = sink
         self.live: LiveState | None = None  # None: not built (or being rebuilt)
         self.records = 0  # records applied since the last (re)build
@@ -135,7 +140,9 @@ class Follower:
         self._close_fd()
 
     def _rebuild(self) -> None:
-        """Cold recovery steps 2, 3 and 8, read-only; `_advance` then replays the tail."""
+        """Cold recovery steps 2, 3 and 8, read-only; `_advance` then replays the tail.
+
+        Only the index is kept: the sink gets the heads, read now from the files, and the depths."""
         self.reason, self.live = "rebuilding", None
         self._rebuild_at = time.monotonic() + RETRY_DELAY
         files = layout.data_files(self.directory)
@@ -147,13 +154,15 @@ class Follower:
             self._reset_position((min(files, default=1), 0), dict.fromkeys(files), 0)
         else:
             epoch, path = max(found.items())
-            cp = ckpt.decode(read_file(path))
+            with gc_paused():
+                cp = ckpt.decode(read_file(path))
+                live.load(cp)
             self._checkpoint_seen = _signature(path)
-            live.load(cp, self.directory, self._check_interrupt)
             ends = {n: (0 if n < cp.pos[0] and n not in cp.files else cp.files.get(n)) for n in files}
             self._reset_position(cp.pos, ends, epoch)
         if self.sink is not None:
-            self.sink.reset(live.recovered())  # may raise Interrupted
+            recovered = live.recovered(self.directory, self.cursor_window, self._check_interrupt)
+            self.sink.reset(recovered)  # may raise Interrupted
         self.live, self.reason = live, None
         self.records = 0
         self.rebuilds += 1
@@ -422,7 +431,6 @@ class Follower:
                               torn_bytes=self.torn_bytes)
         return Result(
             index=self.live.index,
-            recovered=self.live.recovered(),
             ends=ends,
             epoch=epoch if epoch > 0 else self.seen_epoch,
             next_file=max(files, default=0) + 1,

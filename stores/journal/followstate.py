@@ -1,13 +1,15 @@
-"""The live state a journal follower keeps: the index plus every live message's content.
+"""The live state a journal follower keeps: the index, as cold recovery builds it (recovery.py).
 
-It is exactly what cold recovery builds (recovery.py): the `Index` (locations, subscriptions,
-producer ids) and, per queue in index order, the `StoredMessage`s that `Recovered` lists. `apply`
-mirrors `Index.apply` op by op and returns the changes that took effect, for a sink (the
-broker's hot standby) that keeps its own form of the same state.
+Only locations, subscriptions and producer ids, never the messages: a (re)build hands its sink
+the heads and depths that the store's open would (read from the files at the index's locations),
+and `apply` mirrors `Index.apply` op by op, returning the changes that took effect (each
+AddMessage with its message, as the record carried it) for a sink, the broker's hot standby,
+that keeps its own form of the same state.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +29,10 @@ from stores.base import (
 )
 from stores.journal import checkpoint as ckpt
 from stores.journal.index import Index, Key, Location
-from stores.journal.reader import read_messages
-from stores.journal.records import JournalOp, Move
+from stores.journal.layout import data_name
+from stores.journal.reader import load_messages
+from stores.journal.records import JournalOp
+from stores.reads import fetch, pages_of, recovered_heads
 
 _HEADER = struct.Struct("<II")
 
@@ -36,64 +40,41 @@ _HEADER = struct.Struct("<II")
 class LiveState:
     def __init__(self, index: Index) -> None:
         self.index = index
-        # queue → message id → content; the same order as index.queues (dicts keep insertion order,
-        # and re-assigning an existing key keeps its place, as in Index).
-        self.bodies: dict[str, dict[str, StoredMessage]] = {}
 
-    def load(self, cp: ckpt.Checkpoint, directory: Path, check: Callable[[], None]) -> None:
-        """Fill from a checkpoint and read every live message's record (cold recovery step 8)."""
+    def load(self, cp: ckpt.Checkpoint) -> None:
+        """Fill from a checkpoint (cold recovery step 2): locations only, nothing is read."""
         self.index.load(cp.queues)
         self.index.subscriptions = {s.key: s for s in cp.subscriptions}
         self.index.producers.extend(cp.producers)
-        wanted: dict[int, list[tuple[Key, Location]]] = {}
-        for queue, entries in self.index.queues.items():
-            for message_id, loc in entries.items():
-                wanted.setdefault(loc.file, []).append(((queue, message_id), loc))
-        found: dict[Key, StoredMessage] = {}
-        for file, keys in wanted.items():
-            check()
-            found.update(read_messages(directory, file, keys))
-        self.bodies = {
-            queue: {message_id: found[(queue, message_id)] for message_id in entries}
-            for queue, entries in self.index.queues.items()
-        }
 
     def apply(self, ops: Sequence[JournalOp], loc: Location) -> list[Op]:
         """Apply one BATCH record; return its effective changes (no-op removals left out)."""
         changes: list[Op] = []
         for op in ops:
-            if isinstance(op, AddMessage):
-                self.bodies.setdefault(op.queue, {})[op.message.message_id] = op.message
+            if isinstance(op, AddMessage | PutSubscription | DropSubscription):
                 changes.append(op)
             elif isinstance(op, RemoveMessage):
-                if self._drop(op.queue, op.message_id):
+                if op.message_id in self.index.queues.get(op.queue, {}):
                     changes.append(op)
-            elif isinstance(op, PutSubscription):
-                changes.append(op)
-            elif isinstance(op, DropSubscription):
-                self.bodies.pop(op.key, None)
-                changes.append(op)
-            elif isinstance(op, Move):
-                entries = self.bodies.get(op.queue)
-                if entries is not None and op.message.message_id in entries:
-                    entries[op.message.message_id] = op.message  # the same content, at its new place
+            # A Move only relocates a live message: nothing a sink sees changes.
             self.index.apply([op], loc)
         return changes
 
-    def _drop(self, queue: str, message_id: str) -> bool:
-        entries = self.bodies.get(queue)
-        if entries is None or entries.pop(message_id, None) is None:
-            return False
-        if not entries:
-            del self.bodies[queue]
-        return True
+    def recovered(self, directory: Path, window: int, check: Callable[[], None]) -> Recovered:
+        """Heads and depths, as the store's open hands over (cold recovery step 8), read from the
+        files at the index's locations; `check` runs before each page (it may raise to abandon)."""
+        index = self.index
+        load = functools.partial(load_messages, directory)
 
-    def recovered(self) -> Recovered:
-        return Recovered(
-            queues={queue: list(entries.values()) for queue, entries in self.bodies.items()},
-            subscriptions=list(self.index.subscriptions.values()),
-            producer_ids=list(self.index.producers),
-        )
+        def read_keys(keys: list[Key]) -> dict[Key, StoredMessage]:
+            return fetch(index.find(keys), index.find, load, data_name)
+
+        def read_checked(keys: list[Key]) -> dict[Key, StoredMessage]:
+            check()
+            return read_keys(keys)
+
+        read = pages_of(index.orders.get, read_checked)
+        return recovered_heads(index.depths(), read, window, index.subscriptions.values(), index.producers)
 
 
 @dataclass(slots=True, frozen=True)

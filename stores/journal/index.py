@@ -1,14 +1,16 @@
 """The in-memory index: live messages by queue (in order) → the record that holds each one.
 
-Bodies are not kept here: they stay in the data files and are read back on demand (recovery,
-compaction, Store.read). Only the writer thread mutates an Index; readers in other threads use
-only `find` and `orders`, single dict lookups that need no lock (see stores/order.py).
+Bodies are not kept here: they stay in the data files and are read back on demand (the heads
+that open hands over, compaction, Store.read). Only the writer thread mutates an Index; readers
+in other threads use only `find` and `orders`, single dict lookups that need no lock (see
+stores/order.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from stores.base import (
     AddMessage,
@@ -16,13 +18,14 @@ from stores.base import (
     DurableSubscription,
     PutSubscription,
     RemoveMessage,
-    StoredMessage,
 )
 from stores.journal.records import JournalOp, Move
 from stores.order import QueueOrder
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
 from stores.reads import locate_in
+
+_FILE = attrgetter("file")
 
 
 class Index:
@@ -35,28 +38,23 @@ class Index:
         self.live: Counter[int] = Counter()  # data file → live messages located in it
         self.messages = 0
 
-    def apply(
-        self, ops: Sequence[JournalOp], loc: Location, bodies: dict[Key, StoredMessage] | None = None
-    ) -> None:
-        """Apply one BATCH record's ops; `bodies`, during recovery, collects the live messages."""
+    def apply(self, ops: Sequence[JournalOp], loc: Location) -> None:
+        """Apply one BATCH record's ops, all of them found in the record at `loc`."""
         for op in ops:
             if isinstance(op, AddMessage):
                 self._put(op.queue, op.message.message_id, loc)
                 if op.message.producer_id is not None and self.producers.maxlen:
                     self.producers.append(op.message.producer_id)
-                if bodies is not None:
-                    bodies[(op.queue, op.message.message_id)] = op.message
             elif isinstance(op, RemoveMessage):
-                self._drop(op.queue, op.message_id, bodies)
+                self._drop(op.queue, op.message_id)
             elif isinstance(op, PutSubscription):
                 self.subscriptions[op.subscription.key] = op.subscription
             elif isinstance(op, DropSubscription):
                 self.subscriptions.pop(op.key, None)
                 for message_id in list(self.queues.get(op.key, ())):
-                    self._drop(op.key, message_id, bodies)
+                    self._drop(op.key, message_id)
             elif isinstance(op, Move):
-                if self.relocate(op.queue, op.message.message_id, loc) and bodies is not None:
-                    bodies[(op.queue, op.message.message_id)] = op.message
+                self.relocate(op.queue, op.message.message_id, loc)
 
     def _put(self, queue: str, message_id: str, loc: Location) -> None:
         entries = self.queues.setdefault(queue, {})
@@ -71,7 +69,7 @@ class Index:
         entries[message_id] = loc
         self.live[loc.file] += 1
 
-    def _drop(self, queue: str, message_id: str, bodies: dict[Key, StoredMessage] | None) -> None:
+    def _drop(self, queue: str, message_id: str) -> None:
         entries = self.queues.get(queue)
         if entries is None:
             return
@@ -84,8 +82,6 @@ class Index:
         if not entries:
             del self.queues[queue]
             del self.orders[queue]
-        if bodies is not None:
-            bodies.pop((queue, message_id), None)
 
     def relocate(self, queue: str, message_id: str, loc: Location) -> bool:
         """Point a live message at its new copy, keeping its place; False if it is not live."""
@@ -97,6 +93,10 @@ class Index:
         self.live[loc.file] += 1
         return True
 
+    def depths(self) -> dict[str, int]:
+        """Messages stored per queue, in queue order (what `Recovered.depths` reports)."""
+        return {queue: len(entries) for queue, entries in self.queues.items()}
+
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""
         return locate_in(self.queues, keys)
@@ -106,11 +106,23 @@ class Index:
         if self.live[file] <= 0:
             del self.live[file]
 
-    def load(self, queues: Iterable[tuple[str, Iterable[tuple[str, Location]]]]) -> None:
-        """Fill from a checkpoint."""
-        for queue, entries in queues:
-            for message_id, loc in entries:
-                self._put(queue, message_id, loc)
+    def load(self, queues: Iterable[tuple[str, list[str], list[Location]]]) -> None:
+        """Fill an empty index from a checkpoint's columns, a queue at a time (no per-message calls:
+        this is most of a cold open's work)."""
+        for queue, ids, locations in queues:
+            entries = dict(zip(ids, locations, strict=True))
+            if len(entries) != len(ids) or queue in self.queues:  # not what a checkpoint holds
+                for message_id, loc in zip(ids, locations, strict=True):
+                    self._put(queue, message_id, loc)
+                continue
+            if not entries:
+                continue
+            self.queues[queue] = entries
+            first = self._next_position
+            self._next_position += len(ids)
+            self.orders[queue] = QueueOrder.of(ids, first)
+            self.live.update(map(_FILE, locations))
+            self.messages += len(ids)
 
     def located_in(self, file: int) -> list[tuple[str, str, Location]]:
         return [

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from pathlib import Path
 
 from stores.base import AddMessage, StoreCorrupted, StoredMessage
 from stores.framing import HEADER_SIZE, frame_size
 from stores.journal.index import Key, Location
 from stores.journal.layout import data_name, data_path
-from stores.journal.records import BATCH, Move, RecordError, decode_batch, parse_record
+from stores.journal.records import BATCH, Move, RecordError, decode_batch, decode_messages, parse_record
 from stores.reads import load_file
 
 
@@ -33,13 +34,16 @@ def first_record_bytes(path: Path) -> bytes:
     return read_head(path, min(size, HEADER_SIZE + (1 << 20)))
 
 
-def record_messages(data: bytes | memoryview, length: int, where: str) -> dict[Key, StoredMessage]:
-    """The messages of the BATCH record in `data` (CRC-checked): the journal's `reads.Decode`."""
+def record_messages(
+    data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
+) -> dict[Key, StoredMessage]:
+    """The messages of the BATCH record in `data` (CRC-checked): the journal's `reads.Decode`.
+    With `wanted`, only those are built (a record of a large group commit holds many queues')."""
     try:
         record = parse_record(data, 0)
         if record.type != BATCH or record.size != length:
             raise RecordError(0, "not the BATCH record the index points at")
-        ops = decode_batch(record.payload)
+        ops = decode_batch(record.payload) if wanted is None else decode_messages(record.payload, wanted)
     except (RecordError, ValueError) as exc:
         raise StoreCorrupted(where, f"cannot read a live message's record: {exc}") from None
     return {(op.queue, op.message.message_id): op.message for op in ops if isinstance(op, AddMessage | Move)}

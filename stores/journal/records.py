@@ -6,7 +6,7 @@ Pure encode/decode over bytes: no files, no asyncio.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import TypeGuard
 
@@ -169,6 +169,17 @@ def decode_batch(payload: bytes) -> list[JournalOp]:
     if not isinstance(data, list):
         raise ValueError("BATCH payload is not an array")
     return [_decode_op(item) for item in data]
+
+
+def decode_messages(payload: bytes, wanted: Set[tuple[str, str]]) -> list[JournalOp]:
+    """The ADD and MOVE ops of a BATCH whose (queue, message id) is in `wanted`, each checked as
+    `decode_batch` checks it; the other ops are not decoded (their record's CRC was checked)."""
+    data = _unpack(payload)
+    if not isinstance(data, list):
+        raise ValueError("BATCH payload is not an array")
+    return [_decode_op(item) for item in data
+            if isinstance(item, list) and len(item) == 7 and item[0] in (_ADD, _MOVE)
+            and isinstance(item[1], str) and isinstance(item[2], str) and (item[1], item[2]) in wanted]
 
 
 def _decode_op(item: object) -> JournalOp:

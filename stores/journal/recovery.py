@@ -1,4 +1,7 @@
-"""The recovery procedure of FORMAT.md section 4, steps 1-8 (steps 9-10 are the store's).
+"""The recovery procedure of FORMAT.md section 4, steps 1-7 (steps 8-10 are the store's).
+
+It rebuilds the index only: replay decodes each record but keeps where its messages are, not
+the messages, so memory does not grow with the backlog; the store then reads the queues' heads.
 
 Blocking; runs in a worker thread before the store accepts writes.
 """
@@ -10,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stores import fsio, quarantine
-from stores.base import Recovered, StoreClosed, StoreCorrupted, StoredMessage, StoreError
+from stores.base import StoreClosed, StoreCorrupted, StoreError
+from stores.bulk import gc_paused
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
-from stores.journal.index import Index, Key, Location
+from stores.journal.index import Index, Location
 from stores.journal.layout import data_name
-from stores.journal.reader import first_record_bytes, read_file, read_messages
+from stores.journal.reader import first_record_bytes, read_file
 from stores.journal.records import (
     BATCH,
     SEAL,
@@ -44,7 +48,6 @@ class RecoveryStats:
 @dataclass(slots=True)
 class Result:
     index: Index
-    recovered: Recovered
     ends: dict[int, int]  # honoured end of every existing data file
     epoch: int  # the epoch this opener writes under
     next_file: int
@@ -57,7 +60,6 @@ class _Recovery:
         self.on_corruption = on_corruption
         self.epoch = epoch
         self.index = Index(window)
-        self.bodies: dict[Key, StoredMessage] = {}
         self.stats = RecoveryStats()
         self.files = layout.data_files(directory)
         self.sizes = {n: p.stat().st_size for n, p in self.files.items()}
@@ -76,13 +78,11 @@ class _Recovery:
         for n in tail:
             if n not in self.void and self.sizes[n] > 0:
                 self._replay(n, start[1] if n == start[0] else 0, last=n == last)
-        recovered = self._collect()
         ends = {n: (self.sizes[n] if end is None else end) for n, end in self.ends.items()}
         for n in self.void:
             ends[n] = 0
         return Result(
             index=self.index,
-            recovered=recovered,
             ends={n: ends.get(n, 0) for n in self.files},
             epoch=self.epoch if self.epoch > 0 else self.seen_epoch,
             next_file=max(self.files, default=0) + 1,
@@ -205,7 +205,7 @@ class _Recovery:
             ops = decode_batch(payload)
         except ValueError as exc:
             raise StoreCorrupted(where, f"undecodable BATCH: {exc}") from None
-        self.index.apply(ops, Location(n, offset, size), self.bodies)
+        self.index.apply(ops, Location(n, offset, size))
         self.stats.records_replayed += 1
 
     def _skip_damage(self, n: int, view: memoryview, offset: int, resume: int, problem: str) -> int:
@@ -232,26 +232,6 @@ class _Recovery:
         self.stats.quarantined.append(f"{data_name(n)}@{offset}+{size - offset}")
         cut_torn_tail(self.directory, n, offset, bytes(view[offset:size]), problem)
         self.stats.torn_bytes += size - offset
-
-    def _collect(self) -> Recovered:
-        """Step 8: bodies of messages the checkpoint located before the replay."""
-        missing: dict[int, list[tuple[Key, Location]]] = {}
-        for queue, entries in self.index.queues.items():
-            for message_id, loc in entries.items():
-                if (queue, message_id) not in self.bodies:
-                    missing.setdefault(loc.file, []).append(((queue, message_id), loc))
-        for file, wanted in missing.items():
-            self.bodies.update(read_messages(self.directory, file, wanted))
-        queues = {
-            queue: [self.bodies[(queue, message_id)] for message_id in entries]
-            for queue, entries in self.index.queues.items()
-        }
-        self.bodies = {}
-        return Recovered(
-            queues=queues,
-            subscriptions=list(self.index.subscriptions.values()),
-            producer_ids=list(self.index.producers),
-        )
 
 
 def _read_seal(path: Path, n: int) -> Seal:
@@ -293,4 +273,5 @@ def cut_torn_tail(directory: Path, n: int, offset: int, tail: bytes, problem: st
 
 
 def recover(directory: Path, epoch: int, duplicate_window: int, on_corruption: str = "refuse") -> Result:
-    return _Recovery(directory, epoch, duplicate_window, on_corruption).run()
+    with gc_paused():
+        return _Recovery(directory, epoch, duplicate_window, on_corruption).run()

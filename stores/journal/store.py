@@ -43,7 +43,7 @@ from stores.journal.reader import load_messages
 from stores.journal.records import encode_batch
 from stores.journal.recovery import RecoveryStats, Result, recover
 from stores.journal.writer import Writer
-from stores.reads import GatedReads, ReadGate, fetch, read_page
+from stores.reads import GatedReads, ReadGate, fetch, pages_of, read_page, recovered_heads
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class JournalStore(GatedReads, Store):
 
     @classmethod
     def follower(cls, directory: Path, settings: StoreSettings, sink: FollowerSink) -> Follower:
-        return Follower(directory, settings.duplicate_window, sink)
+        return Follower(directory, settings.duplicate_window, sink, settings.cursor_window)
 
     def follow_from(self, follower: StoreFollower) -> bool:
         """Make `open()` finish this follower's replay; it recovers cold if the follower cannot."""
@@ -115,19 +115,26 @@ class JournalStore(GatedReads, Store):
             else:
                 self._checkpoint_after_open(writer)
             fsio.sync_directory(self.directory)
+            # FORMAT.md section 4 step 8: only the heads are read, through the read seam.
+            index = result.index
+            read = pages_of(index.orders.get, self._read_keys)
+            recovered = recovered_heads(index.depths(), read, self.settings.cursor_window,
+                                        index.subscriptions.values(), index.producers)
         except BaseException:
             writer.close()
             raise
         self.last_recovery = result.stats
         log.info(
-            "journal: recovered %d message(s) in %d queue(s); replayed %d record(s) from %s (%s)",
-            result.index.messages,
-            len(result.recovered.queues),
+            "journal: recovered %d message(s) in %d queue(s), %d of them read (the heads); replayed %d "
+            "record(s) from %s (%s)",
+            index.messages,
+            len(index.queues),
+            sum(len(head) for head in recovered.queues.values()),
             result.stats.records_replayed,
             result.stats.start,
             "warm: a follower's state" if self.warm else "cold",
         )
-        return result.recovered
+        return recovered
 
     def _checkpoint_after_open(self, writer: Writer) -> None:
         """FORMAT.md section 4 step 10, unless the disk is full: then, as after a warm open, the

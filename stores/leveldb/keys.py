@@ -124,6 +124,22 @@ def decode_message(data: bytes, where: str) -> StoredMessage:
     return StoredMessage(*fields)
 
 
+def message_id_of(data: bytes, where: str) -> str:
+    """The message id of a message value without decoding the rest (its first field); the whole
+    value is checked when the message is read."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(data))
+    unpacker.feed(data)
+    try:
+        if unpacker.read_array_header() != 5:
+            raise ValueError("not a 5-element array")
+        message_id = unpacker.unpack()
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise StoreCorrupted(where, f"message value is not a message: {exc}") from None
+    if not isinstance(message_id, str):
+        raise StoreCorrupted(where, "message value has fields of the wrong type")
+    return message_id
+
+
 def encode_subscription(sub: DurableSubscription) -> bytes:
     packed: bytes = msgpack.packb(sub.fields(), use_bin_type=True)
     return packed

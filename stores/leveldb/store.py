@@ -37,10 +37,11 @@ from stores.base import (
     StoreStats,
     check_page,
 )
+from stores.bulk import gc_paused
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
 from stores.leveldb import keys
-from stores.reads import ReadGate
+from stores.reads import ReadGate, recovered_heads
 
 log = logging.getLogger(__name__)
 
@@ -122,14 +123,14 @@ class LevelDBStore(Store):
         batch.write()
 
     def _load(self, db: plyvel.DB) -> Recovered:
-        queues: dict[str, dict[str, StoredMessage]] = {}
+        """The index from every message key and the id at the front of its value (the rest of a
+        value is not decoded); then only the heads are read (stores/base.py, Recovery)."""
         max_seq = 0
-        with db.iterator(prefix=keys.MESSAGE_PREFIX) as it:
+        with gc_paused(), db.iterator(prefix=keys.MESSAGE_PREFIX) as it:
             for key, value in it:
                 queue, seq = keys.parse_message_key(key)
-                message = keys.decode_message(value, f"{self.directory} key {key!r}")
-                queues.setdefault(queue, {})[message.message_id] = message
-                self._seqs.setdefault(queue, {})[message.message_id] = seq
+                message_id = keys.message_id_of(value, f"{self.directory} key {key!r}")
+                self._seqs.setdefault(queue, {})[message_id] = seq
                 max_seq = max(max_seq, seq)
         self._messages = sum(len(ids) for ids in self._seqs.values())
         with db.iterator(prefix=keys.SUBSCRIPTION_PREFIX) as it:
@@ -145,11 +146,16 @@ class LevelDBStore(Store):
         stored_seq = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/seq")
         self._next_seq = max(stored_seq, max_seq + 1, 1)
         self._trim_window_after_restart(db)
-        return Recovered(
-            queues={q: list(msgs.values()) for q, msgs in queues.items()},
-            subscriptions=subs,
-            producer_ids=list(self._pids),
-        )
+        self._db = db  # for the reads of the heads; open() holds it only once they are read
+
+        def read(wanted: dict[str, tuple[int | None, int]]) -> dict[str, Page]:
+            return {queue: self._read_page(queue, *request) for queue, request in wanted.items()}
+
+        try:
+            depths = {queue: len(ids) for queue, ids in self._seqs.items()}
+            return recovered_heads(depths, read, self.settings.cursor_window, subs, self._pids)
+        finally:
+            self._db = None
 
     def _trim_window_after_restart(self, db: plyvel.DB) -> None:
         """A smaller duplicate_window than last run: forget the oldest ids now."""

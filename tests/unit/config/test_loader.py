@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from broker.daemon.cli import build_parser, start_overrides
 from config.errors import ConfigError
 from config.loader import MAX_FILE_BYTES, build_config, deep_merge
-from config.model import BrokerConfig
+from config.model import BrokerConfig, StoreSettings
 from transports.registry import SCHEMES
 
 TOML = """
@@ -222,3 +223,17 @@ def test_hostile_toml_is_refused_quickly(tmp_path: Path, text: str, key: str, pr
     assert time.monotonic() - started < 2.0
     assert error.key == key
     assert problem in error.problem
+
+
+def test_cursor_window_from_toml_variable_and_flag(tmp_path) -> None:
+    assert StoreSettings().cursor_window == 4 * 1024 * 1024
+    path = tmp_path / "batonmq.toml"
+    path.write_text('[store]\ncursor_window = "64kb"\n')
+    assert build_config(path, environ={}).store.cursor_window == 64 * 1024
+    env = {"BATONMQ_STORE__CURSOR_WINDOW": "1 MiB"}
+    assert build_config(path, environ=env).store.cursor_window == 1024 * 1024
+    args = build_parser().parse_args(["start", "--cursor-window", "2048"])
+    assert build_config(path, environ=env, overrides=start_overrides(args)).store.cursor_window == 2048
+    with pytest.raises(ConfigError) as raised:
+        build_config(path, environ={"BATONMQ_STORE__CURSOR_WINDOW": "100"})
+    assert raised.value.key == "store.cursor_window"

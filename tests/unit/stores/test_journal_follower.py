@@ -37,6 +37,7 @@ from stores.base import (
 from stores.journal import follower as follower_module
 from stores.journal import layout
 from stores.journal.follower import Follower
+from stores.journal.followstate import LiveState
 from stores.journal.records import SEAL, Seal, encode_batch, encode_record, encode_seal
 from stores.journal.recovery import Result, recover
 from stores.journal.store import JournalStore
@@ -104,13 +105,16 @@ def follow(f: Follower, rounds: int = 10_000) -> None:
     raise AssertionError("follower never caught up")
 
 
-def summary(result: Result) -> dict[str, object]:
+def summary(result: Result, directory: Path) -> dict[str, object]:
+    """What a recovery built, with every message read back from `directory` at its location."""
     index = result.index
+    recovered = LiveState(index).recovered(directory, 1 << 40, lambda: None)  # heads = everything
+    assert recovered.depths == {q: len(ms) for q, ms in recovered.queues.items()}
     return {
         "queues": {q: [(m.message_id, m.destination, m.headers, m.body, m.producer_id) for m in ms]
-                   for q, ms in result.recovered.queues.items()},
-        "subs": result.recovered.subscriptions,
-        "producers": result.recovered.producer_ids,
+                   for q, ms in recovered.queues.items()},
+        "subs": recovered.subscriptions,
+        "producers": recovered.producer_ids,
         "index": {q: list(entries.items()) for q, entries in index.queues.items()},
         "index_subs": list(index.subscriptions.items()),
         "index_producers": list(index.producers),
@@ -134,7 +138,7 @@ def assert_warm_equals_cold(directory: Path, f: Follower, tmp_path: Path, epoch:
     cold = recover(copy, epoch, WINDOW)
     warm = f.finish(epoch)
     assert warm is not None, f"follower fell back to cold: {f.reason}"
-    assert summary(warm) == summary(cold)
+    assert summary(warm, directory) == summary(cold, copy)
     assert sorted(os.listdir(directory)) == sorted(os.listdir(copy))
     for name in os.listdir(directory):  # the same torn tail was cut
         assert (directory / name).stat().st_size == (copy / name).stat().st_size, name
@@ -405,7 +409,7 @@ async def test_random_workload_with_new_masters_warm_equals_cold(tmp_path, seed)
         if step % 50 == 0:
             follow(f)
             assert f.live is not None, f.reason
-            expected = {q: [m.message_id for m in ms] for q, ms in f.live.recovered().queues.items()}
+            expected = {q: list(entries) for q, entries in f.live.index.queues.items()}
             assert sink.ids() == expected
     await store.close()
     follow(f)
@@ -535,3 +539,71 @@ def test_warm_equals_cold_after_kill9_of_the_writer(tmp_path, seed):
 
 if __name__ == "__main__":
     asyncio.run(_write_forever(Path(sys.argv[1]), int(sys.argv[2])))
+
+
+# A small cursor window: the sink gets heads and depths, never every body --------------------
+
+
+class HeadRecorder:
+    def __init__(self) -> None:
+        self.resets: list[Recovered] = []
+        self.changes: list[Op] = []
+
+    def reset(self, recovered: Recovered) -> None:
+        self.resets.append(recovered)
+
+    def changed(self, ops: list[Op]) -> None:
+        self.changes.extend(ops)
+
+
+async def test_a_small_cursor_window_gives_the_sink_heads_and_depths(tmp_path):
+    directory = tmp_path / "journal"
+    small = settings(cursor_window=1024)
+    store = JournalStore(directory, small, EpochFence(1))
+    await store.open()
+    await store.write([AddMessage("/queue/a", msg(n, size=300)) for n in range(20)])
+    await store.write([AddMessage("/queue/b", msg(n, size=3000, queue="/queue/b")) for n in range(20, 23)])
+    await store.close()  # a checkpoint: the follower builds from it and reads only the heads
+    sink = HeadRecorder()
+    f = Follower(directory, WINDOW, sink, cursor_window=1024)
+    follow(f)
+    (first,) = sink.resets
+    assert {q: [m.message_id for m in ms] for q, ms in first.queues.items()} == {
+        "/queue/a": ["m0", "m1", "m2"], "/queue/b": ["m20"]}  # 3 x 303 bytes fit in 1 KiB, 1 x 3003 does
+    assert first.depths == {"/queue/a": 20, "/queue/b": 3}
+    assert first.queues["/queue/a"][1] == msg(1, size=300)
+    store = JournalStore(directory, small, EpochFence(2))
+    await store.open()
+    await store.write([RemoveMessage("/queue/a", "m0"), RemoveMessage("/queue/a", "m9"),
+                       AddMessage("/queue/a", msg(50, size=300)), RemoveMessage("/queue/a", "m9")])
+    await store.close()
+    follow(f)
+    # Removals outside the head are effective changes too; the add carries its message.
+    assert sink.changes == [RemoveMessage("/queue/a", "m0"), RemoveMessage("/queue/a", "m9"),
+                            AddMessage("/queue/a", msg(50, size=300))]
+    master = JournalStore(directory, small, EpochFence(3))
+    assert master.follow_from(f)
+    recovered = await master.open()
+    try:
+        assert master.warm
+        assert [m.message_id for m in recovered.queues["/queue/a"]] == ["m1", "m2", "m3"]
+        assert recovered.depths == {"/queue/a": 19, "/queue/b": 3}
+        after = master.position("/queue/a", "m3")
+        rest = (await master.read_batch("/queue/a", after, 100)).messages
+        assert [m.message_id for m in rest] == [f"m{n}" for n in range(4, 20) if n != 9] + ["m50"]
+    finally:
+        await master.close()
+
+
+def test_the_standby_cross_check_compares_depths_not_heads(tmp_path):
+    config = BrokerConfig(name="s", data_dir=tmp_path, store=settings())
+    standby = Standby(config)
+    head = [msg(n) for n in range(3)]
+    standby.reset(Recovered(queues={"/queue/a": head}))
+    broker = standby.broker
+    assert broker is not None
+    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head})) is None
+    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head}, depths={"/queue/a": 3})) is None
+    problem = standby._mismatch(broker, Recovered(queues={"/queue/a": head}, depths={"/queue/a": 4}))
+    assert problem is not None and "/queue/a" in problem
+    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head, "/queue/b": [msg(9)]})) is not None

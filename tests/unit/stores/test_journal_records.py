@@ -138,7 +138,7 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         epoch=3,
         pos=(5, 1234),
         files={2: 65536, 5: None},
-        queues=[("/queue/a", [("m1", Location(2, 100, 300)), ("m2", Location(5, 9, 77))])],
+        queues=[("/queue/a", ["m1", "m2"], [Location(2, 100, 300), Location(5, 9, 77)])],
         subscriptions=[SUB, OWNED],
         producers=["p1", "p2"],
     )
@@ -162,3 +162,24 @@ def test_a_subscription_without_owner_is_written_as_older_versions_wrote_it() ->
     assert owned == [3, "sub/d/s", "d", "s", "/topic/t", None, "alice"]
     with pytest.raises(ValueError):
         decode_batch(msgpack.packb([[3, "k", "c", "s", "/topic/t", None, 7]]))  # an owner is a string
+
+
+@pytest.mark.parametrize("ids, location", [
+    (["m1"], Location("2", 100, 300)),  # type: ignore[arg-type]
+    (["m1"], Location(2, True, 300)),
+    (["m1"], Location(2, -1, 300)),
+    ([7], Location(2, 100, 300)),
+])
+def test_a_checkpoint_entry_of_the_wrong_types_is_refused(ids, location) -> None:
+    cp = ckpt.Checkpoint(epoch=1, pos=(1, 0), files={1: None}, queues=[("/queue/a", ids, [location])])
+    with pytest.raises(ckpt.CheckpointError, match="malformed"):
+        ckpt.decode(ckpt.encode(cp))
+
+
+def test_a_checkpoint_entry_of_three_fields_is_refused() -> None:
+    body = {"epoch": 1, "pos": [1, 0], "files": [[1, None]], "queues": [["/queue/a", [["m1", 2, 100]]]],
+            "subs": [], "producers": []}
+    payload = msgpack.packb(body, use_bin_type=True)
+    data = ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+    with pytest.raises(ckpt.CheckpointError, match="four fields"):
+        ckpt.decode(data)

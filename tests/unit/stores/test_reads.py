@@ -128,3 +128,44 @@ async def test_a_record_that_holds_another_message_is_corruption(kind: str, tmp_
         with pytest.raises(StoreCorrupted, match="does not hold message 'm3'") as raised:
             await store.read(*KEY)
         assert raised.value.where == f"{name(loc.file)}@{loc.offset}"
+
+
+# Heads (stores/base.py, "Recovery"): read_heads over queues held as plain lists -------------
+
+
+def listed(queues: dict[str, list[StoredMessage]], requested: list[int]) -> reads.ReadPages:
+    """A ReadPages over in-memory lists, positions being list indexes; notes each page's limit."""
+    def read(wanted: dict[str, tuple[int | None, int]]) -> dict[str, reads.Page]:
+        pages = {}
+        for queue, (after, limit) in wanted.items():
+            requested.append(limit)
+            start = 0 if after is None else after + 1
+            chunk = queues[queue][start : start + limit]
+            pages[queue] = reads.Page(chunk, start + len(chunk) - 1 if chunk else after)
+        return pages
+    return read
+
+
+def sized(prefix: str, sizes: list[int]) -> list[StoredMessage]:
+    return [StoredMessage(f"{prefix}{i}", "/queue/a", {}, b"x" * size) for i, size in enumerate(sizes)]
+
+
+def test_heads_stop_at_the_window_whatever_the_sizes() -> None:
+    queues = {
+        "small-then-big": sized("s", [10] * 50 + [1000] * 3000),
+        "exact": sized("e", [100] * 6 + [1] * 5),
+        "one-too-big": sized("b", [5000, 1]),
+        "short": sized("t", [1, 2]),
+    }
+    heads = reads.read_heads(list(queues), listed(queues, []), 600)
+    assert [len(heads[q]) for q in queues] == [50, 6, 1, 2]
+    assert heads["exact"] == queues["exact"][:6] and heads["one-too-big"] == queues["one-too-big"][:1]
+
+
+def test_long_heads_are_read_in_growing_pages_that_fit_the_window() -> None:
+    queues = {f"q{n}": sized(f"q{n}-", [100] * 5000) for n in range(3)}
+    requested: list[int] = []
+    heads = reads.read_heads(list(queues), listed(queues, requested), 100 * 1000)
+    assert all(heads[q] == queues[q][:1000] for q in queues)
+    # Pages sized by the average so far: about what fits, not pages growing past the window.
+    assert sum(requested) <= 3 * (1000 + reads.FIRST_PAGE + 1)
