@@ -140,6 +140,12 @@ class Recovered:
     queues: dict[str, list[StoredMessage]] = field(default_factory=dict)
     subscriptions: list[DurableSubscription] = field(default_factory=list)
     producer_ids: list[str] = field(default_factory=list)  # oldest first, at most duplicate_window
+    # Per queue, how many messages are stored in all; `queues[key]` may then be only a head (a
+    # prefix in store order) of them. A key missing here: all of them are in `queues[key]`.
+    depths: dict[str, int] = field(default_factory=dict)
+
+    def depth(self, key: str) -> int:
+        return self.depths.get(key, len(self.queues.get(key, ())))
 
 
 @dataclass(slots=True)

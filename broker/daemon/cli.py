@@ -67,7 +67,7 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "name": args.name,
         "data_dir": args.data,
         "store": {"type": args.store, "usage_limit": args.store_usage_limit,
-                  "usage_timeout": args.store_usage_timeout},
+                  "usage_timeout": args.store_usage_timeout, "cursor_window": args.cursor_window},
         "connectors": args.connector or None,
         "metrics_port": args.metrics_port,
         "metrics_host": args.metrics_host,
@@ -358,6 +358,8 @@ def _add_start(commands: Any) -> None:
                    "(default: 100 GiB or 90%% of the free disk, whichever is smaller)")
     p.add_argument("--store-usage-timeout", metavar="S", help="seconds a persistent SEND waits at the "
                    "limit before its ERROR (default 30; 0 refuses at once)")
+    p.add_argument("--cursor-window", metavar="SIZE", help="bytes of a queue's persistent messages held "
+                   "in memory, the rest read back from the store (default 4 MiB)")
     p.add_argument("--connector", action="append", metavar="tcp://HOST:PORT",
                    help="STOMP connector (tcp://, ssl://; ?maximumConnections=N...); repeat for several "
                         "(default tcp://0.0.0.0:61616)")
