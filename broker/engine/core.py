@@ -140,6 +140,7 @@ class Broker:
         """Recover (unless the destinations are built already: the hot standby's), then start the GC."""
         if recovered is not None:
             self._recover(recovered)
+        self.start_cursors()  # here, not in _recover: an adopted standby broker got its store just now
         if self._gc is None:
             limits = self.limits
             self._gc = asyncio.get_running_loop().create_task(
@@ -149,7 +150,6 @@ class Broker:
     def _recover(self, recovered: Recovered) -> None:
         self.producers = ProducerWindow(self.config.store.duplicate_window, recovered.producer_ids)
         Replay(self).load(recovered)
-        self.start_cursors()
         log.info("recovered %d queues, %d durable subscriptions, %d producer ids",
                  len(recovered.queues), len(recovered.subscriptions), len(recovered.producer_ids))
 

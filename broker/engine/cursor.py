@@ -111,14 +111,14 @@ class Cursor:
             self.reserved -= size
             self.need()
 
-    def counted(self) -> None:
-        """A message is in the store under this queue and not in memory (also the hot standby's
-        count-only add)."""
-        self.paged += 1
-        self.arrived += 1
+    def counted(self, n: int = 1) -> None:
+        """`n` messages are in the store under this queue and not in memory (also recovery's
+        tail beyond the head, and the hot standby's count-only add)."""
+        self.paged += n
+        self.arrived += n
         queue = self.queue
-        queue.depth += 1
-        queue.enqueued += 1
+        queue.depth += n
+        queue.enqueued += n
 
     def routed(self, message: Message) -> None:
         """A message decided for memory was put in: the reader reads after it."""
@@ -192,7 +192,10 @@ class Cursor:
         if len(stored) < count:
             # The store had nothing more when read (contract): what is still paged arrived since.
             # Messages removed behind our back are forgotten here instead of read for ever.
-            self.paged = min(self.paged, self.arrived - base)
+            gone = self.paged - min(self.paged, self.arrived - base)
+            if gone > 0:
+                log.warning("queue %s: %d paged messages were no longer stored", queue.name, gone)
+                self.uncount(gone)
         if stored:
             self._average = max(64, sum(len(m.body) for m in stored) // len(stored) + 256)
             queue.page_in([self._message(m) for m in stored])

@@ -6,7 +6,9 @@ change in order. `Standby` feeds both into a `Broker` that has no store and no c
 the engine's one replay path (`broker.engine.replay.Replay`, which cold recovery uses too), so
 that at takeover the master need not build a million `Message`s: once the store's warm open has
 replayed the last records, the master adopts this broker instead of calling
-`Broker.start(recovered)`.
+`Broker.start(recovered)`. Its durable queues page (broker/engine/cursor.py) without a store:
+beyond a window of messages it only counts them, so its memory does not track the master's backlog;
+once adopted, each queue's cursor reads the rest from the new master's store.
 
 The journal store can be followed; leveldb and appendlog slaves recover cold (their `follower()`
 is None) until they offer one. Anything the replay cannot mirror marks the standby `invalid`;
@@ -106,7 +108,8 @@ class Standby:
 
     def describe(self) -> str:
         replay, follower = self.replay, self.follower
-        count, queues = (replay.count(), len(replay.messages)) if replay is not None else (0, 0)
+        depths = replay.depths() if replay is not None else {}
+        count, queues = sum(depths.values()), len(depths)
         where = follower.position() if follower is not None else "nothing"
         return f"{count} message(s) in {queues} queue(s), following {where}"
 
@@ -141,9 +144,8 @@ class Standby:
 
     def _mismatch(self, recovered: Recovered) -> str | None:
         """A cheap cross-check of the mirror against the store (per queue counts, subscriptions)."""
-        messages = self.replay.messages if self.replay is not None else {}
-        ours = {key: len(entries) for key, entries in messages.items()}
-        theirs = {key: len(messages) for key, messages in recovered.queues.items()}
+        ours = self.replay.depths() if self.replay is not None else {}
+        theirs = {key: depth for key in recovered.queues if (depth := recovered.depth(key))}
         if ours != theirs:
             return "message counts differ from the store's"
         return None
@@ -153,7 +155,9 @@ class Standby:
     def reset(self, recovered: Recovered) -> None:
         """Build from scratch, as cold recovery does, checking for an interrupt now and then."""
         self.broker, self.replay, self.invalid = None, None, "rebuilding"
-        replay = Replay(Broker(self.config, None), track=True, on_progress=self._check_interrupt)
+        broker = Broker(self.config, None)
+        broker.paging = True  # its queues page as the master's do, counting what it does not hold
+        replay = Replay(broker, track=True, on_progress=self._check_interrupt)
         try:
             replay.load(recovered, strict=True)
         except ReplayMismatch as exc:
