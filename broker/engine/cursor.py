@@ -26,11 +26,13 @@ further back wait until the window moves (docs/paging.md "Limits").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
 
 from broker.engine.message import Message, from_stored
-from stores.base import Store, StoredMessage, StoreError
+from stores.base import Page, Store, StoredMessage, StoreError
 
 if TYPE_CHECKING:
     from broker.engine.queue import Queue
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 MAX_PAGE = 2048  # messages per read_batch
 STALL_FACTOR = 2  # windows a queue may hold while no consumer matches what is in memory
 _FIRST_GUESS = 1024  # bytes per message before any was read
+HOLD_WAIT = 5.0  # seconds an admin operation waits for messages on their way in
 
 
 class CursorOwner(Protocol):
@@ -65,7 +68,7 @@ class Cursor:
         self.reads = 0  # pages read (for tests and stats)
         self._task: asyncio.Task[None] | None = None
         self._average = _FIRST_GUESS
-        self._idle: asyncio.Event | None = None
+        self._holds = 0  # admin operations reading the paged messages themselves
 
     @property
     def paging(self) -> bool:
@@ -156,7 +159,7 @@ class Cursor:
     def need(self, stalled: bool = False) -> None:
         """Start a read if messages are paged and the window is below its low-water mark (half);
         `stalled`: nothing in memory matches a ready consumer, so read on up to STALL_FACTOR windows."""
-        if self._task is not None or self.paged <= 0 or self.unrouted or self.stopped:
+        if self._task is not None or self.paged <= 0 or self.unrouted or self.stopped or self._holds:
             return
         if self.owner.store is None:
             return
@@ -181,8 +184,6 @@ class Cursor:
             return
         finally:
             self._task = None
-            if self._idle is not None:
-                self._idle.set()
         self.reads += 1
         self.after = page.next
         stored = page.messages
@@ -209,11 +210,45 @@ class Cursor:
         message.redelivered = not stored.message_id.startswith(self.owner.id_prefix)
         return message
 
-    async def quiet(self) -> None:
-        """Wait until no read is in flight (admin operations read the store themselves)."""
-        while self._task is not None:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
+    # -- for admin operations (broker/engine/admin.py) ----------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """No page-in while the caller reads or removes paged messages itself."""
+        self._holds += 1
+        try:
+            # Messages decided for memory but not put in yet stand after `after` too: let them land.
+            deadline = asyncio.get_running_loop().time() + HOLD_WAIT
+            while self._task is not None or (self.unrouted and asyncio.get_running_loop().time() < deadline):
+                await asyncio.sleep(0.001)
+            yield
+        finally:
+            self._holds -= 1
+            self.need()
+
+    async def read_paged(self, after: int | None, limit: int) -> tuple[list[Message], Page]:
+        """Paged messages in store order after position `after` (`self.after` when the caller
+        began), without paging them in; a caller that takes them out holds the cursor (`held`)."""
+        store = self.owner.store
+        if store is None:
+            return [], Page([], after)
+        page = await store.read_batch(self.queue.name, after, limit)
+        return [self._message(m) for m in page.messages], page
+
+    def is_paged(self, message_id: str) -> bool:
+        """Is this stored message of the queue one that is in the store only?"""
+        store = self.owner.store
+        if store is None or self.paged <= 0:
+            return False
+        position = store.position(self.queue.name, message_id)
+        return position is not None and (self.after is None or position > self.after)
+
+    async def read_one(self, message_id: str) -> Message | None:
+        store = self.owner.store
+        if store is None or not self.is_paged(message_id):
+            return None
+        stored = await store.read(self.queue.name, message_id)
+        return self._message(stored) if stored is not None else None
 
     def stats(self) -> dict[str, int]:
         return {"paged": max(0, self.paged), "page_reads": self.reads}

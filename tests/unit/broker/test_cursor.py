@@ -397,3 +397,59 @@ async def test_hot_standby_counts_beyond_the_window_and_the_adopted_broker_reads
     await warm.stop()
     await standby.close()
     await master.close()
+
+
+async def test_admin_browse_remove_move_and_purge_see_paged_messages(tmp_path: Path) -> None:
+    from broker.engine import admin
+
+    broker, store = await open_broker(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(300)
+    await produce(producer, "/queue/a", bodies)
+    queue = admin.queue_of(broker, "/queue/a")
+    assert queue.paged > 280
+    rows = {row.name: row for row in admin.destinations(broker)}
+    assert rows["/queue/a"].depth == 300 and rows["/queue/a"].paged == queue.paged
+    assert [m.body for m in await admin.browse(queue, 0, 1000)] == bodies
+    assert [m.body for m in await admin.browse(queue, 250, 10)] == bodies[250:260]
+    browsed = await admin.browse(queue, 200, 1)
+    assert browsed[0].redelivered is False  # stored during this open, never delivered
+
+    await admin.remove(broker, queue, browsed[0].message_id)  # a paged one, by id
+    assert queue.depth == 299
+    moved = await admin.move(broker, queue, "/queue/b", limit=100)
+    assert moved.moved == 100 and queue.depth == 199
+    target = admin.queue_of(broker, "/queue/b")
+    assert target.depth == 100 and target.paged > 0  # the target pages too
+    copied = await admin.move(broker, queue, "/queue/c", limit=150, copy=True)
+    assert copied.moved == 150 and queue.depth == 199
+    assert [m.body for m in await admin.browse(target, 0, 1000)] == bodies[:100]
+    assert await admin.purge(broker, queue) == 199
+    assert queue.depth == 0 and queue.paged == 0
+    assert await admin.delete(broker, "/queue/c") == 150
+
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/b", id="s")
+    assert await collect(consumer, 100) == bodies[:100]
+    await asyncio.sleep(0.05)
+    await shutdown(broker, store)
+    recovered = await reopen(tmp_path)
+    assert recovered.depth("/queue/a") == 0 and recovered.depth("/queue/b") == 0
+    assert recovered.depth("/queue/c") == 0
+
+
+async def test_a_stomp_browser_sees_the_paged_messages_too(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(1500)
+    await produce(producer, "/queue/v", bodies)
+    browser = await connected(broker)
+    await browser.frame("SUBSCRIBE", destination="/queue/v", id="x", browser="true")
+    frames: list = []
+    deadline = time.monotonic() + 20
+    while not (frames and frames[-1].headers.get("browser") == "end") and time.monotonic() < deadline:
+        frames.extend(browser.messages())
+        await asyncio.sleep(0.005)
+    assert [f.body for f in frames[:-1]] == bodies
+    assert broker.destinations.queues["/queue/v"].depth == 1500  # none taken out
+    await shutdown(broker, store)
