@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Protocol
@@ -92,17 +93,17 @@ class Cursor:
             return True
         self.unrouted += 1
         self.reserved += size
-        write.add_done_callback(lambda done: self._memory_written(done, size))
+        write.add_done_callback(functools.partial(self._memory_written, size))
         return False
 
     def page_next(self, size: int) -> bool:
-        """Would a message of `size` bytes arriving now be paged?"""
-        if self.paging:
+        """Would a message of `size` bytes arriving now be paged? (Once per persistent SEND.)"""
+        if self.paged > 0 or self.pending > 0:
             return True
-        used = self.queue.memory.used + self.reserved
-        if used == 0:
-            return False  # an empty window takes any message: no disk round trip for it
-        return used + size > self.window or self.queue.memory.blocked(size) is not None
+        memory = self.queue.memory
+        used = memory.used + self.reserved
+        # An empty window takes any message: no disk round trip for it.
+        return used > 0 and (used + size > self.window or memory.blocked(size) is not None)
 
     def _paged_written(self, done: asyncio.Future[None]) -> None:
         self.pending -= 1
@@ -110,7 +111,7 @@ class Cursor:
             self.counted()
         self.need()
 
-    def _memory_written(self, done: asyncio.Future[None], size: int) -> None:
+    def _memory_written(self, size: int, done: asyncio.Future[None]) -> None:
         if done.cancelled() or done.exception() is not None:  # never routed: the reader must not wait
             self.unrouted -= 1
             self.reserved -= size
