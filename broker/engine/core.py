@@ -192,9 +192,11 @@ class Broker:
         queues = [*self.destinations.queues.values(), *(d.queue for d in self.destinations.durables.values())]
         for queue in queues:
             if queue.cursor is not None:
-                for message in queue.messages():
-                    if message.stored:
-                        queue.cursor.track(message)
+                # Recovery and the standby put messages in store order, so the last of each
+                # priority is the furthest of that priority: the highest position is among them.
+                for level in queue.levels():
+                    if level and level[-1].stored:
+                        queue.cursor.track(level[-1])
                 queue.cursor.need()
 
     def handler_factory(self, conn: FrameLink) -> Session:
