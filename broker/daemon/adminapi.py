@@ -110,7 +110,7 @@ class AdminApi:
             return reply(405, {"error": "topics can only be deleted"})
         queue = admin.queue_of(broker, name)
         if method == "GET" and rest == ["messages"]:
-            return reply(200, browse_page(queue, request.query))
+            return reply(200, await browse_page(queue, request.query))
         if method == "POST" and rest == ["purge"]:
             return reply(200, {"destination": name, "purged": await admin.purge(broker, queue)})
         if method == "POST" and rest == ["move"]:
@@ -134,15 +134,16 @@ class AdminApi:
             target = target if target.startswith(("/queue/", "/topic/")) else QUEUE_PREFIX + target
             self.gate.check(principal, target)
         else:
-            self._check_homes(principal, queue, ids)
+            await self._check_homes(principal, queue, ids)
         moved = await admin.move(broker, queue, target, ids, limit, copy)
         return reply(200, {"destination": queue.name, "copied" if copy else "moved": moved.moved,
                            "skipped": moved.skipped, "targets": moved.targets})
 
-    def _check_homes(self, principal: Principal, queue: Queue, ids: list[str] | None) -> None:
-        """Moving dead letters home needs the admin right on every destination they go to."""
+    async def _check_homes(self, principal: Principal, queue: Queue, ids: list[str] | None) -> None:
+        """Moving dead letters home needs the admin right on every destination they go to (paged
+        ones too: the move reads them as well)."""
         wanted = None if ids is None else set(ids)
-        homes = {m.headers.get(admin.ORIGINAL_DESTINATION) for m in admin.snapshot(queue)
+        homes = {m.headers.get(admin.ORIGINAL_DESTINATION) for m in await admin.waiting(queue)
                  if wanted is None or m.message_id in wanted}
         for home in sorted(h for h in homes if h):
             self.gate.check(principal, home)
@@ -176,12 +177,13 @@ def row_fields(row: admin.DestinationRow) -> dict[str, Any]:
     return asdict(row)
 
 
-def browse_page(queue: Queue, query: dict[str, str]) -> dict[str, Any]:
+async def browse_page(queue: Queue, query: dict[str, str]) -> dict[str, Any]:
     offset, limit = _int(query, "offset", 0), _int(query, "limit", 50)
-    messages = admin.browse(queue, offset, limit)
+    messages = await admin.browse(queue, offset, limit)
     body_bytes = min(_int(query, "body", DEFAULT_BODY), MAX_PAGE_BYTES // max(1, len(messages) or 1))
     return {"destination": queue.name, "offset": offset, "limit": limit, "depth": queue.depth,
-            "in_flight": queue.in_flight, "messages": [message_fields(m, body_bytes) for m in messages]}
+            "paged": queue.paged, "in_flight": queue.in_flight,
+            "messages": [message_fields(m, body_bytes) for m in messages]}
 
 
 def message_fields(message: Message, body_bytes: int) -> dict[str, Any]:

@@ -185,6 +185,8 @@ class _LifecycleCollector(Collector):
             "dequeued": (CounterMetricFamily, "batonmq_destination_dequeued", "Messages consumed"),
             "in_flight": (GaugeMetricFamily, "batonmq_destination_in_flight", "Dispatched, unacked"),
             "depth": (GaugeMetricFamily, "batonmq_destination_depth", "Messages waiting"),
+            "paged": (GaugeMetricFamily, "batonmq_destination_paged",
+                      "Waiting messages in the store only, not in memory (docs/paging.md)"),
             "discarded": (CounterMetricFamily, "batonmq_destination_discarded",
                           "Messages dropped for slow non-durable topic subscribers (docs/memory.md)"),
         }

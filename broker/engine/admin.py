@@ -13,14 +13,20 @@ consumer takes them meanwhile; the store write runs; only then do they arrive wh
 from the source and AddMessage to the target (one per WRITE_BYTES of messages for a very large
 move, since a store record is bounded), so a crash at any point leaves each message in exactly
 one of the two queues: never lost, never in both.
+
+A durable queue that pages (broker/engine/cursor.py, docs/paging.md) has messages in the store only:
+every operation here sees them too, read with `PagedScan` in store order and bounded pages, after
+those in memory. While an operation takes paged messages out, it holds the queue's cursor, so that
+none of them is paged in meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,7 +34,7 @@ from broker.engine.destinations import QUEUE_PREFIX, TOPIC_PREFIX, is_topic
 from broker.engine.errors import ClientError
 from broker.engine.message import Message, now_ms
 from broker.engine.queue import Queue
-from stores.base import AddMessage, Op, RemoveMessage
+from stores.base import AddMessage, Op, RemoveMessage, StoreError
 
 if TYPE_CHECKING:
     from broker.engine.core import Broker
@@ -37,6 +43,7 @@ ORIGINAL_DESTINATION = "original-destination"  # set on a dead letter: where it 
 MAX_BROWSE = 1000  # messages per browse page
 MAX_MOVE = 100_000  # messages per move or copy request
 WRITE_BYTES = 32 * 1024 * 1024  # of messages per store write of a move (a journal record is bounded)
+PAGE = 500  # paged messages per store read
 
 
 class AdminError(Exception):
@@ -52,7 +59,8 @@ class AdminError(Exception):
 class DestinationRow:
     name: str
     kind: str  # queue, topic or durable (a durable topic subscription's queue)
-    depth: int
+    depth: int  # in memory and paged
+    paged: int  # in the store only (docs/paging.md)
     in_flight: int
     consumers: int
     enqueued: int
@@ -68,14 +76,14 @@ def destinations(broker: Broker) -> list[DestinationRow]:
     rows = [_queue_row(q, "queue", now) for q in broker.destinations.queues.values()]
     rows += [_queue_row(d.queue, "durable", now) for d in broker.destinations.durables.values()]
     for topic in broker.destinations.topics.values():
-        rows.append(DestinationRow(topic.name, "topic", 0, 0, len(topic.queues), topic.published, 0, 0, 0,
-                                   None))
+        rows.append(DestinationRow(topic.name, "topic", 0, 0, 0, len(topic.queues), topic.published, 0, 0,
+                                   0, None))
     return sorted(rows, key=lambda row: row.name)
 
 
 def _queue_row(queue: Queue, kind: str, now: int) -> DestinationRow:
     oldest = oldest_timestamp(queue)
-    return DestinationRow(queue.name, kind, queue.depth, queue.in_flight, len(queue.consumers),
+    return DestinationRow(queue.name, kind, queue.depth, queue.paged, queue.in_flight, len(queue.consumers),
                           queue.enqueued, queue.dequeued, queue.expired, queue.bytes,
                           None if oldest is None else max(0, now - oldest))
 
@@ -108,25 +116,88 @@ def queue_of(broker: Broker, name: str) -> Queue:
 # -- reading ---------------------------------------------------------------------------------------
 
 
-def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
-    """Waiting messages `offset` .. `offset + limit` in delivery order, none taken out."""
+class PagedScan:
+    """A queue's paged messages in store order, read a bounded page at a time, none taken out:
+    those paged when the scan began (at most `limit`)."""
+
+    def __init__(self, queue: Queue, limit: int | None = None) -> None:
+        self.cursor = queue.cursor
+        paged = queue.paged
+        self.left = paged if limit is None else min(limit, paged)
+        self.after = self.cursor.after if self.cursor is not None else None
+
+    @property
+    def done(self) -> bool:
+        return self.cursor is None or self.left <= 0
+
+    async def next(self, count: int = PAGE) -> list[Message]:
+        if self.cursor is None or self.left <= 0:
+            return []
+        want = min(count, self.left)
+        try:
+            messages, page = await self.cursor.read_paged(self.after, want)
+        except StoreError as exc:
+            raise AdminError(503, f"reading the store failed: {exc}") from exc
+        self.after = page.next
+        self.left = 0 if len(page.messages) < want else self.left - len(page.messages)
+        return messages
+
+    async def skip_take(self, skip: int, count: int) -> list[Message]:
+        """`count` messages after the first `skip` (read and dropped, a page at a time)."""
+        out: list[Message] = []
+        while not self.done and len(out) < count:
+            messages = await self.next()
+            if skip >= len(messages):
+                skip -= len(messages)
+                continue
+            out.extend(messages[skip:skip + count - len(out)])
+            skip = 0
+        return out
+
+
+async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
+    """Waiting messages `offset` .. `offset + limit` in delivery order (those in memory, then the
+    paged ones in store order), none taken out."""
     if offset < 0 or not 1 <= limit <= MAX_BROWSE:
         raise AdminError(400, f"offset must be >= 0 and limit 1..{MAX_BROWSE}")
     out: list[Message] = []
+    in_memory = 0
+    skip = offset
     for level in queue.levels(delivery_order=True):
-        if offset >= len(level):
-            offset -= len(level)
-            continue
-        out.extend(itertools.islice(level, offset, offset + limit - len(out)))  # deque: no index walk
-        offset = 0
+        in_memory += len(level)
         if len(out) >= limit:
-            break
+            continue
+        if skip >= len(level):
+            skip -= len(level)
+            continue
+        out.extend(itertools.islice(level, skip, skip + limit - len(out)))  # deque: no index walk
+        skip = 0
+    if len(out) < limit and queue.paged:
+        out += await PagedScan(queue).skip_take(max(0, offset - in_memory), limit - len(out))
     return out
 
 
 def snapshot(queue: Queue) -> list[Message]:
-    """Every waiting message in delivery order (references only), for a STOMP queue browser."""
+    """Every waiting message in memory in delivery order (references only); a STOMP queue browser
+    reads the paged ones after them with a PagedScan."""
     return queue.messages()
+
+
+async def waiting(queue: Queue, limit: int = MAX_MOVE) -> list[Message]:
+    """At most `limit` waiting messages, in memory and paged, in delivery order."""
+    out = queue.messages()[:limit]
+    if len(out) < limit and queue.paged:
+        out += await PagedScan(queue, limit - len(out)).skip_take(0, limit - len(out))
+    return out
+
+
+@contextlib.asynccontextmanager
+async def _held(queue: Queue) -> AsyncIterator[None]:
+    if queue.cursor is None:
+        yield
+        return
+    async with queue.cursor.held():
+        yield
 
 
 # -- changing --------------------------------------------------------------------------------------
@@ -134,16 +205,40 @@ def snapshot(queue: Queue) -> list[Message]:
 
 async def purge(broker: Broker, queue: Queue) -> int:
     """Remove every waiting message; return how many. Answers once their removal is durable."""
-    taken = queue.drain()
-    await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
-                  undo=lambda: queue.put_front(taken))
-    queue.dequeued += len(taken)
-    return len(taken)
+    async with _held(queue):
+        taken = queue.drain()
+        await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
+                      undo=lambda: queue.put_front(taken))
+        queue.dequeued += len(taken)
+        return len(taken) + await _purge_paged(broker, queue)
+
+
+async def _purge_paged(broker: Broker, queue: Queue) -> int:
+    """Remove the messages paged when the purge began, a page per store write."""
+    scan, removed = PagedScan(queue), 0
+    while not scan.done:
+        messages = await scan.next()
+        if not messages:
+            break
+        await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in messages], undo=None)
+        assert queue.cursor is not None
+        queue.cursor.uncount(len(messages))
+        queue.dequeued += len(messages)
+        removed += len(messages)
+    return removed
 
 
 async def remove(broker: Broker, queue: Queue, message_id: str) -> None:
     """Remove one waiting message by id (AdminError 404 if none waits with that id, 409 if in flight)."""
     message = _find(queue, {message_id})
+    if not message and queue.cursor is not None and queue.paged:
+        async with queue.cursor.held():
+            paged = await _read_one(queue, message_id)
+            if paged is not None:
+                await _commit(broker, [RemoveMessage(queue.name, message_id)], undo=None)
+                queue.cursor.uncount()
+                queue.dequeued += 1
+                return
     if not message:
         in_flight = any(message_id == m.message_id for c in queue.consumers for m in c.unacked.values())
         raise AdminError(409 if in_flight else 404,
@@ -182,7 +277,22 @@ async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[
     wanted = None if ids is None else set(ids)
     if wanted is not None and len(wanted) > MAX_MOVE:
         raise AdminError(400, f"at most {MAX_MOVE} ids per request")
-    picked = _find(source, wanted) if wanted is not None else source.messages()
+    async with _held(source):
+        return await _move(broker, source, target, wanted, limit, copy)
+
+
+async def _move(broker: Broker, source: Queue, target: str | None, wanted: set[str] | None, limit: int,
+                copy: bool) -> Moved:
+    picked = _find(source, wanted) if wanted is not None else source.messages()[:limit]
+    from_store: set[int] = set()  # id() of the picked messages that are paged (not in memory)
+    if source.paged and len(picked) < (limit if wanted is None else len(wanted)):
+        if wanted is None:
+            paged = await PagedScan(source, limit - len(picked)).skip_take(0, limit - len(picked))
+        else:
+            found = {m.message_id for m in picked}
+            paged = [m for i in sorted(wanted - found) if (m := await _read_one(source, i)) is not None]
+        from_store = {id(m) for m in paged}
+        picked += paged
     plan: list[tuple[Message, str]] = []
     for message in picked[:limit]:
         where = target or message.headers.get(ORIGINAL_DESTINATION)
@@ -192,7 +302,7 @@ async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[
         _make_queue(broker, where)  # now, so that a full destination table refuses before anything moves
     counts: dict[str, int] = {}
     for batch in _batches(plan):
-        await _move_batch(broker, source, batch, copy, counts)
+        await _move_batch(broker, source, batch, copy, counts, from_store)
     moved = sum(counts.values())
     asked = min(len(picked), limit) if wanted is None else len(wanted)
     return Moved(moved, asked - moved, counts)
@@ -212,9 +322,10 @@ def _batches(plan: list[tuple[Message, str]]) -> Iterator[list[tuple[Message, st
 
 
 async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, str]], copy: bool,
-                      counts: dict[str, int]) -> None:
+                      counts: dict[str, int], from_store: set[int]) -> None:
     # A message a consumer took while an earlier batch was written is no longer waiting: skipped.
-    taken = [(m, where) for m, where in batch if copy or source.withdraw(m)]
+    # Paged ones wait in the store only, and the held cursor pages none in meanwhile.
+    taken = [(m, where) for m, where in batch if copy or id(m) in from_store or source.withdraw(m)]
     arrivals = [_arrival(broker, message, where, copy) for message, where in taken]
     ops: list[Op] = []
     for (message, where), arrival in zip(taken, arrivals, strict=True):
@@ -222,16 +333,33 @@ async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, 
             ops.append(RemoveMessage(source.name, message.message_id))
         if arrival.stored:
             ops.append(AddMessage(where, arrival.to_stored()))
-    await _commit(broker, ops, undo=lambda: None if copy else source.put_front([m for m, _ in taken]))
+    in_memory = [m for m, _ in taken if id(m) not in from_store]
+    paged: list[bool] = [False] * len(arrivals)
+
+    def started(write: asyncio.Future[None]) -> None:
+        # Right after the write started, in store order: which arrivals their queue pages (cursor.py).
+        for i, arrival in enumerate(arrivals):
+            queue = broker.destinations.queue(arrival.destination, limited=False)
+            if arrival.stored and queue.cursor is not None:
+                paged[i] = queue.cursor.decide(arrival, write)
+
+    await _commit(broker, ops, undo=lambda: None if copy else source.put_front(in_memory), started=started)
     if not copy:
-        source.enqueued += len(taken)  # withdraw() undid their enqueue count
+        source.enqueued += len(in_memory)  # withdraw() undid their enqueue count
         source.dequeued += len(taken)
+        if source.cursor is not None and len(in_memory) < len(taken):
+            source.cursor.uncount(len(taken) - len(in_memory))
     arrived: set[str] = set()
-    for arrival in arrivals:
-        # Looked up again: an idle target may have been collected while the write ran.
-        broker.destinations.queue(arrival.destination, limited=False).put(arrival)
+    for arrival, was_paged in zip(arrivals, paged, strict=True):
         counts[arrival.destination] = counts.get(arrival.destination, 0) + 1
         arrived.add(arrival.destination)
+        if was_paged:
+            continue  # counted by its queue's cursor when written
+        # Looked up again: an idle target may have been collected while the write ran.
+        queue = broker.destinations.queue(arrival.destination, limited=False)
+        queue.put(arrival)
+        if arrival.stored and queue.cursor is not None:
+            queue.cursor.routed(arrival)
     for where in arrived:
         broker.destinations.queue(where, limited=False).dispatch()
 
@@ -265,7 +393,7 @@ async def delete(broker: Broker, name: str) -> int:
         raise AdminError(409, f"{name[:200]} has {len(queue.consumers)} consumer(s) and {queue.in_flight} "
                          "message(s) in flight; they must leave first")
     purged = await purge(broker, queue)
-    if broker.destinations.queues.get(name) is queue and not (queue.depth or queue.consumers):
+    if broker.destinations.queues.get(name) is queue and not (queue.depth or queue.consumers or queue.busy()):
         del broker.destinations.queues[name]
     return purged
 
@@ -287,15 +415,30 @@ def _find(queue: Queue, ids: set[str]) -> list[Message]:
     return [m for m in queue.messages() if m.message_id in ids]
 
 
-async def _commit(broker: Broker, ops: list[Op], undo: object) -> None:
-    """Write `ops` (nothing to write: done); on failure call `undo` and raise AdminError 503."""
+async def _read_one(queue: Queue, message_id: str) -> Message | None:
+    """The paged message with this id (None: not one of the queue's paged messages)."""
+    if queue.cursor is None:
+        return None
+    try:
+        return await queue.cursor.read_one(message_id)
+    except StoreError as exc:
+        raise AdminError(503, f"reading the store failed: {exc}") from exc
+
+
+async def _commit(broker: Broker, ops: list[Op], undo: object,
+                  started: Callable[[asyncio.Future[None]], None] | None = None) -> None:
+    """Write `ops` (nothing to write: done); on failure call `undo` and raise AdminError 503.
+    `started` is called with the write's future the moment it is started."""
     if not ops:
         return
     if broker.store is None or broker.fenced:
         _undo(undo)
         raise AdminError(503, "this broker is not master (its store is fenced off)")
     try:
-        await asyncio.shield(broker.write(ops))
+        write = broker.write(ops)
+        if started is not None:
+            started(write)
+        await asyncio.shield(write)
     except Exception as exc:
         _undo(undo)
         raise AdminError(503, f"the store refused the write: {exc}") from exc

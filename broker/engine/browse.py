@@ -9,10 +9,16 @@ browsed). Acks are neither asked for nor taken.
 Frames go out while the connection is writable and resume when it drains (the session calls
 `pump` from `writing_resumed`), so browsing a long queue holds the references of its snapshot,
 never more than the socket's buffer of frames.
+
+A queue that pages (docs/paging.md): the snapshot is what is in memory, then the messages that
+were paged at SUBSCRIBE, read from the store in store order a page at a time (admin.PagedScan)
+whenever the frames of the page before have gone out.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -25,6 +31,8 @@ from transports.stomp.frame import Frame
 if TYPE_CHECKING:
     from broker.engine.message import Message
     from broker.engine.session import Session
+
+log = logging.getLogger(__name__)
 
 BROWSER_HEADER = "browser"
 
@@ -43,10 +51,31 @@ class QueueBrowser:
         self.destination = destination
         queue = session.broker.destinations.queues.get(destination)  # browsing creates no queue
         snapshot = admin.snapshot(queue) if queue is not None else []
-        if selector is not None:
-            snapshot = [m for m in snapshot if selector(m) is True]
-        self._pending: deque[Message] = deque(snapshot)
+        self.selector = selector
+        self._pending: deque[Message] = deque(self._wanted(snapshot))
+        self._scan = admin.PagedScan(queue) if queue is not None and queue.paged else None
+        self._reading: asyncio.Task[None] | None = None
         self.ended = False
+
+    def _wanted(self, messages: list[Message]) -> list[Message]:
+        selector = self.selector
+        return messages if selector is None else [m for m in messages if selector(m) is True]
+
+    async def _read(self, scan: admin.PagedScan) -> None:
+        try:
+            messages = await scan.next()
+        except admin.AdminError as exc:
+            log.warning("browsing %s: %s; the browse ends early", self.destination, exc.message)
+            self._scan = None
+            messages = []
+        finally:
+            self._reading = None
+        if self.ended:
+            return
+        if scan.done:
+            self._scan = None
+        self._pending.extend(self._wanted(messages))
+        self.pump()
 
     def pump(self) -> None:
         """Send what the connection takes now; the end marker after the last message."""
@@ -59,6 +88,10 @@ class QueueBrowser:
             if message.redelivered:
                 headers["redelivered"] = "true"
             session.send(Frame("MESSAGE", headers, message.body))
+        if not self._pending and self._scan is not None and not self.ended and not session.closed:
+            if self._reading is None:  # the paged ones, a page at a time
+                self._reading = asyncio.get_running_loop().create_task(self._read(self._scan))
+            return
         if not self._pending and not self.ended and not session.closed:
             self.ended = True
             session.send(Frame("MESSAGE", {"subscription": self.id, "browser": "end",
@@ -66,4 +99,5 @@ class QueueBrowser:
 
     def cancel(self) -> None:
         self._pending.clear()
+        self._scan = None
         self.ended = True

@@ -8,7 +8,9 @@ returns a Session; sessions call back in here. Persistence rules (design.md sect
 - an acked (or auto-acked) stored message is removed with `RemoveMessage`; removals are batched per
   event-loop turn and not awaited (losing one in a crash only means a redelivery);
 - after a restart every recovered message is delivered with `redelivered:true`: the broker cannot know
-  whether a consumer saw it before the crash, so it errs the JMS way ("possibly delivered").
+  whether a consumer saw it before the crash, so it errs the JMS way ("possibly delivered");
+- a durable queue keeps only a window of its persistent messages in memory (broker/engine/cursor.py):
+  whether a message is held or paged is decided where its write is started (`_page`), in store order.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from broker.engine.auth import AllowAll, Authenticator
+from broker.engine.cursor import Cursor
 from broker.engine.dedup import ProducerWindow
 from broker.engine.destinations import (
     DLQ,
@@ -103,6 +106,9 @@ class Broker:
         self.config = config
         self.limits = config.limits
         self.store = store
+        # Durable queues page to the store (cursor.py); a hot standby, which gets its store only at
+        # takeover, sets this before it builds anything.
+        self.paging = store is not None
         self.slicer = Slicer(self.limits.work_slice_ms / 1000)  # dispatch and fan-out left for later turns
         # The one memory budget (docs/memory.md): destinations here, connections through the
         # connectors, which the master (or tests/helpers/server.py) hands it to.
@@ -134,6 +140,7 @@ class Broker:
         """Recover (unless the destinations are built already: the hot standby's), then start the GC."""
         if recovered is not None:
             self._recover(recovered)
+        self.start_cursors()  # here, not in _recover: an adopted standby broker got its store just now
         if self._gc is None:
             limits = self.limits
             self._gc = asyncio.get_running_loop().create_task(
@@ -171,6 +178,26 @@ class Broker:
 
     def memory_share(self, name: str) -> Share:
         return self.memory.destination(name, self.limits.destination_memory_limit)
+
+    def cursor_for(self, queue: Queue) -> Cursor | None:
+        return Cursor(queue, self, self.config.store.cursor_window) if self.paging else None
+
+    @property
+    def id_prefix(self) -> str:
+        """Every message id this broker makes starts with it (a message stored during this open)."""
+        return self._prefix
+
+    def start_cursors(self) -> None:
+        """After a recovery or a takeover: each queue's reader reads after the messages it holds."""
+        queues = [*self.destinations.queues.values(), *(d.queue for d in self.destinations.durables.values())]
+        for queue in queues:
+            if queue.cursor is not None:
+                # Recovery and the standby put messages in store order, so the last of each
+                # priority is the furthest of that priority: the highest position is among them.
+                for level in queue.levels():
+                    if level and level[-1].stored:
+                        queue.cursor.track(level[-1])
+                queue.cursor.need()
 
     def handler_factory(self, conn: FrameLink) -> Session:
         from broker.engine.session import Session
@@ -307,13 +334,15 @@ class Broker:
             return None, _nothing, _nothing
         durable = self._targets(message)
         write = None
+        paged = _NONE
         if message.persistent and self.store is not None and durable:
             message.stored = True
             write = self.write([AddMessage(q.name, message.to_stored()) for q in durable])
+            paged = _page(message, durable, write)
         if pid is None:
-            return write, lambda: self.route(message, durable), _nothing
+            return write, lambda: self.route(message, durable, paged), _nothing
         self.producers.add(pid, write)
-        return write, lambda: self.route(message, durable), lambda: self.producers.discard(pid)
+        return write, lambda: self.route(message, durable, paged), lambda: self.producers.discard(pid)
 
     def store_full(self, frame: Frame) -> bool:
         """Must this SEND wait for disk space? Only persistent ones, only at the limit (cheap)."""
@@ -332,8 +361,10 @@ class Broker:
     def check_room(self, message: Message) -> None:
         self._targets(message)
 
-    def route(self, message: Message, durable: list[Queue]) -> asyncio.Future[None] | None:
-        """Put a sent message where it goes; a future if its topic fan-out continues later.
+    def route(self, message: Message, durable: list[Queue],
+              paged: frozenset[str] = frozenset()) -> asyncio.Future[None] | None:
+        """Put a sent message where it goes; a future if its topic fan-out continues later. The
+        queues named in `paged` keep it in the store only: their cursors counted it when written.
 
         The destination may have been collected while the store write ran (it was idle before
         this SEND): a queue is made again, past the limit if need be, as the message was admitted;
@@ -341,11 +372,15 @@ class Broker:
         """
         if is_topic(message.destination):
             topic = self.destinations.topics.get(message.destination)
-            return topic.publish(message, durable) if topic is not None else None
+            return topic.publish(message, durable, paged=paged) if topic is not None else None
         if is_temp(message.destination) and message.destination not in self.destinations.queues:
             return None  # its connection ended while the SEND or COMMIT was under way: dropped with it
+        if message.destination in paged:
+            return None
         queue = self.destinations.queue(message.destination, limited=False)
         queue.put(message)
+        if message.stored and queue.cursor is not None:
+            queue.cursor.routed(message)
         queue.dispatch()
         return None
 
@@ -362,18 +397,22 @@ class Broker:
                 message.stored = True
                 ops.extend(AddMessage(q.name, message.to_stored()) for q in durable)
             routes.append((message, durable))
+        pages: list[frozenset[str]] = []
         for subscription, ack_id, nack in tx.acks:
             messages = subscription.take(ack_id)
             if not nack and self.store is not None:
                 ops.extend(RemoveMessage(subscription.queue.name, m.message_id) for m in messages if m.stored)
             self.settle(subscription.queue, messages, nack, stored_removal=False)
         write = self.write(ops) if ops else None
-        for message, _ in routes:
+        for message, durable in routes:
+            # In SEND order, right after the write: the decisions follow the store order (cursor.py).
+            pages.append(_page(message, durable, write) if write is not None and message.stored else _NONE)
             if message.producer_id is not None:
                 self.producers.add(message.producer_id, write)
 
         def apply() -> asyncio.Future[None] | None:
-            fanned = [f for message, durable in routes if (f := self.route(message, durable)) is not None]
+            fanned = [f for (message, durable), paged in zip(routes, pages, strict=True)
+                      if (f := self.route(message, durable, paged)) is not None]
             if not fanned:
                 return None
             return fanned[0] if len(fanned) == 1 else asyncio.ensure_future(_all_done(fanned))
@@ -406,17 +445,25 @@ class Broker:
         log.info("message %s from %s to %s after %d NACKs",
                  message.message_id, queue.name, DLQ, message.nacks)
 
+        paged = False
+
         def arrive(task: asyncio.Future[None] | None = None) -> None:
             if task is not None and (task.cancelled() or task.exception() is not None):
                 return  # still stored under its old queue: recovered there after a restart
+            if paged:
+                return  # counted by the DLQ's cursor, in the store only
             dlq = self.destinations.queue(DLQ, limited=False)  # looked up now: GC may have removed it
             dlq.put(moved)
+            if moved.stored and dlq.cursor is not None:
+                dlq.cursor.routed(moved)
             dlq.dispatch()
 
         if message.stored and self.store is not None and not self.fenced:
             ops: list[Op] = [RemoveMessage(queue.name, message.message_id),
                              AddMessage(DLQ, moved.to_stored())]
             write = self.write(ops)
+            dlq = self.destinations.queue(DLQ, limited=False)
+            paged = bool(_page(moved, [dlq], write))
             write.add_done_callback(arrive)
         else:
             moved.stored = False
@@ -455,7 +502,18 @@ class Broker:
         if durable is None:
             return None
         durable.queue.drain()
+        if durable.queue.cursor is not None:
+            durable.queue.cursor.clear()
         return self.write([DropSubscription(key)]) if self.store is not None else None
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+def _page(message: Message, durable: list[Queue], write: asyncio.Future[None]) -> frozenset[str]:
+    """Right after `write` was started: the queues that keep `message` in the store only."""
+    paged = [q.name for q in durable if q.cursor is not None and q.cursor.decide(message, write)]
+    return frozenset(paged) if paged else _NONE
 
 
 # What one stored message costs on disk beyond its body (record header, ids, headers), roughly.

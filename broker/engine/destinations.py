@@ -199,7 +199,7 @@ class Destinations:
             topic = self.topics.get(name)
             return None if topic is None or topic.queues else (topic.published, 0)
         queue = self.queues.get(name)
-        if queue is None or queue.depth or queue.in_flight or queue.consumers:
+        if queue is None or queue.depth or queue.in_flight or queue.consumers or queue.busy():
             return None
         return (queue.enqueued, queue.dequeued)
     def owners_of(self, client_id: str) -> set[str]:

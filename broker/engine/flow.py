@@ -8,6 +8,10 @@ stops being read), until a release makes room, and handles it again; if no room 
 sendFailIfNoSpaceAfterTimeout; with 0 at once (sendFailIfNoSpace). Other connections go on: a
 consumer's ACK or a SEND to a destination with room is not behind it.
 
+A persistent message to a durable queue on a broker with a store is not held for memory either: its
+queue's store cursor keeps it in the store only when there is no room (broker/engine/cursor.py); the
+disk limit (stores/usage.py) holds such a producer instead.
+
 Non-durable topic subscribers never hold a SEND back (a slow one loses its oldest messages instead,
 broker/engine/topic.py): only the durable subscriptions the message goes to are asked.
 """
@@ -48,16 +52,22 @@ def targets(destinations: Destinations, message: Message, timeout: float) -> lis
                 raise NoRoom(full, timeout)
             return []
         queue = destinations.queue(message.destination)
-        full = queue.memory.blocked(size)
+        full = None if _pages(queue, message) else queue.memory.blocked(size)
         if full is not None:
             raise NoRoom(full, timeout)
         return [queue]
     durable = [t.queue for t in destinations.topic(message.destination).durable_targets(message)]
     for queue in durable:
-        full = queue.memory.blocked(size)
+        full = None if _pages(queue, message) else queue.memory.blocked(size)
         if full is not None:
             raise NoRoom(full, timeout)
     return durable
+
+
+def _pages(queue: Queue, message: Message) -> bool:
+    """A persistent message to a queue with a store cursor is never held for memory: it is
+    paged (kept in the store only) when the window or the budget has no room."""
+    return message.persistent and queue.cursor is not None
 
 
 async def when_room(retry: Callable[[], None], first: NoRoom, timeout: float,

@@ -82,10 +82,11 @@ def from_send(message_id: str, destination: str, headers: dict[str, str], body: 
     )
 
 
-def from_stored(stored: StoredMessage) -> Message:
+def from_stored(stored: StoredMessage, redelivered: bool = True, copy: bool = True) -> Message:
     """A recovered message: `redelivered` is set because we cannot know whether a consumer saw it
-    before the crash (JMS "possibly delivered" semantics: conservative, never hides a redelivery)."""
-    headers = dict(stored.headers)
+    before the crash (JMS "possibly delivered" semantics: conservative, never hides a redelivery).
+    `copy=False` keeps the record's headers dict (a page just read: nobody else holds it)."""
+    headers = dict(stored.headers) if copy else stored.headers
     return Message(
         message_id=stored.message_id,
         destination=stored.destination,
@@ -95,7 +96,7 @@ def from_stored(stored: StoredMessage) -> Message:
         priority=min(9, max(0, _lenient_int(headers.get("priority"), DEFAULT_PRIORITY))),
         expires=_lenient_int(headers.get("expires"), 0),
         producer_id=stored.producer_id,
-        redelivered=True,
+        redelivered=redelivered,
         stored=True,
     )
 

@@ -18,6 +18,10 @@ ahead, a consumer added or newly ready) starts the next round from the front.
 Exclusive consumers and message groups (groups.py) narrow which consumer may take a message; a
 queue pays for them (an `Ownership`) only once it meets an exclusive consumer or a grouped message.
 
+A durable queue on a broker with a store owns a store cursor (cursor.py, docs/paging.md): only a
+window of its persistent messages is in memory, the rest is counted in `depth` and `paged` and read
+back from the store as the window drains. Priority order applies within the window.
+
 Memory accounting counts *undelivered* bytes only (in-flight messages are bounded by prefetch), in
 the queue's share of the broker's memory budget (transports/memory.py, docs/memory.md): `bytes` is
 that share's count.
@@ -30,6 +34,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
+from broker.engine.cursor import Cursor
 from broker.engine.groups import GROUP_ID, Ownership
 from broker.engine.message import Message, now_ms
 from broker.engine.slicing import Budget, Slicer
@@ -55,6 +60,9 @@ class QueueOwner(Protocol):
     def memory_share(self, name: str) -> Share:
         """A destination's share of the memory budget."""
 
+    def cursor_for(self, queue: Queue) -> Cursor | None:
+        """The store cursor of a durable queue (None: every message stays in memory)."""
+
 
 class Queue:
     def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None) -> None:
@@ -79,6 +87,7 @@ class Queue:
         self.in_flight = 0
         self.expired = 0
         self.discarded = 0  # dropped for a slow subscriber (topic_pending_limit, a full budget)
+        self.cursor: Cursor | None = owner.cursor_for(self) if durable else None
 
     # -- putting messages in ------------------------------------------------------------------------
 
@@ -89,6 +98,30 @@ class Queue:
         self.depth += 1
         self.memory.charge(message.size)
         self.enqueued += 1
+
+    def page_in(self, messages: list[Message]) -> None:
+        """Messages read back from the store (the cursor's): counted in `depth` already. An
+        expired one is dropped now rather than held."""
+        now = now_ms()
+        levels = self._levels
+        for message in messages:
+            if message.expires and message.expired(now):
+                self._expire(message)
+                continue
+            if message.priority > self._cursor[0]:
+                self._cursor = _FRONT
+            levels[message.priority].append(message)
+            self.memory.charge(message.size)
+
+    def busy(self) -> bool:
+        """Messages of this queue on their way to or from the store (it must not be collected)."""
+        return self.cursor is not None and self.cursor.busy()
+
+    @property
+    def paged(self) -> int:
+        """Waiting messages in the store only (part of `depth`)."""
+        cursor = self.cursor
+        return max(0, cursor.paged) if cursor is not None else 0
 
     def put_front(self, messages: Iterable[Message]) -> None:
         """Messages back from a consumer that left or NACKed: ahead of everything else of their priority."""
@@ -124,12 +157,12 @@ class Queue:
         return [m for level in reversed(self._levels) for m in level]
 
     def drain(self) -> list[Message]:
-        """Remove and return every waiting message."""
+        """Remove and return every waiting message in memory (paged ones stay counted)."""
         out = self.messages()
         self._cursor = _FRONT
         for level in self._levels:
             level.clear()
-        self.depth = 0
+        self.depth = self.paged
         self.memory.set(0)
         return out
 
@@ -217,6 +250,11 @@ class Queue:
                     break
         finally:
             self._dispatching = False
+        if self.cursor is not None:
+            # Below low water the cursor reads ahead; messages in memory and none taken while
+            # consumers are ready: a selector passes them all over, so read on past the window.
+            stalled = not self._deferred and any(self._levels) and any(c.ready() for c in self.consumers)
+            self.cursor.need(stalled)
 
     def _defer(self) -> None:
         self._deferred = True
@@ -322,6 +360,7 @@ class Queue:
             "dequeued": self.dequeued,
             "in_flight": self.in_flight,
             "depth": self.depth,
+            "paged": self.paged,
             "bytes": self.bytes,
             "expired": self.expired,
             "discarded": self.discarded,

@@ -6,7 +6,13 @@ keeps the same broker current with `Replay.apply(op)` for each change the follow
 reports, so that at takeover the new master adopts exactly what cold recovery would build.
 
 `apply` needs to find each stored message again, so a replay made with `track=True` keeps a
-message-id index per key; cold recovery does not pay for one. Anything `apply` cannot mirror
+message-id index per key of the messages in memory; cold recovery does not pay for one.
+
+Paging (broker/engine/cursor.py): a store recovers only a head of each queue (`Recovered.queues`)
+and its total (`Recovered.depth`); the rest is counted as paged and read back by the queue's
+cursor. The hot standby pages the same way without reading: an add to a queue whose window is full
+(or that pages already) is only counted, and a removal of a message it does not hold in memory
+uncounts one. So a slave's memory does not track the master's backlog. Anything `apply` cannot mirror
 faithfully raises `ReplayMismatch`: the standby then gives up and the master recovers cold.
 """
 
@@ -16,7 +22,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.engine.message import Message, from_stored
+from broker.engine.message import OVERHEAD, Message, from_stored
 from broker.engine.queue import Queue
 from stores.base import AddMessage, DropSubscription, Op, PutSubscription, Recovered, RemoveMessage
 
@@ -61,6 +67,9 @@ class Replay:
                 loaded += 1
                 if self.on_progress is not None and loaded % CHECK_EVERY == 0:
                     self.on_progress()
+            if entries is not None and not entries:
+                del self.messages[key]
+            self._count_rest(queue, recovered.depth(key) - len(stored))
 
     def apply(self, op: Op) -> None:
         """Mirror one stored change (needs `track=True`)."""
@@ -73,27 +82,55 @@ class Replay:
         elif isinstance(op, DropSubscription):
             self._drop_subscription(op)
 
+    @staticmethod
+    def _count_rest(queue: Queue, rest: int) -> None:
+        """The stored messages of `queue` beyond the recovered head: paged, read back later."""
+        if rest <= 0:
+            return
+        if queue.cursor is None:
+            raise ReplayMismatch(f"{rest} messages of {queue.name!r} beyond the head, and no cursor")
+        queue.cursor.counted(rest)
+
+    def depths(self) -> dict[str, int]:
+        """Waiting messages per key (in memory and paged), for keys that hold any."""
+        destinations = self.broker.destinations
+        # Copies first: the standby's log line reads this while its worker thread replays.
+        durables = list(destinations.durables.values())
+        queues = [*list(destinations.queues.values()), *(d.queue for d in durables)]
+        return {q.name: q.depth for q in queues if q.depth}
+
     def count(self) -> int:
-        return sum(len(entries) for entries in self.messages.values())
+        return sum(self.depths().values())
 
     def _add(self, op: AddMessage) -> None:
         entries = self.messages.setdefault(op.queue, {})
         queue = self.broker.recovered_queue(op.queue)
         if op.message.message_id in entries or queue is None:
             raise ReplayMismatch(f"message {op.message.message_id!r} of {op.queue!r} cannot be mirrored")
+        cursor = queue.cursor
+        if cursor is not None and cursor.page_next(len(op.message.body) + OVERHEAD):
+            cursor.counted()  # the body is dropped: the new master reads it back when it needs it
+            if not entries:
+                del self.messages[op.queue]
+            return
         message = from_stored(op.message)
         queue.put(message)
         entries[op.message.message_id] = message
 
     def _remove(self, op: RemoveMessage) -> None:
         destinations = self.broker.destinations
-        entries = self.messages[op.queue]
-        message = entries.pop(op.message_id)
-        if not self._queue(op.queue).withdraw(message):
+        queue = self._queue(op.queue)
+        entries = self.messages.get(op.queue, {})
+        message = entries.pop(op.message_id, None)
+        if message is None:  # not in memory: one of the paged ones
+            if queue.cursor is None or queue.cursor.paged <= 0:
+                raise ReplayMismatch(f"message {op.message_id!r} was not waiting in {op.queue!r}")
+            queue.cursor.uncount()
+        elif not queue.withdraw(message):
             raise ReplayMismatch(f"message {op.message_id!r} was not waiting in {op.queue!r}")
         if not entries:
-            del self.messages[op.queue]
-            if op.queue in destinations.queues:  # cold recovery has no empty /queue/
+            self.messages.pop(op.queue, None)
+            if op.queue in destinations.queues and not queue.depth:  # cold recovery has no empty /queue/
                 del destinations.queues[op.queue]
 
     def _put_subscription(self, op: PutSubscription) -> None:
@@ -115,6 +152,8 @@ class Replay:
         durable = destinations.remove_durable(op.key)
         if durable is not None:
             durable.queue.drain()
+            if durable.queue.cursor is not None:
+                durable.queue.cursor.clear()
             topic = destinations.topics.get(durable.topic)
             if topic is not None and not topic.queues:  # cold recovery makes topics only for subs
                 del destinations.topics[durable.topic]

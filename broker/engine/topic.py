@@ -64,6 +64,7 @@ class FanOut:
 
     message: Message
     chosen: frozenset[str]  # the durable queues that got a stored copy at SEND time
+    paged: frozenset[str]  # those of them that keep it in the store only (cursor.py)
     targets: list[TopicQueue]
     next: int = 0
     done: asyncio.Future[None] | None = None  # made only when the fan-out does not finish inline
@@ -91,12 +92,14 @@ class Topic:
         return [t for t in self.queues.values() if t.durable and t.wants(message)]
 
     def publish(
-        self, message: Message, durable: list[Queue], budget: Budget | None = None
+        self, message: Message, durable: list[Queue], budget: Budget | None = None,
+        paged: frozenset[str] = frozenset(),
     ) -> asyncio.Future[None] | None:
-        """Deliver to the durable queues chosen (and persisted to) at SEND time and to every
-        non-durable subscriber present now. None if that is done already, else a future for it."""
+        """Deliver to the durable queues chosen (and persisted to) at SEND time, but those in
+        `paged`, and to every non-durable subscriber present now. None if that is done already,
+        else a future for it."""
         self.published += 1
-        job = FanOut(message, frozenset(q.name for q in durable), list(self.queues.values()))
+        job = FanOut(message, frozenset(q.name for q in durable), paged, list(self.queues.values()))
         if not self._backlog and self._fan_out(job, budget or self.slicer.budget()):
             return None
         job.done = asyncio.get_running_loop().create_future()
@@ -129,7 +132,7 @@ class Topic:
             if resumed and queues.get(target.queue.name) is not target:
                 continue
             if target.durable:
-                if target.queue.name not in job.chosen:
+                if target.queue.name not in job.chosen or target.queue.name in job.paged:
                     continue
             elif not target.wants(message):
                 continue
@@ -138,6 +141,8 @@ class Topic:
             if not target.durable:
                 self._make_room(target, copy.size)
             target.queue.put(copy)
+            if copy.stored and target.queue.cursor is not None:
+                target.queue.cursor.routed(copy)
             target.queue.dispatch(budget)
             if target.pending_limit >= 0:
                 target.trim()
@@ -159,10 +164,10 @@ class Topic:
             queue.discard_oldest()
 
     def stats(self) -> dict[str, int]:
-        totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "bytes": 0,
-                  "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
+        totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "paged": 0,
+                  "bytes": 0, "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
         for target in self.queues.values():
             s = target.queue.stats()
-            for key in ("dequeued", "in_flight", "depth", "bytes", "consumers", "discarded"):
+            for key in ("dequeued", "in_flight", "depth", "paged", "bytes", "consumers", "discarded"):
                 totals[key] += s[key]
         return totals

@@ -6,7 +6,9 @@ change in order. `Standby` feeds both into a `Broker` that has no store and no c
 the engine's one replay path (`broker.engine.replay.Replay`, which cold recovery uses too), so
 that at takeover the master need not build a million `Message`s: once the store's warm open has
 replayed the last records, the master adopts this broker instead of calling
-`Broker.start(recovered)`.
+`Broker.start(recovered)`. Its durable queues page (broker/engine/cursor.py) without a store:
+beyond a window of messages it only counts them, so its memory does not track the master's backlog;
+once adopted, each queue's cursor reads the rest from the new master's store.
 
 The journal store can be followed; leveldb and appendlog slaves recover cold (their `follower()`
 is None) until they offer one. Anything the replay cannot mirror marks the standby `invalid`;
@@ -106,7 +108,8 @@ class Standby:
 
     def describe(self) -> str:
         replay, follower = self.replay, self.follower
-        count, queues = (replay.count(), len(replay.messages)) if replay is not None else (0, 0)
+        depths = replay.depths() if replay is not None else {}
+        count, queues = sum(depths.values()), len(depths)
         where = follower.position() if follower is not None else "nothing"
         return f"{count} message(s) in {queues} queue(s), following {where}"
 
@@ -128,7 +131,7 @@ class Standby:
         broker, self.broker = self.broker, None
         if not store.warm or broker is None:
             return None
-        problem = self.invalid or self._mismatch(broker, recovered)
+        problem = self.invalid or self._mismatch(recovered)
         if problem:
             log.warning("broker %s: hot standby broker not used (%s): building it cold", self.config.name,
                         problem)
@@ -139,16 +142,12 @@ class Standby:
         self.replay = None
         return broker
 
-    def _mismatch(self, broker: Broker, recovered: Recovered) -> str | None:
-        """A cheap cross-check of the mirror against the store: per queue, the messages it holds
-        (`Queue.depth`, in memory or left in the store) against what the store counts."""
-        messages = self.replay.messages if self.replay is not None else {}
-        destinations = broker.destinations
-        for key in {*messages, *recovered.queues}:
-            durable = destinations.durables.get(key)
-            queue = durable.queue if durable is not None else destinations.queues.get(key)  # no new one
-            if (queue.depth if queue is not None else 0) != recovered.depth(key):
-                return f"message counts of {key!r} differ from the store's"
+    def _mismatch(self, recovered: Recovered) -> str | None:
+        """A cheap cross-check of the mirror against the store (per queue counts, subscriptions)."""
+        ours = self.replay.depths() if self.replay is not None else {}
+        theirs = {key: depth for key in {*recovered.queues, *recovered.depths} if (depth := recovered.depth(key))}
+        if ours != theirs:
+            return "message counts differ from the store's"
         return None
 
     # FollowerSink (worker thread) -----------------------------------------------------------
@@ -156,7 +155,9 @@ class Standby:
     def reset(self, recovered: Recovered) -> None:
         """Build from scratch, as cold recovery does, checking for an interrupt now and then."""
         self.broker, self.replay, self.invalid = None, None, "rebuilding"
-        replay = Replay(Broker(self.config, None), track=True, on_progress=self._check_interrupt)
+        broker = Broker(self.config, None)
+        broker.paging = True  # its queues page as the master's do, counting what it does not hold
+        replay = Replay(broker, track=True, on_progress=self._check_interrupt)
         try:
             replay.load(recovered, strict=True)
         except ReplayMismatch as exc:

@@ -26,12 +26,12 @@ async def test_browse_pages_in_delivery_order_across_priorities() -> None:
     await send(client, "/queue/p", 3, priority="1")
     await send(client, "/queue/p", 2, priority="8")
     queue = admin.queue_of(broker, "/queue/p")
-    bodies = [m.body.decode() for m in admin.browse(queue, 0, 10)]
+    bodies = [m.body.decode() for m in await admin.browse(queue, 0, 10)]
     assert bodies == ["/queue/p 0", "/queue/p 1", "/queue/p 0", "/queue/p 1", "/queue/p 2"]
-    assert [m.priority for m in admin.browse(queue, 1, 2)] == [8, 1]
-    assert admin.browse(queue, 5, 10) == [] and queue.depth == 5
+    assert [m.priority for m in await admin.browse(queue, 1, 2)] == [8, 1]
+    assert await admin.browse(queue, 5, 10) == [] and queue.depth == 5
     with pytest.raises(AdminError) as refused:
-        admin.browse(queue, 0, admin.MAX_BROWSE + 1)
+        await admin.browse(queue, 0, admin.MAX_BROWSE + 1)
     assert refused.value.status == 400
     with pytest.raises(AdminError) as missing:
         admin.queue_of(broker, "/queue/none")
