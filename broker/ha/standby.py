@@ -145,7 +145,8 @@ class Standby:
     def _mismatch(self, recovered: Recovered) -> str | None:
         """A cheap cross-check of the mirror against the store (per queue counts, subscriptions)."""
         ours = self.replay.depths() if self.replay is not None else {}
-        theirs = {key: depth for key in {*recovered.queues, *recovered.depths} if (depth := recovered.depth(key))}
+        keys = {*recovered.queues, *recovered.depths}
+        theirs = {key: depth for key in keys if (depth := recovered.depth(key))}
         if ours != theirs:
             return "message counts differ from the store's"
         return None
