@@ -35,16 +35,12 @@ def cursor_window_supported() -> bool:
 
 
 def require_cursor_window() -> None:
-    if os.environ.get("PT_LOCAL"):  # LOCAL-ONLY
-        return
     if not cursor_window_supported():
         pytest.skip("`batonmq start --help` lists no --cursor-window: this broker has no store cursor "
                     "(issue 12), so nothing would be paged")
 
 
 def window_args(window: str = WINDOW) -> list[str]:
-    if os.environ.get("PT_LOCAL"):  # LOCAL-ONLY
-        return []
     return ["--cursor-window", window]
 
 
