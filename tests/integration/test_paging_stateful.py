@@ -227,7 +227,7 @@ def machine_for(broker: BrokerProcess) -> type[RuleBasedStateMachine]:
             assert seq == head, (f"priority {sent.priority}: got {seq}, expected {head} "
                                  f"(waiting {list(self.model.waiting[sent.priority])})")
             flagged = frame.headers.get("redelivered") == "true"
-            assert flagged == sent.redelivered, f"message {seq}: redelivered {flagged}, not {sent.redelivered}"
+            assert flagged == sent.redelivered, f"{seq}: redelivered {flagged}, not {sent.redelivered}"
             return seq
 
         def teardown(self) -> None:
