@@ -44,6 +44,12 @@ def window_args(window: str = WINDOW) -> list[str]:
     return ["--cursor-window", window]
 
 
+def window_config(path: Path, window: str = WINDOW) -> Path:
+    """A config file that sets the window by its TOML name, for `--config`."""
+    path.write_text(f'[store]\ncursor_window = "{window}"\n')
+    return path
+
+
 def body_for(tag: str, size: int = BODY_SIZE) -> str:
     """A body of `size` characters that names its message, so a mix-up is visible in a failure."""
     return (tag + "." * size)[:size]
@@ -61,11 +67,12 @@ class BrokerProcess:
         self.daemon: Daemon | None = None
         self.logs: list[str] = []  # every earlier process's stderr, for failure messages
 
-    def start(self, timeout: float = 30.0) -> BrokerProcess:
+    def start(self, timeout: float = 30.0, wait: bool = True) -> BrokerProcess:
+        """A new process; with `wait`, once it answers CONNECT (it recovered and serves)."""
         self._retire()
         self.daemon = Daemon(self.args, self.env)
         deadline = time.monotonic() + timeout
-        while not serves(HOST, self.port):
+        while wait and not serves(HOST, self.port):
             if self.daemon.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the broker did not serve within {timeout} s; log:\n{self.log()}")
             time.sleep(0.02)
