@@ -88,6 +88,9 @@ class BrokerProcess:
         assert self.daemon is not None
         return self.daemon.stop()
 
+    def running(self) -> bool:
+        return self.daemon is not None and self.daemon.proc.poll() is None
+
     @property
     def pid(self) -> int:
         assert self.daemon is not None

@@ -106,6 +106,8 @@ def machine_for(broker: BrokerProcess) -> type[RuleBasedStateMachine]:
             self.receipts = itertools.count()
             self.steps_since_restart = 0
             self.failed = False  # a step raised: teardown must not bury that failure under its own
+            if not broker.running():  # an earlier example failed between a kill and its restart
+                broker.start()
             self._connect()
 
         # -- clients --------------------------------------------------------------------------------
