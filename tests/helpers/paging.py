@@ -91,11 +91,6 @@ class BrokerProcess:
     def running(self) -> bool:
         return self.daemon is not None and self.daemon.proc.poll() is None
 
-    @property
-    def pid(self) -> int:
-        assert self.daemon is not None
-        return self.daemon.proc.pid
-
     def _retire(self) -> None:
         if self.daemon is not None:
             self.daemon.kill()
