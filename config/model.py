@@ -58,8 +58,12 @@ class StoreSettings(_Strict):
     # refuse to open, naming file@offset (the default), or copy the damaged bytes to the store's
     # quarantine/ and replay the records after them (stores/*/FORMAT.md, docs/operations.md).
     on_corruption: Literal["refuse", "quarantine"] = "refuse"
+    # The store cursor (docs/paging.md): per queue and durable subscription, about this many bytes of
+    # waiting persistent messages are kept in memory; the rest stay in the store and are read back
+    # in store order as the window drains. Recovery reads each queue's head of this size only.
+    cursor_window: int = Field(4 * MiB, ge=1024, description="bytes of waiting persistent messages in memory")
 
-    @field_validator("usage_limit", "min_free", "reserve", "temp_usage_limit", mode="before")
+    @field_validator("usage_limit", "min_free", "reserve", "temp_usage_limit", "cursor_window", mode="before")
     @classmethod
     def _sizes(cls, value: object) -> object:
         # Flags, variables and TOML may spell sizes as ActiveMQ does: "100 gb", "512mb", "4096".
