@@ -1,4 +1,5 @@
-"""`<destinationPolicy>` of an ActiveMQ XML file: destination GC is mapped, the rest is reported.
+"""`<destinationPolicy>` of an ActiveMQ XML file: destination GC and memory limits are mapped, the rest
+is reported.
 
     <destinationPolicy><policyMap>
       <policyEntries><policyEntry queue=">" gcInactiveDestinations="true" inactiveTimoutBeforeGC="30000"/>
@@ -11,8 +12,11 @@ inactiveTimoutBeforeGC, default 60 s) maps to limits.destination_gc_idle when se
 every queue or topic (`>`) or on the default entry; BatonMQ always collects, so a `false` or a
 narrower pattern is reported, not honoured. A slow topic subscriber's pending-message limit
 (`<pendingMessageLimitStrategy><constantPendingMessageLimitStrategy limit="1000"/>`, as the stock
-file sets it for `topic=">"`) maps to limits.topic_pending_limit the same way. Per-destination
-tuning (cursors, memory limits, flow control, dispatch) is ignored with a WARNING each; what would
+file sets it for `topic=">"`) maps to limits.topic_pending_limit the same way, and memoryLimit on a
+`queue=">"` or default entry to limits.destination_memory_limit, with the store cursor's window
+(store.cursor_window) at cursorMemoryHighWaterMark percent of it (default 70), as ActiveMQ starts
+paging a destination's persistent messages there (docs/paging.md). Other per-destination
+tuning (cursor choice, flow control, dispatch) is ignored with a WARNING each; what would
 change which messages a client gets (per-destination dead-letter queues, retroactive topics,
 exclusive-by-default) is refused.
 """
@@ -22,7 +26,7 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 from config.errors import ConfigError
-from config.units import millis_to_seconds, parse_bool
+from config.units import millis_to_seconds, parse_bool, parse_size
 from config.xmlcompat import names
 from config.xmltree import Known, XmlMapping, attributes, children, convert, local
 
@@ -32,9 +36,16 @@ _GC_TIMEOUTS = ("inactiveTimoutBeforeGC", "inactiveTimeoutBeforeGC")  # ActiveMQ
 _GC_IDLE = ("limits", "destination_gc_idle")
 _ALWAYS_COLLECTS = "BatonMQ always removes empty, unused destinations after limits.destination_gc_idle"
 
+_HIGH_WATER = "cursorMemoryHighWaterMark"
+_MEMORY = ("memoryLimit", _HIGH_WATER)
+_DESTINATION_LIMIT = ("limits", "destination_memory_limit")
+_WINDOW = ("store", "cursor_window")
+_ONE_WINDOW = ('BatonMQ has one destination memory limit and one store cursor window for every queue and '
+               'durable subscription: give memoryLimit on a queue=">" or the default entry')
+
 _TUNING = "per-destination tuning with no equivalent in BatonMQ"
 _TUNING_ATTRIBUTES = names("""
-    cursorMemoryHighWaterMark storeUsageHighWaterMark maxPageSize maxBrowsePageSize useCache lazyDispatch
+    storeUsageHighWaterMark maxPageSize maxBrowsePageSize useCache lazyDispatch
     optimizedDispatch enableAudit maxAuditDepth maxProducersToAudit maxQueueAuditDepth reduceMemoryFootprint
     doOptimzeMessageStorage optimizeMessageStoreInFlightLimit minimumMessageSize usePrefetchExtension
     useTopicSubscriptionInflightStats blockedProducerWarningInterval timeBeforeDispatchStarts
@@ -49,7 +60,6 @@ POLICY_ENTRY = Known(
         **dict.fromkeys(names("""advisoryForConsumed advisoryForDelivery advisoryForDiscardingMessages
                                  advisoryForFastProducers advisoryForSlowConsumers advisoryWhenFull"""),
                         "BatonMQ publishes no advisory topics"),
-        "memoryLimit": "a cache size in ActiveMQ, not a capacity; " + _FULL,
         "producerFlowControl": _FULL,
         "sendFailIfNoSpace": _FULL,
         "sendFailIfNoSpaceAfterTimeout": _FULL,
@@ -112,8 +122,9 @@ def _map_entry(entry: Element, out: XmlMapping, default: bool) -> None:
     if not default and selector is not None:
         label = f'policyEntry[{selector[0]}="{selector[1]}"]'
     every = default or (selector is not None and selector[1] == ">")
-    attrs = attributes(entry, label, {*_SELECTORS, _GC, *_GC_TIMEOUTS}, out, POLICY_ENTRY)
+    attrs = attributes(entry, label, {*_SELECTORS, _GC, *_GC_TIMEOUTS, *_MEMORY}, out, POLICY_ENTRY)
     _map_gc(label, attrs, every, out)
+    _map_memory(label, attrs, every and entry.get("topic") is None, out)
     for child in children(entry):
         name = local(child.tag)
         if name in ONLY_CHILDREN:
@@ -149,6 +160,30 @@ def _map_pending(key: str, element: Element, every: bool, out: XmlMapping) -> No
             out.ignore(f"{key}@limit", "no limit is not offered: " + _SLOW)
         else:
             out.agree(_PENDING_LIMIT, limit, f"{key}@limit")
+
+
+def _map_memory(label: str, attrs: dict[str, str], every_queue: bool, out: XmlMapping) -> None:
+    """memoryLimit (and cursorMemoryHighWaterMark, percent) on an entry for every queue, or the default
+    entry: the destination's memory limit, and the store cursor's window as ActiveMQ pages at that
+    percentage of it."""
+    given = [name for name in _MEMORY if name in attrs]
+    if not given:
+        return
+    if "memoryLimit" not in attrs:
+        out.ignore(f"{label}@{_HIGH_WATER}", "has no effect without memoryLimit, as in ActiveMQ")
+        return
+    if not every_queue:
+        for name in given:
+            out.ignore(f"{label}@{name}", _ONE_WINDOW)
+        return
+    limit = convert(f"{label}@memoryLimit", attrs["memoryLimit"], parse_size)
+    percent = 70  # ActiveMQ's cursorMemoryHighWaterMark default
+    if _HIGH_WATER in attrs:
+        percent = convert(f"{label}@{_HIGH_WATER}", attrs[_HIGH_WATER], int)
+        if not 1 <= percent <= 100:
+            raise ConfigError(f"{label}@{_HIGH_WATER}", f"must be a percentage from 1 to 100 (got {percent})")
+    out.agree(_DESTINATION_LIMIT, max(1024, limit), f"{label}@memoryLimit")
+    out.agree(_WINDOW, max(1024, limit * percent // 100), f"{label}@{given[-1]}")
 
 
 def _map_gc(label: str, attrs: dict[str, str], every: bool, out: XmlMapping) -> None:

@@ -154,8 +154,8 @@ def test_destination_gc_that_cannot_be_expressed_is_reported() -> None:
         "ignored broker@schedulePeriodForDestinationPurge",
         'ignored policyEntry[queue=">"]@gcInactiveDestinations',
         'ignored policyEntry[queue=">"]@inactiveTimoutBeforeGC',
-        'ignored policyEntry[topic=">"]@memoryLimit',
         'ignored policyEntry[topic=">"]@inactiveTimoutBeforeGC',
+        'ignored policyEntry[topic=">"]@memoryLimit',
     ]
 
 
@@ -276,3 +276,27 @@ def test_memory_sizes_are_read_as_activemq_writes_them() -> None:
     assert Limits().budget >= 64 * MiB
     with pytest.raises(ValueError, match="connection_memory_limit"):
         Limits(memory_budget="16mb", connection_memory_limit="32mb")
+
+
+def test_a_memory_limit_for_every_queue_sets_the_destination_limit_and_the_cursor_window() -> None:
+    mapping = parse(policy('<policyEntry queue=">" memoryLimit="10mb" cursorMemoryHighWaterMark="50"/>',
+                           '<policyEntry queue="ORDERS.>" memoryLimit="1mb"/>'))
+    assert mapping.values["limits"] == {"destination_memory_limit": 10 * MiB}
+    assert mapping.values["store"] == {"cursor_window": 5 * MiB}
+    assert [line.partition(":")[0] for line in mapping.warnings] == [
+        'ignored policyEntry[queue="ORDERS.>"]@memoryLimit']
+    default = parse("<destinationPolicy><policyMap><defaultEntry><policyEntry memoryLimit=\"1mb\"/>"
+                    "</defaultEntry></policyMap></destinationPolicy>")
+    assert default.values["store"] == {"cursor_window": 1 * MiB * 70 // 100}  # ActiveMQ's 70% default
+
+
+def test_memory_limit_settings_that_cannot_be_expressed_are_reported_or_refused() -> None:
+    mapping = parse(policy('<policyEntry queue=">" cursorMemoryHighWaterMark="80"/>'))
+    assert mapping.warnings == ['ignored policyEntry[queue=">"]@cursorMemoryHighWaterMark: has no effect '
+                                "without memoryLimit, as in ActiveMQ"]
+    with pytest.raises(ConfigError) as info:
+        parse(policy('<policyEntry queue=">" memoryLimit="1mb" cursorMemoryHighWaterMark="170"/>'))
+    assert info.value.key == 'policyEntry[queue=">"]@cursorMemoryHighWaterMark'
+    with pytest.raises(ConfigError) as info:
+        parse(policy('<policyEntry queue=">" memoryLimit="lots"/>'))
+    assert info.value.key == 'policyEntry[queue=">"]@memoryLimit'
