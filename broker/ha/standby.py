@@ -147,8 +147,9 @@ class Standby:
         ours = self.replay.depths() if self.replay is not None else {}
         keys = {*recovered.queues, *recovered.depths}
         theirs = {key: depth for key in keys if (depth := recovered.depth(key))}
-        if ours != theirs:
-            return "message counts differ from the store's"
+        differ = sorted(key for key in {*ours, *theirs} if ours.get(key) != theirs.get(key))
+        if differ:
+            return f"message counts of {differ[0]!r} differ from the store's"
         return None
 
     # FollowerSink (worker thread) -----------------------------------------------------------

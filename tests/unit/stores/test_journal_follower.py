@@ -602,8 +602,8 @@ def test_the_standby_cross_check_compares_depths_not_heads(tmp_path):
     standby.reset(Recovered(queues={"/queue/a": head}))
     broker = standby.broker
     assert broker is not None
-    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head})) is None
-    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head}, depths={"/queue/a": 3})) is None
-    problem = standby._mismatch(broker, Recovered(queues={"/queue/a": head}, depths={"/queue/a": 4}))
+    assert standby._mismatch(Recovered(queues={"/queue/a": head})) is None
+    assert standby._mismatch(Recovered(queues={"/queue/a": head}, depths={"/queue/a": 3})) is None
+    problem = standby._mismatch(Recovered(queues={"/queue/a": head}, depths={"/queue/a": 4}))
     assert problem is not None and "/queue/a" in problem
-    assert standby._mismatch(broker, Recovered(queues={"/queue/a": head, "/queue/b": [msg(9)]})) is not None
+    assert standby._mismatch(Recovered(queues={"/queue/a": head, "/queue/b": [msg(9)]})) is not None
