@@ -35,6 +35,7 @@ from stores.base import (
 from stores.bulk import gc_paused
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
+from stores.heads import pages_of, recovered_heads
 from stores.reads import (
     GatedReads,
     Key,
@@ -42,9 +43,7 @@ from stores.reads import (
     ReadGate,
     fetch,
     load_file,
-    pages_of,
     read_page,
-    recovered_heads,
 )
 
 log = logging.getLogger(__name__)

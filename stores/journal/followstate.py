@@ -27,12 +27,13 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
+from stores.heads import pages_of, recovered_heads
 from stores.journal import checkpoint as ckpt
 from stores.journal.index import Index, Key, Location
 from stores.journal.layout import data_name
 from stores.journal.reader import load_messages
 from stores.journal.records import JournalOp
-from stores.reads import fetch, pages_of, recovered_heads
+from stores.reads import fetch
 
 _HEADER = struct.Struct("<II")
 

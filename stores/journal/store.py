@@ -35,6 +35,7 @@ from stores.base import (
     StoreStats,
 )
 from stores.groupcommit import GroupCommitter, start_committer
+from stores.heads import pages_of, recovered_heads
 from stores.journal import checkpoint as ckpt
 from stores.journal import cleanup, layout
 from stores.journal.follower import Follower
@@ -43,7 +44,7 @@ from stores.journal.reader import load_messages
 from stores.journal.records import encode_batch
 from stores.journal.recovery import RecoveryStats, Result, recover
 from stores.journal.writer import Writer
-from stores.reads import GatedReads, ReadGate, fetch, pages_of, read_page, recovered_heads
+from stores.reads import GatedReads, ReadGate, fetch, read_page
 
 log = logging.getLogger(__name__)
 

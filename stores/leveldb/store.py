@@ -40,8 +40,9 @@ from stores.base import (
 from stores.bulk import gc_paused
 from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
+from stores.heads import recovered_heads
 from stores.leveldb import keys
-from stores.reads import ReadGate, recovered_heads
+from stores.reads import ReadGate
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from stores import heads as head_reads
 from stores import reads
 from stores.appendlog import records as log_records
 from stores.appendlog.segments import segment_name
@@ -133,7 +134,7 @@ async def test_a_record_that_holds_another_message_is_corruption(kind: str, tmp_
 # Heads (stores/base.py, "Recovery"): read_heads over queues held as plain lists -------------
 
 
-def listed(queues: dict[str, list[StoredMessage]], requested: list[int]) -> reads.ReadPages:
+def listed(queues: dict[str, list[StoredMessage]], requested: list[int]) -> head_reads.ReadPages:
     """A ReadPages over in-memory lists, positions being list indexes; notes each page's limit."""
     def read(wanted: dict[str, tuple[int | None, int]]) -> dict[str, reads.Page]:
         pages = {}
@@ -157,7 +158,7 @@ def test_heads_stop_at_the_window_whatever_the_sizes() -> None:
         "one-too-big": sized("b", [5000, 1]),
         "short": sized("t", [1, 2]),
     }
-    heads = reads.read_heads(list(queues), listed(queues, []), 600)
+    heads = head_reads.read_heads(list(queues), listed(queues, []), 600)
     assert [len(heads[q]) for q in queues] == [50, 6, 1, 2]
     assert heads["exact"] == queues["exact"][:6] and heads["one-too-big"] == queues["one-too-big"][:1]
 
@@ -165,7 +166,7 @@ def test_heads_stop_at_the_window_whatever_the_sizes() -> None:
 def test_long_heads_are_read_in_growing_pages_that_fit_the_window() -> None:
     queues = {f"q{n}": sized(f"q{n}-", [100] * 5000) for n in range(3)}
     requested: list[int] = []
-    heads = reads.read_heads(list(queues), listed(queues, requested), 100 * 1000)
+    heads = head_reads.read_heads(list(queues), listed(queues, requested), 100 * 1000)
     assert all(heads[q] == queues[q][:1000] for q in queues)
     # Pages sized by the average so far: about what fits, not pages growing past the window.
-    assert sum(requested) <= 3 * (1000 + reads.FIRST_PAGE + 1)
+    assert sum(requested) <= 3 * (1000 + head_reads.FIRST_PAGE + 1)
