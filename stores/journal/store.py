@@ -368,7 +368,10 @@ class JournalStore(GatedReads, Store):
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._settle_checkpoint()  # its thread runs on even though _maintain was cancelled
+        # A checkpoint or cleanup under way ends first (later ones find the store closed), and a
+        # checkpoint file whose caller was cancelled is finished: ours must not overlap them.
+        async with self._maintenance:
+            await self._settle_checkpoint()
         if self._committer is not None:
             await self._committer.close()
         if self._writer is None:
