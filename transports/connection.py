@@ -1,9 +1,12 @@
 """One client's STOMP connection, whatever carries it: the FrameLink between a Wire and a FrameHandler.
 
-Reading: bytes go into the sans-I/O parser, FEED_CHUNK at a time; complete frames wait in a bounded
-queue (`limits.max_pending_frames`) for one reader task that hands them to the handler one at a
-time, in order. When the queue is full the wire stops reading (`pause_reading`) and the rest of a
-large read waits unparsed: the transport pushes back on the client instead of our memory growing.
+Reading: bytes go into the sans-I/O parser, FEED_CHUNK at a time and at most FEED_TURN per turn of
+the event loop; complete frames wait in a bounded queue (`limits.max_pending_frames`) for one reader
+task that hands them to the handler one at a time, in order. A read holds up to 256 KiB of frames,
+a millisecond of parsing: the rest of it is parsed on the next turns, after the loop has served the
+other connections, and the wire is not read meanwhile. When the queue is full the wire stops
+reading (`pause_reading`) and the rest of a large read waits unparsed: the transport pushes back on
+the client instead of our memory growing.
 The reader gives the event loop back after `limits.work_slice_ms` of frames, even if more are
 queued: handling a frame rarely awaits anything, so without that one busy client would hold the
 loop for all of its queued frames (issue 11).
@@ -46,6 +49,7 @@ CLOSE_LINGER = 5.0  # seconds a closing wire may take to flush before it is abor
 CONNECT_TIMEOUT = "connect_timeout"
 HEARTBEAT_TIMEOUT = "heartbeat_timeout"
 FEED_CHUNK = 64 * 1024  # bytes given to the parser at once, frames taken out in between
+FEED_TURN = 64 * 1024  # bytes parsed per turn of the loop (about 0.25 ms of 1 KiB frames)
 MEMORY_LIMIT = "memory_limit"  # close_reason: blocked past the flow-control timeout
 FRAME_OVERHEAD = 200  # counted per parsed frame besides its body: the Frame and its header dict
 
@@ -71,7 +75,8 @@ class Connection:
         self._frames: deque[Frame | ProtocolError] = deque()
         self._unfed: deque[memoryview] = deque()  # read but not yet parsed: the frame queue is full
         self._wakeup = asyncio.Event()
-        self._reading_paused = False  # the frame queue is full
+        self._reading_paused = False  # the frame queue is full, or read bytes wait for the next turn
+        self._feed_scheduled = False  # a later turn parses the rest of what was read
         self._memory_paused = False  # the gate: our memory share (or the budget) is full
         self._unfed_bytes = 0
         self._frame_bytes = 0  # bodies (+ FRAME_OVERHEAD each) of the queued frames
@@ -111,7 +116,8 @@ class Connection:
             return
         self._unfed.append(memoryview(data))
         self._unfed_bytes += len(data)
-        self._feed()
+        if not self._feed_scheduled:
+            self._feed()
         self._gate.hold(self._holding())
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -150,15 +156,18 @@ class Connection:
         return not (self._frames and isinstance(self._frames[-1], ProtocolError))
 
     def _feed(self) -> None:
-        """Parse held bytes a chunk at a time while the frame queue has room; pause reading if not."""
+        """Parse up to FEED_TURN of the held bytes, a chunk at a time, while the frame queue has
+        room; pause reading while bytes are left, and parse them on the next turn if there is room."""
         unfed, limit = self._unfed, self.limits.max_pending_frames
-        while unfed and len(self._frames) < limit and self._frames_allowed():
+        allowance = FEED_TURN
+        while unfed and allowance > 0 and len(self._frames) < limit and self._frames_allowed():
             view = unfed[0]
             if len(view) > FEED_CHUNK:
                 unfed[0], view = view[FEED_CHUNK:], view[:FEED_CHUNK]
             else:
                 unfed.popleft()
             self._unfed_bytes -= len(view)
+            allowance -= len(view)
             try:
                 self.parser.feed(view)
             except ProtocolError as error:
@@ -167,6 +176,28 @@ class Connection:
             self._pull_frames()
         if unfed:
             self._pause_reading()
+            if allowance <= 0 and not self._feed_scheduled:
+                self._feed_scheduled = True
+                self._loop.call_soon(self._feed_later)
+
+    def _feed_later(self) -> None:
+        """A later turn: parse more of what was read, and read the wire again once all of it is."""
+        self._feed_scheduled = False
+        if self.closing:
+            return
+        self._feed()
+        self._resume_if_room()
+        self._gate.hold(self._holding())
+
+    def _resume_if_room(self) -> None:
+        """Read the wire again if nothing read waits unparsed and the frame queue has room."""
+        if (self._reading_paused and not self._unfed and not self._feed_scheduled
+                and len(self._frames) < self.limits.max_pending_frames and self._frames_allowed()):
+            self._reading_paused = False
+            # Beats could not reach us while we did not read: silence counts from now.
+            self._last_rx = self._loop.time()
+            if self.wire is not None and not self.closing and not self._memory_paused:
+                self.wire.resume_reading()
 
     def _pull_frames(self) -> None:
         """Move parsed frames into the bounded queue; stop reading the wire while it is full."""
@@ -259,14 +290,9 @@ class Connection:
             # fraction of the calls around it.
             if self._reading_paused and len(self._frames) <= refill_at and self._frames_allowed():
                 self._pull_frames()
-                self._feed()
-                if (not self._unfed and len(self._frames) < self.limits.max_pending_frames
-                        and self._frames_allowed()):
-                    self._reading_paused = False
-                    # Beats could not reach us while we did not read: silence counts from now.
-                    self._last_rx = self._loop.time()
-                    if self.wire is not None and not self.closing and not self._memory_paused:
-                        self.wire.resume_reading()
+                if not self._feed_scheduled:
+                    self._feed()
+                self._resume_if_room()
             self._frame_bytes -= len(item.body) + FRAME_OVERHEAD
             assert self.handler is not None
             try:  # the handler awaited here, not in a coroutine of ours: one coroutine per frame less

@@ -9,6 +9,10 @@ import os
 import signal
 import sys
 
+# Imported now, not on the first connection (the engine imports it lazily, to break the cycle
+# between engine and session): so its import does not stall the loop while clients are served, and
+# its objects are frozen out of the collector with the rest of the start-up (tune_gc).
+import broker.engine.session  # noqa: F401
 from broker.daemon.admin import start_admin
 from broker.daemon.metrics import Metrics, serve_metrics
 from broker.engine.auth import Authenticator
@@ -25,6 +29,11 @@ log = logging.getLogger("batonmq.daemon")
 # few dozen SENDs and, while queues grew, a full one at every 25% of growth, each walking every
 # message held: 8 full collections took 0.4 s of a 40,000-message run, pauses of tens of ms each.
 GC_THRESHOLDS = (10_000, 10, 10)
+# Seconds a thread waits for the GIL before the running one is made to give it up (Python's default
+# is 5 ms). The loop thread is busy while a hostile load runs; the store's writer thread takes the
+# GIL several times per group commit (around each write and fsync), so with 5 ms each a receipted
+# SEND waited tens of ms for its commit. The running thread is only interrupted when another waits.
+SWITCH_INTERVAL = 0.0005
 
 
 def run(config: BrokerConfig, authenticator: Authenticator | None = None) -> int:
@@ -33,6 +42,7 @@ def run(config: BrokerConfig, authenticator: Authenticator | None = None) -> int
     `authenticator` is what `load_authenticator(config)` built (None: every client is let in).
     """
     tune_gc()
+    sys.setswitchinterval(SWITCH_INTERVAL)
     code = eventloop.run(_main(config, authenticator))
     # The last line of every run, whatever ended it: what a supervisor's log shows first.
     log.warning("broker %s: stopped, exit %d", config.name, code)

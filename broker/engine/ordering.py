@@ -5,12 +5,17 @@ cap a producer at one message per fsync). It starts the write and queues a compl
 run strictly in arrival order (dispatch, then RECEIPT), each once its own write is done. The number
 in flight is bounded: `room()` blocks the session's reader when the bound is reached, which in turn
 fills the connection's frame queue and pauses reading from the socket.
+
+A group commit makes hundreds of a producer's writes done at once; their completions (dispatch and
+RECEIPT, tens of microseconds each) run for at most one slice (`limits.work_slice_ms`), and the rest
+on the next turns of the loop, so that other clients are served in between (issue 11).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 
@@ -32,8 +37,10 @@ class Completions:
     completion that is ready, so a completion costs no task step and no `asyncio.wait` (which builds
     a set, a waiter future and two callbacks each time). This runs once per SEND."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, slice_seconds: float = 0.002) -> None:
         self.limit = limit
+        self.slice = slice_seconds
+        self._later: asyncio.Handle | None = None  # the rest of a drain whose slice was spent
         self._pending: deque[tuple[asyncio.Future[None] | None, Complete]] = deque()
         self._waiting_on: asyncio.Future[None] | None = None  # the head's write, our callback on it
         self._draining = False  # a completion that adds another must not start a nested drain
@@ -51,7 +58,7 @@ class Completions:
             return
         self._pending.append((future, complete))
         self._idle.clear()
-        if self._waiting_on is None and not self._draining:
+        if self._waiting_on is None and not self._draining and self._later is None:
             self._drain()
 
     def add_next(self, future: asyncio.Future[None], complete: Complete) -> None:
@@ -59,7 +66,7 @@ class Completions:
         completion queued so far (the rest of the running one, e.g. its RECEIPT after a fan-out)."""
         self._pending.appendleft((future, complete))
         self._idle.clear()
-        if self._waiting_on is None and not self._draining:
+        if self._waiting_on is None and not self._draining and self._later is None:
             self._drain()
 
     async def room(self) -> None:
@@ -71,14 +78,18 @@ class Completions:
         await self._idle.wait()
 
     def _drain(self, _: object = None) -> None:
-        self._waiting_on = None
+        self._waiting_on = self._later = None
         self._draining = True
+        deadline = time.perf_counter() + self.slice
         try:
             while self._pending:
                 future, complete = self._pending[0]
                 if future is not None and not future.done():
                     self._waiting_on = future
                     future.add_done_callback(self._drain)
+                    return
+                if time.perf_counter() >= deadline:
+                    self._later = asyncio.get_running_loop().call_soon(self._drain)
                     return
                 self._pending.popleft()
                 self._room.set()
@@ -99,3 +110,6 @@ class Completions:
         if self._waiting_on is not None:
             self._waiting_on.remove_done_callback(self._drain)
             self._waiting_on = None
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None

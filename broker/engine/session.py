@@ -74,7 +74,7 @@ class Session:
         self._own_memory = conn.memory is None
         self.memory = conn.memory if conn.memory is not None else broker.memory.connection(conn.peer)
         self.transactions = Transactions(self.memory)
-        self.completions = Completions(MAX_IN_FLIGHT)
+        self.completions = Completions(MAX_IN_FLIGHT, broker.limits.work_slice_ms / 1000)
         self._acks: dict[str, Subscription] = {}
         self._ack_seq = 0
         self.temps: TempNames | None = None  # its temporary destinations (tempdest.py), once it names one

@@ -114,6 +114,47 @@ async def test_background_checkpoint_runs_on_its_interval(tmp_path: Path) -> Non
     await store.close()
 
 
+async def test_group_commits_go_on_while_a_checkpoint_file_is_written(tmp_path: Path) -> None:
+    import asyncio
+
+    store, _ = await open_store(tmp_path, journal_max_file_size=64 * 1024 * KiB)
+    count = 50_000  # a checkpoint of this many entries takes tens of ms to encode, a commit one
+    for start in range(0, count, 5000):
+        await store.write([AddMessage("/queue/a", StoredMessage(f"m{n}", "/queue/a", {}, b"x"))
+                           for n in range(start, start + 5000)])
+    checkpoint = asyncio.ensure_future(store.checkpoint())
+    for _ in range(1000):  # until the writer thread has taken the snapshot: its file is under way
+        if store._writing is not None:
+            break
+        await asyncio.sleep(0.001)
+    await store.enqueue("/queue/a", msg(count))  # a commit, not queued behind the checkpoint
+    assert not checkpoint.done()
+    await checkpoint
+    store._checkpoint = lambda: None  # type: ignore[method-assign]  # a crash: no checkpoint on close
+    await store.close()
+    store2, ids = await open_store(tmp_path)
+    assert store2.last_recovery is not None and store2.last_recovery.records_replayed == 1
+    assert len(ids) == count + 1 and ids[-1] == f"m{count}"
+    await store2.close()
+
+
+async def test_close_waits_for_a_checkpoint_under_way(tmp_path: Path) -> None:
+    import asyncio
+
+    store, _ = await open_store(tmp_path, journal_max_file_size=64 * 1024 * KiB)
+    await store.write([AddMessage("/queue/a", StoredMessage(f"m{n}", "/queue/a", {}, b"x"))
+                       for n in range(50_000)])
+    checkpoint = asyncio.ensure_future(store.checkpoint())
+    await asyncio.sleep(0)
+    await store.close()  # the same checkpoint file: written by one of them at a time
+    await checkpoint
+    assert not list(tmp_path.glob("checkpoint-*.tmp"))
+    store2, ids = await open_store(tmp_path)
+    assert store2.last_recovery is not None and store2.last_recovery.records_replayed == 0
+    assert len(ids) == 50_000
+    await store2.close()
+
+
 async def test_producer_ids_come_from_checkpoint_and_tail(tmp_path: Path) -> None:
     store, _ = await open_store(tmp_path, duplicate_window=4)
     for n in range(3):
