@@ -98,7 +98,7 @@ def test_watchdog_fires_when_the_lease_expires_then_forces_the_exit():
 
 
 def test_watchdog_stays_quiet_while_the_lease_is_renewed():
-    lease = Lease(0.2)
+    lease = Lease(1.0)  # long beside the 10 ms renewals: a busy machine may delay one by far more
     timeouts: list[str] = []
     exits = Exits()
     dog = Watchdog(lease, timeouts.append, 5, exit_bound=0.1, grace=0.1, tick=0.01, hard_exit=exits)
@@ -134,11 +134,13 @@ def test_watchdog_gives_a_frozen_process_grace_to_hear_the_keepalive():
             return time.monotonic() + self.offset
 
     clock = JumpClock()
-    lease = Lease(0.3, clock)
+    # Lease and grace are long beside the test's own sleeps, so that a busy machine delaying a
+    # thread by a few hundred ms does not expire the renewed lease before stop().
+    lease = Lease(2.0, clock)
     lease.renew(clock())
     timeouts: list[str] = []
     exits = Exits()
-    dog = Watchdog(lease, timeouts.append, 5, exit_bound=0.1, grace=0.2, tick=0.01, clock=clock,
+    dog = Watchdog(lease, timeouts.append, 5, exit_bound=0.1, grace=1.0, tick=0.01, clock=clock,
                    hard_exit=exits)
     dog.start()
     time.sleep(0.05)
