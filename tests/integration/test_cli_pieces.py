@@ -21,13 +21,13 @@ def test_start_flags_become_nested_overrides():
         "--lock-keepalive-period", "0.5", "--lock-timeout", "4", "--on-lock-lost", "slave",
         "--metrics-host", "0.0.0.0", "--no-metrics-destination-names", "--tls-cert", "c.pem",
         "--tls-key", "k.pem", "--tls-ca", "ca.pem", "--tls-client-auth", "optional", "--log-level", "debug",
-        "--store-usage-limit", "10gb", "--store-usage-timeout", "5",
+        "--store-usage-limit", "10gb", "--store-usage-timeout", "5", "--cursor-window", "64kb",
         "--admin-port", "8161", "--admin-host", "0.0.0.0",
         "--memory-budget", "512mb", "--connection-memory-limit", "8 MiB",
         "--producer-flow-control-timeout", "0"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d",
-        "store": {"type": "leveldb", "usage_limit": "10gb", "usage_timeout": "5"},
+        "store": {"type": "leveldb", "usage_limit": "10gb", "usage_timeout": "5", "cursor_window": "64kb"},
         "connectors": ["tcp://127.0.0.2:1", "tcp://127.0.0.3:1"], "metrics_port": "9100",
         "metrics_host": "0.0.0.0", "metrics_destination_names": False,
         "admin": {"port": "8161", "host": "0.0.0.0"},
@@ -42,7 +42,8 @@ def test_start_flags_become_nested_overrides():
 def test_absent_start_flags_are_none_so_lower_layers_show_through():
     overrides = start_overrides(build_parser().parse_args(["start"]))
     assert overrides["name"] is None and overrides["connectors"] is None
-    assert overrides["store"] == {"type": None, "usage_limit": None, "usage_timeout": None}
+    assert overrides["store"] == {"type": None, "usage_limit": None, "usage_timeout": None,
+                                  "cursor_window": None}
     assert overrides["metrics_host"] is None and overrides["metrics_destination_names"] is None
     assert overrides["tls"] == {"cert": None, "key": None, "ca": None, "client_auth": None}
     assert overrides["admin"] == {"port": None, "host": None}
