@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from broker.engine.core import Broker
 from config.model import BrokerConfig, Limits, StoreSettings
 from stores.base import Recovered
@@ -453,3 +455,36 @@ async def test_a_stomp_browser_sees_the_paged_messages_too(tmp_path: Path) -> No
     assert [f.body for f in frames[:-1]] == bodies
     assert broker.destinations.queues["/queue/v"].depth == 1500  # none taken out
     await shutdown(broker, store)
+
+
+@pytest.mark.parametrize("kind", ["leveldb", "appendlog"])
+async def test_every_store_serves_a_paged_backlog_in_order(tmp_path: Path, kind: str) -> None:
+    from stores.registry import store_class
+
+    store_settings = StoreSettings(type=kind, sync="never", cursor_window=WINDOW, duplicate_window=100)
+    store = store_class(kind)(tmp_path / kind, store_settings)
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], store=store_settings)
+    broker = Broker(config, store)
+    await broker.start(await store.open())
+    producer = await connected(broker)
+    bodies = numbered(3000)
+    await produce(producer, "/queue/k", bodies[:2000])
+    queue = broker.destinations.queues["/queue/k"]
+    assert queue.paged > 1900
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/k", id="s", ack="client-individual")
+    got: list[bytes] = []
+    deadline = time.monotonic() + 20
+    sent = 2000
+    while len(got) < 3000 and time.monotonic() < deadline:
+        for frame in consumer.messages():
+            got.append(frame.body)
+            await consumer.frame("ACK", id=frame.headers["ack"])
+        if sent < 3000:  # more arrive while the backlog drains
+            await producer.raw("SEND", {"destination": "/queue/k", "persistent": "true"}, bodies[sent])
+            sent += 1
+        await asyncio.sleep(0)
+    assert got == bodies
+    await asyncio.sleep(0.05)
+    await broker.stop()
+    await store.close()
