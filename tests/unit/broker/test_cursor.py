@@ -488,3 +488,21 @@ async def test_every_store_serves_a_paged_backlog_in_order(tmp_path: Path, kind:
     await asyncio.sleep(0.05)
     await broker.stop()
     await store.close()
+
+
+async def test_a_committed_transaction_pages_in_send_order(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(400)
+    await produce(producer, "/queue/x", bodies[:50])
+    await producer.frame("BEGIN", transaction="t")
+    for body in bodies[50:]:
+        await producer.raw("SEND", {"destination": "/queue/x", "persistent": "true", "transaction": "t"}, body)
+    await producer.raw("COMMIT", {"transaction": "t", "receipt": "c"})
+    await producer.settle()
+    queue = broker.destinations.queues["/queue/x"]
+    assert queue.depth == 400 and queue.paged > 350
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/x", id="s")
+    assert await collect(consumer, 400) == bodies
+    await shutdown(broker, store)
