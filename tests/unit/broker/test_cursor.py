@@ -506,3 +506,26 @@ async def test_a_committed_transaction_pages_in_send_order(tmp_path: Path) -> No
     await consumer.frame("SUBSCRIBE", destination="/queue/x", id="s")
     assert await collect(consumer, 400) == bodies
     await shutdown(broker, store)
+
+
+async def test_dropping_a_paging_durable_subscription_forgets_its_paged_messages(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path)
+    sub = await connected(broker, client_id="c")
+    headers = {"destination": "/topic/d", "id": "1", "activemq.subscriptionName": "n"}
+    await sub.raw("SUBSCRIBE", {**headers, "receipt": "r"})
+    await sub.settle()
+    await sub.frame("DISCONNECT")
+    producer = await connected(broker)
+    await produce(producer, "/topic/d", numbered(500))
+    queue = broker.destinations.durables["durable:c:n"].queue
+    assert queue.paged > 450
+    back = await connected(broker, client_id="c")
+    await back.raw("SUBSCRIBE", {**headers, "activemq.prefetchSize": "1", "ack": "client"})
+    await back.raw("UNSUBSCRIBE", {"id": "1", "activemq.subscriptionName": "n", "receipt": "u"})
+    await back.settle()
+    await asyncio.sleep(0.1)
+    assert queue.depth == 0 and queue.paged == 0 and queue.memory.used == 0
+    assert "durable:c:n" not in broker.destinations.durables
+    await shutdown(broker, store)
+    recovered = await reopen(tmp_path)
+    assert recovered.depth("durable:c:n") == 0 and recovered.subscriptions == []
