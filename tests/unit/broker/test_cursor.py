@@ -497,7 +497,8 @@ async def test_a_committed_transaction_pages_in_send_order(tmp_path: Path) -> No
     await produce(producer, "/queue/x", bodies[:50])
     await producer.frame("BEGIN", transaction="t")
     for body in bodies[50:]:
-        await producer.raw("SEND", {"destination": "/queue/x", "persistent": "true", "transaction": "t"}, body)
+        headers = {"destination": "/queue/x", "persistent": "true", "transaction": "t"}
+        await producer.raw("SEND", headers, body)
     await producer.raw("COMMIT", {"transaction": "t", "receipt": "c"})
     await producer.settle()
     queue = broker.destinations.queues["/queue/x"]
