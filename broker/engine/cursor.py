@@ -190,6 +190,8 @@ class Cursor:
             return
         finally:
             self._task = None
+        if self.stopped:
+            return  # cleared while reading (its subscription dropped): nothing is waiting any more
         self.reads += 1
         self.after = page.next
         stored = page.messages

@@ -116,10 +116,11 @@ def run(client: AdminClient, command: str, options: Any) -> dict[str, Any]:
 
 def text(command: str, answer: dict[str, Any]) -> str:
     if command == "list":
-        rows = [[d["name"], d["kind"], d["depth"], d["in_flight"], d["consumers"], d["enqueued"],
-                 d["dequeued"], _age(d["oldest_age_ms"])] for d in answer["destinations"]]
-        return table(["DESTINATION", "KIND", "DEPTH", "IN-FLIGHT", "CONSUMERS", "ENQUEUED", "DEQUEUED",
-                      "OLDEST"], rows) if rows else "no destinations"
+        # PAGED: of DEPTH, the messages in the store only (docs/paging.md); 0 from older brokers.
+        rows = [[d["name"], d["kind"], d["depth"], d.get("paged", 0), d["in_flight"], d["consumers"],
+                 d["enqueued"], d["dequeued"], _age(d["oldest_age_ms"])] for d in answer["destinations"]]
+        return table(["DESTINATION", "KIND", "DEPTH", "PAGED", "IN-FLIGHT", "CONSUMERS", "ENQUEUED",
+                      "DEQUEUED", "OLDEST"], rows) if rows else "no destinations"
     if command == "brokers":
         master = answer.get("master")
         head = (f"master: {master['name']} on {master['host']} pid {master['pid']}, epoch {answer['epoch']}"

@@ -7,6 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from broker.engine.core import Broker
 from config.model import BrokerConfig, Limits, StoreSettings
 from stores.base import Recovered
@@ -453,3 +455,78 @@ async def test_a_stomp_browser_sees_the_paged_messages_too(tmp_path: Path) -> No
     assert [f.body for f in frames[:-1]] == bodies
     assert broker.destinations.queues["/queue/v"].depth == 1500  # none taken out
     await shutdown(broker, store)
+
+
+@pytest.mark.parametrize("kind", ["leveldb", "appendlog"])
+async def test_every_store_serves_a_paged_backlog_in_order(tmp_path: Path, kind: str) -> None:
+    from stores.registry import store_class
+
+    store_settings = StoreSettings(type=kind, sync="never", cursor_window=WINDOW, duplicate_window=100)
+    store = store_class(kind)(tmp_path / kind, store_settings)
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], store=store_settings)
+    broker = Broker(config, store)
+    await broker.start(await store.open())
+    producer = await connected(broker)
+    bodies = numbered(3000)
+    await produce(producer, "/queue/k", bodies[:2000])
+    queue = broker.destinations.queues["/queue/k"]
+    assert queue.paged > 1900
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/k", id="s", ack="client-individual")
+    got: list[bytes] = []
+    deadline = time.monotonic() + 20
+    sent = 2000
+    while len(got) < 3000 and time.monotonic() < deadline:
+        for frame in consumer.messages():
+            got.append(frame.body)
+            await consumer.frame("ACK", id=frame.headers["ack"])
+        if sent < 3000:  # more arrive while the backlog drains
+            await producer.raw("SEND", {"destination": "/queue/k", "persistent": "true"}, bodies[sent])
+            sent += 1
+        await asyncio.sleep(0)
+    assert got == bodies
+    await asyncio.sleep(0.05)
+    await broker.stop()
+    await store.close()
+
+
+async def test_a_committed_transaction_pages_in_send_order(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(400)
+    await produce(producer, "/queue/x", bodies[:50])
+    await producer.frame("BEGIN", transaction="t")
+    for body in bodies[50:]:
+        headers = {"destination": "/queue/x", "persistent": "true", "transaction": "t"}
+        await producer.raw("SEND", headers, body)
+    await producer.raw("COMMIT", {"transaction": "t", "receipt": "c"})
+    await producer.settle()
+    queue = broker.destinations.queues["/queue/x"]
+    assert queue.depth == 400 and queue.paged > 350
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/x", id="s")
+    assert await collect(consumer, 400) == bodies
+    await shutdown(broker, store)
+
+
+async def test_dropping_a_paging_durable_subscription_forgets_its_paged_messages(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path)
+    sub = await connected(broker, client_id="c")
+    headers = {"destination": "/topic/d", "id": "1", "activemq.subscriptionName": "n"}
+    await sub.raw("SUBSCRIBE", {**headers, "receipt": "r"})
+    await sub.settle()
+    await sub.frame("DISCONNECT")
+    producer = await connected(broker)
+    await produce(producer, "/topic/d", numbered(500))
+    queue = broker.destinations.durables["durable:c:n"].queue
+    assert queue.paged > 450
+    back = await connected(broker, client_id="c")
+    await back.raw("SUBSCRIBE", {**headers, "activemq.prefetchSize": "1", "ack": "client"})
+    await back.raw("UNSUBSCRIBE", {"id": "1", "activemq.subscriptionName": "n", "receipt": "u"})
+    await back.settle()
+    await asyncio.sleep(0.1)
+    assert queue.depth == 0 and queue.paged == 0 and queue.memory.used == 0
+    assert "durable:c:n" not in broker.destinations.durables
+    await shutdown(broker, store)
+    recovered = await reopen(tmp_path)
+    assert recovered.depth("durable:c:n") == 0 and recovered.subscriptions == []
