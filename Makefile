@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   ?= ./data
 
-.PHONY: venv run test check lint unit coverage bench bench-failover bench-compare bench-fairness \
+.PHONY: venv run test chaos check lint unit coverage bench bench-failover bench-compare bench-fairness \
 	bench-fairness-quick bench-backlog bench-backlog-quick clean
 
 $(STAMP): pyproject.toml
@@ -30,7 +30,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy broker stores transports config benchmarks
 
 test: lint
-	$(PY) -m pytest -q -p no:cacheprovider --durations=15 tests
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m "not chaos" tests
+
+# Long kill -9 loops (marker chaos), each bounded in kills and time; make test runs their short forms.
+chaos: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15 -m chaos tests $(ARGS)
 
 # The fast loops leave out the multi-process HA tests (marker ha) and the crash loops (marker slow).
 FAST := -m "not ha and not slow"

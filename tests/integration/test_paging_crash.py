@@ -244,6 +244,7 @@ def test_kill9_loop_short(store: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # 30-60 s per store
+@pytest.mark.chaos  # the short loop above runs in make test; this one with make chaos
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("store", ["journal", "leveldb", "appendlog"])
 def test_kill9_loop_long(store: str, tmp_path: Path) -> None:
