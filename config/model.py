@@ -51,9 +51,6 @@ class StoreSettings(_Strict):
     # Preallocated `<data dir>/reserve`, released by a new master before it writes its epoch, so that a
     # broker killed on a full disk restarts; made again once there is room.
     reserve: int = Field(32 * MiB, ge=0, le=1024 * 1024 * MiB)
-    # ActiveMQ's <tempUsage>: the limit of the temporary store for non-persistent messages (unset:
-    # as usage_limit is chosen). Read from the configuration and shown; enforced by the temp store.
-    temp_usage_limit: int | None = Field(None, ge=1024 * 1024)
     # A record that fails its checksum while intact records follow it (damage, not a torn write):
     # refuse to open, naming file@offset (the default), or copy the damaged bytes to the store's
     # quarantine/ and replay the records after them (stores/*/FORMAT.md, docs/operations.md).
@@ -62,7 +59,7 @@ class StoreSettings(_Strict):
     # waiting messages are held in memory; the rest stay in the store, read back in store order.
     cursor_window: int = Field(4 * MiB, ge=1024, description="bytes of each queue's messages held in memory")
 
-    @field_validator("usage_limit", "min_free", "reserve", "temp_usage_limit", "cursor_window", mode="before")
+    @field_validator("usage_limit", "min_free", "reserve", "cursor_window", mode="before")
     @classmethod
     def _sizes(cls, value: object) -> object:
         # Flags, variables and TOML may spell sizes as ActiveMQ does: "100 gb", "512mb", "4096".

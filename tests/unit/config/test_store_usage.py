@@ -23,17 +23,19 @@ def system_usage(attrs: str = "", inner: str = "") -> str:
     return f"<systemUsage><systemUsage {attrs}>{inner}</systemUsage></systemUsage>"
 
 
-def test_store_and_temp_usage_limits_map_to_the_store_settings() -> None:
+def test_the_store_usage_limit_maps_to_the_store_and_temp_usage_is_reported() -> None:
     inner = ('<memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
              '<storeUsage><storeUsage limit="100 gb"/></storeUsage>'
              '<tempUsage><tempUsage limit="512mb"/></tempUsage>')
     out = parsed(system_usage('sendFailIfNoSpaceAfterTimeout="3000"', inner))
     assert out.values["store"]["usage_limit"] == 100 * GiB
-    assert out.values["store"]["temp_usage_limit"] == 512 * 1024 * 1024
+    assert "temp_usage_limit" not in out.values["store"]
     assert out.values["store"]["usage_timeout"] == 3.0
     # ActiveMQ's one timeout holds for memory and disk alike.
     assert out.values["limits"] == {"memory_budget": 64 * 1024 * 1024, "producer_flow_control_timeout": 3.0}
-    assert out.warnings == []
+    assert out.warnings == ["ignored <tempUsage>: BatonMQ has no temporary store: non-persistent messages "
+                            "stay in memory under limits.memory_budget, where their producers are "
+                            "flow-controlled, then refused"]
 
 
 @pytest.mark.parametrize(("attrs", "timeout"), [
@@ -78,9 +80,9 @@ def test_toml_variables_and_flags_take_sizes_and_flags_win(tmp_path) -> None:
     config = build_config(path, environ={})
     assert (config.store.usage_limit, config.store.reserve, config.store.min_free) == (2 * GiB, 1 << 20, 0)
     assert config.store.on_corruption == "quarantine"
-    env = {"BATONMQ_STORE_USAGE_LIMIT": "3gb", "BATONMQ_STORE__TEMP_USAGE_LIMIT": "1gb"}
+    env = {"BATONMQ_STORE_USAGE_LIMIT": "3gb", "BATONMQ_STORE__CURSOR_WINDOW": "1mb"}
     config = build_config(path, environ=env)
-    assert (config.store.usage_limit, config.store.temp_usage_limit) == (3 * GiB, GiB)
+    assert (config.store.usage_limit, config.store.cursor_window) == (3 * GiB, 1 << 20)
     args = build_parser().parse_args(["start", "--store-usage-limit", "4gb", "--store-usage-timeout", "0"])
     config = build_config(path, environ=env, overrides=start_overrides(args))
     assert (config.store.usage_limit, config.store.usage_timeout) == (4 * GiB, 0.0)
@@ -88,5 +90,5 @@ def test_toml_variables_and_flags_take_sizes_and_flags_win(tmp_path) -> None:
 
 def test_defaults() -> None:
     store = StoreSettings()
-    assert store.usage_limit is None and store.temp_usage_limit is None  # chosen from the disk at start
+    assert store.usage_limit is None  # chosen from the disk at start
     assert (store.usage_timeout, store.on_corruption) == (30.0, "refuse")
