@@ -154,8 +154,10 @@ class Limits(_Strict):
     topic_pending_limit: int = Field(1000, ge=1)
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
     # Queues, topics and durable subscriptions together: a client cannot exhaust memory by inventing
-    # names. Empty, unused destinations are collected (below), so the limit is never a lockout.
-    max_destinations: int = Field(10_000, ge=1)
+    # names. Empty, unused destinations are collected (below), so the limit is never a lockout. An
+    # idle queue costs about 2.5 KiB beyond its messages (outside memory_budget; docs/fairness.md),
+    # so 100,000 of them take about 250 MiB. ActiveMQ has no such limit; its cost is memory alone.
+    max_destinations: int = Field(100_000, ge=1)
     # As ActiveMQ's gcInactiveDestinations/inactiveTimoutBeforeGC (60 s): a destination holding no
     # message, with no subscriber and no durable subscription, is removed after this many idle seconds.
     destination_gc_idle: float = Field(60.0, gt=0)
