@@ -87,7 +87,7 @@ class Queue:
         self.durable = durable
         self.owner = owner
         self._levels = _no_levels()
-        self.consumers: list[Subscription] = []
+        self.consumers: list[Subscription] = _NONE  # a list from the first consumer on
         self._next = 0
         self._dispatching = False
         self._deferred = False  # leftovers of a dispatch wait in the owner's slicer
@@ -209,6 +209,8 @@ class Queue:
     # -- consumers ----------------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Subscription) -> None:
+        if self.consumers is _NONE:
+            self.consumers = []
         self.consumers.append(consumer)
         self._cursor = _FRONT
         if consumer.exclusive and self.ownership is None:
