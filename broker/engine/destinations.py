@@ -90,7 +90,7 @@ class Durable:
 
 
 class Destinations:
-    def __init__(self, owner: QueueOwner, max_destinations: int = 100_000) -> None:
+    def __init__(self, owner: QueueOwner, max_destinations: int = 20_000) -> None:
         self.owner = owner
         self.max_destinations = max_destinations
         self.queues: dict[str, Queue] = {}  # /queue/... and temporary ones (/remote-temp-queue/...)
