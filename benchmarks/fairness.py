@@ -60,13 +60,15 @@ class Sizes:
     fanout_rate: float = 100.0
     sockets: int = 999
     destinations: int = 10_000
+    # (h2) the broker's limits.max_destinations for the load that goes past it; None: the default
+    destination_limit: int | None = None
     eol_bytes: int = 10 * MB
     parked_bytes: int = 10 * MB
     header_length: int = 8000
 
 
 QUICK = Sizes(duration=3.0, warmup=0.5, grace=3.0, flood_count=100_000, flood_limit=120.0, backlog=20_000,
-              tx_bytes=6 * MB, parked=20, budget_mib=64)
+              tx_bytes=6 * MB, parked=20, budget_mib=64, destination_limit=10_000)
 FULL = Sizes(duration=10.0, warmup=1.0, grace=10.0, flood_count=500_000, flood_limit=900.0,
              backlog=100_000, tx_bytes=60 * MB, parked=100, budget_mib=256)
 
@@ -75,6 +77,16 @@ def _parking_room(s: Sizes) -> dict[str, str]:
     # All parked connections come from one address, beside the victim; each frame must fit.
     return {"BATONMQ_LIMITS__MAX_CONNECTIONS_PER_ADDRESS": str(s.parked + 10),
             "BATONMQ_LIMITS__MAX_FRAME_SIZE": str(max(10 * MiB, s.parked_bytes + 64 * 1024))}
+
+
+def _destination_limit(s: Sizes) -> int:
+    from config.model import Limits
+
+    return s.destination_limit or Limits().max_destinations
+
+
+def _limit_env(s: Sizes) -> dict[str, str]:
+    return {"BATONMQ_LIMITS__MAX_DESTINATIONS": str(s.destination_limit)} if s.destination_limit else {}
 
 
 def _small_budget(s: Sizes) -> tuple[str, ...]:
@@ -112,6 +124,12 @@ SCENARIOS = (
              lambda s: {"sockets": s.sockets, "source": IDLE_SOURCE, "check_source": CHECK_SOURCE}),
     Scenario("h-10k-destinations", "10,000 one-message destinations, then a new one", "many-destinations",
              lambda s: {"destinations": s.destinations}),
+    # 2,000-3,000 one-message destinations a second are made; a second per 1,000 is time enough to
+    # reach the limit and be refused (the load then holds until its deadline).
+    Scenario("h2-past-destination-limit", "one-message destinations past limits.max_destinations",
+             "many-destinations",
+             lambda s: {"destinations": _destination_limit(s) + 1, "limit": _destination_limit(s)},
+             duration=lambda s: max(s.duration, _destination_limit(s) / 1000), broker_env=_limit_env),
     Scenario("i-fat-transactions", "20 uncommitted transactions", "fat-transactions",
              lambda s: {"transactions": s.transactions, "tx_bytes": s.tx_bytes, "message_size": MiB,
                         "memory_budget": s.budget_mib * MiB}, broker_args=_small_budget),

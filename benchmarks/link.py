@@ -141,7 +141,9 @@ def _describe(frame: Frame | None) -> str:
     if frame is None:
         return "connection closed"
     message = frame.get("message")
-    return f"{frame.command}" + (f" ({message})" if message else "")
+    # An ERROR's body says why (e.g. which setting refused us): worth keeping, in short.
+    detail = frame.body[:200].decode("utf-8", "replace").strip() if frame.command == "ERROR" else ""
+    return f"{frame.command}" + (f" ({message})" if message else "") + (f": {detail}" if detail else "")
 
 
 class SendTemplate:

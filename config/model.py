@@ -152,7 +152,11 @@ class Limits(_Strict):
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
     # Queues, topics and durable subscriptions together: a client cannot exhaust memory by inventing
     # names. Empty, unused destinations are collected (below), so the limit is never a lockout.
-    max_destinations: int = Field(10_000, ge=1)
+    # ActiveMQ has no such limit. Here each destination adds about 12 objects that Python's cyclic
+    # collector walks in every full pass, stalling every client: past about 30,000 one-message queues
+    # those passes broke the fairness goal (docs/fairness.md, "Many destinations"). Memory is about
+    # 5 KB of RSS per one-message queue, outside memory_budget.
+    max_destinations: int = Field(20_000, ge=1)
     # As ActiveMQ's gcInactiveDestinations/inactiveTimoutBeforeGC (60 s): a destination holding no
     # message, with no subscriber and no durable subscription, is removed after this many idle seconds.
     destination_gc_idle: float = Field(60.0, gt=0)

@@ -53,7 +53,9 @@ class Share:
         self.parent = parent
         self.reserve = reserve
         self.used = 0
-        self._listeners: list[Listener] = []
+        # A tuple until someone listens: one object fewer for the cyclic collector to walk per share
+        # (a broker holds one share per destination).
+        self._listeners: list[Listener] | tuple[()] = ()
 
     def share(self, name: str, limit: int | None, setting: str = "", reserve: int = 0) -> Share:
         """A new share under this one (a connection, a destination, a subscriber)."""
@@ -107,16 +109,16 @@ class Share:
 
     def listen(self, listener: Listener) -> None:
         """Call `listener` once, at the next release that leaves this share under its limit."""
+        if isinstance(self._listeners, tuple):
+            self._listeners = []
         self._listeners.append(listener)
 
     def unlisten(self, listener: Listener) -> None:
-        try:
-            self._listeners.remove(listener)
-        except ValueError:
-            pass
+        if listener in self._listeners:
+            self._listeners.remove(listener)  # type: ignore[union-attr]  # a tuple holds nothing
 
     def _fire(self) -> None:
-        listeners, self._listeners = self._listeners, []
+        listeners, self._listeners = self._listeners, ()
         for listener in listeners:
             listener()
 

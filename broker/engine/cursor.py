@@ -57,6 +57,9 @@ class CursorOwner(Protocol):
 
 
 class Cursor:
+    __slots__ = ("queue", "owner", "window", "paged", "pending", "unrouted", "reserved", "after", "arrived",
+                 "stopped", "reads", "_task", "_average", "_holds")  # one per durable queue
+
     def __init__(self, queue: Queue, owner: CursorOwner, window: int) -> None:
         self.queue = queue
         self.owner = owner

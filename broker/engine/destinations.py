@@ -90,7 +90,7 @@ class Durable:
 
 
 class Destinations:
-    def __init__(self, owner: QueueOwner, max_destinations: int = 10_000) -> None:
+    def __init__(self, owner: QueueOwner, max_destinations: int = 20_000) -> None:
         self.owner = owner
         self.max_destinations = max_destinations
         self.queues: dict[str, Queue] = {}  # /queue/... and temporary ones (/remote-temp-queue/...)
@@ -102,7 +102,8 @@ class Destinations:
 
     def _check_room(self) -> None:
         if len(self.queues) + len(self.topics) + len(self.durables) >= self.max_destinations:
-            raise ClientError("too many destinations", f"the broker holds at most {self.max_destinations}")
+            raise ClientError("too many destinations", f"the broker holds at most {self.max_destinations} "
+                              "queues, topics and durable subscriptions (limits.max_destinations)")
 
     def queue(self, name: str, limited: bool = True) -> Queue:
         """The queue `name`, created if need be; `limited=False` for one whose message was already

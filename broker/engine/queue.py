@@ -1,8 +1,10 @@
 """A queue: messages waiting for delivery in priority order, served to consumers round-robin.
 
 Used for `/queue/NAME` destinations, for durable topic subscriptions (named `durable:<client-id>:<name>`)
-and for the private buffer of each non-durable topic subscription. Ten deques, one per JMS priority
-(0-9), keep priority ordering O(1) per message.
+and for the private buffer of each non-durable topic subscription. One deque per JMS priority (0-9)
+keeps priority ordering O(1) per message. A level's deque is made when a message of that priority
+first arrives (an empty deque costs 760 bytes, ten of them most of an idle queue's memory), so a
+queue that only ever sees the default priority holds one.
 
 Dispatch runs in slices (broker/slicing.py): it delivers until its budget is spent and leaves the
 rest to the broker's slicer, so draining a long backlog to a fast consumer never holds the event
@@ -32,7 +34,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from broker.engine.cursor import Cursor
 from broker.engine.groups import GROUP_ID, Ownership
@@ -48,6 +50,13 @@ if TYPE_CHECKING:
 # many in a row (the next SEND, ACK or consumer starts another).
 SCAN_LIMIT = 10_000
 _FRONT = (9, 0)  # the scan position of a fresh round: the oldest message of the highest priority
+# A level no message of that priority has reached yet: empty and falsy, read as a deque would be.
+_NONE: Any = ()
+_NOT_DEFERRED: frozenset[int] = frozenset()  # `_ready` until a first deferral (a set costs 216 bytes)
+
+
+def _no_levels() -> list[deque[Message]]:
+    return [_NONE] * 10  # read-only until put() makes a deque
 
 
 class QueueOwner(Protocol):
@@ -65,6 +74,11 @@ class QueueOwner(Protocol):
 
 
 class Queue:
+    # Slots: a broker may hold limits.max_destinations of these (docs/fairness.md, "Many destinations").
+    __slots__ = ("name", "memory", "durable", "owner", "_levels", "consumers", "_next", "_dispatching",
+                 "_deferred", "_cursor", "_scanned", "_ready", "ownership", "depth", "enqueued", "dequeued",
+                 "in_flight", "expired", "discarded", "cursor")
+
     def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None) -> None:
         self.name = name
         # A topic subscriber's queue passes a share under its topic's; others are destinations.
@@ -72,14 +86,14 @@ class Queue:
         # durable: persistent messages of this queue are in the store under `name`.
         self.durable = durable
         self.owner = owner
-        self._levels: list[deque[Message]] = [deque() for _ in range(10)]
-        self.consumers: list[Subscription] = []
+        self._levels = _no_levels()
+        self.consumers: list[Subscription] = _NONE  # a list from the first consumer on
         self._next = 0
         self._dispatching = False
         self._deferred = False  # leftovers of a dispatch wait in the owner's slicer
         self._cursor = _FRONT  # (priority, index) where the scan resumes
         self._scanned = 0  # messages passed over in this round
-        self._ready: set[int] = set()  # id() of the consumers that were ready when we deferred
+        self._ready: frozenset[int] | set[int] = _NOT_DEFERRED  # id() of the consumers ready when we deferred
         self.ownership: Ownership | None = None  # exclusive consumers and group owners, once needed
         self.depth = 0
         self.enqueued = 0
@@ -94,23 +108,29 @@ class Queue:
     def put(self, message: Message) -> None:
         if message.priority > self._cursor[0]:
             self._cursor = _FRONT  # it lands in a part of the queue this round has scanned
-        self._levels[message.priority].append(message)
+        self._level(message.priority).append(message)
         self.depth += 1
         self.memory.charge(message.size)
         self.enqueued += 1
+
+    def _level(self, priority: int) -> deque[Message]:
+        """The deque of `priority`, made on first use."""
+        level = self._levels[priority]
+        if level is _NONE:
+            level = self._levels[priority] = deque()
+        return level
 
     def page_in(self, messages: list[Message]) -> None:
         """Messages read back from the store (the cursor's): counted in `depth` already. An
         expired one is dropped now rather than held."""
         now = now_ms()
-        levels = self._levels
         for message in messages:
             if message.expires and message.expired(now):
                 self._expire(message)
                 continue
             if message.priority > self._cursor[0]:
                 self._cursor = _FRONT
-            levels[message.priority].append(message)
+            self._level(message.priority).append(message)
             self.memory.charge(message.size)
 
     def busy(self) -> bool:
@@ -127,7 +147,7 @@ class Queue:
         """Messages back from a consumer that left or NACKed: ahead of everything else of their priority."""
         self._cursor = _FRONT
         for message in reversed(list(messages)):
-            self._levels[message.priority].appendleft(message)
+            self._level(message.priority).appendleft(message)
             self.depth += 1
             self.memory.charge(message.size)
 
@@ -136,7 +156,9 @@ class Queue:
         store removal). Scans from the oldest, where removals usually are; False if not waiting."""
         self._cursor = _FRONT  # indexes after it shift
         level = self._levels[message.priority]
-        if level and level[0] is message:
+        if not level:
+            return False
+        if level[0] is message:
             level.popleft()
         else:
             try:
@@ -160,8 +182,7 @@ class Queue:
         """Remove and return every waiting message in memory (paged ones stay counted)."""
         out = self.messages()
         self._cursor = _FRONT
-        for level in self._levels:
-            level.clear()
+        self._levels = _no_levels()
         self.depth = self.paged
         self.memory.set(0)
         return out
@@ -188,6 +209,8 @@ class Queue:
     # -- consumers ----------------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Subscription) -> None:
+        if self.consumers is _NONE:
+            self.consumers = []
         self.consumers.append(consumer)
         self._cursor = _FRONT
         if consumer.exclusive and self.ownership is None:

@@ -177,10 +177,21 @@ def test_full_sizes_are_the_issue_figures_and_quick_is_smaller():
     assert QUICK.parked < FULL.parked and QUICK.duration < FULL.duration
 
 
+def test_the_destination_limit_scenario_goes_one_past_the_limit_it_sets():
+    from config.model import Limits
+
+    past = next(s for s in SCENARIOS if s.key == "h2-past-destination-limit")
+    assert past.params(QUICK) == {"destinations": 10_001, "limit": 10_000}
+    assert past.broker_env(QUICK) == {"BATONMQ_LIMITS__MAX_DESTINATIONS": "10000"}
+    default = Limits().max_destinations  # a full run meets the default limit itself
+    assert past.params(FULL) == {"destinations": default + 1, "limit": default}
+    assert past.broker_env(FULL) == {}
+
+
 def test_every_scenario_names_a_known_load():
     known = loads()
     assert [s.key for s in SCENARIOS][0] == "baseline"
-    assert len({s.key for s in SCENARIOS}) == len(SCENARIOS) == 11
+    assert len({s.key for s in SCENARIOS}) == len(SCENARIOS) == 12
     for scenario in SCENARIOS[1:]:
         assert scenario.load in known
         assert scenario.duration(QUICK) > 0 and isinstance(scenario.params(QUICK), dict)
