@@ -13,7 +13,7 @@ import crc32c
 import msgpack
 
 from stores.base import DurableSubscription
-from stores.journal.entries import FILE_SHIFT, MAX_FILE, MAX_OFFSET
+from stores.journal.entries import FILE_SHIFT, MAX_FILE, MAX_LENGTH, MAX_OFFSET
 from stores.journal.index import Columns, Index, Location
 
 MAGIC = b"BMQJCKP1"
@@ -109,7 +109,7 @@ def columns(queue: str, ids: list[str], locations: Iterable[Location]) -> Column
     """A queue's columns from its ids and their locations (in the same order)."""
     locations = list(locations)
     return (queue, ids, array("q", [loc.file << FILE_SHIFT | loc.offset for loc in locations]),
-            array("q", [loc.length for loc in locations]))
+            array("I", [loc.length for loc in locations]))
 
 
 # Entries are packed and unpacked this many at a time: each chunk is one C call (a million
@@ -149,7 +149,7 @@ def _columns(queue: str, unpacker: msgpack.Unpacker, count: int) -> Columns:
     """One queue's `count` [id, file, offset, length] entries as columns. Every step maps a C
     function over a chunk of entries (a million entries are most of a cold open's work)."""
     ids: list[str] = []
-    places, lengths = array("q"), array("q")
+    places, lengths = array("q"), array("I")
     while len(ids) < count:
         chunk = list(islice(unpacker, min(_CHUNK, count - len(ids))))
         if len(chunk) < min(_CHUNK, count - len(ids)):
@@ -163,7 +163,7 @@ def _columns(queue: str, unpacker: msgpack.Unpacker, count: int) -> Columns:
         numbers = (files, offsets, chunk_lengths)
         if set(map(type, chain(*numbers))) - {int} or min(chain(*numbers)) < 0:
             raise ValueError("a location holds something other than a non-negative integer")
-        if max(files) > MAX_FILE or max(offsets) > MAX_OFFSET or max(chunk_lengths) >= 1 << 63:
+        if max(files) > MAX_FILE or max(offsets) > MAX_OFFSET or max(chunk_lengths) > MAX_LENGTH:
             raise ValueError("a location is out of range")
         ids += chunk_ids
         places.extend(map(or_, map(lshift, files, repeat(FILE_SHIFT)), offsets))

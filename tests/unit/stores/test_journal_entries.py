@@ -14,18 +14,20 @@ from stores.journal import checkpoint as ckpt
 from stores.journal.entries import QueueEntries, place
 from stores.journal.index import Location
 
-# (kind, message number, file, offset, length): add (or relocate, if live), remove, relocate; as
-# many removals as adds, so that dead slots pile up past the slack and the arrays are rebuilt.
-step = st.tuples(st.sampled_from("aarrm"), st.integers(0, 12), st.integers(1, 5),
-                 st.integers(0, (1 << 40) - 1), st.integers(1, 1 << 30))
-steps = st.lists(step, min_size=300, max_size=600)
+# (kind, message number, file, offset, length): add (or relocate, if live), remove, relocate.
+step = st.tuples(st.sampled_from("aarm"), st.integers(0, 40), st.integers(1, 5),
+                 st.integers(0, (1 << 40) - 1), st.integers(1, (1 << 32) - 1))
 
 
-@given(steps, st.integers(1, 9))
+class Tight(QueueEntries):
+    SLACK = -(1 << 40)  # rebuilt at every removal
+
+
+@given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from([QueueEntries, Tight]))
 def test_entries_match_a_dict_through_adds_removals_and_moves(
-    script: list[tuple[str, int, int, int, int]], limit: int
+    script: list[tuple[str, int, int, int, int]], limit: int, kind: type[QueueEntries]
 ) -> None:
-    entries = QueueEntries()
+    entries = kind()
     model: dict[str, tuple[int, Location]] = {}  # live id -> (position, location), in store order
     for position, (kind, n, file, offset, length) in enumerate(script, start=1):
         message_id, loc = f"m{n}", Location(file, offset, length)
@@ -41,7 +43,7 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
                 model[message_id] = (old[0], loc)
     assert len(entries) == len(model) and list(entries) == list(model)
     assert list(entries.items()) == [(mid, loc) for mid, (_, loc) in model.items()]
-    for mid in (f"m{n}" for n in range(13)):
+    for mid in (f"m{n}" for n in range(41)):
         assert (mid in entries) == (mid in model)
         assert entries.position(mid) == (model[mid][0] if mid in model else None)
         assert entries.locate(mid) == (model[mid][1] if mid in model else None)
