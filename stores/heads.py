@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from stores.base import DurableSubscription, Page, Recovered, StoredMessage, stored_bytes
-from stores.order import QueueOrder
+from stores.order import Order
 from stores.reads import Key
 
 # Reading heads: a first page of a few messages per queue (most queues hold few), then pages
@@ -27,7 +27,7 @@ ROUND_BYTES = 64 * 1024 * 1024
 ReadPages = Callable[[dict[str, tuple[int | None, int]]], dict[str, Page]]
 
 
-def pages_of(order_of: Callable[[str], QueueOrder | None],
+def pages_of(order_of: Callable[[str], Order | None],
              read_keys: Callable[[list[Key]], dict[Key, StoredMessage]]) -> ReadPages:
     """A `ReadPages` over queue orders and one blocking `read_keys` for all the queues' messages.
     For a store no one else changes meanwhile (an open, a follower's own index)."""

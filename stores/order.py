@@ -16,10 +16,19 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_right
+from typing import Protocol
 
 # Removed ids stay in the lists until they are most of it; then the lists are rebuilt, so each
 # removal costs O(1) amortized and a page never walks more dead entries than live ones (plus this).
 _SLACK = 64
+
+
+class Order(Protocol):
+    """What a page read needs of a queue's order (QueueOrder here, the journal's QueueEntries)."""
+
+    def after(self, position: int | None, limit: int) -> list[tuple[int, str]]: ...
+
+    def position(self, message_id: str) -> int | None: ...
 
 
 class QueueOrder:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError, check_page
-from stores.order import QueueOrder
+from stores.order import Order
 
 T = TypeVar("T")
 Key = tuple[str, str]  # (queue, message_id)
@@ -135,7 +135,7 @@ def _by_file(pending: dict[Key, Location]) -> dict[int, list[tuple[Key, Location
 
 
 def read_page(
-    order_of: Callable[[], QueueOrder | None],
+    order_of: Callable[[], Order | None],
     queue: str,
     after: int | None,
     limit: int,

@@ -1,16 +1,19 @@
 """The in-memory index: live messages by queue (in order) → the record that holds each one.
 
 Bodies are not kept here: they stay in the data files and are read back on demand (the heads
-that open hands over, compaction, Store.read). Only the writer thread mutates an Index; readers
-in other threads use only `find` and `orders`, single dict lookups that need no lock (see
-stores/order.py).
+that open hands over, compaction, Store.read). A queue's messages are a QueueEntries (entries.py):
+a few bytes of arrays per message, no object per message but its id. Only the writer thread
+mutates an Index; readers in other threads use only `find` and `orders`, lookups that need no
+lock (see entries.py).
 """
 
 from __future__ import annotations
 
+from array import array
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
-from operator import attrgetter
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import repeat
+from operator import rshift
 
 from stores.base import (
     AddMessage,
@@ -19,24 +22,29 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
 )
+from stores.journal.entries import FILE_SHIFT, QueueEntries, location
 from stores.journal.records import JournalOp, Move
-from stores.order import QueueOrder
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
-from stores.reads import locate_in
 
-_FILE = attrgetter("file")
+# One queue of a checkpoint, as `load` takes it: ids, places (file << 40 | offset) and record
+# lengths, in store order.
+Columns = tuple[str, list[str], "array[int]", "array[int]"]
 
 
 class Index:
     def __init__(self, duplicate_window: int) -> None:
-        self.queues: dict[str, dict[str, Location]] = {}  # dicts keep insertion (queue) order
-        self.orders: dict[str, QueueOrder] = {}  # the same order, with positions for read_batch
+        self.queues: dict[str, QueueEntries] = {}  # in queue order
         self._next_position = 1
         self.subscriptions: dict[str, DurableSubscription] = {}
         self.producers: deque[str] = deque(maxlen=duplicate_window)
         self.live: Counter[int] = Counter()  # data file → live messages located in it
         self.messages = 0
+
+    @property
+    def orders(self) -> Mapping[str, QueueEntries]:
+        """Each queue's store order with positions, for read_batch (the same entries)."""
+        return self.queues
 
     def apply(self, ops: Sequence[JournalOp], loc: Location) -> None:
         """Apply one BATCH record's ops, all of them found in the record at `loc`."""
@@ -57,39 +65,35 @@ class Index:
                 self.relocate(op.queue, op.message.message_id, loc)
 
     def _put(self, queue: str, message_id: str, loc: Location) -> None:
-        entries = self.queues.setdefault(queue, {})
-        old = entries.get(message_id)
-        if old is None:
-            self.messages += 1
-            # A re-added id keeps its place (and position), as the dict assignment below does.
-            self.orders.setdefault(queue, QueueOrder()).add(message_id, self._next_position)
+        entries = self.queues.get(queue)
+        if entries is None:
+            entries = self.queues[queue] = QueueEntries()
+        # A re-added live id keeps its place (and position): it is relocated.
+        if not self.relocate(queue, message_id, loc):
+            entries.add(message_id, self._next_position, loc)
             self._next_position += 1
-        else:
-            self.live[old.file] -= 1
-        entries[message_id] = loc
-        self.live[loc.file] += 1
+            self.messages += 1
+            self.live[loc.file] += 1
 
     def _drop(self, queue: str, message_id: str) -> None:
         entries = self.queues.get(queue)
         if entries is None:
             return
-        loc = entries.pop(message_id, None)
+        loc = entries.remove(message_id)
         if loc is None:
             return
         self.messages -= 1
         self._unlive(loc.file)
-        self.orders[queue].remove(message_id)
         if not entries:
             del self.queues[queue]
-            del self.orders[queue]
 
     def relocate(self, queue: str, message_id: str, loc: Location) -> bool:
         """Point a live message at its new copy, keeping its place; False if it is not live."""
         entries = self.queues.get(queue)
-        if entries is None or message_id not in entries:
+        old = None if entries is None else entries.relocate(message_id, loc)
+        if old is None:
             return False
-        self._unlive(entries[message_id].file)
-        entries[message_id] = loc  # assignment to an existing key keeps its position
+        self._unlive(old.file)
         self.live[loc.file] += 1
         return True
 
@@ -99,46 +103,47 @@ class Index:
 
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""
-        return locate_in(self.queues, keys)
+        found: dict[Key, Location] = {}
+        for key in keys:
+            entries = self.queues.get(key[0])
+            loc = None if entries is None else entries.locate(key[1])
+            if loc is not None:
+                found[key] = loc
+        return found
 
     def _unlive(self, file: int) -> None:
         self.live[file] -= 1
         if self.live[file] <= 0:
             del self.live[file]
 
-    def load(self, queues: Iterable[tuple[str, list[str], list[Location]]]) -> None:
+    def load(self, queues: Iterable[Columns]) -> None:
         """Fill an empty index from a checkpoint's columns, a queue at a time (no per-message calls:
         this is most of a cold open's work)."""
-        for queue, ids, locations in queues:
-            entries = dict(zip(ids, locations, strict=True))
-            if len(entries) != len(ids) or queue in self.queues:  # not what a checkpoint holds
-                for message_id, loc in zip(ids, locations, strict=True):
-                    self._put(queue, message_id, loc)
+        for queue, ids, places, lengths in queues:
+            if not ids:
                 continue
-            if not entries:
+            first = self._next_position
+            entries = QueueEntries.of(ids, places, lengths, first)
+            if len(entries) != len(ids) or queue in self.queues:  # not what a checkpoint holds
+                for message_id, packed, length in zip(ids, places, lengths, strict=True):
+                    self._put(queue, message_id, location(packed, length))
                 continue
             self.queues[queue] = entries
-            first = self._next_position
             self._next_position += len(ids)
-            self.orders[queue] = QueueOrder.of(ids, first)
-            self.live.update(map(_FILE, locations))
+            self.live.update(map(rshift, places, repeat(FILE_SHIFT)))
             self.messages += len(ids)
 
     def located_in(self, file: int) -> list[tuple[str, str, Location]]:
-        return [
-            (queue, message_id, loc)
-            for queue, entries in self.queues.items()
-            for message_id, loc in entries.items()
-            if loc.file == file
-        ]
+        return [(queue, message_id, loc)
+                for queue, entries in self.queues.items()
+                for message_id, loc in entries.in_file(file)]
 
     def live_bytes(self) -> Counter[int]:
         """Per data file, the size of the distinct records holding live messages."""
-        seen: set[tuple[int, int]] = set()
-        result: Counter[int] = Counter()
+        records: set[tuple[int, int]] = set()
         for entries in self.queues.values():
-            for loc in entries.values():
-                if (loc.file, loc.offset) not in seen:
-                    seen.add((loc.file, loc.offset))
-                    result[loc.file] += loc.length
+            records |= entries.records()
+        result: Counter[int] = Counter()
+        for packed, length in records:
+            result[packed >> FILE_SHIFT] += length
         return result

@@ -62,6 +62,7 @@ class _Encoded(list[Op]):
 
 class JournalStore(GatedReads, Store):
     kind = "journal"
+    checkpoint_aside_at = 100_000  # live messages from which an open leaves its checkpoint to maintenance
 
     def __init__(self, directory: Path, settings: StoreSettings, fence: Fence | None = None) -> None:
         super().__init__(directory, settings, fence)
@@ -78,6 +79,7 @@ class JournalStore(GatedReads, Store):
         self._reads = ReadGate("journal store")
         self._maintenance = asyncio.Lock()  # one checkpoint or cleanup at a time
         self._writing: asyncio.Future[None] | None = None  # a checkpoint's file being written
+        self._checkpoint_due = False  # a cold open left its checkpoint to maintenance (_open_blocking)
 
     # Open --------------------------------------------------------------------------------
 
@@ -120,6 +122,10 @@ class JournalStore(GatedReads, Store):
                 # FORMAT.md section 6: a checkpoint costs O(live messages), too slow for a takeover.
                 # The previous one stays valid (its replay crosses our SEAL); maintenance writes ours.
                 self._dirty = True
+            elif result.index.messages >= self.checkpoint_aside_at:
+                # The same for a large cold open (FORMAT.md section 4 step 10): a million messages'
+                # checkpoint is a quarter of the open. Maintenance writes it at once, off this path.
+                self._dirty = self._checkpoint_due = True
             else:
                 self._checkpoint_after_open(writer)
             fsio.sync_directory(self.directory)
@@ -273,14 +279,16 @@ class JournalStore(GatedReads, Store):
         assert self._checkpoint_pos is not None
         return cleanup.deletable(index, writer, self._checkpoint_pos[0])
 
-    def _compact(self, report: cleanup.CleanupReport) -> tuple[ckpt.Checkpoint, list[int]]:
+    def _compact(self, report: cleanup.CleanupReport,
+                 compact: bool = True) -> tuple[ckpt.Checkpoint, list[int]]:
         """Writer thread: move live messages out of mostly dead files; the snapshot that records
         their new locations (it syncs the MOVE records first), and the files it needs no more.
 
         Those files are chosen now, with the snapshot, not when they are deleted: a file whose
         last message is removed after the snapshot is still named by the checkpoint."""
         writer, index = self._open_parts()
-        cleanup.compact(self.directory, index, writer, self.settings.journal_max_file_size, report)
+        if compact:
+            cleanup.compact(self.directory, index, writer, self.settings.journal_max_file_size, report)
         snapshot = self._snapshot()
         return snapshot, cleanup.deletable(index, writer, snapshot.pos[0])
 
@@ -292,13 +300,14 @@ class JournalStore(GatedReads, Store):
             cleanup.delete(self.directory, writer, files, report)
             fsio.sync_directory(self.directory)
 
-    async def cleanup(self) -> cleanup.CleanupReport:
-        """One cleanup pass now (it also runs every cleanup_interval seconds)."""
+    async def cleanup(self, compact: bool = True) -> cleanup.CleanupReport:
+        """One cleanup pass now (it also runs every cleanup_interval seconds); without `compact`,
+        only a checkpoint and the deletion of the files it needs no more (recovery step 10)."""
         report = cleanup.CleanupReport()
         async with self._maintenance:
             await self._settle_checkpoint()
             committer = self._open_committer()
-            compacted = await committer.run_in_writer(functools.partial(self._compact, report))
+            compacted = await committer.run_in_writer(functools.partial(self._compact, report, compact))
             snapshot, files = cast("tuple[ckpt.Checkpoint, list[int]]", compacted)
             await self._write_aside(snapshot)
             await committer.run_in_writer(functools.partial(self._delete_unneeded, files, report))
@@ -340,10 +349,14 @@ class JournalStore(GatedReads, Store):
         next_checkpoint = loop.time() + self.settings.checkpoint_interval
         next_cleanup = loop.time() + self.settings.cleanup_interval
         while True:
-            await asyncio.sleep(max(0.0, min(next_checkpoint, next_cleanup) - loop.time()))
+            if not self._checkpoint_due:
+                await asyncio.sleep(max(0.0, min(next_checkpoint, next_cleanup) - loop.time()))
             now = loop.time()
             try:
-                if now >= next_cleanup:
+                if self._checkpoint_due:
+                    self._checkpoint_due = False
+                    await self.cleanup(compact=False)  # the open's step 10, left to us
+                elif now >= next_cleanup:
                     next_cleanup = now + self.settings.cleanup_interval
                     next_checkpoint = now + self.settings.checkpoint_interval
                     await self.cleanup()

@@ -5,6 +5,7 @@ Small files (64 KiB) force rotation; damage is done to the real files on disk.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import logging
 import os
@@ -373,3 +374,29 @@ async def test_every_reopen_starts_a_new_file_and_unneeded_ones_are_deleted(tmp_
     store, _ = await open_store(tmp_path)
     await store.close()
     assert files(tmp_path) == [6]
+
+
+class CheckpointAside(JournalStore):
+    checkpoint_aside_at = 1  # every open with a live message counts as large
+
+
+async def test_a_large_open_leaves_its_checkpoint_and_deletions_to_maintenance(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path, epoch=1)
+    await fill(store, range(200))
+    for n in range(150):
+        await store.remove("/queue/a", f"m{n}")
+    await store.close()
+    emptied = [n for n in files(tmp_path) if n < 3]  # m0..m149 filled the first files
+    assert emptied == [1, 2]
+    store = CheckpointAside(tmp_path, settings(), EpochFence(2))
+    recovered = await store.open()
+    assert [m.message_id for m in recovered.queues["/queue/a"]][:2] == ["m150", "m151"]
+    assert list(layout.checkpoints(tmp_path)) == [1] and set(emptied) <= set(files(tmp_path))
+    for _ in range(1000):  # maintenance writes it at once, not checkpoint_interval (60 s) later
+        if list(layout.checkpoints(tmp_path)) == [2] and not set(emptied) & set(files(tmp_path)):
+            break
+        await asyncio.sleep(0.01)
+    assert list(layout.checkpoints(tmp_path)) == [2] and not set(emptied) & set(files(tmp_path))
+    assert (await store.read("/queue/a", "m199")) == msg(199)
+    await store.close()
+    assert await reopen_ids(tmp_path) == [f"m{n}" for n in range(150, 200)]
