@@ -108,6 +108,19 @@ def decode_frame(
     return Frame(kind, payload, offset, end)
 
 
+def intact_payload(buf: bytes | memoryview, length: int, rtype: int) -> memoryview | None:
+    """The payload of the frame at the start of `buf`, without a copy, if that frame is whole and
+    intact, of type `rtype` and exactly `length` bytes long (what a store's index located); None
+    otherwise, and the caller words the fault through `decode_frame`. The read path's fast check."""
+    if len(buf) < length or length < HEADER_SIZE:
+        return None
+    crc, size, kind = HEADER.unpack_from(buf, 0)
+    if kind != rtype or HEADER_SIZE + size != length:
+        return None
+    payload = memoryview(buf)[HEADER_SIZE:length]
+    return payload if crc32c.crc32c(payload, _TYPE_CRC[rtype]) == crc else None
+
+
 def iter_frames(
     buf: bytes | memoryview, start: int, limit: int, types: Types | None = None
 ) -> Iterator[Frame | BadFrame]:
