@@ -112,8 +112,13 @@ def intact_payload(buf: bytes | memoryview, length: int, rtype: int) -> memoryvi
     """The payload of the frame at the start of `buf`, without a copy, if that frame is whole and
     intact, of type `rtype` and exactly `length` bytes long (what a store's index located); None
     otherwise, and the caller words the fault through `decode_frame`. The read path's fast check."""
-    payload = payload_at(buf, 0, length, rtype)
-    return payload if payload is not None and len(payload) == length - HEADER_SIZE else None
+    if len(buf) < length or length < HEADER_SIZE:
+        return None
+    crc, size, kind = HEADER.unpack_from(buf, 0)
+    if kind != rtype or HEADER_SIZE + size != length:
+        return None
+    payload = memoryview(buf)[HEADER_SIZE:length]
+    return payload if crc32c.crc32c(payload, _TYPE_CRC[rtype]) == crc else None
 
 
 def payload_at(buf: bytes | memoryview, offset: int, limit: int, rtype: int) -> memoryview | None:

@@ -308,12 +308,41 @@ def record_messages(
 
     The read path's hot loop: an intact BATCH is unpacked in place and only its wanted messages
     built; anything else goes through `checked_messages`, which accepts the same and words faults."""
-    payload = framing.intact_payload(data, length, RecordType.BATCH) if wanted is not None else None
-    if payload is not None and wanted is not None:
-        found = _wanted_adds(payload, wanted)
+    if wanted is not None and len(data) > HEADER_SIZE:
+        kind = data[HEADER_SIZE - 1]
+        payload = framing.intact_payload(data, length, kind)
+        found = None
+        if payload is not None and kind == RecordType.BATCH:
+            found = _wanted_adds(payload, wanted)
+        elif payload is not None and kind == RecordType.SNAP_MESSAGES:
+            found = _wanted_snapshot(payload, wanted)
         if found is not None:
             return found
     return checked_messages(data, length, where, wanted)
+
+
+def _wanted_snapshot(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredMessage] | None:
+    """The wanted messages of a SNAP_MESSAGES payload; None if it or a wanted (or unidentifiable)
+    message is malformed, as `decode_snap_messages` with `wanted` would find."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) + 1)
+    unpacker.feed(payload)
+    try:
+        values = list(unpacker)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if len(values) != 2 or type(values[0]) is not str or type(values[1]) is not list:
+        return None
+    queue, items = values
+    found: dict[Key, StoredMessage] = {}
+    for fields in items:
+        if not (type(fields) is list and fields and type(fields[0]) is str):
+            return None
+        key = (queue, fields[0])
+        if key in wanted:
+            if not framing.exact_message_fields(fields):
+                return None
+            found[key] = StoredMessage(*fields)
+    return found
 
 
 def _wanted_adds(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredMessage] | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import TypeGuard
 
 import msgpack
 
@@ -198,25 +198,13 @@ def wanted_messages(
     for item in items:
         if type(item) is not list or len(item) != 7 or not (item[0] == _ADD or item[0] == _MOVE):
             continue
-        _, queue, message_id, destination, headers, body, producer_id = item
+        _, queue, message_id, destination, headers, body, producer_id = item  # checked below
         if type(queue) is not str or type(message_id) is not str or (queue, message_id) not in wanted:
             continue
-        if not (type(destination) is str and type(body) is bytes and type(headers) is dict
-                and (producer_id is None or type(producer_id) is str) and _str_map(headers)):
+        if not framing.exact_message_fields(item[2:]):
             return None
         found[(queue, message_id)] = StoredMessage(message_id, destination, headers, body, producer_id)
     return found
-
-
-def _str_map(headers: dict[Any, Any]) -> bool:
-    """Whether every key and value is a str: joined in C (a TypeError names any other), not tested
-    one by one in Python, which cost as much as the rest of a message's decoding."""
-    try:
-        "".join(headers)
-        "".join(headers.values())
-    except TypeError:
-        return False
-    return True
 
 
 def _decode_op(item: object) -> JournalOp:
