@@ -2,7 +2,9 @@
 
 `ReadGate` runs a store's blocking reads in worker threads and lets `close()` wait for them.
 The rest serves the stores that keep one `Location` per live message (journal, appendlog): the
-record that holds it, read with one pread and checked by the store's own decoder.
+record that holds it, read with one pread per run of nearby records (a page's usually lie one after
+another) and checked by the store's own decoder, once per record however many of its messages are
+wanted.
 
 Compaction moves live messages into a newer file and then deletes the old one. The store changes
 a message's location before it deletes the file the old location points into, so a reader that
