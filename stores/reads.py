@@ -185,7 +185,9 @@ def read_page(
         found = read_keys(keys)
         messages.extend(found[key] for key in keys if key in found)
         resume = entries[-1][0]
-    return Page(messages, resume)
+    # Every message listed was removed before it was read: an empty page, which leaves the position
+    # where it was (stores/base.py, "Reads"); the next read walks past the removed ones again.
+    return Page(messages, resume if messages else after)
 
 
 class ReadGate:
