@@ -108,6 +108,32 @@ def decode_frame(
     return Frame(kind, payload, offset, end)
 
 
+def intact_payload(buf: bytes | memoryview, length: int, rtype: int) -> memoryview | None:
+    """The payload of the frame at the start of `buf`, without a copy, if that frame is whole and
+    intact, of type `rtype` and exactly `length` bytes long (what a store's index located); None
+    otherwise, and the caller words the fault through `decode_frame`. The read path's fast check."""
+    if len(buf) < length or length < HEADER_SIZE:
+        return None
+    crc, size, kind = HEADER.unpack_from(buf, 0)
+    if kind != rtype or HEADER_SIZE + size != length:
+        return None
+    payload = memoryview(buf)[HEADER_SIZE:length]
+    return payload if crc32c.crc32c(payload, _TYPE_CRC[rtype]) == crc else None
+
+
+def payload_at(buf: bytes | memoryview, offset: int, limit: int, rtype: int) -> memoryview | None:
+    """The payload of the frame at `offset`, without a copy, if it is whole before `limit`, intact
+    and of type `rtype`; None otherwise (`decode_frame` then says what it is). Replay's hot loop."""
+    if offset + HEADER_SIZE > limit or limit > len(buf):
+        return None
+    crc, size, kind = HEADER.unpack_from(buf, offset)
+    end = offset + HEADER_SIZE + size
+    if kind != rtype or end > limit:
+        return None
+    payload = memoryview(buf)[offset + HEADER_SIZE : end]
+    return payload if crc32c.crc32c(payload, _TYPE_CRC[rtype]) == crc else None
+
+
 def iter_frames(
     buf: bytes | memoryview, start: int, limit: int, types: Types | None = None
 ) -> Iterator[Frame | BadFrame]:
@@ -179,3 +205,22 @@ def is_message_fields(fields: list[Any]) -> bool:
         and isinstance(body, bytes)
         and (producer_id is None or isinstance(producer_id, str))
     )
+
+
+def exact_message_fields(fields: Any) -> bool:
+    """Whether `fields` is a message's [message_id, destination, headers, body, producer_id] as
+    msgpack decodes it: `is_message_fields` with the length checked, in exact types and with the
+    headers joined in C (a TypeError names a non-str) rather than tested one by one in Python,
+    which cost as much as the rest of a message's decoding. The read and replay paths' check."""
+    if type(fields) is not list or len(fields) != 5:
+        return False
+    message_id, destination, headers, body, producer_id = fields
+    if not (type(message_id) is str and type(destination) is str and type(body) is bytes
+            and type(headers) is dict and (producer_id is None or type(producer_id) is str)):
+        return False
+    try:
+        "".join(headers)
+        "".join(headers.values())
+    except TypeError:
+        return False
+    return True

@@ -2,7 +2,9 @@
 
 `ReadGate` runs a store's blocking reads in worker threads and lets `close()` wait for them.
 The rest serves the stores that keep one `Location` per live message (journal, appendlog): the
-record that holds it, read with one pread and checked by the store's own decoder.
+record that holds it, read with one pread per run of nearby records (a page's usually lie one after
+another) and checked by the store's own decoder, once per record however many of its messages are
+wanted.
 
 Compaction moves live messages into a newer file and then deletes the old one. The store changes
 a message's location before it deletes the file the old location points into, so a reader that
@@ -86,43 +88,70 @@ def fetch(
     raise StoreError(f"{len(pending)} message(s) kept moving while being read ({MAX_MOVES} times)")
 
 
+# A page's records usually lie one after another in a file: they are read in *runs*, one pread
+# each, a run going on over gaps of at most RUN_GAP bytes (records not wanted: cheaper to read
+# past than to make another system call) and holding at most RUN_BYTES (bounds the buffer; a
+# record larger than that is a run of its own).
+RUN_GAP = 64 * 1024
+RUN_BYTES = 4 * 1024 * 1024
+
+
 def messages_at(
     read_at: ReadAt, name: str, wanted: Iterable[tuple[Key, Location]], decode: Decode
 ) -> dict[Key, StoredMessage]:
-    """Live messages from their records in file `name`, each record read and decoded once."""
-    records: dict[int, tuple[Location, set[Key]]] = {}  # record offset -> its location, keys wanted
+    """Live messages from their records in file `name`, each record read and decoded once, the
+    records of a run (above) read with one `read_at(offset, length)`."""
+    records: dict[int, tuple[int, set[Key]]] = {}  # record offset -> its length, keys wanted
     for key, loc in wanted:
-        records.setdefault(loc.offset, (loc, set()))[1].add(key)
+        entry = records.get(loc.offset)
+        if entry is None:
+            records[loc.offset] = (loc.length, {key})
+        else:
+            entry[1].add(key)
     found: dict[Key, StoredMessage] = {}
-    for offset, (loc, keys) in records.items():
-        where = f"{name}@{offset}"
-        held = decode(read_at(offset, loc.length), loc.length, where, keys)
-        for key in keys:
-            message = held.get(key)
-            if message is None:
-                raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
-            found[key] = message
+    for start, end, run in _runs(records):
+        data = memoryview(read_at(start, end - start))
+        for offset in run:
+            length, keys = records[offset]
+            where, at = f"{name}@{offset}", offset - start
+            held = decode(data[at : at + length], length, where, keys)
+            for key in keys:
+                message = held.get(key)
+                if message is None:
+                    raise StoreCorrupted(where, f"record does not hold message {key[1]!r} of {key[0]!r}")
+                found[key] = message
     return found
+
+
+def _runs(records: Mapping[int, tuple[int, object]]) -> Iterable[tuple[int, int, list[int]]]:
+    """(start, end, record offsets) of each run of `records` (offset -> (length, ...)), in file order."""
+    runs: list[tuple[int, int, list[int]]] = []
+    start = end = -1
+    run: list[int] = []
+    for offset in sorted(records):
+        stop = offset + records[offset][0]
+        if run and offset - end <= RUN_GAP and stop - start <= RUN_BYTES:
+            run.append(offset)
+            end = max(end, stop)
+            continue
+        if run:
+            runs.append((start, end, run))
+        start, end, run = offset, stop, [offset]
+    if run:
+        runs.append((start, end, run))
+    return runs
 
 
 def load_file(path: Path, wanted: list[tuple[Key, Location]], decode: Decode) -> dict[Key, StoredMessage]:
     """`messages_at` for the file at `path`; FileNotFoundError if it is gone (see `fetch`).
 
     The file may be the one being appended to: a location is recorded only after its record has
-    been written, and a read through another descriptor sees written bytes at once.
+    been written, and a read through another descriptor sees written bytes at once. Reads go
+    through the descriptor, not the path: compaction may unlink the path once we have it open.
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        records = {loc.offset: loc.length for _, loc in wanted}
-        start = min(records, default=0)
-        span = max((offset + length for offset, length in records.items()), default=0) - start
-        if sum(records.values()) * 4 < span:
-            return messages_at(lambda offset, length: os.pread(fd, length, offset), path.name, wanted, decode)
-        # Most of the range is wanted: one sequential read of it beats a pread per record. Through
-        # the descriptor, not the path: compaction may unlink the path once we have it open.
-        data = memoryview(os.pread(fd, span, start))
-        return messages_at(lambda offset, length: data[offset - start : offset - start + length], path.name,
-                           wanted, decode)
+        return messages_at(lambda offset, length: os.pread(fd, length, offset), path.name, wanted, decode)
     finally:
         os.close(fd)
 
@@ -156,7 +185,9 @@ def read_page(
         found = read_keys(keys)
         messages.extend(found[key] for key in keys if key in found)
         resume = entries[-1][0]
-    return Page(messages, resume)
+    # Every message listed was removed before it was read: an empty page, which leaves the position
+    # where it was (stores/base.py, "Reads"); the next read walks past the removed ones again.
+    return Page(messages, resume if messages else after)
 
 
 class ReadGate:

@@ -161,6 +161,27 @@ def decode_batch(payload: bytes, where: str, wanted: Set[Key] | None = None) -> 
     return [_op(item, where) for item in items]
 
 
+def replay_items(payload: bytes | memoryview) -> list[list[Any]] | None:
+    """A BATCH's op arrays for replay, if every op is an ADD or a REMOVE that `decode_batch` would
+    accept; None otherwise (a subscription op, damage: `decode_batch` then decodes or words it).
+    Recovery's hot loop: one unpack, exact type checks, no op or message objects built."""
+    try:
+        items = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if type(items) is not list:
+        return None
+    for item in items:
+        if type(item) is not list or len(item) != 3 or type(item[1]) is not str:
+            return None
+        if item[0] == "A":
+            if not framing.exact_message_fields(item[2]):
+                return None
+        elif item[0] != "R" or type(item[2]) is not str:
+            return None
+    return items
+
+
 def _op(item: Any, where: str) -> Op:
     _expect(isinstance(item, list) and len(item) >= 2, where, "operation")
     tag = item[0]
@@ -283,7 +304,75 @@ def record_messages(
     data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
 ) -> dict[Key, StoredMessage]:
     """The messages a BATCH or SNAP_MESSAGES record holds, by (queue, message id): the append log's
-    `stores.reads.Decode`. `data` is the `length` bytes the store's index located the record at."""
+    `stores.reads.Decode`. `data` is the `length` bytes the store's index located the record at.
+
+    The read path's hot loop: an intact BATCH is unpacked in place and only its wanted messages
+    built; anything else goes through `checked_messages`, which accepts the same and words faults."""
+    if wanted is not None and len(data) > HEADER_SIZE:
+        kind = data[HEADER_SIZE - 1]
+        payload = framing.intact_payload(data, length, kind)
+        found = None
+        if payload is not None and kind == RecordType.BATCH:
+            found = _wanted_adds(payload, wanted)
+        elif payload is not None and kind == RecordType.SNAP_MESSAGES:
+            found = _wanted_snapshot(payload, wanted)
+        if found is not None:
+            return found
+    return checked_messages(data, length, where, wanted)
+
+
+def _wanted_snapshot(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredMessage] | None:
+    """The wanted messages of a SNAP_MESSAGES payload; None if it or a wanted (or unidentifiable)
+    message is malformed, as `decode_snap_messages` with `wanted` would find."""
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=True, max_buffer_size=len(payload) + 1)
+    unpacker.feed(payload)
+    try:
+        values = list(unpacker)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if len(values) != 2 or type(values[0]) is not str or type(values[1]) is not list:
+        return None
+    queue, items = values
+    found: dict[Key, StoredMessage] = {}
+    for fields in items:
+        if not (type(fields) is list and fields and type(fields[0]) is str):
+            return None
+        key = (queue, fields[0])
+        if key in wanted:
+            if not framing.exact_message_fields(fields):
+                return None
+            found[key] = StoredMessage(*fields)
+    return found
+
+
+def _wanted_adds(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredMessage] | None:
+    """The wanted ADDs of a BATCH payload as messages; None if the payload or a wanted (or
+    unidentifiable) add is malformed, as `decode_batch` with `wanted` would find."""
+    try:
+        items = msgpack.unpackb(payload, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if type(items) is not list:
+        return None
+    found: dict[Key, StoredMessage] = {}
+    for item in items:
+        if type(item) is not list or len(item) != 3 or item[0] != "A" or type(item[1]) is not str:
+            continue
+        fields = item[2]
+        if not (type(fields) is list and fields and type(fields[0]) is str):
+            return None
+        key = (item[1], fields[0])
+        if key in wanted:
+            if not framing.exact_message_fields(fields):
+                return None
+            found[key] = StoredMessage(*fields)
+    return found
+
+
+def checked_messages(
+    data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
+) -> dict[Key, StoredMessage]:
+    """`record_messages` through the frame and payload decoders, which word every fault."""
     frame = decode_frame(data, 0)
     if isinstance(frame, BadFrame):
         raise StoreCorrupted(where, f"cannot read a live message's record: {frame.reason}")

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stores import framing
 from stores.appendlog import records, segments
 from stores.appendlog.records import BadFrame, Frame, RecordType
 from stores.appendlog.state import LogState
@@ -148,6 +149,9 @@ class _Replayer:
             raise StoreCorrupted(segments.where(number, 0), f"sealed at {limit}, inside its own header")
         end, offset = limit, header.end
         while offset < limit:
+            if (fast := self._batch(number, data, offset, limit)) is not None:
+                offset = fast
+                continue
             frame = records.decode_frame(data, offset, limit)
             if isinstance(frame, Frame):
                 self._record(number, frame)
@@ -161,6 +165,18 @@ class _Replayer:
         self.plan.sizes[number] = len(data) if end == limit else end
         if sealed is None:
             self.plan.seal[number] = end
+
+    def _batch(self, number: int, data: bytes, offset: int, limit: int) -> int | None:
+        """Replay the intact BATCH of plain adds and removes at `offset` without building its
+        messages, and return where it ends; None if it is anything else (`_record` then takes it)."""
+        payload = framing.payload_at(data, offset, limit, RecordType.BATCH)
+        if payload is None or (items := records.replay_items(payload)) is None:
+            return None
+        if self.candidate is not None:
+            self._abandon("a write follows it")
+        end = offset + records.HEADER_SIZE + len(payload)
+        self.plan.state.apply_items(items, Location(number, offset, end - offset))
+        return end
 
     def _bad(self, number: int, data: memoryview, frame: BadFrame, sealed: bool) -> int | None:
         """A bad frame: None for a torn tail (cut there), else the offset replay resumes at."""

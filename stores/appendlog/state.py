@@ -13,6 +13,7 @@ only `find` and `orders`, single dict lookups that need no lock (see stores/orde
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from stores.base import (
     AddMessage,
@@ -31,9 +32,17 @@ _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
 
 def message_size(queue: str, message: StoredMessage) -> int:
     """Approximate encoded size; cheap (no encoding), used only for the compaction heuristic."""
-    headers = sum(len(k) + len(v) + 2 for k, v in message.headers.items())
-    ids = len(message.message_id) + len(message.destination) + len(message.producer_id or "")
-    return len(message.body) + headers + ids + len(queue) + _OVERHEAD
+    return fields_size(queue, [message.message_id, message.destination, message.headers, message.body,
+                               message.producer_id])
+
+
+def fields_size(queue: str, fields: list[Any]) -> int:
+    """`message_size` of a message's [message_id, destination, headers, body, producer_id], as
+    replay decodes them (checked: str keys and values). Joined in C rather than summed in Python."""
+    message_id, destination, headers, body, producer_id = fields
+    named = len("".join(headers)) + len("".join(headers.values())) + 2 * len(headers)
+    ids = len(message_id) + len(destination) + len(producer_id or "")
+    return len(body) + named + ids + len(queue) + _OVERHEAD
 
 
 def subscription_size(sub: DurableSubscription) -> int:
@@ -67,16 +76,35 @@ class LogState:
 
     def add(self, queue: str, message: StoredMessage, record: Location, note_producer: bool = True) -> None:
         """`note_producer=False` when restoring a snapshot, whose producer chunk carries the window."""
-        self.remove(queue, message.message_id)  # a re-added id replaces the old copy, at the end
-        size = message_size(queue, message)
-        self.queues.setdefault(queue, {})[message.message_id] = size
-        self.where.setdefault(queue, {})[message.message_id] = record
-        self.orders.setdefault(queue, QueueOrder()).add(message.message_id, self._next_position)
+        self._put(queue, message.message_id, message_size(queue, message), record)
+        if note_producer and message.producer_id is not None:
+            self.note_producer(message.producer_id)
+
+    def apply_items(self, items: list[list[Any]], record: Location) -> None:
+        """`apply` for a BATCH's checked ADD and REMOVE op arrays (records.replay_items): replay's,
+        which never builds the messages (their fields give the sizes, their record the place)."""
+        for item in items:
+            if item[0] == "A":
+                fields = item[2]
+                self._put(item[1], fields[0], fields_size(item[1], fields), record)
+                if fields[4] is not None:
+                    self.note_producer(fields[4])
+            else:
+                self.remove(item[1], item[2])
+
+    def _put(self, queue: str, message_id: str, size: int, record: Location) -> None:
+        self.remove(queue, message_id)  # a re-added id replaces the old copy, at the end
+        sizes = self.queues.get(queue)
+        if sizes is None:
+            sizes = self.queues[queue] = {}
+            self.where[queue] = {}
+            self.orders[queue] = QueueOrder()
+        sizes[message_id] = size
+        self.where[queue][message_id] = record
+        self.orders[queue].add(message_id, self._next_position)
         self._next_position += 1
         self.messages += 1
         self.live_bytes += size
-        if note_producer and message.producer_id is not None:
-            self.note_producer(message.producer_id)
 
     def remove(self, queue: str, message_id: str) -> None:
         messages = self.queues.get(queue)

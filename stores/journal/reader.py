@@ -7,10 +7,18 @@ from collections.abc import Set
 from pathlib import Path
 
 from stores.base import AddMessage, StoreCorrupted, StoredMessage
-from stores.framing import HEADER_SIZE, frame_size
+from stores.framing import HEADER_SIZE, frame_size, intact_payload
 from stores.journal.index import Key, Location
 from stores.journal.layout import data_name, data_path
-from stores.journal.records import BATCH, Move, RecordError, decode_batch, decode_messages, parse_record
+from stores.journal.records import (
+    BATCH,
+    Move,
+    RecordError,
+    decode_batch,
+    decode_messages,
+    parse_record,
+    wanted_messages,
+)
 from stores.reads import load_file
 
 
@@ -38,7 +46,23 @@ def record_messages(
     data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
 ) -> dict[Key, StoredMessage]:
     """The messages of the BATCH record in `data` (CRC-checked): the journal's `reads.Decode`.
-    With `wanted`, only those are built (a record of a large group commit holds many queues')."""
+    With `wanted`, only those are built (a record of a large group commit holds many queues').
+
+    The read path's hot loop (a page is hundreds of records): the payload is checked and unpacked
+    in place and the wanted messages built straight from their ops. Anything unusual (a fault, a
+    malformed op) is handed to `checked_messages`, which accepts the same records and words the fault.
+    """
+    payload = intact_payload(data, length, BATCH) if wanted is not None else None
+    if payload is None or wanted is None:
+        return checked_messages(data, length, where, wanted)
+    found = wanted_messages(payload, wanted)
+    return checked_messages(data, length, where, wanted) if found is None else found
+
+
+def checked_messages(
+    data: bytes | memoryview, length: int, where: str, wanted: Set[Key] | None = None
+) -> dict[Key, StoredMessage]:
+    """`record_messages` through the record and op decoders, which word every fault."""
     try:
         record = parse_record(data, 0)
         if record.type != BATCH or record.size != length:

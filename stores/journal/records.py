@@ -110,7 +110,7 @@ def _pack(value: object) -> bytes:
     return msgpack.packb(value, use_bin_type=True)
 
 
-def _unpack(payload: bytes) -> object:
+def _unpack(payload: bytes | memoryview) -> object:
     return msgpack.unpackb(payload, raw=False, strict_map_key=True, use_list=True)
 
 
@@ -180,6 +180,31 @@ def decode_messages(payload: bytes, wanted: Set[tuple[str, str]]) -> list[Journa
     return [_decode_op(item) for item in data
             if isinstance(item, list) and len(item) == 7 and item[0] in (_ADD, _MOVE)
             and isinstance(item[1], str) and isinstance(item[2], str) and (item[1], item[2]) in wanted]
+
+
+def wanted_messages(
+    payload: bytes | memoryview, wanted: Set[tuple[str, str]]
+) -> dict[tuple[str, str], StoredMessage] | None:
+    """The messages of the ADD and MOVE ops in a BATCH payload whose (queue, message id) is in
+    `wanted`, by that key; None if the payload or a wanted op is malformed (`decode_messages` then
+    says how). The read path's: one unpack in place, exact type checks, no op objects."""
+    try:
+        items = _unpack(payload)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    if type(items) is not list:
+        return None
+    found: dict[tuple[str, str], StoredMessage] = {}
+    for item in items:
+        if type(item) is not list or len(item) != 7 or not (item[0] == _ADD or item[0] == _MOVE):
+            continue
+        _, queue, message_id, destination, headers, body, producer_id = item  # checked below
+        if type(queue) is not str or type(message_id) is not str or (queue, message_id) not in wanted:
+            continue
+        if not framing.exact_message_fields(item[2:]):
+            return None
+        found[(queue, message_id)] = StoredMessage(message_id, destination, headers, body, producer_id)
+    return found
 
 
 def _decode_op(item: object) -> JournalOp:

@@ -11,7 +11,7 @@ import struct
 import msgpack
 
 from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
-from stores.framing import is_message_fields, message_fields, unpack_msgpack
+from stores.framing import exact_message_fields, is_message_fields, message_fields, unpack_msgpack
 
 FORMAT_VERSION = 1
 
@@ -89,12 +89,21 @@ def queue_range(queue: str, after: int | None) -> tuple[bytes, bytes]:
     return prefix + u64(after + 1), stop
 
 
-def parse_message_key(key: bytes) -> tuple[str, int]:
+def parse_message_key(key: bytes, names: dict[bytes, str] | None = None) -> tuple[str, int]:
+    """(queue, seq) of a message key. `names` (escaped name -> queue) saves an open that parses
+    every key from unescaping the same few names again: it holds one entry per queue met."""
     body = key[len(MESSAGE_PREFIX) :]
     sep = body.find(_SEP)
     if not key.startswith(MESSAGE_PREFIX) or sep < 0 or len(body) - sep - 1 != _U64.size:
         raise StoreCorrupted(f"key {key!r}", "malformed message key")
-    return unescape(body[:sep]), parse_u64(body[sep + 1 :], f"key {key!r}")
+    escaped = body[:sep]
+    queue = None if names is None else names.get(escaped)
+    if queue is None:
+        queue = unescape(escaped)
+        if names is not None:
+            names[escaped] = queue
+    seq: int = _U64.unpack_from(body, sep + 1)[0]
+    return queue, seq
 
 
 def subscription_key(key: str) -> bytes:
@@ -122,6 +131,37 @@ def decode_message(data: bytes, where: str) -> StoredMessage:
     if not is_message_fields(fields):
         raise StoreCorrupted(where, "message value has fields of the wrong type")
     return StoredMessage(*fields)
+
+
+def quick_decode_message(data: bytes) -> StoredMessage | None:
+    """`decode_message` without the wording: None for anything it would refuse (it then says why).
+    A page's per-message cost: one unpack, exact type checks."""
+    try:
+        fields = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    return StoredMessage(*fields) if exact_message_fields(fields) else None
+
+
+def quick_message_id(data: bytes) -> str | None:
+    """`message_id_of` for a value as msgpack packs one (a fixarray of 5 whose id is a fixstr or
+    str8): sliced and decoded, with no Unpacker (which copies the whole value); None for any other
+    value, which `message_id_of` then reads or words. An open's per-message cost."""
+    if len(data) < 2 or data[0] != 0x95:
+        return None
+    tag = data[1]
+    if 0xA0 <= tag <= 0xBF:
+        start, size = 2, tag & 0x1F
+    elif tag == 0xD9 and len(data) > 2:
+        start, size = 3, data[2]
+    else:
+        return None
+    if start + size > len(data):
+        return None
+    try:
+        return data[start : start + size].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def message_id_of(data: bytes, where: str) -> str:

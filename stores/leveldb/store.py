@@ -127,12 +127,19 @@ class LevelDBStore(Store):
         """The index from every message key and the id at the front of its value (the rest of a
         value is not decoded); then only the heads are read (stores/base.py, Recovery)."""
         max_seq = 0
+        names: dict[bytes, str] = {}  # one entry per queue (keys.parse_message_key)
         with gc_paused(), db.iterator(prefix=keys.MESSAGE_PREFIX) as it:
             for key, value in it:
-                queue, seq = keys.parse_message_key(key)
-                message_id = keys.message_id_of(value, f"{self.directory} key {key!r}")
-                self._seqs.setdefault(queue, {})[message_id] = seq
-                max_seq = max(max_seq, seq)
+                queue, seq = keys.parse_message_key(key, names)
+                message_id = keys.quick_message_id(value)
+                if message_id is None:  # not as msgpack packs a value: read it slowly, or word it
+                    message_id = keys.message_id_of(value, f"{self.directory} key {key!r}")
+                seqs = self._seqs.get(queue)
+                if seqs is None:
+                    seqs = self._seqs[queue] = {}
+                seqs[message_id] = seq
+                if seq > max_seq:
+                    max_seq = seq
         self._messages = sum(len(ids) for ids in self._seqs.values())
         with db.iterator(prefix=keys.SUBSCRIPTION_PREFIX) as it:
             subs = [keys.decode_subscription(v, f"{self.directory} key {k!r}") for k, v in it]
@@ -303,11 +310,15 @@ class LevelDBStore(Store):
         start, stop = keys.queue_range(queue, after)
         messages: list[StoredMessage] = []
         resume = after
+        names: dict[bytes, str] = {}  # the queue's name, unescaped once (keys.parse_message_key)
         with _reading(f"{self.directory} keys of {queue!r}"):
             with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
                 for key, value in it:
-                    resume = keys.parse_message_key(key)[1]
-                    messages.append(keys.decode_message(value, f"{self.directory} key {key!r}"))
+                    resume = keys.parse_message_key(key, names)[1]
+                    message = keys.quick_decode_message(value)
+                    if message is None:  # refused: decode_message says why
+                        message = keys.decode_message(value, f"{self.directory} key {key!r}")
+                    messages.append(message)
                     if len(messages) >= limit:
                         break
         return Page(messages, resume)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -131,3 +132,56 @@ def test_payload_decoders_raise_only_store_corrupted(data: bytes) -> None:
             decode(data, "somewhere")
         except StoreCorrupted as exc:
             assert exc.where == "somewhere"
+
+
+_GOOD_FIELDS = ["m1", "/queue/q", {"a": "b"}, b"body", None]
+
+
+_FIELDS = [
+    _GOOD_FIELDS,
+    ["m1", "/queue/q", {}, b"", "p1"],
+    ["m1", "/queue/q", {"a": 1}, b"body", None],  # header value not a str
+    ["m1", "/queue/q", {b"a": "b"}, b"body", None],  # header key not a str
+    ["m1", "/queue/q", {}, "not bin", None],  # body not bin
+    ["m1", 7, {}, b"", None],  # destination not a str
+    ["m1", "/queue/q", {}, b"", 3],  # producer id neither str nor nil
+    ["m1", "/queue/q", {}, b""],  # a field short
+    [1, "/queue/q", {}, b"", None],  # no id to tell whether it is wanted
+]
+
+
+@pytest.mark.parametrize("fields", _FIELDS)
+def test_the_fast_paths_agree_with_the_checked_decoders(fields: list[object]) -> None:
+    """Reads (record_messages) and replay (replay_items) take shortcuts; what they accept and
+    what they refuse is what the checked decoders accept and refuse."""
+    payload = msgpack.packb([["R", "q", "other"], ["A", "q", fields]], use_bin_type=True)
+    record = records.encode_frame(records.RecordType.BATCH, payload)
+    wanted = {("q", "m1")}
+    try:
+        expected: object = records.checked_messages(record, len(record), "log-1.seg@0", wanted)
+    except StoreCorrupted as exc:
+        with pytest.raises(StoreCorrupted) as raised:
+            records.record_messages(memoryview(record), len(record), "log-1.seg@0", wanted)
+        assert str(raised.value) == str(exc)
+        assert records.replay_items(payload) is None
+        return
+    assert records.record_messages(memoryview(record), len(record), "log-1.seg@0", wanted) == expected
+    ops = records.decode_batch(payload, "log-1.seg@0")
+    items = records.replay_items(payload)
+    assert items is not None and len(items) == len(ops) == 2
+
+
+@pytest.mark.parametrize("fields", _FIELDS)
+def test_the_fast_snapshot_read_agrees_with_the_checked_decoder(fields: list[object]) -> None:
+    other = ["other", "/queue/q", {}, b"", None]
+    payload = msgpack.packb("q") + msgpack.packb([other, fields], use_bin_type=True)
+    record = records.encode_frame(records.RecordType.SNAP_MESSAGES, payload)
+    wanted = {("q", "m1")}
+    try:
+        expected: object = records.checked_messages(record, len(record), "log-1.seg@0", wanted)
+    except StoreCorrupted as exc:
+        with pytest.raises(StoreCorrupted) as raised:
+            records.record_messages(memoryview(record), len(record), "log-1.seg@0", wanted)
+        assert str(raised.value) == str(exc)
+        return
+    assert records.record_messages(memoryview(record), len(record), "log-1.seg@0", wanted) == expected

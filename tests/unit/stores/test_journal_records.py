@@ -16,10 +16,12 @@ from stores.base import (
     DurableSubscription,
     PutSubscription,
     RemoveMessage,
+    StoreCorrupted,
     StoredMessage,
 )
 from stores.journal import checkpoint as ckpt
 from stores.journal.index import Location
+from stores.journal.reader import checked_messages, record_messages
 from stores.journal.records import (
     BATCH,
     HEADER_SIZE,
@@ -193,3 +195,43 @@ def test_a_checkpoint_entry_of_three_fields_is_refused() -> None:
     data = ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
     with pytest.raises(ckpt.CheckpointError, match="four fields"):
         ckpt.decode(data)
+
+
+def _batch_record(items: list[object]) -> bytes:
+    return encode_record(BATCH, msgpack.packb(items, use_bin_type=True))
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        [1, "q", "m1", "/queue/q", {"a": "b"}, b"body", None],  # intact ADD
+        [5, "q", "m1", "/queue/q", {}, b"", "p1"],  # intact MOVE
+        [1, "q", "m1", "/queue/q", {"a": 1}, b"body", None],  # header value not a str
+        [1, "q", "m1", "/queue/q", {b"a": "b"}, b"body", None],  # header key not a str
+        [1, "q", "m1", "/queue/q", {}, "not bin", None],  # body not bin
+        [1, "q", "m1", 7, {}, b"", None],  # destination not a str
+        [1, "q", "m1", "/queue/q", {}, b"", 3],  # producer id neither str nor nil
+        [2, "q", "m1"],  # a REMOVE: holds no message
+    ],
+)
+def test_the_fast_read_decoder_agrees_with_the_checked_one(item: list[object]) -> None:
+    record = _batch_record([[2, "q", "other"], item])
+    wanted = {("q", "m1")}
+    try:
+        expected: object = checked_messages(record, len(record), "db-1.log@0", wanted)
+    except StoreCorrupted as exc:
+        with pytest.raises(StoreCorrupted) as raised:
+            record_messages(memoryview(record), len(record), "db-1.log@0", wanted)
+        assert str(raised.value) == str(exc)
+        return
+    assert record_messages(memoryview(record), len(record), "db-1.log@0", wanted) == expected
+
+
+def test_the_fast_read_decoder_words_a_damaged_record_as_the_checked_one() -> None:
+    record = bytearray(_batch_record([[1, "q", "m1", "/queue/q", {}, b"body", None]]))
+    record[-1] ^= 0xFF
+    with pytest.raises(StoreCorrupted, match="CRC mismatch"):
+        record_messages(memoryview(bytes(record)), len(record), "db-1.log@0", {("q", "m1")})
+    record[-1] ^= 0xFF
+    with pytest.raises(StoreCorrupted, match="not the BATCH record"):
+        record_messages(memoryview(bytes(record) + b"x"), len(record) + 1, "db-1.log@0", {("q", "m1")})

@@ -99,3 +99,36 @@ def test_a_queue_range_holds_exactly_that_queues_keys_after_a_seq(
     start, stop = keys.queue_range(a, after)
     inside = start <= keys.message_key(b, seq) < stop
     assert inside == (a == b and (after is None or seq > after))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        msgpack.packb(["m1", "/queue/q", {}, b"", None], use_bin_type=True),
+        msgpack.packb(["é" * 40, "/queue/q", {}, b"", None], use_bin_type=True),  # str8
+        msgpack.packb(["x" * 300, "/queue/q", {}, b"", None], use_bin_type=True),  # str16: slow path
+        b"\xdc\x00\x05" + msgpack.packb("m1") + b"\xa1q\x80\xc4\x00\xc0",  # array16 of 5: slow path
+        msgpack.packb([7, "/queue/q", {}, b"", None]),
+        msgpack.packb(["m1", "/queue/q"]),
+        b"\x95\xa2\xff\xfe",  # not UTF-8
+        b"\x95\xa5ab",  # cut short
+        b"",
+    ],
+)
+def test_the_quick_message_id_agrees_with_the_checked_one(value: bytes) -> None:
+    quick = keys.quick_message_id(value)
+    try:
+        checked = keys.message_id_of(value, "key")
+    except StoreCorrupted:
+        assert quick is None
+        return
+    # What msgpack itself packs (a fixarray, an id of at most 255 bytes) takes the quick way.
+    assert quick == checked if value[0] == 0x95 and len(checked.encode()) < 256 else quick is None
+
+
+def test_message_keys_parse_alike_with_and_without_the_names_cache() -> None:
+    names: dict[bytes, str] = {}
+    for queue in ["/queue/a", "q\x00\x01", "/queue/a"]:
+        key = keys.message_key(queue, 42)
+        assert keys.parse_message_key(key, names) == keys.parse_message_key(key) == (queue, 42)
+    assert len(names) == 2
