@@ -161,15 +161,21 @@ def decode_batch(payload: bytes, where: str, wanted: Set[Key] | None = None) -> 
     return [_op(item, where) for item in items]
 
 
-def replay_items(payload: bytes | memoryview) -> list[list[Any]] | None:
-    """A BATCH's op arrays for replay, if every op is an ADD or a REMOVE that `decode_batch` would
-    accept; None otherwise (a subscription op, damage: `decode_batch` then decodes or words it).
-    Recovery's hot loop: one unpack, exact type checks, no op or message objects built."""
+def _op_list(payload: bytes | memoryview) -> list[Any] | None:
+    """A BATCH payload unpacked to its list of ops, or None if it is not one."""
     try:
         items = msgpack.unpackb(payload, raw=False, strict_map_key=True)
     except (ValueError, TypeError, msgpack.UnpackException):
         return None
-    if type(items) is not list:
+    return items if type(items) is list else None
+
+
+def replay_items(payload: bytes | memoryview) -> list[list[Any]] | None:
+    """A BATCH's op arrays for replay, if every op is an ADD or a REMOVE that `decode_batch` would
+    accept; None otherwise (a subscription op, damage: `decode_batch` then decodes or words it).
+    Recovery's hot loop: one unpack, exact type checks, no op or message objects built."""
+    items = _op_list(payload)
+    if items is None:
         return None
     for item in items:
         if type(item) is not list or len(item) != 3 or type(item[1]) is not str:
@@ -348,11 +354,8 @@ def _wanted_snapshot(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredM
 def _wanted_adds(payload: memoryview, wanted: Set[Key]) -> dict[Key, StoredMessage] | None:
     """The wanted ADDs of a BATCH payload as messages; None if the payload or a wanted (or
     unidentifiable) add is malformed, as `decode_batch` with `wanted` would find."""
-    try:
-        items = msgpack.unpackb(payload, raw=False, strict_map_key=True)
-    except (ValueError, TypeError, msgpack.UnpackException):
-        return None
-    if type(items) is not list:
+    items = _op_list(payload)
+    if items is None:
         return None
     found: dict[Key, StoredMessage] = {}
     for item in items:
