@@ -22,7 +22,7 @@ from config.model import BrokerConfig
 from stores.base import Store
 from tests.helpers.server import HOST, BrokerThread
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 

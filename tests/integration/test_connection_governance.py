@@ -16,7 +16,7 @@ from tests.helpers.rawstomp import RawStomp
 from tests.helpers.server import HOST, BrokerThread, running_broker
 from tests.integration.test_stomp_transport import closed_by_peer, error_of
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 SCAN = 0.05  # a short scan interval, so deadlines below are met within a few tens of ms
 
 

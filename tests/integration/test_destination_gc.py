@@ -16,7 +16,7 @@ from tests.integration.test_connection_governance import eventually
 from tests.integration.test_stomp_messaging import Peer
 from tests.integration.test_stomp_transport import error_of
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 SWEEP = 0.05
 
 

@@ -13,7 +13,7 @@ import stomp
 from config.model import Limits
 from tests.helpers.server import HOST, BrokerThread, running_broker
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 
 
 class Listener(stomp.ConnectionListener):

@@ -14,7 +14,7 @@ from tests.helpers.rawstomp import RawStomp
 from tests.helpers.server import HOST, running_broker
 from tests.integration.test_stomp_messaging import Peer
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 
 
 def closed_by_peer(raw: RawStomp, timeout: float) -> bool:

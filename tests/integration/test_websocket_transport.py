@@ -16,7 +16,7 @@ from tests.helpers.rawws import RawWs, WsStomp, split_frame, stomp_frame
 from tests.helpers.server import HOST, BrokerThread, running_broker
 from tests.integration.test_stomp_messaging import Peer
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 
 
 def ws_broker(uvloop: bool = False, **limits: int | float):  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from transports.server import StompServer
 from transports.stomp.codec import StompParser, encode
 from transports.stomp.frame import Frame
 
-WAIT = 5.0
+WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 
 
 class MessageWire:
