@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -21,6 +20,7 @@ from broker.engine.users import build_authenticator
 from config.model import BrokerConfig
 from stores.base import Store
 from tests.helpers.server import HOST, BrokerThread
+from tests.helpers.stomppy import Listener
 
 WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 CHEAP = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
@@ -46,26 +46,6 @@ def secure_broker(config: BrokerConfig, store: Store | None = None) -> Iterator[
         yield thread
     finally:
         thread.stop()
-
-
-class Listener(stomp.ConnectionListener):
-    def __init__(self) -> None:
-        self.messages: queue.Queue[Any] = queue.Queue()
-        self.receipts: queue.Queue[str] = queue.Queue()
-        self.errors: queue.Queue[Any] = queue.Queue()
-        self.disconnected = threading.Event()
-
-    def on_message(self, frame: Any) -> None:
-        self.messages.put(frame)
-
-    def on_receipt(self, frame: Any) -> None:
-        self.receipts.put(frame.headers["receipt-id"])
-
-    def on_error(self, frame: Any) -> None:
-        self.errors.put(frame)
-
-    def on_disconnected(self) -> None:
-        self.disconnected.set()
 
 
 class Peer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from typing import Any
 
 import stomp
 
@@ -42,6 +43,32 @@ class Recorder(stomp.ConnectionListener):
                     return receipt in self.receipts
                 self.receipt_event.wait(min(remaining, 0.1))
         return True
+
+
+class Listener(stomp.ConnectionListener):
+    """Every frame stomp.py hands us, in queues a test takes from with a timeout."""
+
+    def __init__(self) -> None:
+        self.messages: queue.Queue[Any] = queue.Queue()
+        self.receipts: queue.Queue[str] = queue.Queue()
+        self.errors: queue.Queue[Any] = queue.Queue()
+        self.connected: queue.Queue[Any] = queue.Queue()
+        self.disconnected = threading.Event()
+
+    def on_connected(self, frame: Any) -> None:
+        self.connected.put(frame)
+
+    def on_message(self, frame: Any) -> None:
+        self.messages.put(frame)
+
+    def on_receipt(self, frame: Any) -> None:
+        self.receipts.put(frame.headers["receipt-id"])
+
+    def on_error(self, frame: Any) -> None:
+        self.errors.put(frame)
+
+    def on_disconnected(self) -> None:
+        self.disconnected.set()
 
 
 def connect(host: str, port: int, **kwargs) -> tuple[stomp.Connection, Recorder]:

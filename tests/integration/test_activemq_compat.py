@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ import stomp
 from tests.helpers.cluster import free_port
 from tests.helpers.daemon import Daemon, daemon
 from tests.helpers.rawstomp import RawStomp
+from tests.helpers.stomppy import Listener
 
 HOST = "127.0.0.2"
 WAIT = 10.0  # generous: several helpers run tests on two cores at once
@@ -56,30 +56,6 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         process.wait_for(r"role recovering -> master", timeout=60)
         process.wait_for(r"STOMP connector listening", timeout=30)
         yield Broker(process, port, metrics_port)
-
-
-class Listener(stomp.ConnectionListener):
-    def __init__(self) -> None:
-        self.messages: queue.Queue[Any] = queue.Queue()
-        self.receipts: queue.Queue[str] = queue.Queue()
-        self.errors: queue.Queue[Any] = queue.Queue()
-        self.connected: queue.Queue[Any] = queue.Queue()
-        self.disconnected = threading.Event()
-
-    def on_connected(self, frame: Any) -> None:
-        self.connected.put(frame)
-
-    def on_message(self, frame: Any) -> None:
-        self.messages.put(frame)
-
-    def on_receipt(self, frame: Any) -> None:
-        self.receipts.put(frame.headers["receipt-id"])
-
-    def on_error(self, frame: Any) -> None:
-        self.errors.put(frame)
-
-    def on_disconnected(self) -> None:
-        self.disconnected.set()
 
 
 class Peer:
