@@ -39,6 +39,23 @@ class RawStomp:
         frame, _, self.buffer = self.buffer.partition(b"\x00")
         return frame.lstrip(b"\r\n").decode(errors="replace")
 
+    def read_until_closed(self, timeout: float) -> tuple[bytes, bool]:
+        """What is left unread and what follows, until the peer closes (True) or `timeout` passes."""
+        data, self.buffer = self.buffer, b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                break
+            except OSError:
+                return data, True
+            if not chunk:
+                return data, True
+            data += chunk
+        return data, False
+
     def close(self) -> None:
         self.sock.close()
 

@@ -17,20 +17,11 @@ from tests.integration.test_stomp_messaging import Peer
 WAIT = 20.0  # generous: only a failing test waits this long, and CI machines are slow
 
 
+
+
 def closed_by_peer(raw: RawStomp, timeout: float) -> bool:
     """True once the broker closed the socket (EOF or reset) within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        raw.sock.settimeout(max(0.01, deadline - time.monotonic()))
-        try:
-            data = raw.sock.recv(65536)
-        except TimeoutError:
-            return False
-        except OSError:
-            return True
-        if not data:
-            return True
-    return False
+    return raw.read_until_closed(timeout)[1]
 
 
 def error_of(text: str) -> str:
