@@ -174,16 +174,15 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[dict, str]
     return json.loads(out.strip().splitlines()[-1]), err
 
 
-async def test_cli_produce_and_consume_keep_going_across_a_kill(cluster):
-    brokers = cluster(3)
-    await asyncio.to_thread(wait_for_single_master, brokers, 20)
-    url, count = failover_url(brokers[0].port), 600
-    producer = batonmq("produce", "--url", url, "--destination", "/queue/cli", "--count", str(count),
-                       "--persistent", "--receipts", "--rate", "150", "--json")
-    consumer = batonmq("consume", "--url", url, "--destination", "/queue/cli", "--count", str(count),
-                       "--ack", "client-individual", "--timeout", "15", "--json")
+async def cli_across_a_kill(brokers: list[BrokerProc], url: str, destination: str, count: int,
+                            rate: int, *extra: str) -> tuple[dict, str, dict, str]:
+    """`batonmq produce` and `consume` over `url` while the master is killed once: their JSON and stderr."""
+    producer = batonmq("produce", "--url", url, "--destination", destination, "--count", str(count),
+                       "--persistent", "--receipts", "--rate", str(rate), *extra, "--json")
+    consumer = batonmq("consume", "--url", url, "--destination", destination, "--count", str(count),
+                       "--ack", "client-individual", "--timeout", "15", *extra, "--json")
     try:
-        # Both are connected and part-way through 4 s of sends, even when starting a Python process
+        # Both are connected and part-way through their sends, even when starting a Python process
         # takes a second or more on a busy machine.
         await asyncio.sleep(2.0)
         await kill_master(brokers)
@@ -194,6 +193,15 @@ async def test_cli_produce_and_consume_keep_going_across_a_kill(cluster):
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             proc.wait(5)
+    return produced, produce_err, consumed, consume_err
+
+
+async def test_cli_produce_and_consume_keep_going_across_a_kill(cluster):
+    brokers = cluster(3)
+    await asyncio.to_thread(wait_for_single_master, brokers, 20)
+    count = 600
+    produced, produce_err, consumed, consume_err = await cli_across_a_kill(
+        brokers, failover_url(brokers[0].port), "/queue/cli", count, 150)
     assert produced["ok"] and produced["receipted"] == count and produced["reconnects"] == 1, produce_err
     assert "produce: reconnected: connected to tcp://127.0.0." in produce_err
     assert consumed["ok"] and consumed["unique"] == count and consumed["reconnects"] == 1, consume_err

@@ -8,7 +8,6 @@ three addresses. Clients use only the ssl:// URIs, trusting only this run's CA, 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections import Counter
 from pathlib import Path
@@ -16,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from broker.ha.roles import ExitCode
-from tests.ha.test_failover_client import FAST, batonmq, finish, kill_master
+from tests.ha.test_failover_client import FAST, cli_across_a_kill, kill_master
 from tests.helpers.cluster import HOSTS, BrokerProc, free_port, stop_all, wait_for_single_master
 from tests.helpers.tls import make_pki
 from transports.client import ConnectionEvent, ConnectionState, connect
@@ -93,22 +92,9 @@ async def test_failover_client_over_ssl_survives_two_kills(tls_cluster) -> None:
 async def test_cli_produce_and_consume_over_ssl_across_a_kill(tls_cluster) -> None:
     brokers, url, pki = tls_cluster
     await asyncio.to_thread(wait_for_single_master, brokers, 20)
-    count, ca = 400, str(pki.ca)
-    producer = batonmq("produce", "--url", url, "--destination", "/queue/tls-cli", "--count", str(count),
-                       "--persistent", "--receipts", "--rate", "100", "--tls-ca", ca, "--json")
-    consumer = batonmq("consume", "--url", url, "--destination", "/queue/tls-cli", "--count", str(count),
-                       "--ack", "client-individual", "--timeout", "15", "--tls-ca", ca, "--json")
-    try:
-        # Both started (a loaded machine may take a second) and part-way through 4 s of sends.
-        await asyncio.sleep(1.5)
-        await kill_master(brokers)
-        produced, produce_err = await asyncio.to_thread(finish, producer)
-        consumed, consume_err = await asyncio.to_thread(finish, consumer)
-    finally:
-        for proc in (producer, consumer):
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            proc.wait(5)
+    count = 400
+    produced, produce_err, consumed, consume_err = await cli_across_a_kill(
+        brokers, url, "/queue/tls-cli", count, 100, "--tls-ca", str(pki.ca))
     assert produced["ok"] and produced["receipted"] == count and produced["reconnects"] == 1, produce_err
     assert "produce: reconnected: connected to ssl://127.0.0." in produce_err
     assert consumed["ok"] and consumed["unique"] == count, consume_err
