@@ -376,6 +376,9 @@ class Follower:
             if number not in seals:
                 plan.seal[number] = limit
         replayer.seals, replayer.last = seals, (honoured[-1] if honoured else None)
+        # Damage (not a torn tail) refuses here even under "quarantine": cold recovery then judges
+        # it with every byte in view, as the follower, which stalled before it, never has.
+        replayer.on_corruption = "refuse"
         if self.number in present:
             self._finish_current(sizes[self.number], seals.get(self.number))
         for number in honoured[len(mine):]:
