@@ -63,7 +63,7 @@ class Follower:
         self._fd: int | None = None
         self._building = True  # replaying into a state the sink has not been given yet
         self._pending_reset = False  # the sink must be given the state (again)
-        self._start(0)
+        self._start(1)
 
     def _start(self, number: int) -> None:
         self._close_fd()
@@ -210,6 +210,7 @@ class Follower:
             numbers = segments.list_segments(self.directory)
             if numbers and numbers[0] > self.number:
                 self._start(numbers[0])  # nothing replayed yet: begin at the first segment there is
+                self.replayer.track = None if self._building else []
                 return self._open_current()
             return None
         try:

@@ -180,6 +180,23 @@ async def test_tails_appends_and_reports_changes_in_order(tmp_path):
     await assert_stores_agree(directory, f, tmp_path, epoch=1)
 
 
+async def test_follows_a_store_created_after_it_started(tmp_path):
+    directory = tmp_path / "appendlog"
+    sink = Recorder()
+    f = Follower(directory, settings(), sink)
+    assert f.poll() is False and not f.ready  # no directory yet
+    directory.mkdir()
+    follow(f)  # no segment yet: an empty state, ready
+    assert f.ready and sink.resets == 1
+    store = AppendLogStore(directory, settings())
+    await store.open()
+    await store.enqueue("/queue/a", msg(1))
+    follow(f)
+    assert sink.ids() == {"/queue/a": ["m1"]} and sink.resets == 1
+    await store.close()
+    await assert_stores_agree(directory, f, tmp_path, epoch=1)
+
+
 async def test_starts_on_a_store_with_a_backlog_and_gives_heads_and_depths(tmp_path):
     directory = tmp_path / "appendlog"
     small = settings(cursor_window=1024)
