@@ -279,21 +279,23 @@ class AppendLogStore(GatedReads, Store):
             chunk_bytes,
         )
         count = 0
-        moved: list[tuple[records.Chunk, Location]] = []
+        # Where each chunk's messages now are; not the chunks, whose payloads together are the
+        # whole live state (a million 1 KiB messages: a gigabyte held until the snapshot is synced).
+        moved: list[tuple[str, tuple[str, ...], Location]] = []
         for chunk in chunks:
             if self._writable().size >= self.settings.appendlog_segment_size:
                 self._rotate()
             record = self._append_record(chunk.type, chunk.payload)
             if chunk.message_ids:
-                moved.append((chunk, record))
+                moved.append((chunk.queue, chunk.message_ids, record))
             count += 1
         self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
         self._writable().sync()  # earlier snapshot segments were synced when rotated away from
         # Readers must find every live message in the snapshot before its old segment goes away
         # (stores/reads.py: a read that lost the race looks again and finds it here).
-        for chunk, record in moved:
-            for message_id in chunk.message_ids:
-                state.relocate(chunk.queue, message_id, record)
+        for queue, message_ids, record in moved:
+            for message_id in message_ids:
+                state.relocate(queue, message_id, record)
         self.fence.check()  # a deposed master must not delete what the new master reads
         segments.delete_segments(self.directory, replaced)
         for number in replaced:
