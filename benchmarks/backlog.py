@@ -10,7 +10,8 @@ data directory, with the brokers' default settings (plus --cursor-window when gi
      queue nobody consumes: produce rate;
   2. a is killed with SIGKILL and started again: cold recovery is its timeline's lock_taken ->
      store_recovered (what batonmq_recovery_seconds reports); lock_to_bound_s adds the engine's load;
-  3. broker b starts on 127.0.0.3 on the same directory, as a slave (hot standby on the journal);
+  3. broker b starts on 127.0.0.3 on the same directory, as a slave (a hot standby where the store
+     has a follower: journal, appendlog);
      once ready, a is killed with SIGKILL: the time from the kill to the first RECEIPT from b;
   4. one consumer drains the whole backlog from b: drain rate, and every receipted message exactly
      once, in each producer's order.
@@ -42,6 +43,7 @@ from benchmarks.fairness_goals import peak_rss_mib
 from benchmarks.hotpath import cpu_seconds
 from benchmarks.report import machine_info, machine_line, progress, write_json
 from benchmarks.standby import READY, kill_to_receipt, log_since, phases
+from stores.registry import can_follow
 from transports import eventloop
 
 STORES = ("journal", "leveldb", "appendlog")
@@ -122,7 +124,7 @@ async def start_slave(broker: BrokerProcess, timeout: float) -> Watched:
     since = time.time()
     broker.start()
     watched = Watched(broker)
-    if broker.store == "journal":  # only the journal has a hot standby; the others wait cold
+    if can_follow(broker.store):  # a slave of a store without a follower waits cold
         await wait_until(lambda: READY in log_since(broker, since), broker, timeout, "its standby was ready")
     else:
         await wait_until(lambda: broker.role == "slave", broker, timeout, "it became a slave")

@@ -48,3 +48,9 @@ def create_follower(data_dir: Path, settings: StoreSettings, sink: FollowerSink)
     """A read-only follower of the configured store (a slave's hot standby), or None when that
     store type cannot be followed. Opens nothing for writing; the lock is not needed."""
     return store_class(settings.type).follower(Path(data_dir) / settings.type, settings, sink)
+
+
+def can_follow(kind: str) -> bool:
+    """Whether slaves of this store type keep a hot standby: its class overrides `Store.follower`."""
+    own = getattr(store_class(kind).follower, "__func__", None)
+    return own is not getattr(Store.follower, "__func__", None)

@@ -55,7 +55,7 @@ class Lifecycle:
         while True:
             lock = create_lock(self.config.lock.backend, self.config.data_dir)
             self._set_role(Role.SLAVE, "waiting for the lock on " + str(self.config.data_dir / "lock"))
-            standby = self.standby = Standby.for_config(self.config)  # hot standby: journal store only
+            standby = self.standby = Standby.for_config(self.config)  # a hot standby, if the store has one
             if not await self._wait_for_lock(lock, standby):
                 if standby is not None:
                     await standby.close()

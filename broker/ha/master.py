@@ -70,7 +70,7 @@ class MasterTerm:
         authenticator: Authenticator | None = None,
     ) -> None:
         self.config = config
-        self.standby = standby  # the slave's warm state (journal store only), used by recover()
+        self.standby = standby  # the slave's warm state (a store that can be followed), used by recover()
         self.on_commit = on_commit
         self.lock = lock
         self.authenticator = authenticator  # None: the engine's default (everyone is anonymous)

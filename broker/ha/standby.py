@@ -10,8 +10,8 @@ replayed the last records, the master adopts this broker instead of calling
 beyond a window of messages it only counts them, so its memory does not track the master's backlog;
 once adopted, each queue's cursor reads the rest from the new master's store.
 
-The journal store can be followed; leveldb and appendlog slaves recover cold (their `follower()`
-is None) until they offer one. Anything the replay cannot mirror marks the standby `invalid`;
+The journal and append-log stores can be followed; leveldb slaves recover cold (its `follower()`
+is None) until it offers one. Anything the replay cannot mirror marks the standby `invalid`;
 the master then builds the broker cold from what the store recovered. The follower and the
 replay run in one worker thread; the event loop only starts and stops them, and the master
 touches the broker only after `stop()`.

@@ -16,7 +16,7 @@ from stores import framing
 from stores.appendlog import records, segments
 from stores.appendlog.records import BadFrame, Frame, RecordType
 from stores.appendlog.state import LogState
-from stores.base import StoreClosed, StoreCorrupted
+from stores.base import Op, StoreClosed, StoreCorrupted
 from stores.framing import Fault
 from stores.reads import Location
 
@@ -41,6 +41,17 @@ class Plan:
 def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
                   on_corruption: str = "refuse") -> Plan:
     plan = Plan(LogState(duplicate_window))
+    numbers, honoured, seals = plan_headers(directory, plan, fence_epoch)
+    replayer = Replayer(directory, plan, seals, honoured[-1] if honoured else None, on_corruption)
+    replayer.run(honoured)
+    complete_plan(directory, plan, numbers)
+    return plan
+
+
+def plan_headers(directory: Path, plan: Plan, fence_epoch: int
+                 ) -> tuple[list[int], list[int], dict[int, int]]:
+    """Steps 1-4: the segments, the honoured ones in order, and their seals; fills `plan`'s epoch,
+    next number, and a discarded last segment. Shared by cold recovery and a follower's finish."""
     numbers = segments.list_segments(directory)
     plan.next_number = (numbers[-1] + 1) if numbers else 1
     headers = _read_headers(directory, numbers, plan)
@@ -55,7 +66,11 @@ def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
         for sealed, end in headers[number].sealed.items():
             if sealed < number:
                 seals[sealed] = min(end, seals.get(sealed, end))
-    _Replayer(directory, plan, seals, honoured[-1] if honoured else None, on_corruption).run(honoured)
+    return numbers, honoured, seals
+
+
+def complete_plan(directory: Path, plan: Plan, numbers: list[int]) -> None:
+    """After replay: the sizes of segments replay did not read, and what a snapshot made obsolete."""
     for number in numbers:
         if number not in plan.discard and number not in plan.sizes:
             plan.sizes[number] = (directory / segments.segment_name(number)).stat().st_size  # stale
@@ -64,7 +79,6 @@ def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
         for number in plan.obsolete:
             del plan.sizes[number]
             plan.seal.pop(number, None)
-    return plan
 
 
 def _read_headers(directory: Path, numbers: list[int], plan: Plan) -> dict[int, records.SegmentHeader]:
@@ -111,7 +125,11 @@ def _honoured(headers: dict[int, records.SegmentHeader], plan: Plan) -> list[int
     return honoured
 
 
-class _Replayer:
+class Replayer:
+    """Applies records to `plan.state` as FORMAT.md "Recovery" step 5 says. Cold recovery runs it
+    over whole segments; a follower (follower.py) feeds it records as they appear, with `track` set
+    to collect each BATCH's effective changes, and at takeover lets it finish the last segments."""
+
     def __init__(self, directory: Path, plan: Plan, seals: dict[int, int], last: int | None,
                  on_corruption: str) -> None:
         self.directory = directory
@@ -122,13 +140,19 @@ class _Replayer:
         self.candidate: LogState | None = None  # a snapshot being read; replaces the state at its end
         self.candidate_base = 0
         self.chunks = 0
+        self.track: list[Op] | None = None  # when a list, each BATCH's effective changes go there
+        self.superseded: LogState | None = None  # the state a complete snapshot just replaced
 
     def run(self, numbers: list[int]) -> None:
         for number in numbers:
-            self._segment(number)
+            self.segment(number)
+        self.end_of_log()
+
+    def end_of_log(self) -> None:
         self._abandon("the log ends before its end marker")
 
-    def _segment(self, number: int) -> None:
+    def segment(self, number: int) -> None:
+        """Replay one whole segment from its header to its honoured end (cold recovery)."""
         data = segments.read_segment(self.directory, number)
         limit = len(data)
         sealed = self.seals.get(number)
@@ -147,26 +171,36 @@ class _Replayer:
         header = records.decode_frame(data, 0, limit)
         if not isinstance(header, Frame):  # intact (checked by _read_headers) but cut by its seal
             raise StoreCorrupted(segments.where(number, 0), f"sealed at {limit}, inside its own header")
-        end, offset = limit, header.end
-        while offset < limit:
-            if (fast := self._batch(number, data, offset, limit)) is not None:
-                offset = fast
-                continue
-            frame = records.decode_frame(data, offset, limit)
-            if isinstance(frame, Frame):
-                self._record(number, frame)
-                offset = frame.end
-                continue
-            resume = self._bad(number, memoryview(data)[:limit], frame, sealed is not None)
-            if resume is None:
-                end = frame.offset
-                break
-            offset = resume
+        end = self.replay(number, data, 0, header.end, limit, sealed is not None)
         self.plan.sizes[number] = len(data) if end == limit else end
         if sealed is None:
             self.plan.seal[number] = end
 
-    def _batch(self, number: int, data: bytes, offset: int, limit: int) -> int | None:
+    def replay(self, number: int, data: bytes, base: int, offset: int, limit: int, sealed: bool) -> int:
+        """Apply the records in `data[offset:limit]`, the bytes of segment `number` from offset
+        `base` on; return the (absolute) offset replay ended at: `base + limit`, or a torn tail."""
+        while offset < limit:
+            step = self.record(number, data, offset, limit, base)
+            if not isinstance(step, BadFrame):
+                offset = step
+                continue
+            resume = self._bad(number, memoryview(data)[:limit], step, sealed, base)
+            if resume is None:
+                return base + step.offset
+            offset = resume
+        return base + limit
+
+    def record(self, number: int, data: bytes, offset: int, limit: int, base: int = 0) -> int | BadFrame:
+        """Apply the intact record at `data[offset]` and return where it ends, or the bad frame."""
+        if self.track is None and (fast := self._batch(number, data, offset, limit, base)) is not None:
+            return fast
+        frame = records.decode_frame(data, offset, limit)
+        if isinstance(frame, Frame):
+            self._record(number, frame, base)
+            return frame.end
+        return frame
+
+    def _batch(self, number: int, data: bytes, offset: int, limit: int, base: int) -> int | None:
         """Replay the intact BATCH of plain adds and removes at `offset` without building its
         messages, and return where it ends; None if it is anything else (`_record` then takes it)."""
         payload = framing.payload_at(data, offset, limit, RecordType.BATCH)
@@ -175,12 +209,13 @@ class _Replayer:
         if self.candidate is not None:
             self._abandon("a write follows it")
         end = offset + records.HEADER_SIZE + len(payload)
-        self.plan.state.apply_items(items, Location(number, offset, end - offset))
+        self.plan.state.apply_items(items, Location(number, base + offset, end - offset))
         return end
 
-    def _bad(self, number: int, data: memoryview, frame: BadFrame, sealed: bool) -> int | None:
+    def _bad(self, number: int, data: memoryview, frame: BadFrame, sealed: bool, base: int = 0) -> int | None:
         """A bad frame: None for a torn tail (cut there), else the offset replay resumes at."""
-        where = segments.where(number, frame.offset)
+        at = base + frame.offset
+        where = segments.where(number, at)
         resume = records.next_frame_after(data, frame.offset)
         if number == self.last and not sealed and resume is None:
             # Nothing after it is intact: a torn tail. An incomplete frame is what a crash leaves;
@@ -188,12 +223,13 @@ class _Replayer:
             torn = frame.fault in (Fault.SHORT_HEADER, Fault.SHORT_PAYLOAD, Fault.TOO_LONG)
             log.log(logging.WARNING if torn else logging.ERROR,
                     "%s: torn tail (%s); truncating, %d bytes dropped (offsets %d-%d, copied to quarantine/)",
-                    where, frame.reason, len(data) - frame.offset, frame.offset, len(data))
-            self.plan.quarantine.append((number, frame.offset, bytes(data[frame.offset:])))
-            self.plan.truncate = (number, frame.offset)
+                    where, frame.reason, len(data) - frame.offset, at, base + len(data))
+            self.plan.quarantine.append((number, at, bytes(data[frame.offset:])))
+            self.plan.truncate = (number, at)
             return None
         until = len(data) if resume is None else resume
-        why = "intact records follow it" if resume is not None else f"the segment is sealed at {len(data)}"
+        why = ("intact records follow it" if resume is not None
+               else f"the segment is sealed at {base + len(data)}")
         if self.on_corruption != "quarantine" or self.candidate is not None:
             how = ("a compaction snapshot cannot lose a chunk: restore this segment from a copy, or move "
                    "the store aside" if self.candidate is not None else
@@ -203,43 +239,49 @@ class _Replayer:
                                  "see docs/operations.md")
         log.error("%s: %s, and %s: 1 damaged range of %d bytes (offsets %d-%d) quarantined; its "
                   "operations are lost, replay goes on at %d", where, frame.reason, why, until - frame.offset,
-                  frame.offset, until, until)
-        self.plan.quarantine.append((number, frame.offset, bytes(data[frame.offset:until])))
+                  at, base + until, base + until)
+        self.plan.quarantine.append((number, at, bytes(data[frame.offset:until])))
         return until
 
-    def _record(self, number: int, frame: Frame) -> None:
-        where = segments.where(number, frame.offset)
+    def _record(self, number: int, frame: Frame, base: int = 0) -> None:
+        where = segments.where(number, base + frame.offset)
         kind = frame.type
         if kind is RecordType.SEGMENT:
             raise StoreCorrupted(where, "segment header in the middle of a segment")
         if kind is RecordType.BATCH:
             self._abandon("a write follows it")
-            self.plan.state.apply(records.decode_batch(frame.payload, where), _location(number, frame))
+            ops = records.decode_batch(frame.payload, where)
+            if self.track is None:
+                self.plan.state.apply(ops, _location(number, frame, base))
+            else:
+                self.track.extend(self.plan.state.apply_tracked(ops, _location(number, frame, base)))
         elif kind is RecordType.SNAP_BEGIN:
             self._abandon("another snapshot begins")
-            (base,) = records.decode_snap_marker(frame.payload, where, 1)
-            if base != number:
-                raise StoreCorrupted(where, f"snapshot begins in segment {number} but names base {base}")
-            self.candidate, self.candidate_base, self.chunks = LogState(self.plan.state.window), base, 0
+            (base_number,) = records.decode_snap_marker(frame.payload, where, 1)
+            if base_number != number:
+                raise StoreCorrupted(where, f"snapshot begins in segment {number}, names base {base_number}")
+            self.candidate, self.candidate_base = LogState(self.plan.state.window), base_number
+            self.chunks = 0
         elif kind is RecordType.SNAP_END:
-            base, chunks = records.decode_snap_marker(frame.payload, where, 2)
-            if self.candidate is None or base != self.candidate_base or chunks != self.chunks:
+            base_number, chunks = records.decode_snap_marker(frame.payload, where, 2)
+            if self.candidate is None or base_number != self.candidate_base or chunks != self.chunks:
                 raise StoreCorrupted(
-                    where, f"snapshot end (base {base}, {chunks} chunks) does not match its start"
+                    where, f"snapshot end (base {base_number}, {chunks} chunks) does not match its start"
                 )
-            self.plan.state, self.plan.snapshot_base, self.candidate = self.candidate, base, None
+            self.superseded = self.plan.state
+            self.plan.state, self.plan.snapshot_base, self.candidate = self.candidate, base_number, None
         else:
-            self._chunk(number, frame)
+            self._chunk(number, frame, base)
 
-    def _chunk(self, number: int, frame: Frame) -> None:
-        where = segments.where(number, frame.offset)
+    def _chunk(self, number: int, frame: Frame, base: int) -> None:
+        where = segments.where(number, base + frame.offset)
         if self.candidate is None:
             raise StoreCorrupted(where, "snapshot chunk outside a snapshot")
         self.chunks += 1
         if frame.type is RecordType.SNAP_MESSAGES:
             queue, messages = records.decode_snap_messages(frame.payload, where)
             for message in messages:
-                self.candidate.add(queue, message, _location(number, frame), note_producer=False)
+                self.candidate.add(queue, message, _location(number, frame, base), note_producer=False)
         elif frame.type is RecordType.SNAP_SUBSCRIPTIONS:
             for sub in records.decode_snap_subscriptions(frame.payload, where):
                 self.candidate.put_subscription(sub)
@@ -257,5 +299,5 @@ class _Replayer:
             self.candidate = None
 
 
-def _location(number: int, frame: Frame) -> Location:
-    return Location(number, frame.offset, frame.size)
+def _location(number: int, frame: Frame, base: int = 0) -> Location:
+    return Location(number, base + frame.offset, frame.size)

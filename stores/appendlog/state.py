@@ -74,6 +74,35 @@ class LogState:
             elif isinstance(op, DropSubscription):
                 self.drop_subscription(op.key)
 
+    def apply_tracked(self, ops: Sequence[Op], record: Location) -> list[Op]:
+        """`apply`, returning the changes that took effect, in order, for a follower's sink: a
+        removal of a message that is not live is left out, and an add of a live id (which replaces
+        it at the end) is its removal and then the add."""
+        changes: list[Op] = []
+        for op in ops:
+            if isinstance(op, AddMessage | RemoveMessage):
+                live = op.queue in self.queues and self._id(op) in self.queues[op.queue]
+                if live:
+                    changes.append(RemoveMessage(op.queue, self._id(op)))
+                if isinstance(op, AddMessage):
+                    changes.append(op)
+            else:
+                changes.append(op)
+            self.apply([op], record)
+        return changes
+
+    @staticmethod
+    def _id(op: AddMessage | RemoveMessage) -> str:
+        return op.message.message_id if isinstance(op, AddMessage) else op.message_id
+
+    def same_content(self, other: LogState) -> bool:
+        """The same messages in the same order per queue and the same subscriptions (what a
+        follower's sink holds); locations, positions and the producer window aside."""
+        if list(self.queues) != list(other.queues) or self.subscriptions != other.subscriptions:
+            return False
+        return all(len(mine) == len(theirs) and all(a == b for a, b in zip(mine, theirs, strict=True))
+                   for mine, theirs in zip(self.queues.values(), other.queues.values(), strict=True))
+
     def add(self, queue: str, message: StoredMessage, record: Location, note_producer: bool = True) -> None:
         """`note_producer=False` when restoring a snapshot, whose producer chunk carries the window."""
         self._put(queue, message.message_id, message_size(queue, message), record)

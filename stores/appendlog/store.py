@@ -17,12 +17,14 @@ from pathlib import Path
 from config.model import StoreSettings
 from stores import quarantine
 from stores.appendlog import records, segments
+from stores.appendlog.follower import Follower
 from stores.appendlog.records import RecordType
 from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.segments import Segment
 from stores.appendlog.state import LogState
 from stores.base import (
     Fence,
+    FollowerSink,
     Op,
     Page,
     Recovered,
@@ -30,6 +32,7 @@ from stores.base import (
     StoreClosed,
     StoredMessage,
     StoreError,
+    StoreFollower,
     StoreStats,
 )
 from stores.bulk import gc_paused
@@ -76,6 +79,28 @@ class AppendLogStore(GatedReads, Store):
         self._compaction: asyncio.Task[None] | None = None
         self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
         self._reads = ReadGate("appendlog store")
+        self._follower: Follower | None = None
+
+    # -- following (docs/hot-standby.md) -----------------------------------------------------
+
+    @classmethod
+    def follower(cls, directory: Path, settings: StoreSettings, sink: FollowerSink) -> Follower:
+        return Follower(directory, settings, sink)
+
+    def follow_from(self, follower: StoreFollower) -> bool:
+        """Make `open()` finish this follower's replay; it recovers cold if the follower cannot."""
+        if not isinstance(follower, Follower):
+            return False
+        self._follower = follower
+        return True
+
+    def _warm_plan(self) -> Plan | None:
+        follower, self._follower = self._follower, None
+        if follower is None:
+            return None
+        plan = follower.finish(self.fence.epoch)
+        self.warm = plan is not None
+        return plan
 
     # -- open ---------------------------------------------------------------------------------
 
@@ -90,9 +115,11 @@ class AppendLogStore(GatedReads, Store):
 
     def _open_blocking(self) -> Recovered:
         self.directory.mkdir(parents=True, exist_ok=True)
-        with gc_paused():
-            plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
-                                 self.settings.on_corruption)
+        plan = self._warm_plan()
+        if plan is None:
+            with gc_paused():
+                plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
+                                     self.settings.on_corruption)
         self._repair(plan)
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
@@ -103,12 +130,13 @@ class AppendLogStore(GatedReads, Store):
         self._next_number = plan.next_number + 1
         self._active = segments.create_segment(self.directory, plan.next_number, self._epoch, plan.seal)
         log.info(
-            "appendlog store %s opened: %d messages in %d queues, %d segments, epoch %d",
+            "appendlog store %s opened: %d messages in %d queues, %d segments, epoch %d (%s)",
             self.directory,
             self._state.messages,
             len(self._state.queues),
             len(self._closed_sizes) + 1,
             self._epoch,
+            "warm: a follower's state" if self.warm else "cold",
         )
         state = self._state
         read = pages_of(state.orders.get, self._read_keys)  # the heads, through the read seam
@@ -251,21 +279,23 @@ class AppendLogStore(GatedReads, Store):
             chunk_bytes,
         )
         count = 0
-        moved: list[tuple[records.Chunk, Location]] = []
+        # Where each chunk's messages now are; not the chunks, whose payloads together are the
+        # whole live state (a million 1 KiB messages: a gigabyte held until the snapshot is synced).
+        moved: list[tuple[str, tuple[str, ...], Location]] = []
         for chunk in chunks:
             if self._writable().size >= self.settings.appendlog_segment_size:
                 self._rotate()
             record = self._append_record(chunk.type, chunk.payload)
             if chunk.message_ids:
-                moved.append((chunk, record))
+                moved.append((chunk.queue, chunk.message_ids, record))
             count += 1
         self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
         self._writable().sync()  # earlier snapshot segments were synced when rotated away from
         # Readers must find every live message in the snapshot before its old segment goes away
         # (stores/reads.py: a read that lost the race looks again and finds it here).
-        for chunk, record in moved:
-            for message_id in chunk.message_ids:
-                state.relocate(chunk.queue, message_id, record)
+        for queue, message_ids, record in moved:
+            for message_id in message_ids:
+                state.relocate(queue, message_id, record)
         self.fence.check()  # a deposed master must not delete what the new master reads
         segments.delete_segments(self.directory, replaced)
         for number in replaced:

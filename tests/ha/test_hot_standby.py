@@ -1,4 +1,4 @@
-"""Hot standby (journal store): a slave tails the journal and takes over warm after kill -9.
+"""Hot standby (journal and append-log stores): a slave tails the store and takes over warm after kill -9.
 
 Two real broker processes share one directory. After the slave reports its standby ready, more
 messages are sent (the final catch-up must replay them), some are consumed, and the master is
@@ -30,8 +30,12 @@ def wait_for_line(broker: BrokerProc, text: str, timeout: float) -> bool:
     return False
 
 
-def test_slave_takes_over_warm_after_kill9(cluster):
-    brokers = cluster(2, store="journal")
+FOLLOWED = ["journal", "appendlog"]
+
+
+@pytest.mark.parametrize("store", FOLLOWED)
+def test_slave_takes_over_warm_after_kill9(cluster, store):
+    brokers = cluster(2, store=store)
     master = wait_for_single_master(brokers, timeout=20)
     slave = next(b for b in brokers if b is not master)
     early = [f"early-{i}" for i in range(2000)]
@@ -55,9 +59,10 @@ def test_slave_takes_over_warm_after_kill9(cluster):
     assert all(f.headers.get("redelivered") == "true" for f in frames)
 
 
-def test_restarted_slave_follows_the_new_master(cluster):
+@pytest.mark.parametrize("store", FOLLOWED)
+def test_restarted_slave_follows_the_new_master(cluster, store):
     """After a failover the old master comes back as a slave and follows the new master warm."""
-    brokers = cluster(2, store="journal")
+    brokers = cluster(2, store=store)
     first = wait_for_single_master(brokers, timeout=20)
     second = next(b for b in brokers if b is not first)
     assert wait_for_line(second, READY, timeout=20), second.log_text()
