@@ -287,10 +287,10 @@ class LevelDBStore(Store):
         self._next_seq += 1
         batch.put(keys.message_key(queue, seq), value)
         batch.put(index_key, keys.u64(seq))
+        self._count(queue, 1)  # before it is remembered: `_holds_older` errs towards a lookup
         self._remember(queue, message_id, seq)
         undo.append(partial(self._forget, queue, message_id))
         self._gone.discard((queue, message_id))
-        self._count(queue, 1)
         if op.message.producer_id is not None and self.settings.duplicate_window > 0:
             self._stage_producer(op.message.producer_id, seq, batch, undo)
 
@@ -323,9 +323,15 @@ class LevelDBStore(Store):
     def _staged_seq(self, queue: str, message_id: str, index_key: bytes) -> int | None:
         """Writer thread: the seq of a message as the group staged so far leaves it (None: not stored)."""
         seq = self._seqs.get(queue, {}).get(message_id)
-        if seq is not None or (queue, message_id) in self._gone:
+        if seq is not None or (queue, message_id) in self._gone or not self._holds_older(queue):
             return seq
         return self._indexed(index_key)
+
+    def _holds_older(self, queue: str) -> bool:
+        """Does `queue` still hold messages stored before open? Only those are not in memory, so
+        without them a message not in memory is not stored, and no lookup is needed (the usual
+        case once a recovered backlog has drained, and always on a store that started empty)."""
+        return self._depths.get(queue, 0) > len(self._seqs.get(queue, ()))
 
     def _indexed(self, index_key: bytes) -> int | None:
         raw = self._handle().get(index_key)
@@ -400,7 +406,7 @@ class LevelDBStore(Store):
         its i/ key (one LevelDB get, usually from LevelDB's cache: a message from a head or a page)."""
         self._reads.check()
         seq = self._seqs.get(queue, {}).get(message_id)
-        if seq is not None:
+        if seq is not None or not self._holds_older(queue):
             return seq
         try:
             index_key = keys.index_key(queue, message_id)
