@@ -13,11 +13,14 @@ import msgpack
 from stores.base import DurableSubscription, StoreCorrupted, StoredMessage
 from stores.framing import exact_message_fields, is_message_fields, message_fields, unpack_msgpack
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: with the i/ and d/ keys; a format-1 directory is upgraded once on open
+UPGRADABLE_FORMAT = 1
 
 MESSAGE_PREFIX = b"m/"
 SUBSCRIPTION_PREFIX = b"s/"
 PRODUCER_PREFIX = b"p/"
+INDEX_PREFIX = b"i/"  # i/ esc(queue) 0x00 utf8(message id) -> u64(seq): where a message is
+DEPTH_PREFIX = b"d/"  # d/ esc(queue) -> u64(messages stored): an open reads these, not every m/
 META_FORMAT = b"meta/format"
 META_SEQ = b"meta/seq"
 META_EPOCH = b"meta/epoch"
@@ -104,6 +107,32 @@ def parse_message_key(key: bytes, names: dict[bytes, str] | None = None) -> tupl
             names[escaped] = queue
     seq: int = _U64.unpack_from(body, sep + 1)[0]
     return queue, seq
+
+
+def index_prefix(queue: str) -> bytes:
+    """Every index key of `queue` starts with this, and no other queue's key does (as `queue_prefix`)."""
+    return INDEX_PREFIX + escape(queue) + _SEP
+
+
+def index_key(queue: str, message_id: str) -> bytes:
+    """Raises UnicodeEncodeError (a ValueError) for a name or id that is not encodable."""
+    return index_prefix(queue) + message_id.encode("utf-8")
+
+
+def parse_index_id(key: bytes, prefix: bytes) -> str:
+    """The message id of an index key that starts with `prefix` (`index_prefix(queue)`)."""
+    try:
+        return key[len(prefix) :].decode("utf-8")
+    except UnicodeDecodeError:
+        raise StoreCorrupted(f"key {key!r}", "message id is not UTF-8") from None
+
+
+def depth_key(queue: str) -> bytes:
+    return DEPTH_PREFIX + escape(queue)
+
+
+def parse_depth_key(key: bytes) -> str:
+    return unescape(key[len(DEPTH_PREFIX) :])
 
 
 def subscription_key(key: str) -> bytes:

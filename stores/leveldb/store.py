@@ -2,9 +2,12 @@
 
 LevelDB orders keys and applies a `WriteBatch` atomically, so the whole group of a group commit
 is one batch written once with `sync=True` (design section 3: concurrent writers share one
-fsync). An in-memory index (queue -> message id -> sequence number), rebuilt on open, turns a
-RemoveMessage into the key to delete; it is changed while a group is staged and rolled back if
-the batch is not written, so memory never holds what the disk refused.
+fsync). Where each message is (`i/` keys: queue, message id -> sequence number) and how many each
+queue holds (`d/` keys) are kept in the DB and changed in the same batch as the messages, so an
+open reads the counters and each queue's head, never every message (FORMAT.md, "Open"). The
+messages added since open are also indexed in memory; that index and the depths are changed while
+a group is staged and rolled back if the batch is not written, so memory never holds what the disk
+refused.
 """
 
 from __future__ import annotations
@@ -52,9 +55,10 @@ Undo = list[Callable[[], object]]
 class _Prepared(list[Op]):
     """A caller's batch with its values encoded up front, so a bad op fails only its own writer."""
 
-    def __init__(self, ops: Sequence[Op], values: list[bytes | None]) -> None:
+    def __init__(self, ops: Sequence[Op], values: list[bytes | None], index_keys: list[bytes]) -> None:
         super().__init__(ops)
         self.values = values
+        self.index_keys = index_keys  # per op: its message's i/ key (a drop: the queue's i/ prefix)
 
 
 class LevelDBStore(Store):
@@ -65,7 +69,12 @@ class LevelDBStore(Store):
         self._db: plyvel.DB | None = None
         self._committer: GroupCommitter | None = None
         self._closed = False
-        self._seqs: dict[str, dict[str, int]] = {}  # queue -> message id -> seq
+        self._seqs: dict[str, dict[str, int]] = {}  # queue -> message id -> seq, added since open
+        self._depths: dict[str, int] = {}  # queue -> messages stored (its d/ key), non-zero only
+        # While a group is staged: the depths before it of the queues it changed, and the messages it
+        # removed (their i/ keys are still in the DB until the batch is written).
+        self._touched: dict[str, int] = {}
+        self._gone: set[tuple[str, str]] = set()
         self._pids: dict[str, int] = {}  # producer id -> seq of its p/ key, oldest first
         self._next_seq = 1
         self._messages = 0
@@ -86,7 +95,8 @@ class LevelDBStore(Store):
         self.directory.mkdir(parents=True, exist_ok=True)
         db = _open_db_when_free(self.directory)
         try:
-            self._claim(db)
+            if self._claim(db):
+                self._upgrade(db)
             recovered = self._load(db)
         except plyvel.Error as exc:
             db.close()
@@ -105,10 +115,11 @@ class LevelDBStore(Store):
         )
         return recovered
 
-    def _claim(self, db: plyvel.DB) -> None:
-        """Check the format version and record our fencing epoch (refusing if a newer master wrote)."""
+    def _claim(self, db: plyvel.DB) -> bool:
+        """Check the format version and record our fencing epoch (refusing if a newer master wrote).
+        True: the directory is in the older format, without counters, and must be upgraded."""
         found = db.get(keys.META_FORMAT)
-        if found is not None and found != str(keys.FORMAT_VERSION).encode():
+        if found is not None and found not in (_FORMAT, _UPGRADABLE):
             raise StoreError(f"{self.directory}: LevelDB store format {found!r} is not supported")
         raw = db.get(keys.META_EPOCH)
         stored = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/epoch")
@@ -118,31 +129,61 @@ class LevelDBStore(Store):
                 f"({self.fence.epoch}); another master has taken over"
             )
         batch = db.write_batch(sync=True)
-        batch.put(keys.META_FORMAT, str(keys.FORMAT_VERSION).encode())
+        if found is None:  # a new store; an upgrade writes the format only once it has finished
+            batch.put(keys.META_FORMAT, _FORMAT)
         if self.fence.epoch > stored:
             batch.put(keys.META_EPOCH, keys.u64(self.fence.epoch))
         batch.write()
+        return bool(found == _UPGRADABLE)
 
-    def _load(self, db: plyvel.DB) -> Recovered:
-        """The index from every message key and the id at the front of its value (the rest of a
-        value is not decoded); then only the heads are read (stores/base.py, Recovery)."""
-        max_seq = 0
+    def _upgrade(self, db: plyvel.DB) -> None:
+        """Format 1 has no i/ or d/ keys: build them from one full scan, once, then mark format 2.
+        Rerun whole if cut short (the format is written last): it first deletes what a cut-short run
+        left, which an older version may since have made stale by writing without them."""
+        started = time.monotonic()
+        log.info("leveldb store %s is in format 1: building its index and queue depths from a full "
+                 "scan (once; later opens read only the depths and each queue's head)", self.directory)
+        _delete_prefix(db, keys.INDEX_PREFIX)
+        _delete_prefix(db, keys.DEPTH_PREFIX)
+        depths: dict[str, int] = {}
         names: dict[bytes, str] = {}  # one entry per queue (keys.parse_message_key)
+        max_seq = 0
+        batch, staged = db.write_batch(sync=True), 0
         with gc_paused(), db.iterator(prefix=keys.MESSAGE_PREFIX) as it:
             for key, value in it:
                 queue, seq = keys.parse_message_key(key, names)
                 message_id = keys.quick_message_id(value)
                 if message_id is None:  # not as msgpack packs a value: read it slowly, or word it
                     message_id = keys.message_id_of(value, f"{self.directory} key {key!r}")
-                seqs = self._seqs.get(queue)
-                if seqs is None:
-                    seqs = self._seqs[queue] = {}
-                seqs[message_id] = seq
-                if seq > max_seq:
-                    max_seq = seq
-        self._messages = sum(len(ids) for ids in self._seqs.values())
+                batch.put(keys.index_key(queue, message_id), keys.u64(seq))
+                depths[queue] = depths.get(queue, 0) + 1
+                max_seq = max(max_seq, seq)
+                staged += 1
+                if staged % UPGRADE_BATCH == 0:
+                    batch.write()
+                    batch = db.write_batch(sync=True)
+        for queue, depth in depths.items():
+            batch.put(keys.depth_key(queue), keys.u64(depth))
+        raw = db.get(keys.META_SEQ)
+        stored_seq = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/seq")
+        batch.put(keys.META_SEQ, keys.u64(max(stored_seq, max_seq + 1, 1)))
+        batch.put(keys.META_FORMAT, _FORMAT)
+        batch.write()
+        log.info("leveldb store %s upgraded to format %d: %d messages in %d queues indexed in %.2f s",
+                 self.directory, keys.FORMAT_VERSION, staged, len(depths), time.monotonic() - started)
+
+    def _load(self, db: plyvel.DB) -> Recovered:
+        """The counters (d/, meta/seq), subscriptions and duplicate window, then each queue's head by
+        a seek to its first key (stores/base.py, Recovery): no message beyond the heads is read."""
+        with db.iterator(prefix=keys.DEPTH_PREFIX) as it:
+            for key, value in it:
+                depth = keys.parse_u64(value, f"{self.directory} key {key!r}")
+                if depth:
+                    self._depths[keys.parse_depth_key(key)] = depth
+        self._messages = sum(self._depths.values())
         with db.iterator(prefix=keys.SUBSCRIPTION_PREFIX) as it:
             subs = [keys.decode_subscription(v, f"{self.directory} key {k!r}") for k, v in it]
+        max_seq = 0
         with db.iterator(prefix=keys.PRODUCER_PREFIX) as it:
             for key, value in it:
                 seq = keys.parse_producer_key(key)
@@ -150,7 +191,7 @@ class LevelDBStore(Store):
                 self._pids.pop(pid, None)
                 self._pids[pid] = seq
                 max_seq = max(max_seq, seq)
-        raw = db.get(keys.META_SEQ)
+        raw = db.get(keys.META_SEQ)  # written in every batch that assigns one: exact
         stored_seq = 0 if raw is None else keys.parse_u64(raw, f"{self.directory} meta/seq")
         self._next_seq = max(stored_seq, max_seq + 1, 1)
         self._trim_window_after_restart(db)
@@ -160,10 +201,20 @@ class LevelDBStore(Store):
             return {queue: self._read_page(queue, *request) for queue, request in wanted.items()}
 
         try:
-            depths = {queue: len(ids) for queue, ids in self._seqs.items()}
-            return recovered_heads(depths, read, self.settings.cursor_window, subs, self._pids)
+            recovered = recovered_heads(self._depths, read, self.settings.cursor_window, subs, self._pids)
         finally:
             self._db = None
+        self._check_heads(recovered)
+        return recovered
+
+    def _check_heads(self, recovered: Recovered) -> None:
+        """A depth that its queue's keys contradict is damage, found here rather than by a consumer."""
+        for queue, head in recovered.queues.items():
+            if not head or len(head) > self._depths[queue]:
+                raise StoreCorrupted(
+                    f"{self.directory} key {keys.depth_key(queue)!r}",
+                    f"counts {self._depths[queue]} messages, the queue's head holds {len(head)}",
+                )
 
     def _trim_window_after_restart(self, db: plyvel.DB) -> None:
         """A smaller duplicate_window than last run: forget the oldest ids now."""
@@ -196,6 +247,7 @@ class LevelDBStore(Store):
             for ops in batches:
                 assert isinstance(ops, _Prepared)
                 self._stage(ops, batch, undo)
+            self._stage_depths(batch)
             if self._next_seq != start_seq:
                 batch.put(keys.META_SEQ, keys.u64(self._next_seq))
             batch.write()
@@ -203,47 +255,112 @@ class LevelDBStore(Store):
         except BaseException as exc:
             for fn in reversed(undo):
                 fn()
+            self._restore_depths()
             self._next_seq, self._messages = start_seq, start_messages
             self._pids = dict(sorted(self._pids.items(), key=lambda item: item[1]))
             if isinstance(exc, OSError | StoreError) or not isinstance(exc, Exception):
                 raise
             raise StoreError(f"LevelDB write failed, nothing from this group was written: {exc}") from exc
+        finally:
+            self._touched.clear()
+            self._gone.clear()
 
     def _stage(self, ops: _Prepared, batch: plyvel.WriteBatch, undo: Undo) -> None:
-        for op, value in zip(ops, ops.values, strict=True):
+        for op, value, index_key in zip(ops, ops.values, ops.index_keys, strict=True):
             if isinstance(op, AddMessage):
                 assert value is not None
-                self._stage_add(op, value, batch, undo)
+                self._stage_add(op, value, index_key, batch, undo)
             elif isinstance(op, RemoveMessage):
-                self._stage_remove(op.queue, op.message_id, batch, undo)
+                self._stage_remove(op.queue, op.message_id, index_key, batch, undo)
             elif isinstance(op, PutSubscription):
                 assert value is not None
                 batch.put(keys.subscription_key(op.subscription.key), value)
             elif isinstance(op, DropSubscription):
                 batch.delete(keys.subscription_key(op.key))
-                for message_id in list(self._seqs.get(op.key, {})):
-                    self._stage_remove(op.key, message_id, batch, undo)
+                self._stage_drop(op.key, index_key, batch, undo)
 
-    def _stage_add(self, op: AddMessage, value: bytes, batch: plyvel.WriteBatch, undo: Undo) -> None:
+    def _stage_add(self, op: AddMessage, value: bytes, index_key: bytes, batch: plyvel.WriteBatch,
+                   undo: Undo) -> None:
         queue, message_id = op.queue, op.message.message_id
-        self._stage_remove(queue, message_id, batch, undo)  # a re-added id replaces the old copy
+        self._stage_remove(queue, message_id, index_key, batch, undo)  # a re-added id replaces the old copy
         seq = self._next_seq
         self._next_seq += 1
         batch.put(keys.message_key(queue, seq), value)
-        self._seqs.setdefault(queue, {})[message_id] = seq
-        self._messages += 1
+        batch.put(index_key, keys.u64(seq))
+        self._count(queue, 1)  # before it is remembered: `_holds_older` errs towards a lookup
+        self._remember(queue, message_id, seq)
         undo.append(partial(self._forget, queue, message_id))
+        self._gone.discard((queue, message_id))
         if op.message.producer_id is not None and self.settings.duplicate_window > 0:
             self._stage_producer(op.message.producer_id, seq, batch, undo)
 
-    def _stage_remove(self, queue: str, message_id: str, batch: plyvel.WriteBatch, undo: Undo) -> None:
-        seq = self._seqs.get(queue, {}).get(message_id)
+    def _stage_remove(self, queue: str, message_id: str, index_key: bytes, batch: plyvel.WriteBatch,
+                      undo: Undo, seq: int | None = None) -> None:
         if seq is None:
-            return  # already gone: removal is idempotent
+            seq = self._staged_seq(queue, message_id, index_key)
+            if seq is None:
+                return  # already gone: removal is idempotent
         batch.delete(keys.message_key(queue, seq))
-        self._forget(queue, message_id)
-        self._messages -= 1
-        undo.append(partial(self._remember, queue, message_id, seq))
+        batch.delete(index_key)
+        if message_id in self._seqs.get(queue, ()):
+            self._forget(queue, message_id)
+            undo.append(partial(self._remember, queue, message_id, seq))
+        self._gone.add((queue, message_id))
+        self._count(queue, -1)
+
+    def _stage_drop(self, queue: str, prefix: bytes, batch: plyvel.WriteBatch, undo: Undo) -> None:
+        """Every message of `queue`: those added since open (some maybe in this very group), then
+        the rest from its i/ keys (the DB's committed state: skip what this group removed)."""
+        for message_id in list(self._seqs.get(queue, ())):
+            self._stage_remove(queue, message_id, prefix + message_id.encode("utf-8"), batch, undo)
+        with self._handle().iterator(prefix=prefix) as it:
+            for index_key, raw in it:
+                message_id = keys.parse_index_id(index_key, prefix)
+                if (queue, message_id) not in self._gone:
+                    seq = keys.parse_u64(raw, f"{self.directory} key {index_key!r}")
+                    self._stage_remove(queue, message_id, index_key, batch, undo, seq)
+
+    def _staged_seq(self, queue: str, message_id: str, index_key: bytes) -> int | None:
+        """Writer thread: the seq of a message as the group staged so far leaves it (None: not stored)."""
+        seq = self._seqs.get(queue, {}).get(message_id)
+        if seq is not None or (queue, message_id) in self._gone or not self._holds_older(queue):
+            return seq
+        return self._indexed(index_key)
+
+    def _holds_older(self, queue: str) -> bool:
+        """Does `queue` still hold messages stored before open? Only those are not in memory, so
+        without them a message not in memory is not stored, and no lookup is needed (the usual
+        case once a recovered backlog has drained, and always on a store that started empty)."""
+        return self._depths.get(queue, 0) > len(self._seqs.get(queue, ()))
+
+    def _indexed(self, index_key: bytes) -> int | None:
+        raw = self._handle().get(index_key)
+        return None if raw is None else keys.parse_u64(raw, f"{self.directory} key {index_key!r}")
+
+    def _count(self, queue: str, delta: int) -> None:
+        depth = self._depths.get(queue, 0)
+        self._touched.setdefault(queue, depth)
+        if depth + delta:
+            self._depths[queue] = depth + delta
+        else:
+            del self._depths[queue]
+        self._messages += delta
+
+    def _stage_depths(self, batch: plyvel.WriteBatch) -> None:
+        """The d/ key of every queue the group changed, in the same batch as the change."""
+        for queue in self._touched:
+            depth = self._depths.get(queue, 0)
+            if depth:
+                batch.put(keys.depth_key(queue), keys.u64(depth))
+            else:
+                batch.delete(keys.depth_key(queue))
+
+    def _restore_depths(self) -> None:
+        for queue, depth in self._touched.items():
+            if depth:
+                self._depths[queue] = depth
+            else:
+                self._depths.pop(queue, None)
 
     def _forget(self, queue: str, message_id: str) -> None:
         ids = self._seqs[queue]
@@ -285,13 +402,28 @@ class LevelDBStore(Store):
         return await self._reads.run(self._read_page, queue, after, limit)
 
     def position(self, queue: str, message_id: str) -> int | None:
+        """The seq in its key (store order): from memory for a message added since open, else from
+        its i/ key (one LevelDB get, usually from LevelDB's cache: a message from a head or a page)."""
         self._reads.check()
-        return self._seqs.get(queue, {}).get(message_id)  # the seq in its key: store order
+        seq = self._seqs.get(queue, {}).get(message_id)
+        if seq is not None or not self._holds_older(queue):
+            return seq
+        try:
+            index_key = keys.index_key(queue, message_id)
+        except ValueError:
+            return None  # not encodable, so never stored
+        with _reading(f"{self.directory} key {index_key!r}"):
+            return self._indexed(index_key)
 
     def _read_one(self, queue: str, message_id: str) -> StoredMessage | None:
         """Worker thread. The seq comes from the index, which a group changes while it is staged:
         a message whose add is staged but not yet written, or whose removal is, reads as None."""
-        seq = self._seqs.get(queue, {}).get(message_id)
+        try:
+            index_key = keys.index_key(queue, message_id)
+        except ValueError:
+            return None  # not encodable, so never stored
+        with _reading(f"{self.directory} key {index_key!r}"):
+            seq = self._staged_seq(queue, message_id, index_key)
         if seq is None:
             return None
         key = keys.message_key(queue, seq)
@@ -357,6 +489,9 @@ class LevelDBStore(Store):
 
 
 _ALL_KEYS_BELOW = b"\xff"
+_FORMAT = str(keys.FORMAT_VERSION).encode()
+_UPGRADABLE = str(keys.UPGRADABLE_FORMAT).encode()
+UPGRADE_BATCH = 50_000  # index keys per synced batch while upgrading a format-1 directory
 
 # A deposed master that has not yet noticed still holds LevelDB's own LOCK until it exits, which
 # its keep-alive makes happen within about one period; wait that long before giving up.
@@ -380,7 +515,9 @@ def _open_db_when_free(directory: Path) -> plyvel.DB:
 
 def _open_db(directory: Path) -> plyvel.DB:
     try:
-        return plyvel.DB(str(directory), create_if_missing=True, paranoid_checks=True)
+        # The bloom filter makes the lookup of a new message's i/ key (is this id stored already?)
+        # a miss without reading a block; files written without one are read as before.
+        return plyvel.DB(str(directory), create_if_missing=True, paranoid_checks=True, bloom_filter_bits=10)
     except plyvel.IOError as exc:
         if "lock" in str(exc).lower():
             raise LevelDBBusy(
@@ -392,6 +529,18 @@ def _open_db(directory: Path) -> plyvel.DB:
         raise StoreCorrupted(str(directory), f"LevelDB reports corruption: {exc}") from None
     except plyvel.Error as exc:
         raise StoreError(f"cannot open LevelDB at {directory}: {exc}") from None
+
+
+def _delete_prefix(db: plyvel.DB, prefix: bytes) -> None:
+    batch, staged = db.write_batch(sync=True), 0
+    with db.iterator(prefix=prefix, include_value=False) as it:
+        for key in it:
+            batch.delete(key)
+            staged += 1
+            if staged % UPGRADE_BATCH == 0:
+                batch.write()
+                batch = db.write_batch(sync=True)
+    batch.write()
 
 
 @contextmanager
@@ -406,17 +555,24 @@ def _reading(where: str) -> Iterator[None]:
 
 def _prepare(ops: Sequence[Op]) -> _Prepared:
     values: list[bytes | None] = []
+    index_keys: list[bytes] = []  # encoded here, so a name or id that cannot be fails its own batch
     try:
         for op in ops:
             if isinstance(op, AddMessage):
                 values.append(keys.encode_message(op.message))
+                index_keys.append(keys.index_key(op.queue, op.message.message_id))
             elif isinstance(op, PutSubscription):
                 values.append(keys.encode_subscription(op.subscription))
-            elif isinstance(op, RemoveMessage | DropSubscription):
+                index_keys.append(b"")
+            elif isinstance(op, RemoveMessage):
                 values.append(None)
+                index_keys.append(keys.index_key(op.queue, op.message_id))
+            elif isinstance(op, DropSubscription):
+                values.append(None)
+                index_keys.append(keys.index_prefix(op.key))
             else:
                 raise TypeError(f"unknown store operation {op!r}")
     except (TypeError, ValueError, OverflowError) as exc:
         raise StoreError(f"cannot store this batch: {exc}") from None
-    return _Prepared(ops, values)
+    return _Prepared(ops, values, index_keys)
 

@@ -119,6 +119,11 @@ def check(recovered: Recovered, acks: Acks, baseline: set[tuple[str, str]], run:
     """Return what is present; raise AssertionError naming what is wrong."""
     present: set[tuple[str, str]] = set()
     for queue, messages in recovered.queues.items():
+        # The workload's queues are far below cursor_window, so each head is its whole queue and a
+        # store's depth (LevelDB's d/ counters) must count exactly it.
+        assert recovered.depth(queue) == len(messages), (
+            f"{queue}: depth {recovered.depth(queue)}, but it holds {len(messages)}"
+        )
         last: dict[tuple[int, int], int] = {}
         for m in messages:
             assert (queue, m.message_id) not in present, f"{m.message_id} twice in {queue}"
