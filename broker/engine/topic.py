@@ -144,14 +144,15 @@ class Topic:
                 continue
             copy = message.copy()
             copy.stored = message.stored and target.durable
-            if not target.durable:
-                self._make_room(target, copy.size)
-            target.queue.put(copy)
-            if copy.stored and target.queue.cursor is not None:
-                target.queue.cursor.routed(copy)
-            target.queue.dispatch(budget)
-            if target.pending_limit >= 0:
-                target.trim()
+            if target.durable or not target.queue.offer(copy):  # offer: delivered already
+                if not target.durable:
+                    self._make_room(target, copy.size)
+                target.queue.put(copy)
+                if copy.stored and target.queue.cursor is not None:
+                    target.queue.cursor.routed(copy)
+                target.queue.dispatch(budget)
+                if target.pending_limit >= 0:
+                    target.trim()
             if index < count and clock() >= deadline:
                 job.next = index
                 return False
