@@ -14,6 +14,7 @@ import sys
 # its objects are frozen out of the collector with the rest of the start-up (tune_gc).
 import broker.engine.session  # noqa: F401
 from broker.daemon.admin import start_admin
+from broker.daemon.gcpauses import PAUSES
 from broker.daemon.metrics import Metrics, serve_metrics
 from broker.engine.auth import Authenticator
 from broker.engine.users import build_authenticator
@@ -55,6 +56,7 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    PAUSES.install()
 
 
 def load_authenticator(config: BrokerConfig) -> Authenticator | None:
@@ -75,7 +77,7 @@ async def _main(config: BrokerConfig, authenticator: Authenticator | None) -> in
         os.getpid(),
     )
     try:
-        metrics_tasks = await _start_metrics(lifecycle)
+        metrics_tasks = [*await _start_metrics(lifecycle), asyncio.ensure_future(PAUSES.log_slow())]
     except OSError as exc:
         # Checked before the lock (broker.daemon.preflight); this is the port taken since.
         log.error("broker %s: cannot serve metrics on %s:%s: %s", config.name, config.metrics_host,
