@@ -29,7 +29,11 @@ log = logging.getLogger("batonmq.daemon")
 # what it holds (queued messages, their index entries), so with them a young collection ran every
 # few dozen SENDs and, while queues grew, a full one at every 25% of growth, each walking every
 # message held: 8 full collections took 0.4 s of a 40,000-message run, pauses of tens of ms each.
-GC_THRESHOLDS = (10_000, 10, 10)
+# The middle generation is collected every 2 young collections, not 10: it then holds at most 2 x
+# 10,000 survivors instead of 10 x, so its pauses are a third to a half as long (the collector's own
+# CPU time, gcpauses.py: longest 46-50 -> 14-16 ms beside 10,000 destinations, 30-42 -> 23-27 ms
+# under a persistent flood) for the same CPU in all: each survivor is walked there once either way.
+GC_THRESHOLDS = (10_000, 2, 10)
 # Seconds a thread waits for the GIL before the running one is made to give it up (Python's default
 # is 5 ms). The loop thread is busy while a hostile load runs; the store's writer thread takes the
 # GIL several times per group commit (around each write and fsync), so with 5 ms each a receipted
