@@ -235,6 +235,7 @@ def broker_figures(broker: BrokerProcess, sampler: RssSampler, exit_code: int | 
         "lock_lost": goals_mod.lock_lost(roles, exit_code),
         "roles": roles,
         "keepalive_warnings": sum(1 for _, line in list(broker.lines) if "keep-alive" in line),
+        "gc_pauses": goals_mod.gc_pauses(line for _, line in list(broker.lines)),
     }
     if exit_code is not None or figures["lock_lost"]:
         figures["log_tail"] = broker.tail(15).splitlines()

@@ -10,7 +10,8 @@ A scenario's outcome is a plain dict (it goes to JSON as it is):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,8 @@ from benchmarks.report import format_number, render_table, summarize
 from broker.ha.roles import ExitCode, Role
 
 MiB = 1024 * 1024
+# What the broker logs for a collection of broker.daemon.gcpauses.SLOW_PAUSE or more.
+_GC_PAUSE = re.compile(r"gc: a generation (\d) collection held the broker (\d+) ms")
 LOCK_LOSS_CODES = (ExitCode.LOCK_LOST, ExitCode.LOCK_TIMEOUT)
 
 
@@ -83,7 +86,20 @@ def misses(outcome: Mapping[str, Any], goals: Goals, budget_mib: float) -> list[
 
 
 HEADERS = ["scenario", "victim p50 ms", "p99 ms", "max ms", "receipts", "errors", "broker max RSS MiB",
-           "budget MiB", "lock lost?", "goal met?"]
+           "budget MiB", "GC pauses >= 100 ms (longest)", "lock lost?", "goal met?"]
+
+
+def gc_pauses(lines: Iterable[str]) -> list[tuple[int, float]]:
+    """(generation, ms) of each slow collection the broker logged."""
+    return [(int(m.group(1)), float(m.group(2))) for line in lines if (m := _GC_PAUSE.search(line))]
+
+
+def _pauses_cell(pauses: Sequence[Sequence[float]] | None) -> str:
+    if pauses is None:
+        return "-"
+    if not pauses:
+        return "0"
+    return f"{len(pauses)} ({max(ms for _, ms in pauses):,.0f} ms)"
 
 
 def table(outcomes: Sequence[Mapping[str, Any]]) -> str:
@@ -101,6 +117,7 @@ def table(outcomes: Sequence[Mapping[str, Any]]) -> str:
             str(victim.get("errors", "-")) if victim else "-",
             format_number(broker.get("rss_max_mib")),
             format_number(outcome.get("budget_mib")),
+            _pauses_cell(broker.get("gc_pauses")),
             "yes" if broker.get("lock_lost") else "no",
             "yes" if not missed else "NO",
         ])

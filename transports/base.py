@@ -61,6 +61,10 @@ class FrameLink(Protocol):
     def send(self, frame: Frame) -> bool:
         """Encode and write one frame; False if the connection is closing (the frame is dropped)."""
 
+    def send_encoded(self, data: bytes) -> bool:
+        """Write one frame encoded already with the negotiated version (a template's rendering,
+        transports/stomp/template.py); False if the connection is closing."""
+
     def set_version(self, version: str) -> None:
         """The STOMP version CONNECT negotiated: frames are parsed and encoded by its rules from now on."""
 

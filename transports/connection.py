@@ -322,6 +322,12 @@ class Connection:
         except ValueError:
             # A header this version cannot carry (e.g. a newline for a 1.0 client): flatten it.
             data = encode(flatten_headers(frame), self.version)
+        return self.send_encoded(data)
+
+    def send_encoded(self, data: bytes) -> bool:
+        """Write one frame encoded already (with this connection's version); False if closing."""
+        if self.closing or self.wire is None:
+            return False
         self.wire.write(data)
         self._last_tx = self._loop.time()
         if self._outgoing is not None:  # writing is paused: what we add waits in the buffer

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from broker.daemon.gcpauses import PAUSES, GcPauses
 from broker.ha.roles import Role
 from transports.http import HttpServer, Response
 from transports.memory import MemoryBudget
@@ -121,6 +122,7 @@ class _LifecycleCollector(Collector):
             )
         yield from self._store()
         yield from self._broker()
+        yield from _gc_pauses(PAUSES)
 
     def _store(self) -> Iterator[Metric]:
         stats = self.metrics.store_stats
@@ -201,6 +203,24 @@ class _LifecycleCollector(Collector):
             else:
                 family.add_metric([], sum(values.get(key, 0) for values in destinations.values()))
         yield from families.values()
+
+
+def _gc_pauses(pauses: GcPauses) -> Iterator[Metric]:
+    """The cyclic collector's pauses (broker/daemon/gcpauses.py): the event loop waits through each."""
+    families = (
+        CounterMetricFamily("batonmq_gc_collections", "Collections of the cyclic garbage collector",
+                            labels=["generation"]),
+        CounterMetricFamily("batonmq_gc_pause_seconds", "Seconds the collections held the process",
+                            labels=["generation"]),
+        GaugeMetricFamily("batonmq_gc_longest_pause_seconds", "The longest collection so far",
+                          labels=["generation"]),
+    )
+    for generation in range(len(pauses.collections)):
+        label = [str(generation)]
+        families[0].add_metric(label, pauses.collections[generation])
+        families[1].add_metric(label, pauses.seconds[generation])
+        families[2].add_metric(label, pauses.longest[generation])
+    yield from families
 
 
 def _memory(budget: MemoryBudget) -> Iterator[Metric]:

@@ -14,6 +14,7 @@ import sys
 # its objects are frozen out of the collector with the rest of the start-up (tune_gc).
 import broker.engine.session  # noqa: F401
 from broker.daemon.admin import start_admin
+from broker.daemon.gcpauses import PAUSES
 from broker.daemon.metrics import Metrics, serve_metrics
 from broker.engine.auth import Authenticator
 from broker.engine.users import build_authenticator
@@ -28,7 +29,11 @@ log = logging.getLogger("batonmq.daemon")
 # what it holds (queued messages, their index entries), so with them a young collection ran every
 # few dozen SENDs and, while queues grew, a full one at every 25% of growth, each walking every
 # message held: 8 full collections took 0.4 s of a 40,000-message run, pauses of tens of ms each.
-GC_THRESHOLDS = (10_000, 10, 10)
+# The middle generation is collected every 2 young collections, not 10: it then holds at most 2 x
+# 10,000 survivors instead of 10 x, so its pauses are a third to a half as long (the collector's own
+# CPU time, gcpauses.py: longest 46-50 -> 14-16 ms beside 10,000 destinations, 30-42 -> 23-27 ms
+# under a persistent flood) for the same CPU in all: each survivor is walked there once either way.
+GC_THRESHOLDS = (10_000, 2, 10)
 # Seconds a thread waits for the GIL before the running one is made to give it up (Python's default
 # is 5 ms). The loop thread is busy while a hostile load runs; the store's writer thread takes the
 # GIL several times per group commit (around each write and fsync), so with 5 ms each a receipted
@@ -55,6 +60,7 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+    PAUSES.install()
 
 
 def load_authenticator(config: BrokerConfig) -> Authenticator | None:
@@ -75,7 +81,7 @@ async def _main(config: BrokerConfig, authenticator: Authenticator | None) -> in
         os.getpid(),
     )
     try:
-        metrics_tasks = await _start_metrics(lifecycle)
+        metrics_tasks = [*await _start_metrics(lifecycle), asyncio.ensure_future(PAUSES.log_slow())]
     except OSError as exc:
         # Checked before the lock (broker.daemon.preflight); this is the port taken since.
         log.error("broker %s: cannot serve metrics on %s:%s: %s", config.name, config.metrics_host,

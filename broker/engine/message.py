@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from broker.engine.errors import ClientError
 from stores.base import StoredMessage
 from transports.stomp.commands import PRODUCER_ID_HEADER
+
+if TYPE_CHECKING:
+    from broker.engine.sharedframe import SharedFrame
 
 # Headers that belong to one hop of the transport, never to the message (STOMP 1.2, "SEND" / "MESSAGE"):
 # they are set afresh on every MESSAGE frame or are meaningless once the SEND has been handled.
@@ -38,7 +42,7 @@ class Message:
     nacks: int = 0
     size: int = 0
     stored: bool = False  # this copy was written to the store under its queue's name
-
+    shared: SharedFrame | None = None  # a topic fan-out's frame, shared by its copies (sharedframe.py)
 
     def __post_init__(self) -> None:
         if not self.size:
@@ -56,7 +60,7 @@ class Message:
         replace() looks every field up by name first (3x slower); `size` passed skips __post_init__'s sum.
         """
         return Message(self.message_id, self.destination, self.headers, self.body, self.persistent,
-                       self.priority, self.expires, self.producer_id, False, 0, self.size, False)
+                       self.priority, self.expires, self.producer_id, False, 0, self.size, False, self.shared)
 
     def to_stored(self) -> StoredMessage:
         return StoredMessage(self.message_id, self.destination, self.headers, self.body, self.producer_id)

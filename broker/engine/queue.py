@@ -113,6 +113,32 @@ class Queue:
         self.memory.charge(message.size)
         self.enqueued += 1
 
+    def offer(self, message: Message) -> bool:
+        """Deliver `message` at once if `put` and `dispatch` could only hand it straight to the one
+        consumer: nothing waiting or being dispatched, no store cursor, no ownership, and that
+        consumer ready for it. False: nothing done, put it. A topic's non-durable subscriber is
+        usually so; this spares its fan-out the queue's scan per subscriber."""
+        consumers = self.consumers
+        if (self.depth or self._dispatching or self._deferred or len(consumers) != 1
+                or self.cursor is not None or self.ownership is not None):
+            return False
+        consumer = consumers[0]
+        if not (consumer.ready() and consumer.matches(message)) or GROUP_ID in message.headers:
+            return False
+        if message.expires and message.expired(now_ms()):
+            return False  # put and dispatch count it as expired
+        self.enqueued += 1
+        self._dispatching = True  # as in _run: deliver() may call back into us
+        try:
+            tracked = consumer.deliver(message)
+        finally:
+            self._dispatching = False
+        if tracked:
+            self.in_flight += 1
+        else:
+            self.done(message)
+        return True
+
     def _level(self, priority: int) -> deque[Message]:
         """The deque of `priority`, made on first use."""
         level = self._levels[priority]

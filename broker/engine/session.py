@@ -38,11 +38,13 @@ from broker.engine.transaction import Transactions
 from config.security import Right
 from stores.base import StoreClosed
 from transports.stomp.frame import Frame, ProtocolError
+from transports.stomp.template import render
 
 if TYPE_CHECKING:
     import asyncio
 
     from broker.engine.core import Apply, Broker
+    from broker.engine.message import Message
     from broker.engine.slicing import Budget
     from transports.base import FrameLink
 
@@ -157,6 +159,20 @@ class Session:
         if self.temps is not None and frame.command == "MESSAGE" and self.temps.local:
             frame = Frame("MESSAGE", self.temps.localize(frame.headers), frame.body)
         self.conn.send(frame)
+
+    def send_shared(self, message: Message, headers: dict[str, str]) -> bool:
+        shared = message.shared
+        if shared is None or (self.temps is not None and self.temps.local):  # localize() may rename
+            return False
+        template = shared.template(message, self.version)
+        if template is None:
+            return False
+        try:
+            data = render(template, headers)
+        except ValueError:  # a header this version cannot carry: the Frame path flattens it
+            return False
+        self.conn.send_encoded(data)
+        return True
 
     def next_ack_id(self, subscription: Subscription) -> str:
         self._ack_seq += 1

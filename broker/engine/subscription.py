@@ -34,6 +34,11 @@ class Owner(Protocol):
 
     def send(self, frame: Frame) -> None: ...
 
+    def send_shared(self, message: Message, headers: dict[str, str]) -> bool:
+        """Write a fan-out copy from its message's shared frame plus `headers`; False: not done,
+        send a Frame."""
+        ...
+
 
 class Subscription:
     def __init__(
@@ -74,20 +79,22 @@ class Subscription:
 
     def deliver(self, message: Message) -> bool:
         """Write a MESSAGE frame; True if the message now awaits an ACK."""
-        headers = dict(message.headers)
-        headers["destination"] = message.destination
-        headers["message-id"] = message.message_id
-        headers["subscription"] = self.id
+        own = {"subscription": self.id}  # the headers of this subscriber's frame alone
         if message.redelivered:
-            headers["redelivered"] = "true"
+            own["redelivered"] = "true"
         tracked = self.ack != "auto"
         if tracked:
             ack_id = self.owner.next_ack_id(self)
             if self.owner.version == "1.2":
-                headers["ack"] = ack_id
+                own["ack"] = ack_id
             self.unacked[ack_id] = message
             self._by_message_id[message.message_id] = ack_id
-        self.owner.send(Frame("MESSAGE", headers, message.body))
+        if message.shared is None or not self.owner.send_shared(message, own):
+            headers = dict(message.headers)
+            headers["destination"] = message.destination
+            headers["message-id"] = message.message_id
+            headers.update(own)
+            self.owner.send(Frame("MESSAGE", headers, message.body))
         return tracked
 
     def ack_id_for(self, message_id: str) -> str | None:

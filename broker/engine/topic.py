@@ -17,7 +17,9 @@ selector evaluations, copies and deliveries, so a publish that spends its budget
 of its subscribers, and every later message of the topic, to the broker's slicer. `publish` then
 returns a future that is done once the message has reached every subscriber; the SEND's RECEIPT
 waits for it, which also holds back a producer that publishes faster than the fan-out runs
-(its session has a bounded number of frames in flight).
+(its session has a bounded number of frames in flight). The copies of a message share one
+encoding of its MESSAGE frame (broker/engine/sharedframe.py), so a delivery costs the few headers
+that are the subscriber's own, not the whole frame.
 
 Slow subscribers (docs/memory.md): the copies waiting for non-durable subscribers count in the topic's
 share of the memory budget. A subscriber with `limits.topic_pending_limit` messages waiting, or whose
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 
 from broker.engine.message import Message
 from broker.engine.queue import Queue
+from broker.engine.sharedframe import SharedFrame
 from broker.engine.slicing import Budget, Slicer
 from transports.memory import Share
 
@@ -99,7 +102,10 @@ class Topic:
         `paged`, and to every non-durable subscriber present now. None if that is done already,
         else a future for it."""
         self.published += 1
-        job = FanOut(message, frozenset(q.name for q in durable), paged, list(self.queues.values()))
+        targets = list(self.queues.values())
+        if len(targets) > 1:  # its copies' MESSAGE frames are encoded once, not once each
+            message.shared = SharedFrame(message)
+        job = FanOut(message, frozenset(q.name for q in durable), paged, targets)
         if not self._backlog and self._fan_out(job, budget or self.slicer.budget()):
             return None
         job.done = asyncio.get_running_loop().create_future()
@@ -138,14 +144,15 @@ class Topic:
                 continue
             copy = message.copy()
             copy.stored = message.stored and target.durable
-            if not target.durable:
-                self._make_room(target, copy.size)
-            target.queue.put(copy)
-            if copy.stored and target.queue.cursor is not None:
-                target.queue.cursor.routed(copy)
-            target.queue.dispatch(budget)
-            if target.pending_limit >= 0:
-                target.trim()
+            if target.durable or not target.queue.offer(copy):  # offer: delivered already
+                if not target.durable:
+                    self._make_room(target, copy.size)
+                target.queue.put(copy)
+                if copy.stored and target.queue.cursor is not None:
+                    target.queue.cursor.routed(copy)
+                target.queue.dispatch(budget)
+                if target.pending_limit >= 0:
+                    target.trim()
             if index < count and clock() >= deadline:
                 job.next = index
                 return False

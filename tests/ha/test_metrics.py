@@ -62,6 +62,8 @@ def test_masters_and_slaves_report_their_role(tmp_path):
         assert 'batonmq_destination_enqueued_total{destination="/queue/metered"} 3.0' in text
         assert 'batonmq_destination_dequeued_total{destination="/queue/metered"} 1.0' in text
         assert "batonmq_store_commit_seconds_count" in text
+        assert 'batonmq_gc_collections_total{generation="2"}' in text
+        assert 'batonmq_gc_longest_pause_seconds{generation="0"}' in text
         assert get(master.host, scrape[master.name], "/healthz") == (200, "master\n")
 
         status, text = get(slave.host, scrape[slave.name], "/metrics")

@@ -10,6 +10,7 @@ from benchmarks.fairness import FULL, QUICK, SCENARIOS, RssSampler, scenario_bud
 from benchmarks.fairness_goals import (
     Goals,
     default_budget,
+    gc_pauses,
     lock_lost,
     misses,
     peak_rss_mib,
@@ -195,3 +196,16 @@ def test_every_scenario_names_a_known_load():
     for scenario in SCENARIOS[1:]:
         assert scenario.load in known
         assert scenario.duration(QUICK) > 0 and isinstance(scenario.params(QUICK), dict)
+
+
+def test_slow_collections_the_broker_logged_are_read_and_shown():
+    lines = ["INFO batonmq.gc gc: a generation 2 collection held the broker 231 ms (68984 objects freed)",
+             "keep-alive ok",
+             "gc: a generation 1 collection held the broker 112 ms (0 objects freed)"]
+    pauses = gc_pauses(lines)
+    assert pauses == [(2, 231.0), (1, 112.0)]
+    outcome = {**_outcome(_victim([1.0])), "missed": []}
+    outcome["broker"]["gc_pauses"] = pauses
+    assert "| 2 (231 ms)" in table([outcome]).splitlines()[2]
+    outcome["broker"]["gc_pauses"] = []
+    assert "| 0 " in table([outcome]).splitlines()[2]

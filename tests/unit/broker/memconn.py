@@ -11,6 +11,7 @@ from broker.engine.core import Broker
 from broker.engine.session import Session
 from config.model import BrokerConfig, Limits
 from transports.base import FrameLink
+from transports.stomp.codec import StompParser
 from transports.stomp.frame import Frame
 
 
@@ -24,6 +25,7 @@ class MemConn:
         self.writable = True
         self.version = "1.2"
         self.sent: list[Frame] = []
+        self.encoded = 0  # frames of those that came through send_encoded
         self.closed = False
         self.heartbeat: tuple[int, int] | None = None
         self.session: Session | None = None
@@ -32,6 +34,22 @@ class MemConn:
         if self.closed:
             return False
         self.sent.append(frame)
+        return True
+
+    def send_encoded(self, data: bytes) -> bool:
+        """A frame the session encoded itself: parsed back with the real parser, so that tests
+        see what a client would."""
+        if self.closed:
+            return False
+        parser = StompParser()
+        parser.version = self.version
+        parser.feed(data)
+        frame = parser.next_frame()
+        assert frame is not None and parser.next_frame() is None, data
+        if frame.command == "MESSAGE" and frame.body:
+            del frame.headers["content-length"]  # as a Frame the session sends has none
+        self.sent.append(frame)
+        self.encoded += 1
         return True
 
     def set_version(self, version: str) -> None:

@@ -273,3 +273,23 @@ async def test_a_topic_subscriber_that_does_not_read_loses_its_oldest_not_the_pr
     assert fast.conn.errors() == [] and len(fast.conn.take("MESSAGE")) == 20
     slow.conn.resume()
     assert [m.body for m in slow.conn.take("MESSAGE")] == [str(i).encode() for i in range(15, 20)]
+
+
+async def test_a_topic_subscriber_at_its_prefetch_gets_the_rest_in_order_after_acks() -> None:
+    # The first messages go straight to the subscriber (Queue.offer), the rest wait in its queue.
+    broker = make_broker()
+    sub, other = await connected(broker), await connected(broker)
+    await sub.frame("SUBSCRIBE", destination="/topic/p", id="s", ack="client-individual",
+                    activemq_prefetchSize="2")
+    await other.frame("SUBSCRIBE", destination="/topic/p", id="o")
+    producer = await connected(broker)
+    for n in range(5):
+        await producer.frame("SEND", str(n).encode(), destination="/topic/p")
+    first = sub.messages()
+    assert [f.body for f in first] == [b"0", b"1"] and len(other.messages()) == 5
+    got = []
+    for _ in range(3):
+        await sub.frame("ACK", id=first.pop(0).headers["ack"])
+        first += sub.messages()
+        got.append(first[-1].body)
+    assert got == [b"2", b"3", b"4"]
