@@ -9,7 +9,6 @@ lock (see entries.py).
 
 from __future__ import annotations
 
-from array import array
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
@@ -22,19 +21,19 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
 )
-from stores.journal.entries import FILE_SHIFT, QueueEntries, location
+from stores.journal.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries
 from stores.journal.records import JournalOp, Move
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
 
-# One queue of a checkpoint, as `load` takes it: ids, places (file << 40 | offset) and record
-# lengths, in store order.
-Columns = tuple[str, list[str], "array[int]", "array[int]"]
+# One queue of a checkpoint, as `load` takes it: its name and packed columns (entries.py).
+Columns = tuple[str, Packed]
 
 
 class Index:
     def __init__(self, duplicate_window: int) -> None:
         self.queues: dict[str, QueueEntries] = {}  # in queue order
+        self.prefixes = Prefixes()  # the message ids' prefixes, shared by the queues' keys
         self._next_position = 1
         self.subscriptions: dict[str, DurableSubscription] = {}
         self.producers: deque[str] = deque(maxlen=duplicate_window)
@@ -67,7 +66,7 @@ class Index:
     def _put(self, queue: str, message_id: str, loc: Location) -> None:
         entries = self.queues.get(queue)
         if entries is None:
-            entries = self.queues[queue] = QueueEntries()
+            entries = self.queues[queue] = QueueEntries(self.prefixes)
         # A re-added live id keeps its place (and position): it is relocated.
         if not self.relocate(queue, message_id, loc):
             entries.add(message_id, self._next_position, loc)
@@ -116,22 +115,24 @@ class Index:
         if self.live[file] <= 0:
             del self.live[file]
 
-    def load(self, queues: Iterable[Columns]) -> None:
-        """Fill an empty index from a checkpoint's columns, a queue at a time (no per-message calls:
-        this is most of a cold open's work)."""
-        for queue, ids, places, lengths in queues:
-            if not ids:
+    def load(self, prefixes: list[str], queues: Iterable[Columns]) -> None:
+        """Fill an empty index from a checkpoint's prefixes and columns, a queue at a time (no
+        per-message calls: this is most of a cold open's work)."""
+        if self.queues:
+            raise ValueError("an index is loaded only while empty")
+        self.prefixes = Prefixes(prefixes)
+        for queue, packed in queues:
+            if not packed.keys:
                 continue
-            first = self._next_position
-            entries = QueueEntries.of(ids, places, lengths, first)
-            if len(entries) != len(ids) or queue in self.queues:  # not what a checkpoint holds
-                for message_id, packed, length in zip(ids, places, lengths, strict=True):
-                    self._put(queue, message_id, location(packed, length))
+            entries = QueueEntries.of(self.prefixes, packed, self._next_position)
+            if queue in self.queues:  # not what a checkpoint holds: added as if replayed
+                for message_id, loc in entries.items():
+                    self._put(queue, message_id, loc)
                 continue
             self.queues[queue] = entries
-            self._next_position += len(ids)
-            self.live.update(map(rshift, places, repeat(FILE_SHIFT)))
-            self.messages += len(ids)
+            self._next_position += len(entries)
+            self.live.update(map(rshift, packed.places, repeat(FILE_SHIFT)))
+            self.messages += len(entries)
 
     def located_in(self, file: int) -> list[tuple[str, str, Location]]:
         return [(queue, message_id, loc)
