@@ -56,6 +56,10 @@ class Checkpoint:
     subscriptions: list[DurableSubscription] = field(default_factory=list)
     producers: list[str] = field(default_factory=list)
     prefixes: list[str] = field(default_factory=list)
+    # Compaction's measure (Index.held, Index.shared): bytes of live records per data file, and
+    # place -> [live messages, length] of the records holding several; None: not in the file
+    # (version 1), worked out on load.
+    records: tuple[dict[int, int], dict[int, list[int]]] | None = None
 
 
 def snapshot(index: Index, epoch: int, pos: tuple[int, int], files: dict[int, int | None]) -> Checkpoint:
@@ -69,6 +73,7 @@ def snapshot(index: Index, epoch: int, pos: tuple[int, int], files: dict[int, in
         subscriptions=list(index.subscriptions.values()),
         producers=list(index.producers),
         prefixes=list(index.prefixes.names),
+        records=(dict(index.held), {at: list(shared) for at, shared in index.shared.items()}),
     )
 
 
@@ -107,10 +112,13 @@ def write(path: Path, cp: Checkpoint) -> None:
 
 def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
     packer = msgpack.Packer(use_bin_type=True)
-    yield b"".join([packer.pack_map_header(7), packer.pack("epoch"), packer.pack(cp.epoch),
+    held, shared = cp.records if cp.records is not None else ({}, {})
+    yield b"".join([packer.pack_map_header(9), packer.pack("epoch"), packer.pack(cp.epoch),
                     packer.pack("pos"), packer.pack(list(cp.pos)),
                     packer.pack("files"), packer.pack([[n, end] for n, end in sorted(cp.files.items())]),
                     packer.pack("prefixes"), packer.pack(cp.prefixes),
+                    packer.pack("held"), packer.pack(sorted(map(list, held.items()))),
+                    packer.pack("shared"), packer.pack([[at, *rest] for at, rest in sorted(shared.items())]),
                     packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
     for q, (keys, places, lengths, extras) in cp.queues:
         yield packer.pack_array_header(5) + packer.pack(q)
@@ -162,6 +170,7 @@ def decode(data: bytes) -> Checkpoint:
             subscriptions=[_subscription(s) for s in body["subs"]],  # type: ignore[attr-defined]
             producers=[_str(p) for p in body["producers"]],  # type: ignore[attr-defined]
             prefixes=prefixes,
+            records=None if data.startswith(MAGIC_V1) else _records(body),
         )
     except (KeyError, TypeError, ValueError, IndexError, OverflowError, msgpack.UnpackException) as exc:
         raise CheckpointError(f"malformed content: {exc}") from None
@@ -190,6 +199,14 @@ def _body(payload: memoryview, version: int) -> dict[str, object]:
     if unpacker.tell() != len(payload):
         raise ValueError(f"{len(payload) - unpacker.tell()} bytes after the checkpoint's map")
     return body
+
+
+def _records(body: dict[str, object]) -> tuple[dict[int, int], dict[int, list[int]]]:
+    held = {_int(n): _int(size) for n, size in body["held"]}  # type: ignore[attr-defined]
+    shared: dict[int, list[int]] = {}
+    for at, count, length in body["shared"]:  # type: ignore[attr-defined]
+        shared[_int(at)] = [_int(count), _int(length)]
+    return held, shared
 
 
 def _lists(value: object) -> object:

@@ -276,10 +276,10 @@ class QueueEntries:
         low, high = place(file, 0), place(file + 1, 0)
         return [(mid, loc) for mid, loc in self.items() if low <= place(loc.file, loc.offset) < high]
 
-    def records(self) -> set[tuple[int, int]]:
-        """The distinct records holding live messages, as (place, length)."""
+    def placed(self) -> Iterator[tuple[int, int]]:
+        """(place, length) of each live message's record, in store order."""
         _, flags, _, places, lengths, _, _ = self._state
-        return set(zip(compress(places, flags), compress(lengths, flags), strict=True))
+        return zip(compress(places, flags), compress(lengths, flags), strict=True)
 
     def _rebuild(self) -> None:
         keys, flags, positions, places, lengths, _, extra_at = self._state

@@ -44,7 +44,7 @@ class LiveState:
 
     def load(self, cp: ckpt.Checkpoint) -> None:
         """Fill from a checkpoint (cold recovery step 2): locations only, nothing is read."""
-        self.index.load(cp.prefixes, cp.queues)
+        self.index.load(cp.prefixes, cp.queues, cp.records)
         self.index.subscriptions = {s.key: s for s in cp.subscriptions}
         self.index.producers.extend(cp.producers)
 

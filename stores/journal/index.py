@@ -21,7 +21,7 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
 )
-from stores.journal.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries
+from stores.journal.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, place
 from stores.journal.records import JournalOp, Move
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
@@ -39,6 +39,13 @@ class Index:
         self.producers: deque[str] = deque(maxlen=duplicate_window)
         self.live: Counter[int] = Counter()  # data file → live messages located in it
         self.messages = 0
+        # Bytes of the distinct records holding live messages, per data file (compaction's measure),
+        # kept as messages come and go: a record holding one live message is counted by it alone;
+        # one holding several (a transaction, a fan-out, a MOVE) has its count here, place -> [live
+        # messages, length], so no per-message set is ever built (it cost 150 bytes a message).
+        self.held: Counter[int] = Counter()
+        self.shared: dict[int, list[int]] = {}
+        self._single = -1  # the place of the last record a message was put in, while it held one
 
     @property
     def orders(self) -> Mapping[str, QueueEntries]:
@@ -73,6 +80,7 @@ class Index:
             self._next_position += 1
             self.messages += 1
             self.live[loc.file] += 1
+            self._hold(loc)
 
     def _drop(self, queue: str, message_id: str) -> None:
         entries = self.queues.get(queue)
@@ -83,6 +91,7 @@ class Index:
             return
         self.messages -= 1
         self._unlive(loc.file)
+        self._release(loc)
         if not entries:
             del self.queues[queue]
 
@@ -93,8 +102,38 @@ class Index:
         if old is None:
             return False
         self._unlive(old.file)
+        self._release(old)
         self.live[loc.file] += 1
+        self._hold(loc)
         return True
+
+    def _hold(self, loc: Location) -> None:
+        """One more live message is in the record at `loc`."""
+        at = place(loc.file, loc.offset)
+        shared = self.shared.get(at)
+        if shared is not None:
+            shared[0] += 1
+        elif at == self._single:  # a second message of the record just put
+            self.shared[at] = [2, loc.length]
+            self._single = -1
+        else:
+            self._single = at
+            self.held[loc.file] += loc.length
+
+    def _release(self, loc: Location) -> None:
+        """One live message less in the record at `loc`."""
+        at = place(loc.file, loc.offset)
+        shared = self.shared.get(at)
+        if shared is not None:
+            shared[0] -= 1
+            if shared[0] > 0:
+                return
+            del self.shared[at]
+        elif at == self._single:
+            self._single = -1
+        self.held[loc.file] -= loc.length
+        if self.held[loc.file] <= 0:
+            del self.held[loc.file]
 
     def depths(self) -> dict[str, int]:
         """Messages stored per queue, in queue order (what `Recovered.depths` reports)."""
@@ -115,9 +154,11 @@ class Index:
         if self.live[file] <= 0:
             del self.live[file]
 
-    def load(self, prefixes: list[str], queues: Iterable[Columns]) -> None:
+    def load(self, prefixes: list[str], queues: Iterable[Columns],
+             records: tuple[dict[int, int], dict[int, list[int]]] | None = None) -> None:
         """Fill an empty index from a checkpoint's prefixes and columns, a queue at a time (no
-        per-message calls: this is most of a cold open's work)."""
+        per-message calls: this is most of a cold open's work), and its `held` and `shared`
+        (None: worked out, see `recount`)."""
         if self.queues:
             raise ValueError("an index is loaded only while empty")
         self.prefixes = Prefixes(prefixes)
@@ -133,6 +174,11 @@ class Index:
             self._next_position += len(entries)
             self.live.update(map(rshift, packed.places, repeat(FILE_SHIFT)))
             self.messages += len(entries)
+        if records is None:
+            self.recount()
+        else:
+            self.held = Counter(records[0])
+            self.shared = {at: list(shared) for at, shared in records[1].items()}
 
     def located_in(self, file: int) -> list[tuple[str, str, Location]]:
         return [(queue, message_id, loc)
@@ -141,10 +187,16 @@ class Index:
 
     def live_bytes(self) -> Counter[int]:
         """Per data file, the size of the distinct records holding live messages."""
-        records: set[tuple[int, int]] = set()
+        return Counter(self.held)
+
+    def recount(self) -> None:
+        """Work `held` and `shared` out from the queues (after a load that did not carry them: a
+        version 1 checkpoint; it costs a set of every record, once)."""
+        counts: Counter[tuple[int, int]] = Counter()
         for entries in self.queues.values():
-            records |= entries.records()
-        result: Counter[int] = Counter()
-        for packed, length in records:
-            result[packed >> FILE_SHIFT] += length
-        return result
+            counts.update(entries.placed())
+        self.held, self.shared, self._single = Counter(), {}, -1
+        for (at, length), count in counts.items():
+            self.held[at >> FILE_SHIFT] += length
+            if count > 1:
+                self.shared[at] = [count, length]
