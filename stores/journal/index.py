@@ -28,6 +28,9 @@ from stores.reads import Location as Location
 
 # One queue of a checkpoint, as `load` takes it: its name and packed columns (entries.py).
 Columns = tuple[str, Packed]
+# What a checkpoint keeps of an index beside its queues: data file -> (live messages, bytes of
+# their records), and the records holding several, place -> [live messages, length].
+Records = tuple[dict[int, tuple[int, int]], dict[int, list[int]]]
 
 
 class Index:
@@ -155,7 +158,7 @@ class Index:
             del self.live[file]
 
     def load(self, prefixes: list[str], queues: Iterable[Columns],
-             records: tuple[dict[int, int], dict[int, list[int]]] | None = None) -> None:
+             records: Records | None = None) -> None:
         """Fill an empty index from a checkpoint's prefixes and columns, a queue at a time (no
         per-message calls: this is most of a cold open's work), and its `held` and `shared`
         (None: worked out, see `recount`)."""
@@ -172,12 +175,14 @@ class Index:
                 continue
             self.queues[queue] = entries
             self._next_position += len(entries)
-            self.live.update(map(rshift, packed.places, repeat(FILE_SHIFT)))
+            if records is None:
+                self.live.update(map(rshift, packed.places, repeat(FILE_SHIFT)))
             self.messages += len(entries)
         if records is None:
             self.recount()
-        else:
-            self.held = Counter(records[0])
+        else:  # a million messages' files counted from the places cost a third of a second
+            self.live = Counter({n: count for n, (count, _) in records[0].items()})
+            self.held = Counter({n: size for n, (_, size) in records[0].items()})
             self.shared = {at: list(shared) for at, shared in records[1].items()}
 
     def located_in(self, file: int) -> list[tuple[str, str, Location]]:

@@ -132,17 +132,18 @@ def test_a_checkpoint_streamed_to_its_file_is_what_encode_gives(tmp_path: Path) 
     cp = ckpt.Checkpoint(epoch=2, pos=(4, 99), files={1: 10, 4: None}, producers=["p"],
                          queues=[ckpt.columns(prefixes, "/queue/a", list(map(message_id, range(70_000))),
                                               locations)], prefixes=prefixes.names,
-                         records=({1: 10, 2: 30}, {1 << 40: [2, 500]}))
+                         records=({1: (1, 10), 2: (3, 30)}, {1 << 40: [2, 500]}))
     ckpt.write(tmp_path / "cp", cp)
     assert (tmp_path / "cp").read_bytes() == ckpt.encode(cp) and ckpt.decode(ckpt.encode(cp)) == cp
     assert not list(tmp_path.glob("*.tmp"))
 
 
-def v2_checkpoint(prefixes: list[str], keys: list[int], extras: list[list[object]]) -> bytes:
+def v2_checkpoint(prefixes: list[str], keys: list[int], extras: list[list[object]],
+                  place: int = 1 << 40) -> bytes:
     body = {"epoch": 1, "pos": [1, 0], "files": [[1, None]], "prefixes": prefixes,
-            "queues": [["/queue/a", array("q", keys).tobytes(), array("q", [1 << 40] * len(keys)).tobytes(),
+            "queues": [["/queue/a", array("q", keys).tobytes(), array("q", [place] * len(keys)).tobytes(),
                         array("I", [9] * len(keys)).tobytes(), extras]],
-            "held": [], "shared": [], "subs": [], "producers": []}
+            "held": [[1, len(keys), 9 * len(keys)]], "shared": [], "subs": [], "producers": []}
     payload = msgpack.packb(body, use_bin_type=True)
     return ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
 
@@ -198,7 +199,12 @@ def test_the_bytes_of_live_records_are_kept_exactly_as_records_come_and_go(scrip
     for records in (cp.records, None):
         loaded = Index(0)
         loaded.load(cp.prefixes, cp.queues, records)
-        assert loaded.live_bytes() == index.live_bytes()
+        assert loaded.live_bytes() == index.live_bytes() and loaded.live == index.live
         for queue, entries in list(loaded.queues.items()):  # and every removal takes its share away
             loaded.apply([RemoveMessage(queue, mid) for mid in list(entries)], Location(9, 0, 1))
         assert not loaded.live_bytes() and not loaded.shared
+
+
+def test_a_version_2_place_out_of_range_is_refused() -> None:
+    with pytest.raises(ckpt.CheckpointError, match="location is out of range"):
+        ckpt.decode(v2_checkpoint(["m"], [0, 1], [], place=-(1 << 40)))

@@ -147,7 +147,7 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         subscriptions=[SUB, OWNED],
         producers=["p1", "p2"],
         prefixes=prefixes.names,
-        records=({2: 300, 5: 84, 6: 1}, {}),
+        records=({2: (1, 300), 5: (2, 84), 6: (1, 1)}, {}),
     )
     data = ckpt.encode(cp)
     assert ckpt.decode(data) == cp
