@@ -8,6 +8,7 @@ model of LevelDB's fault-injection tests).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 
@@ -76,6 +77,39 @@ def write_atomically(path: Path, data: bytes) -> None:
     os.close(fd)
     os.replace(tmp, path)
     sync_directory(path.parent)
+
+
+def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes | memoryview],
+                              head: Callable[[], bytes]) -> None:
+    """As write_atomically, for content made a part at a time (never all in memory at once): the
+    first `head_size` bytes are written last, as `head()` gives them once every part is written
+    (a checksum of the parts, say)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        _write_all(fd, bytes(head_size))
+        for part in parts:
+            _write_all(fd, part)
+        first = head()
+        if len(first) != head_size:
+            raise ValueError(f"a head of {len(first)} bytes for {head_size} reserved")
+        os.lseek(fd, 0, os.SEEK_SET)
+        _write_all(fd, first)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)  # a half-written temp file would hold the space we lack
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
+    sync_directory(path.parent)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    written = 0
+    while written < len(view):  # a short write (a nearly full disk) is not the whole part
+        written += os.write(fd, view[written:])
 
 
 def directory_usage(directory: Path) -> tuple[int, int]:

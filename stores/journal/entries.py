@@ -1,32 +1,42 @@
 """One queue's live messages in the journal's index: store order, positions and locations, compact.
 
 A million live messages are most of a broker's memory with a paged backlog, so a message costs
-what it must and no object of its own beyond its id: one slot in four parallel arrays in store
-order (position, id, place = file << 40 | offset, record length) and one dict entry, id -> the
-*group* of its slot (slot // GROUP). A group's number is one int object shared by its GROUP
-slots, so no int is made per message; the slot itself is found within the group by `list.index`
-over at most GROUP ids, in C. A removed message's id becomes None in its slot (a tombstone) until
-tombstones are most of the arrays; then they are rebuilt, so a removal costs O(1) amortized and
-a page walks no more dead slots than live ones.
+about 29 bytes of arrays and no object of its own: one slot in five parallel columns in store
+order (key, flag, position, place = file << 40 | offset, record length).
+
+The key is the message id itself, packed: a broker's ids are one prefix per broker run followed
+by a counter (`ID:name-3f9a...-17`), so an id that ends in a canonical decimal counter below
+2**40 is stored as prefix number << 40 | counter, the prefix's number coming from a table the
+whole index shares (`Prefixes`, at most MAX_PREFIXES of them). Ids of one prefix arrive in
+counter order and a later prefix has a higher number, so the keys of a queue's slots are
+increasing and an id is found by bisecting the key column (in C: about twenty comparisons for a
+million messages), no hash table at all. An id that does not fit (no counter, a lower key than
+the queue's highest, e.g. a message moved to the DLQ or committed late, or a prefix past the
+table's limit) is an *extra*: its slot's flag says so, its key repeats the slot before's (the
+column stays sorted) and the id is kept as a string in two small dicts. Every lookup is exact:
+a key is made only of an id that can be spelled back from it character for character.
+
+A removed message's flag becomes DEAD (a tombstone) until tombstones are most of the columns;
+then they are rebuilt, so a removal costs O(1) amortized and a page walks no more dead slots
+than live ones.
 
 One writer thread changes a QueueEntries; readers in other threads call `after`, `position`,
 `locate` and `__contains__` without a lock, which is safe under CPython's GIL as stores/order.py
 explains for its QueueOrder: the writer appends a slot's other columns before its position (a
 reader finds slots through the positions, so it never sees half of one), tombstones with one
-store, and swaps a rebuilt dict and arrays in as one tuple (a reader that holds the old one sees
-the queue as it was when it started, a moment its read can be ordered at). A relocation writes
-two columns of a slot in place; `_moving` counts those writes (odd while one is under way), so a
-reader that raced one reads again rather than pair a new place with an old length.
+store, and swaps rebuilt columns in as one tuple (a reader that holds the old one sees the queue
+as it was when it started, a moment its read can be ordered at). A relocation writes two columns
+of a slot in place; `_moving` counts those writes (odd while one is under way), so a reader that
+raced one reads again rather than pair a new place with an old length.
 """
 
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
-from functools import partial
-from itertools import chain, compress, islice, repeat
-from operator import is_not
+from itertools import compress
+from typing import NamedTuple
 
 from stores.reads import Location
 
@@ -34,13 +44,26 @@ FILE_SHIFT = 40  # a place is file << 40 | offset: data files stay far below 1 T
 MAX_FILE = (1 << 23) - 1
 MAX_OFFSET = (1 << FILE_SHIFT) - 1
 MAX_LENGTH = (1 << 32) - 1  # lengths are unsigned 32-bit (a record's payload is at most 256 MiB)
-GROUP = 16  # slots sharing one group number: a lookup compares at most this many ids
+COUNTER_SHIFT = 40  # a key is prefix number << 40 | counter
+MAX_COUNTER = (1 << COUNTER_SHIFT) - 1
+MAX_COUNTER_DIGITS = 12  # 999,999,999,999 < 2**40: twelve digits always fit
+MAX_PREFIXES = 1 << 16  # one per broker run that wrote here; later ones' ids are extras
+DIGITS = "0123456789"
+DEAD, KEYED, EXTRA = 0, 1, 2  # a slot's flag
 
-# (live id -> group, positions, ids (None: removed), places, lengths); one slot per message.
-State = tuple[dict[str, int], "array[int]", list[str | None], "array[int]", "array[int]"]
+# (keys, flags, positions, places, lengths, extra id -> slot, slot -> extra id); one slot per message.
+State = tuple["array[int]", bytearray, "array[int]", "array[int]", "array[int]",
+              dict[str, int], dict[int, str]]
 
 
-_alive = partial(is_not, None)  # a slot's id is not a tombstone (an id may be "": not truthiness)
+class Packed(NamedTuple):
+    """A queue's live messages as a checkpoint holds them (FORMAT.md section 3), in store order:
+    keys (an extra's is any number), places, lengths, and (index, id) of the extras, in order."""
+
+    keys: array[int]
+    places: array[int]
+    lengths: array[int]
+    extras: list[tuple[int, str]]
 
 
 def place(file: int, offset: int) -> int:
@@ -51,83 +74,149 @@ def location(packed: int, length: int) -> Location:
     return Location(packed >> FILE_SHIFT, packed & MAX_OFFSET, length)
 
 
-def _state(live_ids: list[str | None], positions: array[int], places: array[int],
-           lengths: array[int]) -> State:
-    groups = chain.from_iterable(map(repeat, range(len(live_ids) // GROUP + 1), repeat(GROUP)))
-    live = dict(zip(live_ids, islice(groups, len(live_ids)), strict=True))
-    return live, positions, live_ids, places, lengths  # type: ignore[return-value]
+def split(message_id: str) -> tuple[str, int] | None:
+    """(prefix, counter) of an id that ends in a canonical decimal counter that fits; else None."""
+    head = message_id.rstrip(DIGITS)
+    digits = len(message_id) - len(head)
+    if not 0 < digits <= MAX_COUNTER_DIGITS or (digits > 1 and message_id[len(head)] == "0"):
+        return None
+    return head, int(message_id[len(head):])
+
+
+class Prefixes:
+    """The id prefixes of an index, numbered in order of first use (append-only: readers in other
+    threads look up while the writer adds, safe under the GIL)."""
+
+    __slots__ = ("names", "numbers")
+
+    def __init__(self, names: list[str] | None = None) -> None:
+        self.names: list[str] = list(names or ())
+        self.numbers: dict[str, int] = {name: n for n, name in enumerate(self.names)}
+
+    def key(self, message_id: str, add: bool = False) -> int | None:
+        """The id's key (None: it has none; without `add`, also when its prefix is unknown)."""
+        parts = split(message_id)
+        if parts is None:
+            return None
+        head, counter = parts
+        number = self.numbers.get(head)
+        if number is None:
+            if not add or len(self.names) >= MAX_PREFIXES:
+                return None
+            number = len(self.names)
+            self.names.append(head)  # before the dict: a reader finds a number, then its name
+            self.numbers[head] = number
+        return number << COUNTER_SHIFT | counter
+
+    def spell(self, key: int) -> str:
+        return f"{self.names[key >> COUNTER_SHIFT]}{key & MAX_COUNTER}"
+
+
+def _empty() -> State:
+    return array("q"), bytearray(), array("q"), array("q"), array("I"), {}, {}
 
 
 class QueueEntries:
-    __slots__ = ("_state", "_dead", "_moving", "_group")
+    __slots__ = ("_state", "_prefixes", "_count", "_dead", "_moving", "_top")
     SLACK = 64  # dead slots tolerated beyond the live ones before a rebuild
 
-    def __init__(self) -> None:
-        self._state: State = ({}, array("q"), [], array("q"), array("I"))
+    def __init__(self, prefixes: Prefixes | None = None) -> None:
+        self._prefixes = Prefixes() if prefixes is None else prefixes
+        self._state: State = _empty()
+        self._count = 0  # live slots
         self._dead = 0
         self._moving = 0
-        self._group = 0  # the group number of the last slot, one shared object
+        self._top = -1  # the highest key given to a keyed slot so far
 
     @classmethod
-    def of(cls, ids: list[str], places: array[int], lengths: array[int], first: int) -> QueueEntries:
-        """`ids` in store order at positions first, first + 1, ...; ids must be distinct (a
-        checkpoint's queue: check `len` against theirs)."""
-        entries = cls()
-        if lengths.typecode != "I":
-            lengths = array("I", lengths)
-        entries._state = _state(ids, array("q", range(first, first + len(ids))), places, lengths)  # type: ignore[arg-type]
-        entries._group = len(ids) // GROUP
+    def of(cls, prefixes: Prefixes, packed: Packed, first: int) -> QueueEntries:
+        """A checkpoint's queue at positions first, first + 1, ... (decode has checked it: keyed
+        keys increasing and known to `prefixes`, extras in order, ids distinct)."""
+        entries = cls(prefixes)
+        keys, places, lengths, extras = packed
+        keys = array("q", keys)
+        flags = bytearray(b"\x01") * len(keys)
+        extra: dict[str, int] = {}
+        extra_at: dict[int, str] = {}
+        for slot, message_id in extras:
+            flags[slot] = EXTRA
+            keys[slot] = keys[slot - 1] if slot else -1  # the column stays sorted
+            extra[message_id] = slot
+            extra_at[slot] = message_id
+        positions = array("q", range(first, first + len(keys)))
+        entries._state = (keys, flags, positions, array("q", places), array("I", lengths), extra, extra_at)
+        entries._count = len(keys)
+        entries._top = keys[-1] if keys else -1  # the keys are sorted and an extra's repeats a keyed one's
         return entries
 
     def __len__(self) -> int:
-        return len(self._state[0])
+        return self._count
 
     def __contains__(self, message_id: object) -> bool:
-        return message_id in self._state[0]
+        return isinstance(message_id, str) and _slot(self._state, self._prefixes, message_id) is not None
 
     def __iter__(self) -> Iterator[str]:
         """Live ids in store order."""
-        return filter(_alive, list(self._state[2]))  # type: ignore[arg-type]
+        return (message_id for message_id, _ in self.items())
 
     def items(self) -> Iterator[tuple[str, Location]]:
         """(id, location) of the live messages in store order."""
-        _, _, ids, places, lengths = self._state
-        for message_id, packed, length in zip(ids, places, lengths, strict=True):
-            if message_id is not None:
-                yield message_id, location(packed, length)
+        keys, flags, positions, places, lengths, _, extra_at = self._state
+        spell = self._prefixes.spell
+        for slot in range(len(positions)):
+            flag = flags[slot]
+            if flag == KEYED:
+                yield spell(keys[slot]), location(places[slot], lengths[slot])
+            elif flag == EXTRA:
+                message_id = extra_at.get(slot)
+                if message_id is not None:
+                    yield message_id, location(places[slot], lengths[slot])
 
     def add(self, message_id: str, position: int, loc: Location) -> None:
         """Append a message that is not live here at `position`, above every position given before."""
-        live, positions, ids, places, lengths = self._state
-        slot = len(ids)
-        if slot // GROUP != self._group:
-            self._group = slot // GROUP
-        ids.append(message_id)
+        keys, flags, positions, places, lengths, extra, extra_at = self._state
+        slot = len(positions)
+        key = self._prefixes.key(message_id, add=True)
+        if key is not None and key > self._top:
+            self._top = key
+            keys.append(key)
+            flags.append(KEYED)
+        else:
+            keys.append(keys[-1] if keys else -1)
+            flags.append(EXTRA)
+            extra_at[slot] = message_id
+            extra[message_id] = slot
         places.append(place(loc.file, loc.offset))
         lengths.append(loc.length)
         positions.append(position)  # after the other columns: it makes the slot visible to readers
-        live[message_id] = self._group
+        self._count += 1
 
     def remove(self, message_id: str) -> Location | None:
         """Drop a live message; where it was (None: it was not live)."""
         state = self._state
-        slot = _slot(state, message_id)
+        slot = _slot(state, self._prefixes, message_id)
         if slot is None:
             return None
-        live, _, ids, places, lengths = state
-        ids[slot] = None
-        del live[message_id]
+        _, flags, _, places, lengths, extra, extra_at = state
+        was = flags[slot]
+        flags[slot] = DEAD
+        if was == EXTRA:
+            del extra[message_id]
+            del extra_at[slot]
+        self._count -= 1
         self._dead += 1
-        if self._dead > len(live) + self.SLACK:
+        found = location(places[slot], lengths[slot])
+        if self._dead > self._count + self.SLACK:
             self._rebuild()
-        return location(places[slot], lengths[slot])
+        return found
 
     def relocate(self, message_id: str, loc: Location) -> Location | None:
         """Point a live message at a new record, keeping its place; the old location (None: not live)."""
-        _, _, _, places, lengths = state = self._state
-        slot = _slot(state, message_id)
+        state = self._state
+        slot = _slot(state, self._prefixes, message_id)
         if slot is None:
             return None
+        places, lengths = state[3], state[4]
         old = location(places[slot], lengths[slot])
         self._moving += 1
         places[slot] = place(loc.file, loc.offset)
@@ -137,15 +226,15 @@ class QueueEntries:
 
     def position(self, message_id: str) -> int | None:
         state = self._state
-        slot = _slot(state, message_id)
-        return None if slot is None else state[1][slot]
+        slot = _slot(state, self._prefixes, message_id)
+        return None if slot is None else state[2][slot]
 
     def locate(self, message_id: str) -> Location | None:
         """Where a live message is now (any thread); None if it is not live."""
         while True:
             moving = self._moving
             state = self._state
-            slot = _slot(state, message_id)
+            slot = _slot(state, self._prefixes, message_id)
             if slot is None:
                 return None
             found = location(state[3][slot], state[4][slot])
@@ -154,57 +243,75 @@ class QueueEntries:
 
     def after(self, position: int | None, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` live (position, id) pairs after `position` (None: from the start)."""
-        _, positions, ids, _, _ = self._state
+        keys, flags, positions, _, _, _, extra_at = self._state
+        spell = self._prefixes.spell
         i = 0 if position is None else bisect_right(positions, position)
         found: list[tuple[int, str]] = []
         end = len(positions)
         while i < end and len(found) < limit:
-            message_id = ids[i]
-            if message_id is not None:
-                found.append((positions[i], message_id))
+            flag = flags[i]
+            if flag == KEYED:
+                found.append((positions[i], spell(keys[i])))
+            elif flag == EXTRA:
+                message_id = extra_at.get(i)
+                if message_id is not None:  # None: removed since the flag was read
+                    found.append((positions[i], message_id))
             i += 1
         return found
 
-    def columns(self) -> tuple[list[str], array[int], array[int]]:
-        """Copies of the live ids, places and lengths in store order (for a checkpoint; writer thread).
-        A few C calls however many messages: the writer thread holds up commits meanwhile."""
-        _, _, ids, places, lengths = self._state
+    def packed(self) -> Packed:
+        """Copies of the live keys, places, lengths and extras in store order (for a checkpoint;
+        writer thread). A few C calls however many messages: the writer holds up commits meanwhile."""
+        keys, flags, _, places, lengths, _, extra_at = self._state
+        extras = sorted(extra_at.items())
         if not self._dead:
-            return list(ids), array("q", places), array("I", lengths)  # type: ignore[arg-type]
-        mask = list(map(_alive, ids))
-        return (list(compress(ids, mask)), array("q", compress(places, mask)),  # type: ignore[arg-type]
-                array("I", compress(lengths, mask)))
+            return Packed(array("q", keys), array("q", places), array("I", lengths), extras)
+        live = bytearray(compress(flags, flags))
+        return Packed(array("q", compress(keys, flags)), array("q", compress(places, flags)),
+                      array("I", compress(lengths, flags)),
+                      list(zip(_extra_slots(live), (mid for _, mid in extras), strict=True)))
 
     def in_file(self, file: int) -> list[tuple[str, Location]]:
         """The live messages whose record is in data file `file`, in store order."""
         low, high = place(file, 0), place(file + 1, 0)
         return [(mid, loc) for mid, loc in self.items() if low <= place(loc.file, loc.offset) < high]
 
-    def records(self) -> set[tuple[int, int]]:
-        """The distinct records holding live messages, as (place, length)."""
-        _, _, ids, places, lengths = self._state
-        mask = list(map(_alive, ids))
-        return set(zip(compress(places, mask), compress(lengths, mask), strict=True))
+    def placed(self) -> Iterator[tuple[int, int]]:
+        """(place, length) of each live message's record, in store order."""
+        _, flags, _, places, lengths, _, _ = self._state
+        return zip(compress(places, flags), compress(lengths, flags), strict=True)
 
     def _rebuild(self) -> None:
-        _, positions, ids, places, lengths = self._state
-        mask = list(map(_alive, ids))
-        live_ids: list[str | None] = list(compress(ids, mask))
-        self._state = _state(live_ids, array("q", compress(positions, mask)),
-                             array("q", compress(places, mask)), array("I", compress(lengths, mask)))
-        self._group = (len(live_ids) - 1) // GROUP if live_ids else 0
+        keys, flags, positions, places, lengths, _, extra_at = self._state
+        live = bytearray(compress(flags, flags))
+        ids = [mid for _, mid in sorted(extra_at.items())]
+        extra_at = dict(zip(_extra_slots(live), ids, strict=True))
+        self._state = (array("q", compress(keys, flags)), live, array("q", compress(positions, flags)),
+                       array("q", compress(places, flags)), array("I", compress(lengths, flags)),
+                       {mid: slot for slot, mid in extra_at.items()}, extra_at)
         self._dead = 0
 
 
-def _slot(state: State, message_id: str) -> int | None:
+def _extra_slots(flags: bytearray) -> list[int]:
+    """The slots flagged EXTRA, in order (bytearray.find: C speed, one call per extra)."""
+    found: list[int] = []
+    slot = flags.find(EXTRA)
+    while slot >= 0:
+        found.append(slot)
+        slot = flags.find(EXTRA, slot + 1)
+    return found
+
+
+def _slot(state: State, prefixes: Prefixes, message_id: str) -> int | None:
     """The slot of a live message in `state`; None if it is not live there."""
-    live, positions, ids, _, _ = state
-    group = live.get(message_id)
-    if group is None:
+    keys, flags, positions, _, _, extra, _ = state
+    slot = extra.get(message_id)
+    if slot is not None:
+        return slot if slot < len(positions) and flags[slot] == EXTRA else None
+    key = prefixes.key(message_id)
+    if key is None:
         return None
-    start = group * GROUP
-    try:
-        slot = ids.index(message_id, start, start + GROUP)
-    except ValueError:  # removed since the lookup
-        return None
-    return slot if slot < len(positions) else None
+    slot = bisect_left(keys, key)
+    if slot < len(positions) and keys[slot] == key and flags[slot] == KEYED:
+        return slot
+    return None

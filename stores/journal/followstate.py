@@ -44,7 +44,7 @@ class LiveState:
 
     def load(self, cp: ckpt.Checkpoint) -> None:
         """Fill from a checkpoint (cold recovery step 2): locations only, nothing is read."""
-        self.index.load(cp.queues)
+        self.index.load(cp.prefixes, cp.queues, cp.records)
         self.index.subscriptions = {s.key: s for s in cp.subscriptions}
         self.index.producers.extend(cp.producers)
 
@@ -87,7 +87,7 @@ class CheckpointHeader:
 
 def checkpoint_header(data: bytes) -> CheckpointHeader:
     """Check a checkpoint's CRC and read only its leading fields (cheap even with a million entries)."""
-    if len(data) < len(ckpt.MAGIC) + _HEADER.size or not data.startswith(ckpt.MAGIC):
+    if len(data) < len(ckpt.MAGIC) + _HEADER.size or not data.startswith(ckpt.MAGICS):
         raise ckpt.CheckpointError("bad magic")
     crc, length = _HEADER.unpack_from(data, len(ckpt.MAGIC))
     payload = memoryview(data)[len(ckpt.MAGIC) + _HEADER.size :]

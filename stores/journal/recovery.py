@@ -111,7 +111,7 @@ class _Recovery:
         except ckpt.CheckpointError as exc:
             raise StoreCorrupted(path.name, str(exc)) from None
         self.stats.checkpoint_epoch = cp.epoch
-        self.index.load(cp.queues)
+        self.index.load(cp.prefixes, cp.queues, cp.records)
         self.index.subscriptions = {s.key: s for s in cp.subscriptions}
         self.index.producers.extend(cp.producers)
         for n in self.files:

@@ -262,10 +262,9 @@ class JournalStore(GatedReads, Store):
     def _write_checkpoint(self, snapshot: ckpt.Checkpoint) -> None:
         """Encode and write `snapshot` (any thread, one at a time); older checkpoints go."""
         try:
-            data = ckpt.encode(snapshot)
             self.fence.check()  # still ours, and no newer master (FORMAT.md section 5), just before
             self._refuse_newer_checkpoint()
-            fsio.write_atomically(layout.checkpoint_path(self.directory, self._epoch), data)
+            ckpt.write(layout.checkpoint_path(self.directory, self._epoch), snapshot)
         except BaseException:
             self._dirty = True
             raise

@@ -1,7 +1,7 @@
 """A fault-injecting file layer for the file-based stores (the crash model of LevelDB's
 fault-injection tests: everything written since the last sync is lost).
 
-`FaultFS.install(monkeypatch)` replaces `stores.fsio.open_append` (and the two helpers that write
+`FaultFS.install(monkeypatch)` replaces `stores.fsio.open_append` (and the three helpers that write
 outside an AppendFile) so every file a store appends to is a tracked `FaultFile`. Then:
 
 - `crash_store(store)` simulates power loss: it freezes the layer (later writes and syncs are
@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno as errnos
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +105,17 @@ class FaultFS:
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> FaultFS:
         real_atomic = fsio.write_atomically
+        real_streamed = fsio.write_streamed_atomically
         real_sync_dir = fsio.sync_directory
 
         def write_atomically(path: Path, data: bytes) -> None:
             if not self.frozen:
                 real_atomic(path, data)
+
+        def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes | memoryview],
+                                      head: Callable[[], bytes]) -> None:
+            if not self.frozen:
+                real_streamed(path, head_size, parts, head)
 
         def sync_directory(directory: Path) -> None:
             if not self.frozen:
@@ -116,6 +123,7 @@ class FaultFS:
 
         monkeypatch.setattr(fsio, "open_append", lambda path: FaultFile(Path(path), self))
         monkeypatch.setattr(fsio, "write_atomically", write_atomically)
+        monkeypatch.setattr(fsio, "write_streamed_atomically", write_streamed_atomically)
         monkeypatch.setattr(fsio, "sync_directory", sync_directory)
         return self
 

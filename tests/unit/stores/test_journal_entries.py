@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections import Counter
+from pathlib import Path
 
 import crc32c
 import msgpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stores.base import AddMessage, RemoveMessage, StoredMessage
 from stores.journal import checkpoint as ckpt
-from stores.journal.entries import QueueEntries, place
-from stores.journal.index import Location
+from stores.journal.entries import Prefixes, QueueEntries, place
+from stores.journal.index import Index, Location
+from stores.journal.records import Move
 
 # (kind, message number, file, offset, length): add (or relocate, if live), remove, relocate.
 step = st.tuples(st.sampled_from("aarm"), st.integers(0, 40), st.integers(1, 5),
@@ -23,6 +28,12 @@ class Tight(QueueEntries):
     SLACK = -(1 << 40)  # rebuilt at every removal
 
 
+def message_id(n: int) -> str:
+    """Ids of the three kinds: keyed (a prefix and a counter), a counter with a leading zero and
+    no counter at all (both extras), so that adds out of counter order make extras too."""
+    return (f"ID:b-{n}", f"q-0{n}", f"m{n}z")[n % 3]
+
+
 @given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from([QueueEntries, Tight]))
 def test_entries_match_a_dict_through_adds_removals_and_moves(
     script: list[tuple[str, int, int, int, int]], limit: int, kind: type[QueueEntries]
@@ -30,20 +41,20 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
     entries = kind()
     model: dict[str, tuple[int, Location]] = {}  # live id -> (position, location), in store order
     for position, (kind, n, file, offset, length) in enumerate(script, start=1):
-        message_id, loc = f"m{n}", Location(file, offset, length)
-        if kind == "a" and message_id not in model:
-            entries.add(message_id, position, loc)
-            model[message_id] = (position, loc)
+        mid, loc = message_id(n), Location(file, offset, length)
+        if kind == "a" and mid not in model:
+            entries.add(mid, position, loc)
+            model[mid] = (position, loc)
         elif kind == "r":
-            assert entries.remove(message_id) == (model.pop(message_id)[1] if message_id in model else None)
+            assert entries.remove(mid) == (model.pop(mid)[1] if mid in model else None)
         else:
-            old = model.get(message_id)
-            assert entries.relocate(message_id, loc) == (None if old is None else old[1])
+            old = model.get(mid)
+            assert entries.relocate(mid, loc) == (None if old is None else old[1])
             if old is not None:
-                model[message_id] = (old[0], loc)
+                model[mid] = (old[0], loc)
     assert len(entries) == len(model) and list(entries) == list(model)
     assert list(entries.items()) == [(mid, loc) for mid, (_, loc) in model.items()]
-    for mid in (f"m{n}" for n in range(41)):
+    for mid in map(message_id, range(41)):
         assert (mid in entries) == (mid in model)
         assert entries.position(mid) == (model[mid][0] if mid in model else None)
         assert entries.locate(mid) == (model[mid][1] if mid in model else None)
@@ -53,39 +64,147 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
         pages.extend(page)
         after = page[-1][0]
     assert pages == [(p, mid) for mid, (p, _) in model.items()]
-    ids, places, lengths = entries.columns()
-    assert ids == list(model)
-    assert list(places) == [place(loc.file, loc.offset) for _, loc in model.values()]
-    assert list(lengths) == [loc.length for _, loc in model.values()]
     for file in range(1, 6):
         assert entries.in_file(file) == [(mid, loc) for mid, (_, loc) in model.items() if loc.file == file]
-    assert entries.records() == {(place(loc.file, loc.offset), loc.length) for _, loc in model.values()}
+    assert list(entries.placed()) == [(place(loc.file, loc.offset), loc.length) for _, loc in model.values()]
+    # Packed (as a checkpoint holds them) and loaded again: the same messages, renumbered from 7.
+    packed = entries.packed()
+    assert list(packed.places) == [place(loc.file, loc.offset) for _, loc in model.values()]
+    assert list(packed.lengths) == [loc.length for _, loc in model.values()]
+    loaded = QueueEntries.of(entries._prefixes, packed, first=7)
+    assert list(loaded.items()) == list(entries.items())
+    assert loaded.after(None, 1000) == [(7 + n, mid) for n, mid in enumerate(model)]
+    for mid in model:
+        assert loaded.locate(mid) == model[mid][1]
+        loaded.add(mid + "!", 10_000, Location(1, 0, 1))  # a loaded queue takes new ones after its own
+    assert list(loaded)[len(model):] == [mid + "!" for mid in model]
+
+
+def test_keys_spell_their_ids_exactly() -> None:
+    prefixes = Prefixes()
+    for mid in ("ID:a-1", "ID:a-0", "ID:a-999999999999", "7", "ID:a-1z1"):
+        key = prefixes.key(mid, add=True)
+        assert key is not None and prefixes.spell(key) == mid
+    for mid in ("ID:a-01", "ID:a-", "", "ID:a-1000000000000", "ID:a-\u0661"):
+        assert prefixes.key(mid, add=True) is None  # extras: no canonical counter that fits
+    assert prefixes.names == ["ID:a-", "", "ID:a-1z"]
+    assert prefixes.key("ID:b-1") is None  # an unknown prefix is looked up, not added
 
 
 def test_entries_from_columns_page_and_locate_as_added_ones() -> None:
+    prefixes = Prefixes()
     locations = [Location(3, 10 * n, 100 + n) for n in range(5)]
-    _, ids, places, lengths = ckpt.columns("/queue/a", [f"m{n}" for n in range(5)], locations)
-    entries = QueueEntries.of(ids, places, lengths, first=7)
+    _, packed = ckpt.columns(prefixes, "/queue/a", [f"m{n}" for n in range(5)], locations)
+    entries = QueueEntries.of(prefixes, packed, first=7)
     assert entries.after(None, 2) == [(7, "m0"), (8, "m1")] and entries.after(9, 10)[0] == (10, "m3")
     assert entries.locate("m4") == Location(3, 40, 104) and entries.position("m2") == 9
     assert entries.remove("m0") == locations[0] and entries.locate("m0") is None
 
 
-def test_a_checkpoint_is_byte_for_byte_what_one_map_packed_whole_gives() -> None:
-    # The format is unchanged (FORMAT.md section 3): columns are packed a chunk at a time, and
-    # each chunk's array header is cut off, so sizes either side of the header widths matter.
-    queues = [(f"/queue/{count}", [f"m{n}" for n in range(count)],
-               [Location(n % 3 + 1, n * 1000, 500 + n) for n in range(count)])
-              for count in (1, 15, 16, 8191, 8192, 8193, 70_000)]
-    cp = ckpt.Checkpoint(epoch=2, pos=(4, 99), files={1: 10, 4: None},
-                         queues=[ckpt.columns(q, ids, locs) for q, ids, locs in queues], producers=["p"])
+def v1_checkpoint(queues: list[tuple[str, list[str], list[Location]]]) -> bytes:
+    """A checkpoint as version 1 wrote it: the map packed whole, [id, file, offset, length] entries."""
     body = {"epoch": 2, "pos": [4, 99], "files": [[1, 10], [4, None]],
             "queues": [[q, [[mid, *loc] for mid, loc in zip(ids, locs, strict=True)]]
                        for q, ids, locs in queues],
             "subs": [], "producers": ["p"]}
     payload = msgpack.packb(body, use_bin_type=True)
-    assert ckpt.encode(cp) == ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
-    decoded = ckpt.decode(ckpt.encode(cp))
-    assert [(q, ids, list(p), list(n)) for q, ids, p, n in decoded.queues] == [
-        (q, ids, list(p), list(n)) for q, ids, p, n in cp.queues]
-    assert all(isinstance(p, array) for _, _, p, _ in decoded.queues)
+    return ckpt.MAGIC_V1 + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+
+
+def test_a_version_1_checkpoint_loads_as_the_same_messages() -> None:
+    # An upgrade: the data directory's checkpoint is version 1; the index it loads is the same.
+    queues = [(f"/queue/{count}", [message_id(n) for n in range(count)][::-1 if count % 2 else 1],
+               [Location(n % 3 + 1, n * 1000, 500 + n) for n in range(count)])
+              for count in (1, 15, 16, 8191, 8192, 8193, 20_000)]
+    cp = ckpt.decode(v1_checkpoint(queues))
+    index = Index(0)
+    index.load(cp.prefixes, cp.queues)
+    assert [(q, list(entries.items())) for q, entries in index.queues.items()] == [
+        (q, list(zip(ids, locs, strict=True))) for q, ids, locs in queues]
+    assert index.messages == sum(len(ids) for _, ids, _ in queues)
+    again = ckpt.decode(ckpt.encode(cp))  # written back as version 2
+    assert again.queues == cp.queues and again.prefixes == cp.prefixes and again.records == ({}, {})
+
+
+def test_a_checkpoint_streamed_to_its_file_is_what_encode_gives(tmp_path: Path) -> None:
+    prefixes = Prefixes()
+    locations = [Location(n % 3 + 1, n * 1000, 500 + n) for n in range(70_000)]
+    cp = ckpt.Checkpoint(epoch=2, pos=(4, 99), files={1: 10, 4: None}, producers=["p"],
+                         queues=[ckpt.columns(prefixes, "/queue/a", list(map(message_id, range(70_000))),
+                                              locations)], prefixes=prefixes.names,
+                         records=({1: (1, 10), 2: (3, 30)}, {1 << 40: [2, 500]}))
+    ckpt.write(tmp_path / "cp", cp)
+    assert (tmp_path / "cp").read_bytes() == ckpt.encode(cp) and ckpt.decode(ckpt.encode(cp)) == cp
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def v2_checkpoint(prefixes: list[str], keys: list[int], extras: list[list[object]],
+                  place: int = 1 << 40) -> bytes:
+    body = {"epoch": 1, "pos": [1, 0], "files": [[1, None]], "prefixes": prefixes,
+            "queues": [["/queue/a", array("q", keys).tobytes(), array("q", [place] * len(keys)).tobytes(),
+                        array("I", [9] * len(keys)).tobytes(), extras]],
+            "held": [[1, len(keys), 9 * len(keys)]], "shared": [], "subs": [], "producers": []}
+    payload = msgpack.packb(body, use_bin_type=True)
+    return ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+
+
+@pytest.mark.parametrize(("prefixes", "keys", "extras", "fault"), [
+    (["m"], [0, 2, 1], [], "not increasing"),
+    (["m"], [0, 1, 1], [], "not increasing"),
+    (["m"], [0, 1 << 40], [], "out of range"),  # prefix number 1 of a table of one
+    (["m"], [0, 1], [[1, "m0"]], "repeated"),  # an extra that is a keyed id
+    (["m"], [0, 1, 1], [[2, "x"], [1, "x"]], "out of order"),
+    (["m"], [0, 1], [[2, "x"]], "out of order or range"),
+    (["m1"], [], [], "ends in a digit"),
+    (["m", "m"], [], [], "repeated"),
+])
+def test_a_damaged_version_2_queue_is_refused(prefixes: list[str], keys: list[int],
+                                               extras: list[list[object]], fault: str) -> None:
+    assert ckpt.decode(v2_checkpoint(["m"], [0, 1], [[1, "x"]])).queues[0][1].extras == [(1, "x")]
+    with pytest.raises(ckpt.CheckpointError, match=fault):
+        ckpt.decode(v2_checkpoint(prefixes, keys, extras))
+
+
+# A record: (file, [(op, queue, message number)]); op a = add, r = remove, m = move here.
+record = st.tuples(st.integers(1, 4), st.lists(st.tuples(st.sampled_from("aarm"), st.sampled_from("xyz"),
+                                                         st.integers(0, 12)), min_size=1, max_size=6))
+
+
+def distinct_records(index: Index) -> Counter[int]:
+    """What compaction measures, worked out the slow way: the distinct live records' bytes per file."""
+    records = {pair for entries in index.queues.values() for pair in entries.placed()}
+    found: Counter[int] = Counter()
+    for at, length in records:
+        found[at >> 40] += length
+    return found
+
+
+@given(st.lists(record, max_size=60))
+def test_the_bytes_of_live_records_are_kept_exactly_as_records_come_and_go(script) -> None:  # type: ignore[no-untyped-def]
+    index = Index(0)
+    offsets = Counter[int]()
+    for file, ops in script:
+        loc = Location(file, offsets[file], 100 + 7 * len(ops))
+        offsets[file] += loc.length
+        batch = []
+        for op, queue, n in ops:
+            stored = StoredMessage(message_id(n), f"/queue/{queue}", {}, b"")
+            batch.append(AddMessage(stored.destination, stored) if op == "a" else
+                         RemoveMessage(stored.destination, stored.message_id) if op == "r" else
+                         Move(stored.destination, stored))
+        index.apply(batch, loc)
+        assert index.live_bytes() == +distinct_records(index)
+    # A checkpoint carries them; a version 1 checkpoint's load works them out.
+    cp = ckpt.decode(ckpt.encode(ckpt.snapshot(index, 1, (5, 0), {5: None})))
+    for records in (cp.records, None):
+        loaded = Index(0)
+        loaded.load(cp.prefixes, cp.queues, records)
+        assert loaded.live_bytes() == index.live_bytes() and loaded.live == index.live
+        for queue, entries in list(loaded.queues.items()):  # and every removal takes its share away
+            loaded.apply([RemoveMessage(queue, mid) for mid in list(entries)], Location(9, 0, 1))
+        assert not loaded.live_bytes() and not loaded.shared
+
+
+def test_a_version_2_place_out_of_range_is_refused() -> None:
+    with pytest.raises(ckpt.CheckpointError, match="location is out of range"):
+        ckpt.decode(v2_checkpoint(["m"], [0, 1], [], place=-(1 << 40)))

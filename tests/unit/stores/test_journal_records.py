@@ -20,6 +20,7 @@ from stores.base import (
     StoredMessage,
 )
 from stores.journal import checkpoint as ckpt
+from stores.journal.entries import Prefixes
 from stores.journal.index import Location
 from stores.journal.reader import checked_messages, record_messages
 from stores.journal.records import (
@@ -136,13 +137,17 @@ def test_garbage_never_crashes_the_parser(data: bytes) -> None:
 
 
 def test_checkpoint_round_trips_and_detects_damage() -> None:
+    prefixes = Prefixes()
     cp = ckpt.Checkpoint(
         epoch=3,
         pos=(5, 1234),
         files={2: 65536, 5: None},
-        queues=[ckpt.columns("/queue/a", ["m1", "m2"], [Location(2, 100, 300), Location(5, 9, 77)])],
+        queues=[ckpt.columns(prefixes, "/queue/a", ["m1", "m2", "m0", "x"], [
+            Location(2, 100, 300), Location(5, 9, 77), Location(5, 99, 7), Location(6, 0, 1)])],
         subscriptions=[SUB, OWNED],
         producers=["p1", "p2"],
+        prefixes=prefixes.names,
+        records=({2: (1, 300), 5: (2, 84), 6: (1, 1)}, {}),
     )
     data = ckpt.encode(cp)
     assert ckpt.decode(data) == cp
@@ -154,6 +159,8 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         ckpt.decode(data[:-1])
     with pytest.raises(ckpt.CheckpointError, match="magic"):
         ckpt.decode(b"nonsense" + data[8:])
+    with pytest.raises(ckpt.CheckpointError, match="version 3"):
+        ckpt.decode(b"BMQJCKP3" + data[8:])
 
 
 def test_a_subscription_without_owner_is_written_as_older_versions_wrote_it() -> None:
@@ -167,11 +174,11 @@ def test_a_subscription_without_owner_is_written_as_older_versions_wrote_it() ->
 
 
 def raw_checkpoint(entries: list[list[object]]) -> bytes:
-    """A checkpoint whose one queue holds `entries` as they are, well-formed or not."""
+    """A version 1 checkpoint whose one queue holds `entries` as they are, well-formed or not."""
     body = {"epoch": 1, "pos": [1, 0], "files": [[1, None]], "queues": [["/queue/a", entries]],
             "subs": [], "producers": []}
     payload = msgpack.packb(body, use_bin_type=True)
-    return ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+    return ckpt.MAGIC_V1 + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
 
 
 @pytest.mark.parametrize("entry", [
@@ -183,7 +190,8 @@ def raw_checkpoint(entries: list[list[object]]) -> bytes:
     ["m1", 1 << 23, 100, 300],
 ])
 def test_a_checkpoint_entry_of_the_wrong_types_is_refused(entry: list[object]) -> None:
-    assert ckpt.decode(raw_checkpoint([["m0", 2, 100, 300]])).queues[0][1] == ["m0"]
+    good = ckpt.decode(raw_checkpoint([["m0", 2, 100, 300]]))
+    assert good.prefixes == ["m"] and list(good.queues[0][1].keys) == [0] and not good.queues[0][1].extras
     with pytest.raises(ckpt.CheckpointError, match="malformed"):
         ckpt.decode(raw_checkpoint([["m0", 2, 100, 300], entry]))
 
@@ -192,7 +200,7 @@ def test_a_checkpoint_entry_of_three_fields_is_refused() -> None:
     body = {"epoch": 1, "pos": [1, 0], "files": [[1, None]], "queues": [["/queue/a", [["m1", 2, 100]]]],
             "subs": [], "producers": []}
     payload = msgpack.packb(body, use_bin_type=True)
-    data = ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+    data = ckpt.MAGIC_V1 + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
     with pytest.raises(ckpt.CheckpointError, match="four fields"):
         ckpt.decode(data)
 

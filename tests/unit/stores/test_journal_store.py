@@ -9,13 +9,18 @@ import asyncio
 import errno
 import logging
 import os
+import struct
 from pathlib import Path
 
+import crc32c
+import msgpack
 import pytest
 
 from config.model import StoreSettings
 from stores.base import AddMessage, Fence, StoreCorrupted, StoredMessage, StoreError
+from stores.journal import checkpoint as ckpt
 from stores.journal import layout
+from stores.journal.index import Index
 from stores.journal.records import HEADER_SIZE, encode_batch, iter_records
 from stores.journal.store import JournalStore
 from tests.helpers.faultfs import FaultFS
@@ -266,6 +271,47 @@ async def test_damaged_checkpoint_is_refused_not_ignored(tmp_path: Path) -> None
     with pytest.raises(StoreCorrupted) as raised:
         await JournalStore(tmp_path, settings()).open()
     assert raised.value.where == path.name
+
+
+def version_1(cp: ckpt.Checkpoint) -> bytes:
+    """`cp` as a broker before the packed columns wrote it (FORMAT.md section 3, version 1)."""
+    index = Index(0)
+    index.load(cp.prefixes, cp.queues)
+    queues = [[q, [[mid, *loc] for mid, loc in entries.items()]] for q, entries in index.queues.items()]
+    files = [[n, end] for n, end in sorted(cp.files.items())]
+    body = {"epoch": cp.epoch, "pos": list(cp.pos), "files": files, "queues": queues,
+            "subs": [s.fields() for s in cp.subscriptions], "producers": cp.producers}
+    payload = msgpack.packb(body, use_bin_type=True)
+    return ckpt.MAGIC_V1 + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+
+
+async def test_a_data_directory_of_the_previous_checkpoint_version_opens(tmp_path: Path) -> None:
+    # An upgrade: the checkpoint is version 1 and no record after it is replayed (no journal tail).
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(40))
+    for n in (7, 3):  # an id out of order (an extra) and one of no counter
+        await store.enqueue("/queue/b", msg(n))
+    await store.enqueue("/queue/b", StoredMessage("no-counter", "/queue/b", {}, b"x"))
+    await store.close()
+    path = next(iter(layout.checkpoints(tmp_path).values()))
+    path.write_bytes(version_1(ckpt.decode(path.read_bytes())))
+    store = JournalStore(tmp_path, settings())
+    recovered = await store.open()
+    assert [m.message_id for m in recovered.queues["/queue/a"]] == [f"m{n}" for n in range(40)]
+    assert [m.message_id for m in recovered.queues["/queue/b"]] == ["m7", "m3", "no-counter"]
+    await store.close()
+    assert path.read_bytes().startswith(ckpt.MAGIC)  # written back as this version
+    assert await reopen_ids(tmp_path) == [f"m{n}" for n in range(40)]
+
+
+async def test_a_checkpoint_of_a_newer_version_is_refused_by_name(tmp_path: Path) -> None:
+    store, _ = await open_store(tmp_path)
+    await fill(store, range(3))
+    await store.close()
+    path = next(iter(layout.checkpoints(tmp_path).values()))
+    path.write_bytes(b"BMQJCKP3" + path.read_bytes()[8:])
+    with pytest.raises(StoreCorrupted, match="version 3"):
+        await JournalStore(tmp_path, settings()).open()
 
 
 async def test_deposed_master_writes_after_takeover_are_ignored(
