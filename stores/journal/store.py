@@ -195,9 +195,8 @@ class JournalStore(GatedReads, Store):
         if writer.size >= self.settings.journal_max_file_size:
             writer.rotate()
         records = [b.record if isinstance(b, _Encoded) else encode_batch(b) for b in batches]
-        start = writer.append(b"".join(records))
-        if sync:
-            writer.sync_or_undo(start)
+        data = b"".join(records)
+        start = writer.append_synced(data) if sync else writer.append(data)
         # Only now, with the group on disk, does the index learn of it (a failed group leaves no trace).
         offset = start
         for ops, record in zip(batches, records, strict=True):

@@ -78,6 +78,17 @@ class Writer:
             raise
         return start
 
+    def append_synced(self, data: bytes) -> int:
+        """`append` and `sync_or_undo` in one: on OSError nothing from here on is kept."""
+        self.repair()
+        start = self.file.size
+        try:
+            self.file.append_synced(data)
+        except OSError:
+            self.undo(start)
+            raise
+        return start
+
     def sync_or_undo(self, start: int) -> None:
         """fsync; if it fails, drop everything from `start` on (its durability is unknown)."""
         try:
