@@ -111,10 +111,13 @@ class Follower:
                 self._rebuild()
             if self._pending_reset:
                 self._reset_sink()
-            more = self._advance()
-            if not more and self._building:
-                self._building, self._pending_reset = False, True
-                self._reset_sink()  # caught up: the sink gets the heads and depths
+            if not self._building:
+                return self._advance()
+            with gc_paused():  # a (re)build allocates the whole index, as an open does (stores/bulk.py)
+                more = self._advance()
+                if not more:
+                    self._building, self._pending_reset = False, True
+                    self._reset_sink()  # caught up: the sink gets the heads and depths
             return more
         except FollowInterrupted:
             return False

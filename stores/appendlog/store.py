@@ -141,8 +141,9 @@ class AppendLogStore(GatedReads, Store):
         state = self._state
         read = pages_of(state.orders.get, self._read_keys)  # the heads, through the read seam
         depths = {queue: len(messages) for queue, messages in state.queues.items()}
-        return recovered_heads(depths, read, self.settings.cursor_window, state.subscriptions.values(),
-                               state.producers)
+        with gc_paused():  # a full collection now would walk the whole index: not on a takeover's path
+            return recovered_heads(depths, read, self.settings.cursor_window, state.subscriptions.values(),
+                                   state.producers)
 
     def _repair(self, plan: Plan) -> None:
         for number, offset, data in plan.quarantine:  # copied before anything drops them
