@@ -313,6 +313,8 @@ class LevelDBStore(Store):
         the rest from its i/ keys (the DB's committed state: skip what this group removed)."""
         for message_id in list(self._seqs.get(queue, ())):
             self._stage_remove(queue, message_id, prefix + message_id.encode("utf-8"), batch, undo)
+        if not self._holds_older(queue):
+            return  # its i/ keys are all of messages this group just removed
         with self._handle().iterator(prefix=prefix) as it:
             for index_key, raw in it:
                 message_id = keys.parse_index_id(index_key, prefix)
