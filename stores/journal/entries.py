@@ -172,11 +172,19 @@ class QueueEntries:
                 if message_id is not None:
                     yield message_id, location(places[slot], lengths[slot])
 
-    def add(self, message_id: str, position: int, loc: Location) -> None:
-        """Append a message that is not live here at `position`, above every position given before."""
+    def new_key(self, message_id: str) -> int | None:
+        """The id's key if it is above every key here, so certainly not live here (the common case:
+        no lookup is needed before `add`); None: look it up."""
+        key = self._prefixes.key(message_id, add=True)
+        return key if key is not None and key > self._top else None
+
+    def add(self, message_id: str, position: int, loc: Location, key: int | None = None) -> None:
+        """Append a message that is not live here at `position`, above every position given before
+        (`key`: what `new_key` gave for it)."""
         keys, flags, positions, places, lengths, extra, extra_at = self._state
         slot = len(positions)
-        key = self._prefixes.key(message_id, add=True)
+        if key is None:
+            key = self._prefixes.key(message_id, add=True)
         if key is not None and key > self._top:
             self._top = key
             keys.append(key)

@@ -77,13 +77,16 @@ class Index:
         entries = self.queues.get(queue)
         if entries is None:
             entries = self.queues[queue] = QueueEntries(self.prefixes)
-        # A re-added live id keeps its place (and position): it is relocated.
-        if not self.relocate(queue, message_id, loc):
-            entries.add(message_id, self._next_position, loc)
-            self._next_position += 1
-            self.messages += 1
-            self.live[loc.file] += 1
-            self._hold(loc)
+        # A re-added live id keeps its place (and position): it is relocated. An id above every key
+        # of the queue (nearly every add) cannot be live there: no lookup.
+        key = entries.new_key(message_id)
+        if key is None and self.relocate(queue, message_id, loc):
+            return
+        entries.add(message_id, self._next_position, loc, key)
+        self._next_position += 1
+        self.messages += 1
+        self.live[loc.file] += 1
+        self._hold(loc)
 
     def _drop(self, queue: str, message_id: str) -> None:
         entries = self.queues.get(queue)
