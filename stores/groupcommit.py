@@ -5,15 +5,6 @@ hands a group to the store's blocking `apply(batches, sync)` on a dedicated thre
 per group, not per message); that thread takes what is queued when it starts, which is the whole
 burst of writes the loop made in that turn (it cannot run before the loop lets go of the GIL); what
 arrives while that group is on disk forms the next group.
-
-Writers that wait for each receipt come back one by one: after a group of four producers was
-acknowledged, the first SEND to arrive would start a group of its own and the other three would
-wait for its fsync (four receipted producers made groups of 2.3 on average). So when the larger of
-the last two groups is larger than what is queued now, the writer thread waits (without the GIL:
-the loop reads meanwhile, and wakes it when that many are queued) for at most as long as the last
-group's fsync took (`GATHER_MAX` at most). A lone producer never waits (its groups are of one);
-nothing is acknowledged sooner than before, only some writes later, by at most that bound.
-
 Back on the loop the fence is re-checked, and only then are the waiters resolved, so nothing is
 acknowledged that is not durable or that a newer master will not honour.
 """
@@ -39,8 +30,6 @@ Apply = Callable[[list[Sequence[Op]], bool], None]
 Done = Callable[[object, BaseException | None], None]
 _STOP = None
 Batch = list[tuple[Sequence[Op], "asyncio.Future[None]"]]  # a group's writes and their waiters
-GATHER_MAX = 0.001  # seconds a group may wait for the writers the last groups had
-_NOBODY = 1 << 62  # `_want` while no group is gathering
 
 
 class GroupCommitter:
@@ -67,10 +56,6 @@ class GroupCommitter:
         self._on_commit = on_commit
         self._max_batch = max_batch
         self._pending: Batch = []
-        self._sizes = (0, 0)  # the last two groups' sizes (writer thread)
-        self._synced_in = 0.0  # seconds the last group took to apply and sync (writer thread)
-        self._want = _NOBODY  # writes a gathering group waits for; the loop wakes it at that count
-        self._enough = threading.Event()
         self._closed: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._group: asyncio.Future[None] | None = None  # the group on the writer thread, if any
@@ -106,8 +91,6 @@ class GroupCommitter:
             future.set_exception(StoreClosed(str(self._closed)))
             return future
         self._pending.append((ops, future))
-        if len(self._pending) >= self._want:
-            self._enough.set()
         if self._group is None:
             # Now, not on the next turn (a turn of latency and a poll less per receipted SEND):
             # the writer thread takes the group when it starts, after this turn's other writes.
@@ -155,31 +138,13 @@ class GroupCommitter:
         loop only appends) and apply it; never raises, and leaves the futures to the loop."""
         batch: Batch = []
         try:
-            if sync:
-                self._gather()
             pending = self._pending
             batch = pending[: self._max_batch]
             del pending[: len(batch)]
-            started = time.perf_counter()
             self._apply([ops for ops, _ in batch], sync)
-            self._synced_in = time.perf_counter() - started
-            self._sizes = (self._sizes[1], len(batch))
         except BaseException as exc:  # handed to the loop with the batch it failed
             return batch, exc
         return batch, None
-
-    def _gather(self) -> None:
-        """Writer thread: wait (bounded) for as many writes as the last two groups had (module doc)."""
-        expected = max(self._sizes)
-        if expected <= 1 or len(self._pending) >= expected:
-            return
-        self._enough.clear()
-        self._want = expected
-        try:
-            if len(self._pending) < expected:  # after `_want` is set: the loop's check sees it
-                self._enough.wait(min(GATHER_MAX, self._synced_in))
-        finally:
-            self._want = _NOBODY
 
     def _written(self, started: float, result: object, raised: BaseException | None) -> None:
         assert raised is None  # _take_and_apply returns its failure with its batch
