@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,9 +28,14 @@ def summary(result: subprocess.CompletedProcess[str]) -> dict:
 
 
 @pytest.fixture(scope="module")
-def url():
-    with running_broker() as broker:
-        yield f"tcp://127.0.0.1:{broker.port}"
+def broker():
+    with running_broker() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def url(broker):
+    return f"tcp://127.0.0.1:{broker.port}"
 
 
 def test_pipelined_produce_then_consume_counts_exactly(url):
@@ -168,19 +174,27 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def interrupted(*args: str, after: float = 2.0) -> subprocess.CompletedProcess[str]:
-    """Run a client command and send it SIGINT (Ctrl-C) after `after` seconds."""
+def interrupted(*args: str, ready: Callable[[], bool]) -> subprocess.CompletedProcess[str]:
+    """Run a client command and send it SIGINT (Ctrl-C) once `ready()` says it is at work: a fixed
+    delay is not enough on a loaded machine, where the client may still be importing."""
     proc = subprocess.Popen([sys.executable, "-m", "broker", *args], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
-    time.sleep(after)
+    deadline = time.monotonic() + 60
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=30)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
 
 
-def test_ctrl_c_ends_produce_with_a_true_summary(url):
+def queue_stat(broker, name: str, key: str) -> int:
+    return broker.stats()["destinations"].get(name, {}).get(key, 0)
+
+
+def test_ctrl_c_ends_produce_with_a_true_summary(broker, url):
     sent = interrupted("produce", "--url", url, "--destination", "/queue/cut", "--count", "100000", "--rate",
-                       "50", "--persistent", "--json")
+                       "50", "--persistent", "--json",
+                       ready=lambda: queue_stat(broker, "/queue/cut", "depth") >= 5)
     assert sent.returncode == 130, sent.stderr
     fields = summary(sent)
     assert fields["interrupted"] is True and fields["ok"] is False and fields["error"] is None
@@ -189,10 +203,10 @@ def test_ctrl_c_ends_produce_with_a_true_summary(url):
     assert summary(got)["consumed"] == fields["receipted"]
 
 
-def test_ctrl_c_ends_consume_with_its_summary_and_acknowledges_what_it_took(url):
+def test_ctrl_c_ends_consume_with_its_summary_and_acknowledges_what_it_took(broker, url):
     assert batonmq("produce", "--url", url, "--destination", "/queue/taken", "--count", "30").returncode == 0
     got = interrupted("consume", "--url", url, "--destination", "/queue/taken", "--ack", "client",
-                      "--timeout", "0")
+                      "--timeout", "0", ready=lambda: queue_stat(broker, "/queue/taken", "in_flight") == 30)
     assert got.returncode == 130, got.stderr
     assert got.stdout.startswith("consume: consumed 30 from /queue/taken") and "; interrupted" in got.stdout
     # Under ack:client the 30 were not yet acknowledged (one ACK per 100) until the interruption.
