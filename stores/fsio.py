@@ -7,9 +7,10 @@ model of LevelDB's fault-injection tests).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 _DSYNC: int | None = getattr(os, "RWF_DSYNC", None)  # Linux 4.7+
@@ -97,21 +98,8 @@ def sync_directory(directory: Path) -> None:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        written = 0
-        while written < len(view):  # a short write (a nearly full disk) is not the whole file
-            written += os.write(fd, view[written:])
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)  # a half-written temp file would hold the space we lack
-        raise
-    os.close(fd)
-    os.replace(tmp, path)
-    sync_directory(path.parent)
+    with _replacing(path) as fd:
+        _write_all(fd, data)
 
 
 def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes | memoryview],
@@ -119,9 +107,7 @@ def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes 
     """As write_atomically, for content made a part at a time (never all in memory at once): the
     first `head_size` bytes are written last, as `head()` gives them once every part is written
     (a checksum of the parts, say)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
+    with _replacing(path) as fd:
         _write_all(fd, bytes(head_size))
         for part in parts:
             _write_all(fd, part)
@@ -130,6 +116,15 @@ def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes 
             raise ValueError(f"a head of {len(first)} bytes for {head_size} reserved")
         os.lseek(fd, 0, os.SEEK_SET)
         _write_all(fd, first)
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[int]:
+    """A descriptor of `path`'s temp file; once the block ends, synced and renamed over `path`."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        yield fd
         os.fsync(fd)
     except BaseException:
         os.close(fd)

@@ -27,7 +27,7 @@ def encode(frame: Frame, version: str = "1.2", content_length: bool = True) -> b
     escaped = version != "1.0" and command not in RAW_HEADER_COMMANDS
     text = _plain_header_block(headers, escaped)
     if text is None:  # something to escape, or to refuse: header by header
-        text = "\n".join([_header_line(name, value, version, escaped) for name, value in headers.items()])
+        text = "\n".join([header_line(name, value, version, escaped) for name, value in headers.items()])
     body = frame.body
     declared = headers.get("content-length")
     if declared is not None and declared != str(len(body)):
@@ -63,7 +63,8 @@ def _plain_header_block(headers: dict[str, str], escaped: bool) -> str | None:
     return "\n".join(map(":".join, headers.items()))
 
 
-def _header_line(name: str, value: str, version: str, escaped: bool) -> str:
+def header_line(name: str, value: str, version: str, escaped: bool) -> str:
+    """One header as `name:value` for `version`, escaped where the command escapes (or refused)."""
     if not name:
         raise ValueError("empty header name")
     if escaped:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from transports.stomp.commands import RAW_HEADER_COMMANDS, VERSIONS
-from transports.stomp.escape import escape, raw
+from transports.stomp.encoder import header_line
 
 # What a value may hold to be sent as it is under every version (the usual case for an extra header).
 _PLAIN_UNSAFE = frozenset("\\:\r\n\0")
@@ -47,7 +47,7 @@ def frame_template(command: str, headers: dict[str, str], body: bytes, version: 
     if not (command.isascii() and command.isalpha() and command.isupper()):
         raise ValueError(f"invalid command {command!r}: expected upper-case ASCII letters")
     escaped = version != "1.0" and command not in RAW_HEADER_COMMANDS
-    lines = [command, *(_header_line(name, value, version, escaped) for name, value in headers.items())]
+    lines = [command, *(header_line(name, value, version, escaped) for name, value in headers.items())]
     declared = headers.get("content-length")
     if declared is not None and declared != str(len(body)):
         raise ValueError(f"content-length header {declared!r} does not match the body length {len(body)}")
@@ -71,18 +71,8 @@ def render(template: FrameTemplate, headers: dict[str, str]) -> bytes:
     version, escaped = template.version, template.escaped
     lines = "".join([
         f"{name}:{value}\n" if _PLAIN_UNSAFE.isdisjoint(name) and _PLAIN_UNSAFE.isdisjoint(value) and name
-        else _header_line(name, value, version, escaped) + "\n"
+        else header_line(name, value, version, escaped) + "\n"
         for name, value in headers.items()
     ])
     # One copy of the body, as `encode` makes.
     return b"".join((template.head, lines.encode("utf-8"), template.tail, template.body, b"\0"))
-
-
-def _header_line(name: str, value: str, version: str, escaped: bool) -> str:
-    if not name:
-        raise ValueError("empty header name")
-    if escaped:
-        return f"{escape(name, version, 'header name')}:{escape(value, version, 'header value')}"
-    if ":" in name:
-        raise ValueError(f"header name {name!r} contains ':', which cannot be sent unescaped")
-    return f"{raw(name, version, 'header name')}:{raw(value, version, 'header value')}"

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from transports.stomp import Frame, ProtocolError, StompParser, encode
 from transports.stomp.commands import CLIENT_COMMANDS, RAW_HEADER_COMMANDS, SERVER_COMMANDS
-from transports.stomp.encoder import _header_line, _plain_header_block
+from transports.stomp.encoder import _plain_header_block, header_line
 
 FUZZ = settings(max_examples=300, deadline=None)
 # Feeding byte by byte costs a call per byte: fewer examples keep the file well under 20 s on 2 cores.
@@ -206,7 +206,7 @@ def test_plain_header_path_writes_what_the_careful_one_does(
     escaped = version != "1.0" and command not in RAW_HEADER_COMMANDS
     plain = _plain_header_block(headers, escaped)
     try:
-        careful = "\n".join(_header_line(name, value, version, escaped) for name, value in headers.items())
+        careful = "\n".join(header_line(name, value, version, escaped) for name, value in headers.items())
     except ValueError:
         assert plain is None
         return
