@@ -9,9 +9,7 @@ reading (`pause_reading`) and the rest of a large read waits unparsed: the trans
 the client instead of our memory growing.
 The reader gives the event loop back after `limits.work_slice_ms` of frames, even if more are
 queued: handling a frame rarely awaits anything, so without that one busy client would hold the
-loop for all of its queued frames (issue 11). A connection with BUSY_FRAMES or more frames queued
-(a client writing faster than it is served) gets a quarter of that slice per turn: each other
-connection's next frame then waits for a fraction of a millisecond of its work, not two.
+loop for all of its queued frames (issue 11).
 
 Writing: frames are encoded with the negotiated version and written to the wire. When the wire's
 buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
@@ -54,7 +52,6 @@ FEED_CHUNK = 64 * 1024  # bytes given to the parser at once, frames taken out in
 FEED_TURN = 64 * 1024  # bytes parsed per turn of the loop (about 0.25 ms of 1 KiB frames)
 MEMORY_LIMIT = "memory_limit"  # close_reason: blocked past the flow-control timeout
 FRAME_OVERHEAD = 200  # counted per parsed frame besides its body: the Frame and its header dict
-BUSY_FRAMES = 16  # frames queued from which a connection's slice per turn is a quarter
 
 
 class Connection:
@@ -276,8 +273,7 @@ class Connection:
 
     async def _read_loop(self) -> None:
         # perf_counter, not loop.time(): uvloop's clock only moves between turns of the loop.
-        full_slice = self.limits.work_slice_ms / 1000
-        slice_seconds = full_slice
+        slice_seconds = self.limits.work_slice_ms / 1000
         slice_end = time.perf_counter() + slice_seconds
         refill_at = self.limits.max_pending_frames // 2
         while not self.closing:
@@ -309,7 +305,6 @@ class Connection:
             self._gate.hold(self._holding())
             if time.perf_counter() >= slice_end:
                 await asyncio.sleep(0)  # let the loop read and answer the other clients
-                slice_seconds = full_slice / 4 if len(self._frames) >= BUSY_FRAMES else full_slice
                 slice_end = time.perf_counter() + slice_seconds
 
     # -- writing ------------------------------------------------------------------------------------

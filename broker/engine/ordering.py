@@ -8,9 +8,7 @@ fills the connection's frame queue and pauses reading from the socket.
 
 A group commit makes hundreds of a producer's writes done at once; their completions (dispatch and
 RECEIPT, tens of microseconds each) run for at most one slice (`limits.work_slice_ms`), and the rest
-on the next turns of the loop, so that other clients are served in between (issue 11). A session
-with a quarter of its limit or more in flight (a pipelining producer) gets a quarter slice per turn,
-so that another session's completion waits for a fraction of a millisecond of its work.
+on the next turns of the loop, so that other clients are served in between (issue 11).
 """
 
 from __future__ import annotations
@@ -82,8 +80,7 @@ class Completions:
     def _drain(self, _: object = None) -> None:
         self._waiting_on = self._later = None
         self._draining = True
-        busy = len(self._pending) >= self.limit // 4
-        deadline = time.perf_counter() + (self.slice / 4 if busy else self.slice)
+        deadline = time.perf_counter() + self.slice
         try:
             while self._pending:
                 future, complete = self._pending[0]
