@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -279,11 +279,12 @@ class Store(abc.ABC):
     async def write(self, ops: Sequence[Op]) -> None:
         """Apply `ops` atomically; durable on return under sync policy 'always'."""
 
-    def start_write(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+    def start_write(self, ops: Sequence[Op], source: Hashable = None) -> asyncio.Future[None]:
         """Start `write(ops)` and return its future at once; the same outcome as awaiting `write`.
 
         The broker calls this once per persistent SEND. This default wraps `write` in a task; a
-        store on a GroupCommitter may return `submit_nowait`'s future instead (no task per message).
+        store on a GroupCommitter may return `submit_nowait`'s future instead (no task per message),
+        and share its groups fairly between the writes' `source`s (a connection; None: the broker).
         """
         return asyncio.ensure_future(self.write(ops))
 

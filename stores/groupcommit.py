@@ -4,9 +4,12 @@ Writers call `submit(ops)` (or `submit_nowait`) and wait. The first write to an 
 hands a group to the store's blocking `apply(batches, sync)` on a dedicated thread at once (one hop
 per group, not per message); that thread takes what is queued when it starts, which is the whole
 burst of writes the loop made in that turn (it cannot run before the loop lets go of the GIL); what
-arrives while that group is on disk forms the next group.
-Back on the loop the fence is re-checked, and only then are the waiters resolved, so nothing is
-acknowledged that is not durable or that a newer master will not honour.
+arrives while that group is on disk forms the next group. Writes are queued per source (for the
+broker, the queue a SEND goes to): while several have writes pending, a group takes a bounded share
+of each, the smallest first (stores/fairqueue.py), so one producer's pipeline cannot be written
+ahead of another connection's single write. Back on the loop the fence is re-checked, and only then
+are the waiters resolved, so nothing is acknowledged that is not durable or that a newer master
+will not honour.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import partial
 from typing import cast
 
 from config.model import SyncPolicy
 from stores.base import Fence, Op, Store, StoreClosed, StoreError
+from stores.fairqueue import FairQueue
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,9 @@ Apply = Callable[[list[Sequence[Op]], bool], None]
 Done = Callable[[object, BaseException | None], None]
 _STOP = None
 Batch = list[tuple[Sequence[Op], "asyncio.Future[None]"]]  # a group's writes and their waiters
+# Writes of one source per group while others wait too: a producer's 128 SENDs in flight take four
+# groups beside another queue's one write, which goes into the first of them.
+FAIR_SHARE = 32
 
 
 class GroupCommitter:
@@ -47,6 +54,7 @@ class GroupCommitter:
         interval: float = 1.0,
         on_commit: Callable[[int, float], None] | None = None,
         max_batch: int = 4096,
+        share: int = FAIR_SHARE,
     ) -> None:
         self._apply = apply
         self._sync = sync
@@ -54,8 +62,8 @@ class GroupCommitter:
         self._policy = policy
         self._interval = interval
         self._on_commit = on_commit
-        self._max_batch = max_batch
-        self._pending: Batch = []
+        self._pending: FairQueue[tuple[Sequence[Op], asyncio.Future[None]]] = FairQueue(share, max_batch)
+        self._pending_lock = threading.Lock()  # the loop pushes, the writer thread takes
         self._closed: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._group: asyncio.Future[None] | None = None  # the group on the writer thread, if any
@@ -75,22 +83,25 @@ class GroupCommitter:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def submit(self, ops: Sequence[Op]) -> None:
-        await self.submit_nowait(ops)
+    async def submit(self, ops: Sequence[Op], source: Hashable = None) -> None:
+        await self.submit_nowait(ops, source)
 
-    def submit_nowait(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+    def submit_nowait(self, ops: Sequence[Op], source: Hashable = None) -> asyncio.Future[None]:
         """Queue `ops` for the next group; the future resolves when it is durable (or failed).
 
         For a store's `start_write`: the broker then waits on this future itself instead of on a
         task wrapped around `submit`, one task step and loop turn fewer per message. Never raises:
         a closed committer returns a failed future, so the error reaches the caller the same way.
+        `source` is what groups are shared fairly between; writes of one source are written in
+        the order submitted, and those of source None in the order of all (stores/fairqueue.py).
         """
         loop = self._loop or asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if self._closed is not None:
             future.set_exception(StoreClosed(str(self._closed)))
             return future
-        self._pending.append((ops, future))
+        with self._pending_lock:
+            self._pending.push(source, (ops, future))
         if self._group is None:
             # Now, not on the next turn (a turn of latency and a poll less per receipted SEND):
             # the writer thread takes the group when it starts, after this turn's other writes.
@@ -134,13 +145,12 @@ class GroupCommitter:
         self._jobs.put((partial(self._take_and_apply, sync), partial(self._written, started)))
 
     def _take_and_apply(self, sync: bool) -> tuple[Batch, BaseException | None]:
-        """Writer thread: take what is queued now (each list step is atomic under the GIL, and the
-        loop only appends) and apply it; never raises, and leaves the futures to the loop."""
+        """Writer thread: take the next fair group of what is queued now and apply it; never
+        raises, and leaves the futures to the loop."""
         batch: Batch = []
         try:
-            pending = self._pending
-            batch = pending[: self._max_batch]
-            del pending[: len(batch)]
+            with self._pending_lock:
+                batch = self._pending.take()
             self._apply([ops for ops, _ in batch], sync)
         except BaseException as exc:  # handed to the loop with the batch it failed
             return batch, exc

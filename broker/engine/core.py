@@ -20,7 +20,7 @@ import dataclasses
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
 from broker.engine.auth import AllowAll, Authenticator
@@ -272,11 +272,14 @@ class Broker:
 
     # -- store --------------------------------------------------------------------------------------
 
-    def write(self, ops: list[Op]) -> asyncio.Future[None]:
+    def write(self, ops: list[Op], source: Hashable = None) -> asyncio.Future[None]:
+        """Start a store write. `source` is what group commits share fairly between (the one queue
+        a SEND writes to, or REMOVALS); None keeps the write's place among everyone's
+        (stores/fairqueue.py)."""
         assert self.store is not None
         # start_write, not a task around write(): on the SEND path a task per message costs a task
         # step and a loop turn more than waiting on the store's own future (see Store.start_write).
-        task = self.store.start_write(ops)
+        task = self.store.start_write(ops, source)
         if self.usage is not None:
             _note_usage(self.usage, ops)
         self._tasks.add(task)
@@ -302,7 +305,7 @@ class Broker:
 
     def _flush_removals(self) -> None:
         if self._removals and self.store is not None and not self.fenced:
-            self._last_removal = self.write(self._removals)
+            self._last_removal = self.write(self._removals, REMOVALS)
         self._removals = []
 
     def removals_written(self) -> asyncio.Future[None] | None:
@@ -337,7 +340,10 @@ class Broker:
         paged = _NONE
         if message.persistent and self.store is not None and durable:
             message.stored = True
-            write = self.write([AddMessage(q.name, message.to_stored()) for q in durable])
+            # Fair between queues, in order within each: a queue's store order is its SEND order
+            # (its cursor relies on it); one message to several queues keeps its place among all.
+            source = durable[0].name if len(durable) == 1 else None
+            write = self.write([AddMessage(q.name, message.to_stored()) for q in durable], source)
             paged = _page(message, durable, write)
         if pid is None:
             return write, lambda: self.route(message, durable, paged), _nothing
@@ -508,6 +514,9 @@ class Broker:
 
 
 _NONE: frozenset[str] = frozenset()
+# The source of acknowledged messages' removals: they may be written beside anyone's writes
+# (a removal is only ever queued after its message's addition was synced).
+REMOVALS: Hashable = ("removals",)
 
 
 def _page(message: Message, durable: list[Queue], write: asyncio.Future[None]) -> frozenset[str]:

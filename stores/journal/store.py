@@ -20,7 +20,7 @@ import errno
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -178,7 +178,7 @@ class JournalStore(GatedReads, Store):
     async def write(self, ops: Sequence[Op]) -> None:
         await self.start_write(ops)
 
-    def start_write(self, ops: Sequence[Op]) -> asyncio.Future[None]:
+    def start_write(self, ops: Sequence[Op], source: Hashable = None) -> asyncio.Future[None]:
         # The broker's hot path: the group commit's own future, no task per message (Store.start_write).
         if self._committer is None:
             return _failed(StoreClosed("journal store is not open"))
@@ -187,7 +187,7 @@ class JournalStore(GatedReads, Store):
             batch.record = encode_batch(batch)
         except (TypeError, ValueError) as exc:
             return _failed(StoreError(f"cannot store this batch: {exc}"))
-        return self._committer.submit_nowait(batch)
+        return self._committer.submit_nowait(batch, source)
 
     def _apply(self, batches: list[Sequence[Op]], sync: bool) -> None:
         """Writer thread: one append and at most one fsync for the whole group."""

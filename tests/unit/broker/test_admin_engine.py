@@ -107,9 +107,9 @@ async def test_a_large_move_goes_in_batches_each_one_write(tmp_path: Path,
     writes: list[int] = []
     original = broker.write
 
-    def counting(ops):  # type: ignore[no-untyped-def]
+    def counting(ops, source=None):  # type: ignore[no-untyped-def]
         writes.append(len(ops))
-        return original(ops)
+        return original(ops, source)
 
     monkeypatch.setattr(broker, "write", counting)
     monkeypatch.setattr(admin, "WRITE_BYTES", 1000)  # each message is ~300 bytes: three per write
