@@ -1,18 +1,20 @@
 """The in-memory model the append log replays into, and serves recovery and compaction from.
 
 Pure: no I/O. It keeps an index, never the messages: per live message its estimated size, the
-record it was last written in and its place in store order; the store reads messages from those
-records (Store.read, the heads an open hands over, compaction). The sizes add up to the *live
-bytes* (what a compaction snapshot would occupy), which the store compares with the bytes on
-disk to decide when to compact.
+record it was last written in and its place in store order, as one QueueEntries per queue
+(stores/entries.py: about 33 bytes a message, sized). The store reads messages from those records
+(Store.read, the heads an open hands over, compaction). The sizes add up to the *live bytes*
+(what a compaction snapshot would occupy), which the store compares with the bytes on disk to
+decide when to compact. A message's own size is kept, not its record's: a record (one group's
+BATCH, a snapshot chunk) holds many messages, and one live message of a chunk is not the chunk.
 
 Only the writer thread changes a LogState once the store is open; readers in other threads use
-only `find` and `orders`, single dict lookups that need no lock (see stores/order.py).
+only `find` and `orders`, lookups that need no lock (see stores/entries.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from stores.base import (
@@ -24,8 +26,8 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
-from stores.order import QueueOrder
-from stores.reads import Key, Location, locate_in
+from stores.entries import Prefixes, QueueEntries
+from stores.reads import Key, Location
 
 _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
 
@@ -53,14 +55,18 @@ def subscription_size(sub: DurableSubscription) -> int:
 class LogState:
     def __init__(self, duplicate_window: int) -> None:
         self.window = duplicate_window
-        self.queues: dict[str, dict[str, int]] = {}  # message id -> its size; insertion order = store order
-        self.where: dict[str, dict[str, Location]] = {}  # the record holding each live message
-        self.orders: dict[str, QueueOrder] = {}  # the same order, with positions for read_batch
+        self.queues: dict[str, QueueEntries] = {}  # in queue order; each in store order
+        self.prefixes = Prefixes()  # the message ids' prefixes, shared by the queues' keys
         self._next_position = 1
         self.subscriptions: dict[str, DurableSubscription] = {}
         self.producers: dict[str, None] = {}  # an ordered set, oldest first
         self.messages = 0
         self.live_bytes = 0
+
+    @property
+    def orders(self) -> Mapping[str, QueueEntries]:
+        """Each queue's store order with positions, for read_batch (the same entries)."""
+        return self.queues
 
     def apply(self, ops: Sequence[Op], record: Location) -> None:
         """Apply one BATCH record's ops; `record` is where that record lies."""
@@ -100,7 +106,7 @@ class LogState:
         follower's sink holds); locations, positions and the producer window aside."""
         if list(self.queues) != list(other.queues) or self.subscriptions != other.subscriptions:
             return False
-        return all(len(mine) == len(theirs) and all(a == b for a, b in zip(mine, theirs, strict=True))
+        return all(len(mine) == len(theirs) and list(mine) == list(theirs)
                    for mine, theirs in zip(self.queues.values(), other.queues.values(), strict=True))
 
     def add(self, queue: str, message: StoredMessage, record: Location, note_producer: bool = True) -> None:
@@ -122,40 +128,42 @@ class LogState:
                 self.remove(item[1], item[2])
 
     def _put(self, queue: str, message_id: str, size: int, record: Location) -> None:
-        self.remove(queue, message_id)  # a re-added id replaces the old copy, at the end
-        sizes = self.queues.get(queue)
-        if sizes is None:
-            sizes = self.queues[queue] = {}
-            self.where[queue] = {}
-            self.orders[queue] = QueueOrder()
-        sizes[message_id] = size
-        self.where[queue][message_id] = record
-        self.orders[queue].add(message_id, self._next_position)
+        entries = self.queues.get(queue)
+        # An id above every key of the queue (nearly every add) cannot be live there: no lookup.
+        key = None if entries is None else entries.new_key(message_id)
+        if entries is not None and key is None:
+            self.remove(queue, message_id)  # a re-added id replaces the old copy, at the end
+            entries = self.queues.get(queue)  # gone if that emptied it
+        if entries is None:
+            entries = self.queues[queue] = QueueEntries(self.prefixes, sized=True)
+        entries.add(message_id, self._next_position, record, key, size)
         self._next_position += 1
         self.messages += 1
         self.live_bytes += size
 
     def remove(self, queue: str, message_id: str) -> None:
-        messages = self.queues.get(queue)
-        if messages is None or message_id not in messages:
+        entries = self.queues.get(queue)
+        popped = None if entries is None else entries.pop(message_id)
+        if entries is None or popped is None:
             return  # removal is idempotent
-        size = messages.pop(message_id)
-        del self.where[queue][message_id]
-        self.orders[queue].remove(message_id)
-        if not messages:
+        if not entries:
             del self.queues[queue]
-            del self.where[queue]
-            del self.orders[queue]
         self.messages -= 1
-        self.live_bytes -= size
+        self.live_bytes -= popped[1]
 
     def relocate(self, queue: str, message_id: str, record: Location) -> None:
         """Compaction wrote the live message again: point at the new copy (its place is unchanged)."""
-        self.where[queue][message_id] = record
+        self.queues[queue].relocate(message_id, record)
 
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""
-        return locate_in(self.where, keys)
+        found: dict[Key, Location] = {}
+        for key in keys:
+            entries = self.queues.get(key[0])
+            loc = None if entries is None else entries.locate(key[1])
+            if loc is not None:
+                found[key] = loc
+        return found
 
     def put_subscription(self, sub: DurableSubscription) -> None:
         old = self.subscriptions.pop(sub.key, None)
@@ -168,7 +176,7 @@ class LogState:
         old = self.subscriptions.pop(key, None)
         if old is not None:
             self.live_bytes -= subscription_size(old)
-        for message_id in list(self.queues.get(key, {})):
+        for message_id in list(self.queues.get(key, ())):
             self.remove(key, message_id)
 
     def note_producer(self, producer_id: str) -> None:

@@ -19,7 +19,7 @@ import msgpack
 
 from stores import fsio
 from stores.base import DurableSubscription
-from stores.journal.entries import (
+from stores.entries import (
     COUNTER_SHIFT,
     DIGITS,
     FILE_SHIFT,
@@ -51,7 +51,7 @@ class Checkpoint:
     epoch: int
     pos: tuple[int, int]  # (data file, offset): every record before it is reflected
     files: dict[int, int | None]  # known data files → honoured end (None: the open file)
-    # Per queue in index order: its live messages as packed columns (entries.py), keyed by the
+    # Per queue in index order: its live messages as packed columns (stores/entries.py), keyed by the
     # id prefixes of `prefixes` (a million entries load as a few C calls, not a million objects).
     queues: list[Columns] = field(default_factory=list)
     subscriptions: list[DurableSubscription] = field(default_factory=list)
@@ -122,7 +122,7 @@ def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
                     packer.pack("held"), packer.pack([[n, *held] for n, held in sorted(files.items())]),
                     packer.pack("shared"), packer.pack([[at, *rest] for at, rest in sorted(shared.items())]),
                     packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
-    for q, (keys, places, lengths, extras) in cp.queues:
+    for q, (keys, places, lengths, extras, _) in cp.queues:
         yield packer.pack_array_header(5) + packer.pack(q)
         for column in (keys, places, lengths):
             data = _little(column)
@@ -251,7 +251,7 @@ def _column(value: object, typecode: str) -> array[int]:
 def _checked(packed: Packed, prefixes: Prefixes) -> Packed:
     """Refuse what QueueEntries.of could not take: columns of different lengths, keyed keys out of
     order or of unknown prefixes, extras out of order or repeating an id, places out of range."""
-    keys, places, lengths, extras = packed
+    keys, places, lengths, extras, _ = packed
     if not len(keys) == len(places) == len(lengths):
         raise ValueError("a queue's columns differ in length")
     slots = [slot for slot, _ in extras]

@@ -1,10 +1,10 @@
 """The in-memory index: live messages by queue (in order) → the record that holds each one.
 
 Bodies are not kept here: they stay in the data files and are read back on demand (the heads
-that open hands over, compaction, Store.read). A queue's messages are a QueueEntries (entries.py):
+that open hands over, compaction, Store.read). A queue's messages are a QueueEntries (stores/entries.py):
 a few bytes of arrays per message, no object per message but its id. Only the writer thread
 mutates an Index; readers in other threads use only `find` and `orders`, lookups that need no
-lock (see entries.py).
+lock (see stores/entries.py).
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
 )
-from stores.journal.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, place
+from stores.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, place
 from stores.journal.records import JournalOp, Move
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
 
-# One queue of a checkpoint, as `load` takes it: its name and packed columns (entries.py).
+# One queue of a checkpoint, as `load` takes it: its name and packed columns (stores/entries.py).
 Columns = tuple[str, Packed]
 # What a checkpoint keeps of an index beside its queues: data file -> (live messages, bytes of
 # their records), and the records holding several, place -> [live messages, length].

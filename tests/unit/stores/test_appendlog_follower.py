@@ -82,8 +82,8 @@ def follow(f: Follower, rounds: int = 10_000) -> None:
 def content(state: LogState) -> dict[str, object]:
     """What a replay built, positions aside (they mean something only to their own store object)."""
     return {
-        "queues": {q: list(sizes.items()) for q, sizes in state.queues.items()},
-        "where": {q: list(where.items()) for q, where in state.where.items()},
+        "queues": {q: list(entries.items()) for q, entries in state.queues.items()},
+        "sizes": {q: list(entries.packed().sizes or ()) for q, entries in state.queues.items()},
         "orders": {q: [mid for _, mid in order.after(None, 1 << 30)] for q, order in state.orders.items()},
         "subs": list(state.subscriptions.items()),
         "producers": list(state.producers),

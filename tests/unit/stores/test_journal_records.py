@@ -19,8 +19,8 @@ from stores.base import (
     StoreCorrupted,
     StoredMessage,
 )
+from stores.entries import Prefixes
 from stores.journal import checkpoint as ckpt
-from stores.journal.entries import Prefixes
 from stores.journal.index import Location
 from stores.journal.reader import checked_messages, record_messages
 from stores.journal.records import (

@@ -1,4 +1,4 @@
-"""One queue's compact index entries (stores/journal/entries.py), beside a dict model."""
+"""One queue's compact index entries (stores/entries.py), beside a dict model."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from stores.base import AddMessage, RemoveMessage, StoredMessage
+from stores.entries import Prefixes, QueueEntries, place
 from stores.journal import checkpoint as ckpt
-from stores.journal.entries import Prefixes, QueueEntries, place
 from stores.journal.index import Index, Location
 from stores.journal.records import Move
 
@@ -34,19 +34,24 @@ def message_id(n: int) -> str:
     return (f"ID:b-{n}", f"q-0{n}", f"m{n}z")[n % 3]
 
 
-@given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from([QueueEntries, Tight]))
+@given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from([QueueEntries, Tight]), st.booleans())
 def test_entries_match_a_dict_through_adds_removals_and_moves(
-    script: list[tuple[str, int, int, int, int]], limit: int, kind: type[QueueEntries]
+    script: list[tuple[str, int, int, int, int]], limit: int, kind: type[QueueEntries], sized: bool
 ) -> None:
-    entries = kind()
+    entries = kind(sized=sized)
     model: dict[str, tuple[int, Location]] = {}  # live id -> (position, location), in store order
+    sizes: dict[str, int] = {}  # live id -> its size (sized entries keep it; others say 0)
     for position, (kind, n, file, offset, length) in enumerate(script, start=1):
         mid, loc = message_id(n), Location(file, offset, length)
         if kind == "a" and mid not in model:
-            entries.add(mid, position, loc)
+            entries.add(mid, position, loc, size=position * 3 + n)
             model[mid] = (position, loc)
-        elif kind == "r":
+            sizes[mid] = position * 3 + n if sized else 0
+        elif kind == "r" and n % 2:
             assert entries.remove(mid) == (model.pop(mid)[1] if mid in model else None)
+            sizes.pop(mid, None)
+        elif kind == "r":
+            assert entries.pop(mid) == ((model.pop(mid)[1], sizes.pop(mid)) if mid in model else None)
         else:
             old = model.get(mid)
             assert entries.relocate(mid, loc) == (None if old is None else old[1])
@@ -71,9 +76,15 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
     packed = entries.packed()
     assert list(packed.places) == [place(loc.file, loc.offset) for _, loc in model.values()]
     assert list(packed.lengths) == [loc.length for _, loc in model.values()]
+    assert (None if packed.sizes is None else list(packed.sizes)) == (list(sizes.values()) if sized else None)
     loaded = QueueEntries.of(entries._prefixes, packed, first=7)
     assert list(loaded.items()) == list(entries.items())
-    assert loaded.after(None, 1000) == [(7 + n, mid) for n, mid in enumerate(model)]
+    first = list(model)[:3]
+    assert [loaded.pop(mid) for mid in first] == [(model[mid][1], sizes[mid]) for mid in first]
+    for i, mid in enumerate(first):
+        loaded.add(mid, 5000 + i, model[mid][1], size=sizes[mid])  # back, at the end
+        model[mid] = model.pop(mid)
+    assert [mid for _, mid in loaded.after(None, 1000)] == list(model)
     for mid in model:
         assert loaded.locate(mid) == model[mid][1]
         loaded.add(mid + "!", 10_000, Location(1, 0, 1))  # a loaded queue takes new ones after its own

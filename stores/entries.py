@@ -1,8 +1,11 @@
-"""One queue's live messages in the journal's index: store order, positions and locations, compact.
+"""One queue's live messages in a store's index: store order, positions and locations, compact.
 
-A million live messages are most of a broker's memory with a paged backlog, so a message costs
-about 29 bytes of arrays and no object of its own: one slot in five parallel columns in store
-order (key, flag, position, place = file << 40 | offset, record length).
+Both the journal and the append log keep their index in these. A million live messages are most
+of a broker's memory with a paged backlog, so a message costs about 29 bytes of arrays and no
+object of its own: one slot in five parallel columns in store order (key, flag, position, place
+= file << 40 | offset, record length). A *sized* QueueEntries (the append log's) has a sixth
+column, the message's own estimated size, 4 bytes more: its records hold many messages, so a
+record's length says nothing of what one message would occupy in a compaction snapshot.
 
 The key is the message id itself, packed: a broker's ids are one prefix per broker run followed
 by a counter (`ID:name-3f9a...-17`), so an id that ends in a canonical decimal counter below
@@ -51,19 +54,22 @@ MAX_PREFIXES = 1 << 16  # one per broker run that wrote here; later ones' ids ar
 DIGITS = "0123456789"
 DEAD, KEYED, EXTRA = 0, 1, 2  # a slot's flag
 
-# (keys, flags, positions, places, lengths, extra id -> slot, slot -> extra id); one slot per message.
+# (keys, flags, positions, places, lengths, extra id -> slot, slot -> extra id, sizes); one slot per
+# message (sizes stays empty unless the entries are sized).
 State = tuple["array[int]", bytearray, "array[int]", "array[int]", "array[int]",
-              dict[str, int], dict[int, str]]
+              dict[str, int], dict[int, str], "array[int]"]
 
 
 class Packed(NamedTuple):
     """A queue's live messages as a checkpoint holds them (FORMAT.md section 3), in store order:
-    keys (an extra's is any number), places, lengths, and (index, id) of the extras, in order."""
+    keys (an extra's is any number), places, lengths, (index, id) of the extras, in order, and
+    the sizes of sized entries (else None)."""
 
     keys: array[int]
     places: array[int]
     lengths: array[int]
     extras: list[tuple[int, str]]
+    sizes: array[int] | None = None
 
 
 def place(file: int, offset: int) -> int:
@@ -113,14 +119,15 @@ class Prefixes:
 
 
 def _empty() -> State:
-    return array("q"), bytearray(), array("q"), array("q"), array("I"), {}, {}
+    return array("q"), bytearray(), array("q"), array("q"), array("I"), {}, {}, array("I")
 
 
 class QueueEntries:
-    __slots__ = ("_state", "_prefixes", "_count", "_dead", "_moving", "_top")
+    __slots__ = ("_state", "_prefixes", "_count", "_dead", "_moving", "_top", "_sized")
     SLACK = 64  # dead slots tolerated beyond the live ones before a rebuild
 
-    def __init__(self, prefixes: Prefixes | None = None) -> None:
+    def __init__(self, prefixes: Prefixes | None = None, sized: bool = False) -> None:
+        self._sized = sized
         self._prefixes = Prefixes() if prefixes is None else prefixes
         self._state: State = _empty()
         self._count = 0  # live slots
@@ -132,8 +139,8 @@ class QueueEntries:
     def of(cls, prefixes: Prefixes, packed: Packed, first: int) -> QueueEntries:
         """A checkpoint's queue at positions first, first + 1, ... (decode has checked it: keyed
         keys increasing and known to `prefixes`, extras in order, ids distinct)."""
-        entries = cls(prefixes)
-        keys, places, lengths, extras = packed
+        keys, places, lengths, extras, sizes = packed
+        entries = cls(prefixes, sized=sizes is not None)
         keys = array("q", keys)
         flags = bytearray(b"\x01") * len(keys)
         extra: dict[str, int] = {}
@@ -144,7 +151,8 @@ class QueueEntries:
             extra[message_id] = slot
             extra_at[slot] = message_id
         positions = array("q", range(first, first + len(keys)))
-        entries._state = (keys, flags, positions, array("q", places), array("I", lengths), extra, extra_at)
+        entries._state = (keys, flags, positions, array("q", places), array("I", lengths), extra, extra_at,
+                          array("I", sizes or ()))
         entries._count = len(keys)
         entries._top = keys[-1] if keys else -1  # the keys are sorted and an extra's repeats a keyed one's
         return entries
@@ -161,7 +169,7 @@ class QueueEntries:
 
     def items(self) -> Iterator[tuple[str, Location]]:
         """(id, location) of the live messages in store order."""
-        keys, flags, positions, places, lengths, _, extra_at = self._state
+        keys, flags, positions, places, lengths, _, extra_at, _ = self._state
         spell = self._prefixes.spell
         for slot in range(len(positions)):
             flag = flags[slot]
@@ -178,10 +186,11 @@ class QueueEntries:
         key = self._prefixes.key(message_id, add=True)
         return key if key is not None and key > self._top else None
 
-    def add(self, message_id: str, position: int, loc: Location, key: int | None = None) -> None:
+    def add(self, message_id: str, position: int, loc: Location, key: int | None = None,
+            size: int = 0) -> None:
         """Append a message that is not live here at `position`, above every position given before
-        (`key`: what `new_key` gave for it)."""
-        keys, flags, positions, places, lengths, extra, extra_at = self._state
+        (`key`: what `new_key` gave for it; `size`: kept only by sized entries)."""
+        keys, flags, positions, places, lengths, extra, extra_at, sizes = self._state
         slot = len(positions)
         if key is None:
             key = self._prefixes.key(message_id, add=True)
@@ -196,16 +205,23 @@ class QueueEntries:
             extra[message_id] = slot
         places.append(place(loc.file, loc.offset))
         lengths.append(loc.length)
+        if self._sized:
+            sizes.append(size)
         positions.append(position)  # after the other columns: it makes the slot visible to readers
         self._count += 1
 
     def remove(self, message_id: str) -> Location | None:
         """Drop a live message; where it was (None: it was not live)."""
+        popped = self.pop(message_id)
+        return None if popped is None else popped[0]
+
+    def pop(self, message_id: str) -> tuple[Location, int] | None:
+        """Drop a live message; where it was and its size (0 unless sized; None: it was not live)."""
         state = self._state
         slot = _slot(state, self._prefixes, message_id)
         if slot is None:
             return None
-        _, flags, _, places, lengths, extra, extra_at = state
+        _, flags, _, places, lengths, extra, extra_at, sizes = state
         was = flags[slot]
         flags[slot] = DEAD
         if was == EXTRA:
@@ -213,7 +229,7 @@ class QueueEntries:
             del extra_at[slot]
         self._count -= 1
         self._dead += 1
-        found = location(places[slot], lengths[slot])
+        found = location(places[slot], lengths[slot]), sizes[slot] if self._sized else 0
         if self._dead > self._count + self.SLACK:
             self._rebuild()
         return found
@@ -251,7 +267,7 @@ class QueueEntries:
 
     def after(self, position: int | None, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` live (position, id) pairs after `position` (None: from the start)."""
-        keys, flags, positions, _, _, _, extra_at = self._state
+        keys, flags, positions, _, _, _, extra_at, _ = self._state
         spell = self._prefixes.spell
         i = 0 if position is None else bisect_right(positions, position)
         found: list[tuple[int, str]] = []
@@ -270,14 +286,16 @@ class QueueEntries:
     def packed(self) -> Packed:
         """Copies of the live keys, places, lengths and extras in store order (for a checkpoint;
         writer thread). A few C calls however many messages: the writer holds up commits meanwhile."""
-        keys, flags, _, places, lengths, _, extra_at = self._state
+        keys, flags, _, places, lengths, _, extra_at, sizes = self._state
         extras = sorted(extra_at.items())
         if not self._dead:
-            return Packed(array("q", keys), array("q", places), array("I", lengths), extras)
+            return Packed(array("q", keys), array("q", places), array("I", lengths), extras,
+                          array("I", sizes) if self._sized else None)
         live = bytearray(compress(flags, flags))
         return Packed(array("q", compress(keys, flags)), array("q", compress(places, flags)),
                       array("I", compress(lengths, flags)),
-                      list(zip(_extra_slots(live), (mid for _, mid in extras), strict=True)))
+                      list(zip(_extra_slots(live), (mid for _, mid in extras), strict=True)),
+                      array("I", compress(sizes, flags)) if self._sized else None)
 
     def in_file(self, file: int) -> list[tuple[str, Location]]:
         """The live messages whose record is in data file `file`, in store order."""
@@ -286,17 +304,18 @@ class QueueEntries:
 
     def placed(self) -> Iterator[tuple[int, int]]:
         """(place, length) of each live message's record, in store order."""
-        _, flags, _, places, lengths, _, _ = self._state
+        _, flags, _, places, lengths, _, _, _ = self._state
         return zip(compress(places, flags), compress(lengths, flags), strict=True)
 
     def _rebuild(self) -> None:
-        keys, flags, positions, places, lengths, _, extra_at = self._state
+        keys, flags, positions, places, lengths, _, extra_at, sizes = self._state
         live = bytearray(compress(flags, flags))
         ids = [mid for _, mid in sorted(extra_at.items())]
         extra_at = dict(zip(_extra_slots(live), ids, strict=True))
         self._state = (array("q", compress(keys, flags)), live, array("q", compress(positions, flags)),
                        array("q", compress(places, flags)), array("I", compress(lengths, flags)),
-                       {mid: slot for slot, mid in extra_at.items()}, extra_at)
+                       {mid: slot for slot, mid in extra_at.items()}, extra_at,
+                       array("I", compress(sizes, flags)))
         self._dead = 0
 
 
@@ -312,7 +331,7 @@ def _extra_slots(flags: bytearray) -> list[int]:
 
 def _slot(state: State, prefixes: Prefixes, message_id: str) -> int | None:
     """The slot of a live message in `state`; None if it is not live there."""
-    keys, flags, positions, _, _, extra, _ = state
+    keys, flags, positions, _, _, extra, _, _ = state
     slot = extra.get(message_id)
     if slot is not None:
         return slot if slot < len(positions) and flags[slot] == EXTRA else None
