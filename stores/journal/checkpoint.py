@@ -4,29 +4,27 @@
 from __future__ import annotations
 
 import struct
-import sys
 from array import array
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, compress, islice, repeat
-from operator import itemgetter, lshift, lt, or_
+from itertools import chain, islice, repeat
+from operator import itemgetter, lshift, or_
 from pathlib import Path
 from typing import cast
 
 import crc32c
 import msgpack
 
+from stores import columns as codec
 from stores import fsio
 from stores.base import DurableSubscription
+from stores.columns import int_of as _int
+from stores.columns import str_of as _str
 from stores.entries import (
-    COUNTER_SHIFT,
-    DIGITS,
     FILE_SHIFT,
     MAX_FILE,
     MAX_LENGTH,
     MAX_OFFSET,
-    MAX_PREFIXES,
     Packed,
     Prefixes,
 )
@@ -38,8 +36,6 @@ MAGICS = (MAGIC, MAGIC_V1)
 _HEADER = struct.Struct("<II")  # crc32c of payload, payload length -- little-endian
 HEAD_SIZE = len(MAGIC) + _HEADER.size
 MAX_CHECKPOINT = 1 << 32
-_BIG_ENDIAN = sys.byteorder == "big"  # columns are little-endian on disk
-assert MAX_FILE == (1 << (63 - FILE_SHIFT)) - 1  # what _checked relies on
 
 
 class CheckpointError(ValueError):
@@ -122,30 +118,10 @@ def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
                     packer.pack("held"), packer.pack([[n, *held] for n, held in sorted(files.items())]),
                     packer.pack("shared"), packer.pack([[at, *rest] for at, rest in sorted(shared.items())]),
                     packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
-    for q, (keys, places, lengths, extras, _) in cp.queues:
-        yield packer.pack_array_header(5) + packer.pack(q)
-        for column in (keys, places, lengths):
-            data = _little(column)
-            yield _bin_header(len(data))
-            yield data
-        yield packer.pack([list(extra) for extra in extras])
+    for q, packed in cp.queues:
+        yield from codec.encode_queue(packer, q, packed)
     subs = [s.fields() for s in cp.subscriptions]
     yield packer.pack("subs") + packer.pack(subs) + packer.pack("producers") + packer.pack(cp.producers)
-
-
-def _little(column: array[int]) -> memoryview:
-    if _BIG_ENDIAN:
-        column = array(column.typecode, column)
-        column.byteswap()
-    return memoryview(column).cast("B")
-
-
-def _bin_header(n: int) -> bytes:
-    if n < 1 << 8:
-        return b"\xc4" + n.to_bytes(1, "big")
-    if n < 1 << 16:
-        return b"\xc5" + n.to_bytes(2, "big")
-    return b"\xc6" + n.to_bytes(4, "big")
 
 
 def decode(data: bytes) -> Checkpoint:
@@ -193,9 +169,9 @@ def _body(payload: memoryview, version: int) -> dict[str, object]:
             elif prefixes is None:
                 raise ValueError("the queues come before the prefixes")
             else:
-                body[key] = prefixes, _queues(unpacker, Prefixes(prefixes))
+                body[key] = prefixes, codec.decode_queues(unpacker, Prefixes(prefixes))
         elif key == "prefixes" and version == 2:
-            prefixes = _prefixes(unpacker.unpack())
+            prefixes = codec.prefix_table(unpacker.unpack())
         else:
             body[key] = _lists(unpacker.unpack())
     if unpacker.tell() != len(payload):
@@ -213,84 +189,6 @@ def _records(body: dict[str, object]) -> Records:
 
 def _lists(value: object) -> object:
     return list(map(_lists, value)) if isinstance(value, tuple) else value
-
-
-def _prefixes(value: object) -> list[str]:
-    names = list(value) if isinstance(value, tuple) else None
-    if names is None or len(names) > MAX_PREFIXES or set(map(type, names)) - {str}:
-        raise ValueError("the prefixes are not a list of strings")
-    if len(set(names)) != len(names) or any(name != name.rstrip(DIGITS) for name in names):
-        raise ValueError("a prefix is repeated or ends in a digit")
-    return names
-
-
-def _queues(unpacker: msgpack.Unpacker, prefixes: Prefixes) -> list[Columns]:
-    queues = []
-    for _ in range(unpacker.read_array_header()):
-        if unpacker.read_array_header() != 5:
-            raise ValueError("a queue is not [name, keys, places, lengths, extras]")
-        queue = _str(unpacker.unpack())
-        keys, places, lengths = (_column(unpacker.unpack(), code) for code in "qqI")
-        extras = [(_int(slot), _str(mid)) for slot, mid in unpacker.unpack()]
-        queues.append((queue, _checked(Packed(keys, places, lengths, extras), prefixes)))
-    return queues
-
-
-def _column(value: object, typecode: str) -> array[int]:
-    if not isinstance(value, bytes):
-        raise ValueError("a column is not binary")
-    column = array(typecode)
-    if len(value) % column.itemsize:
-        raise ValueError(f"a column of {len(value)} bytes is not of {column.itemsize}-byte numbers")
-    column.frombytes(value)
-    if _BIG_ENDIAN:
-        column.byteswap()
-    return column
-
-
-def _checked(packed: Packed, prefixes: Prefixes) -> Packed:
-    """Refuse what QueueEntries.of could not take: columns of different lengths, keyed keys out of
-    order or of unknown prefixes, extras out of order or repeating an id, places out of range."""
-    keys, places, lengths, extras, _ = packed
-    if not len(keys) == len(places) == len(lengths):
-        raise ValueError("a queue's columns differ in length")
-    slots = [slot for slot, _ in extras]
-    if slots != sorted(set(slots)) or (slots and slots[-1] >= len(keys)):
-        raise ValueError("a queue's extras are out of order or range")
-    keyed = keys
-    if slots:
-        mask = bytearray(b"\x01") * len(keys)
-        for slot in slots:
-            mask[slot] = 0
-        keyed = array("q", compress(keys, mask))
-    if keyed and (keyed[0] < 0 or keyed[-1] >> COUNTER_SHIFT >= len(prefixes.names)):
-        raise ValueError("a message key is out of range")
-    if not all(map(lt, keyed, islice(keyed, 1, None))):
-        raise ValueError("a queue's message keys are not increasing")
-    ids = [mid for _, mid in extras]
-    if len(set(ids)) != len(ids) or any(_keyed(prefixes, keyed, mid) for mid in ids):
-        raise ValueError("a message id is repeated in a queue")
-    if _negative(places):  # a non-negative 64-bit place is a file below 2**23: MAX_FILE
-        raise ValueError("a location is out of range")
-    return packed
-
-
-def _negative(column: array[int]) -> bool:
-    """Does a column of 64-bit numbers hold a negative one? (Their sign bytes, in one C call each:
-    min() over a million numbers took a tenth of a second of a cold open.)"""
-    signs = memoryview(column).cast("B")[0 if _BIG_ENDIAN else 7 :: 8].tobytes()
-    return bool(signs.translate(None, _NON_NEGATIVE))
-
-
-_NON_NEGATIVE = bytes(range(128))
-
-
-def _keyed(prefixes: Prefixes, keyed: array[int], message_id: str) -> bool:
-    key = prefixes.key(message_id)
-    if key is None:
-        return False
-    slot = bisect_left(keyed, key)
-    return slot < len(keyed) and keyed[slot] == key
 
 
 # Version 1 -----------------------------------------------------------------------------------
@@ -334,7 +232,7 @@ def _v1_columns(queue: str, unpacker: msgpack.Unpacker, count: int, prefixes: Pr
         ids += chunk_ids
         places.extend(map(or_, map(lshift, files, repeat(FILE_SHIFT)), offsets))
         lengths.extend(chunk_lengths)
-    return queue, _checked(pack_ids(prefixes, ids, places, lengths), prefixes)
+    return queue, codec.checked(pack_ids(prefixes, ids, places, lengths), prefixes)
 
 
 def pack_ids(prefixes: Prefixes, ids: list[str], places: array[int], lengths: array[int]) -> Packed:
@@ -357,18 +255,6 @@ def columns(prefixes: Prefixes, queue: str, ids: list[str], locations: Iterable[
     locations = list(locations)
     places = array("q", [loc.file << FILE_SHIFT | loc.offset for loc in locations])
     return queue, pack_ids(prefixes, ids, places, array("I", [loc.length for loc in locations]))
-
-
-def _int(value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"expected a non-negative integer, got {value!r}")
-    return value
-
-
-def _str(value: object) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {type(value).__name__}")
-    return value
 
 
 def _subscription(fields: object) -> DurableSubscription:

@@ -1,0 +1,140 @@
+"""Packed index columns on disk (stores/journal/FORMAT.md section 3): one queue's QueueEntries
+columns (stores/entries.py) as msgpack binaries of little-endian numbers, and the checks that
+make what is read back something QueueEntries.of can take. Pure; shared by the stores'
+checkpoints."""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterator
+from itertools import compress, islice
+from operator import lt
+
+import msgpack
+
+from stores.entries import COUNTER_SHIFT, DIGITS, FILE_SHIFT, MAX_FILE, MAX_PREFIXES, Packed, Prefixes
+
+_BIG_ENDIAN = sys.byteorder == "big"  # columns are little-endian on disk
+assert MAX_FILE == (1 << (63 - FILE_SHIFT)) - 1  # what checked relies on
+
+
+def encode_queue(packer: msgpack.Packer, queue: str, packed: Packed) -> Iterator[bytes | memoryview]:
+    """One queue as [name, keys, places, lengths, extras], its columns as little-endian binaries
+    (memoryviews of the arrays: no copy on a little-endian machine)."""
+    keys, places, lengths, extras, _ = packed
+    yield packer.pack_array_header(5) + packer.pack(queue)
+    for column in (keys, places, lengths):
+        data = _little(column)
+        yield _bin_header(len(data))
+        yield data
+    yield packer.pack([list(extra) for extra in extras])
+
+
+def _little(column: array[int]) -> memoryview:
+    if _BIG_ENDIAN:
+        column = array(column.typecode, column)
+        column.byteswap()
+    return memoryview(column).cast("B")
+
+
+def _bin_header(n: int) -> bytes:
+    if n < 1 << 8:
+        return b"\xc4" + n.to_bytes(1, "big")
+    if n < 1 << 16:
+        return b"\xc5" + n.to_bytes(2, "big")
+    return b"\xc6" + n.to_bytes(4, "big")
+
+
+def prefix_table(value: object) -> list[str]:
+    names = list(value) if isinstance(value, tuple) else None
+    if names is None or len(names) > MAX_PREFIXES or set(map(type, names)) - {str}:
+        raise ValueError("the prefixes are not a list of strings")
+    if len(set(names)) != len(names) or any(name != name.rstrip(DIGITS) for name in names):
+        raise ValueError("a prefix is repeated or ends in a digit")
+    return names
+
+
+def decode_queues(unpacker: msgpack.Unpacker, prefixes: Prefixes) -> list[tuple[str, Packed]]:
+    """An array of queues' [name, keys, places, lengths, extras], each checked."""
+    queues = []
+    for _ in range(unpacker.read_array_header()):
+        if unpacker.read_array_header() != 5:
+            raise ValueError("a queue is not [name, keys, places, lengths, extras]")
+        queue = str_of(unpacker.unpack())
+        keys, places, lengths = (_column(unpacker.unpack(), code) for code in "qqI")
+        extras = [(int_of(slot), str_of(mid)) for slot, mid in unpacker.unpack()]
+        queues.append((queue, checked(Packed(keys, places, lengths, extras), prefixes)))
+    return queues
+
+
+def _column(value: object, typecode: str) -> array[int]:
+    if not isinstance(value, bytes):
+        raise ValueError("a column is not binary")
+    column = array(typecode)
+    if len(value) % column.itemsize:
+        raise ValueError(f"a column of {len(value)} bytes is not of {column.itemsize}-byte numbers")
+    column.frombytes(value)
+    if _BIG_ENDIAN:
+        column.byteswap()
+    return column
+
+
+def checked(packed: Packed, prefixes: Prefixes) -> Packed:
+    """Refuse what QueueEntries.of could not take: columns of different lengths, keyed keys out of
+    order or of unknown prefixes, extras out of order or repeating an id, places out of range."""
+    keys, places, lengths, extras, _ = packed
+    if not len(keys) == len(places) == len(lengths):
+        raise ValueError("a queue's columns differ in length")
+    slots = [slot for slot, _ in extras]
+    if slots != sorted(set(slots)) or (slots and slots[-1] >= len(keys)):
+        raise ValueError("a queue's extras are out of order or range")
+    keyed = keys
+    if slots:
+        mask = bytearray(b"\x01") * len(keys)
+        for slot in slots:
+            mask[slot] = 0
+        keyed = array("q", compress(keys, mask))
+    if keyed and (keyed[0] < 0 or keyed[-1] >> COUNTER_SHIFT >= len(prefixes.names)):
+        raise ValueError("a message key is out of range")
+    if not all(map(lt, keyed, islice(keyed, 1, None))):
+        raise ValueError("a queue's message keys are not increasing")
+    ids = [mid for _, mid in extras]
+    if len(set(ids)) != len(ids) or any(_keyed(prefixes, keyed, mid) for mid in ids):
+        raise ValueError("a message id is repeated in a queue")
+    if _negative(places):  # a non-negative 64-bit place is a file below 2**23: MAX_FILE
+        raise ValueError("a location is out of range")
+    return packed
+
+
+def _negative(column: array[int]) -> bool:
+    """Does a column of 64-bit numbers hold a negative one? (Their sign bytes, in one C call each:
+    min() over a million numbers took a tenth of a second of a cold open.)"""
+    signs = memoryview(column).cast("B")[0 if _BIG_ENDIAN else 7 :: 8].tobytes()
+    return bool(signs.translate(None, _NON_NEGATIVE))
+
+
+_NON_NEGATIVE = bytes(range(128))
+
+
+def _keyed(prefixes: Prefixes, keyed: array[int], message_id: str) -> bool:
+    key = prefixes.key(message_id)
+    if key is None:
+        return False
+    slot = bisect_left(keyed, key)
+    return slot < len(keyed) and keyed[slot] == key
+
+
+def int_of(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def str_of(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
