@@ -25,7 +25,7 @@ than live ones.
 
 One writer thread changes a QueueEntries; readers in other threads call `after`, `position`,
 `locate` and `__contains__` without a lock, which is safe under CPython's GIL as stores/order.py
-explains for its QueueOrder: the writer appends a slot's other columns before its position (a
+explains: the writer appends a slot's other columns before its position (a
 reader finds slots through the positions, so it never sees half of one), tombstones with one
 store, and swaps rebuilt columns in as one tuple (a reader that holds the old one sees the queue
 as it was when it started, a moment its read can be ordered at). A relocation writes two columns

@@ -172,7 +172,7 @@ def read_page(
 ) -> Page:
     """A page from a queue's order; what was removed before it was read is skipped and made up for.
 
-    `order_of` is asked again each round: a queue that empties loses its QueueOrder and a later
+    `order_of` is asked again each round: a queue that empties loses its QueueEntries and a later
     add makes a new one, and positions keep growing across the two.
     """
     messages: list[StoredMessage] = []
