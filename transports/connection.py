@@ -9,7 +9,9 @@ reading (`pause_reading`) and the rest of a large read waits unparsed: the trans
 the client instead of our memory growing.
 The reader gives the event loop back after `limits.work_slice_ms` of frames, even if more are
 queued: handling a frame rarely awaits anything, so without that one busy client would hold the
-loop for all of its queued frames (issue 11).
+loop for all of its queued frames (issue 11). Bulk reads (a large frame streaming in) also share
+one allowance per turn across all connections (transports/readturns.py): past it, a bulk reader
+stops reading until its turn comes, so a hundred of them cannot fill one turn with copying.
 
 Writing: frames are encoded with the negotiated version and written to the wire. When the wire's
 buffer passes its high-water mark the transport calls `pause_writing`; `writable` turns False and the
@@ -39,6 +41,7 @@ from config.model import Limits
 from transports.base import FrameHandler, Wire, error_frame, flatten_headers
 from transports.gate import MemoryGate
 from transports.memory import MemoryBudget, Share, refusal
+from transports.readturns import BULK_READ, turns_for
 from transports.stomp.codec import HEARTBEAT, StompParser, encode
 from transports.stomp.frame import Frame, ProtocolError
 
@@ -78,6 +81,8 @@ class Connection:
         self._reading_paused = False  # the frame queue is full, or read bytes wait for the next turn
         self._feed_scheduled = False  # a later turn parses the rest of what was read
         self._memory_paused = False  # the gate: our memory share (or the budget) is full
+        self._bulk = False  # the last read was a bulk read (transports/readturns.py)
+        self._turn_waiting = False  # in line for the loop's read allowance
         self._unfed_bytes = 0
         self._frame_bytes = 0  # bodies (+ FRAME_OVERHEAD each) of the queued frames
         self._reader: asyncio.Task[None] | None = None
@@ -89,6 +94,7 @@ class Connection:
         # Kept: each asyncio.get_running_loop() is a getpid() system call (its fork check), and
         # send() and received() run once per frame.
         self._loop = asyncio.get_running_loop()
+        self._turns = turns_for(self._loop)
         self.lost = self._loop.create_future()
         self.memory: Share = self.budget.connection("?")  # the session counts transactions here too
         self._gate = MemoryGate(self, self.memory, limits.producer_flow_control_timeout, self._loop)
@@ -114,10 +120,16 @@ class Connection:
         self._last_rx = self._loop.time()
         if self.closing or not self._frames_allowed():
             return
+        size = len(data)
         self._unfed.append(memoryview(data))
-        self._unfed_bytes += len(data)
+        self._unfed_bytes += size
+        self._bulk = size >= BULK_READ
+        over = self._bulk and not self._turns.spend(size)
         if not self._feed_scheduled:
             self._feed()
+        if over:  # the loop read enough bulk this turn: read again when our turn comes
+            self._pause_reading()
+            self._resume_if_room()
         self._gate.hold(self._holding())
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -190,14 +202,32 @@ class Connection:
         self._gate.hold(self._holding())
 
     def _resume_if_room(self) -> None:
-        """Read the wire again if nothing read waits unparsed and the frame queue has room."""
-        if (self._reading_paused and not self._unfed and not self._feed_scheduled
-                and len(self._frames) < self.limits.max_pending_frames and self._frames_allowed()):
-            self._reading_paused = False
-            # Beats could not reach us while we did not read: silence counts from now.
-            self._last_rx = self._loop.time()
-            if self.wire is not None and not self.closing and not self._memory_paused:
-                self.wire.resume_reading()
+        """Read the wire again if nothing read waits unparsed and the frame queue has room; a bulk
+        reader waits in line while the loop's read allowance for this turn is spent."""
+        if not self._room_to_read():
+            return
+        if self._bulk and not self._turns.may_read():
+            if not self._turn_waiting:
+                self._turn_waiting = True
+                self._turns.wait(self._turn_come)
+            return
+        self._resume_wire()
+
+    def _turn_come(self) -> None:
+        self._turn_waiting = False
+        if self._room_to_read():
+            self._resume_wire()
+
+    def _room_to_read(self) -> bool:
+        return (self._reading_paused and not self.closing and not self._unfed and not self._feed_scheduled
+                and len(self._frames) < self.limits.max_pending_frames and self._frames_allowed())
+
+    def _resume_wire(self) -> None:
+        self._reading_paused = False
+        # Beats could not reach us while we did not read: silence counts from now.
+        self._last_rx = self._loop.time()
+        if self.wire is not None and not self._memory_paused:
+            self.wire.resume_reading()
 
     def _pull_frames(self) -> None:
         """Move parsed frames into the bounded queue; stop reading the wire while it is full."""
@@ -240,6 +270,9 @@ class Connection:
             return  # the frame queue's pause (or the end) holds the wire either way
         if paused:
             self.wire.pause_reading()
+        elif self._bulk and not self._turns.may_read():
+            self._reading_paused = True  # the wire stays paused, now until our turn to read
+            self._resume_if_room()
         else:
             self._last_rx = self._loop.time()  # beats could not reach us while we did not read
             self.wire.resume_reading()
