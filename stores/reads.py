@@ -21,7 +21,7 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from stores.base import Page, StoreClosed, StoreCorrupted, StoredMessage, StoreError, check_page
 from stores.order import Order
@@ -55,13 +55,19 @@ Decode = Callable[[bytes | memoryview, int, str, Set[Key]], dict[Key, StoredMess
 ReadAt = Callable[[int, int], bytes | memoryview]  # (offset, length) -> bytes
 
 
-def locate_in(table: Mapping[str, Mapping[str, Location]], keys: Iterable[Key]) -> dict[Key, Location]:
-    """A `Locate` over queue -> message id -> location; single lookups, safe beside its one writer."""
+class Locator(Protocol):
+    def locate(self, message_id: str) -> Location | None: ...
+
+
+def locate_in(queues: Mapping[str, Locator], keys: Iterable[Key]) -> dict[Key, Location]:
+    """A `Locate` over each queue's entries (stores/entries.py): where the live ones of `keys` are
+    now; single lookups, safe in any thread beside the one writer."""
     found: dict[Key, Location] = {}
-    for queue, message_id in keys:
-        loc = table.get(queue, {}).get(message_id)
+    for key in keys:
+        entries = queues.get(key[0])
+        loc = None if entries is None else entries.locate(key[1])
         if loc is not None:
-            found[(queue, message_id)] = loc
+            found[key] = loc
     return found
 
 

@@ -27,7 +27,7 @@ from stores.base import (
     StoredMessage,
 )
 from stores.entries import Prefixes, QueueEntries
-from stores.reads import Key, Location
+from stores.reads import Key, Location, locate_in
 
 _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
 
@@ -157,13 +157,7 @@ class LogState:
 
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""
-        found: dict[Key, Location] = {}
-        for key in keys:
-            entries = self.queues.get(key[0])
-            loc = None if entries is None else entries.locate(key[1])
-            if loc is not None:
-                found[key] = loc
-        return found
+        return locate_in(self.queues, keys)
 
     def put_subscription(self, sub: DurableSubscription) -> None:
         old = self.subscriptions.pop(sub.key, None)

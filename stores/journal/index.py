@@ -25,6 +25,7 @@ from stores.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, place
 from stores.journal.records import JournalOp, Move
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
+from stores.reads import locate_in
 
 # One queue of a checkpoint, as `load` takes it: its name and packed columns (stores/entries.py).
 Columns = tuple[str, Packed]
@@ -147,13 +148,7 @@ class Index:
 
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""
-        found: dict[Key, Location] = {}
-        for key in keys:
-            entries = self.queues.get(key[0])
-            loc = None if entries is None else entries.locate(key[1])
-            if loc is not None:
-                found[key] = loc
-        return found
+        return locate_in(self.queues, keys)
 
     def _unlive(self, file: int) -> None:
         self.live[file] -= 1
