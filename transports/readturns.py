@@ -32,7 +32,7 @@ class ReadTurns:
         self._spent = 0
         self._turn_scheduled = False
         self._waiting: deque[Callable[[], None]] = deque()  # resume callbacks, first come first served
-        self.deferred = 0  # bulk readers sent to wait, since start: how often the allowance held
+        self.deferred = 0  # bulk readers sent to wait, since start (batonmq_bulk_reads_deferred_total)
 
     def spend(self, size: int) -> bool:
         """Count a read of `size` bytes; False if it was bulk and this turn's allowance is spent."""

@@ -28,6 +28,7 @@ from config.model import Limits
 from transports.base import FrameHandler, FrameLink, error_frame
 from transports.connection import Connection
 from transports.memory import MemoryBudget
+from transports.readturns import ReadTurns, turns_for
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class StompServer(ABC):
         self._per_address: Counter[str] = Counter()  # open connections by client address
         self.closed: Counter[str] = Counter()  # ended connections by close_reason ("peer": it left)
         self._scan_task: asyncio.Task[None] | None = None
+        self.read_turns: ReadTurns | None = None  # the loop's bulk-read allowance, once started
 
     # -- what a transport supplies ------------------------------------------------------------------
 
@@ -75,6 +77,7 @@ class StompServer(ABC):
     # -- the rest, for every transport --------------------------------------------------------------
 
     async def start(self) -> None:
+        self.read_turns = turns_for(asyncio.get_running_loop())
         await self._listen()
         self._scan_task = asyncio.get_running_loop().create_task(self._scan_loop(), name="connection-scan")
         log.info("STOMP connector listening on %s://%s:%d", self.scheme, self.host, self.bound_port)

@@ -160,6 +160,7 @@ class _LifecycleCollector(Collector):
         if broker is None or self.metrics.lifecycle.role is not Role.MASTER:
             return
         stats = broker.stats()
+        servers = term.servers if term is not None else []
         yield GaugeMetricFamily(
             "batonmq_connections", "Open client connections", value=stats["connections"]
         )
@@ -168,7 +169,7 @@ class _LifecycleCollector(Collector):
             "(peer: the client left; closed/error: by the broker, without/with ERROR)", labels=["reason"]
         )
         reasons: Counter[str] = Counter()
-        for server in term.servers if term is not None else ():
+        for server in servers:
             reasons.update(server.closed)
         for reason, count in sorted(reasons.items()):
             closed.add_metric([reason], count)
@@ -177,6 +178,12 @@ class _LifecycleCollector(Collector):
             "batonmq_destinations_collected", "Idle destinations removed by the destination GC",
             value=broker.destinations.collected,
         )
+        turns = next((server.read_turns for server in servers if server.read_turns is not None), None)
+        if turns is not None:  # one per event loop: every connector shares it
+            yield CounterMetricFamily(
+                "batonmq_bulk_reads_deferred", "Times a connection's bulk read waited in line for the "
+                "event loop's per-turn read allowance (large frames streaming in)", value=turns.deferred,
+            )
         yield from _memory(broker.memory)
         # Destination names can tell a scraper what the applications do; without them each
         # family is one series summed over every destination.

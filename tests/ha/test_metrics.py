@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import time
@@ -106,5 +107,7 @@ def test_governance_counters_are_exported(tmp_path):
                 text = get(host, scrape, "/metrics")[1]
                 time.sleep(0.1)
             assert all(w in text for w in wanted), text[-3000:]
+            # Counted by the unit tests of the allowance; here: exported while the broker serves.
+            assert re.search(r"^batonmq_bulk_reads_deferred_total \d", text, re.M), text[-3000:]
     finally:
         broker.stop()
