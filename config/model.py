@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from config.address import Address
 from config.connector import ClientAuth, parse_connector_uri
+from config.policy import MAX_POLICIES, DestinationPolicy, check_policies
 from config.security import AuthenticationSettings, AuthorizationSettings
 from config.units import parse_size
 
@@ -258,6 +259,10 @@ class BrokerConfig(_Strict):
     tls: TlsSettings = Field(default_factory=TlsSettings, validate_default=True)
     authentication: AuthenticationSettings = Field(default_factory=AuthenticationSettings)
     authorization: AuthorizationSettings = Field(default_factory=AuthorizationSettings)
+    # Per-destination policies (`[[policy]]` tables, config/policy.py, docs/memory.md).
+    policy: list[DestinationPolicy] = Field(default_factory=list, max_length=MAX_POLICIES)
+
+    _unique_policies = field_validator("policy")(check_policies)
 
     @field_validator("connectors")
     @classmethod

@@ -31,6 +31,8 @@ from config.model import Limits
 MiB = 1024 * 1024
 CONNECTION_RESERVE = 64 * 1024  # a connection holding less is never blocked by the pools above it
 Listener = Callable[[], None]
+DESTINATION_LIMIT = "limits.destination_memory_limit"
+FLOW_TIMEOUT = "limits.producer_flow_control_timeout"
 
 
 def describe(size: int) -> str:
@@ -129,15 +131,16 @@ class Share:
         return f"{self.name} holds {describe(self.used)} of its {limit}{setting}"
 
 
-def refusal(full: Share, timeout: float) -> tuple[str, str]:
+def refusal(full: Share, timeout: float, flow: str = FLOW_TIMEOUT) -> tuple[str, str]:
     """The ERROR (message, detail) for a producer refused because `full` stayed full: the message
-    header names the limit, so that a client (or its user) knows which setting to look at."""
+    header names the limit, so that a client (or its user) knows which setting to look at; `flow`
+    is the setting that said how long to wait (`timeout`)."""
     setting = full.setting or "limits.memory_budget"
-    what = "destination full" if setting == "limits.destination_memory_limit" else "memory limit reached"
+    destination = setting == DESTINATION_LIMIT or setting.startswith("policy[")
+    what = "destination full" if destination else "memory limit reached"
     waited = f"for {timeout:g} s" if timeout > 0 else "at once (no flow-control wait)"
     return (f"{what} ({setting})",
-            f"{full.full_text()}; refused {waited} (producer flow control: "
-            "limits.producer_flow_control_timeout, docs/memory.md)")
+            f"{full.full_text()}; refused {waited} (producer flow control: {flow}, docs/memory.md)")
 
 
 class MemoryBudget(Share):
@@ -164,5 +167,7 @@ class MemoryBudget(Share):
         return self.inbound.share(f"connection {peer}", self._connection_limit,
                                   "limits.connection_memory_limit", self._reserve)
 
-    def destination(self, name: str, limit: int) -> Share:
-        return self.share(name, min(limit, self.limit or limit), "limits.destination_memory_limit")
+    def destination(self, name: str, limit: int, setting: str = DESTINATION_LIMIT) -> Share:
+        """A destination's share: `setting` is the key that set `limit` (a [[policy]]'s, or the
+        broker-wide one); never more than the budget."""
+        return self.share(name, min(limit, self.limit or limit), setting)

@@ -40,6 +40,7 @@ from broker.engine.flow import targets
 from broker.engine.guard import Guard
 from broker.engine.login import LoginThrottle
 from broker.engine.message import Message, now_ms
+from broker.engine.policies import Policies, Resolved
 from broker.engine.queue import Queue
 from broker.engine.replay import Replay
 from broker.engine.selector import SelectorError, compile_selector
@@ -113,6 +114,7 @@ class Broker:
         # The one memory budget (docs/memory.md): destinations here, connections through the
         # connectors, which the master (or tests/helpers/server.py) hands it to.
         self.memory = MemoryBudget.from_limits(self.limits)
+        self.policies = Policies(config)  # [[policy]] compiled once; destinations share the results
         self.destinations = Destinations(self, config.limits.max_destinations)
         self.temps = TempDestinations(self.destinations)  # temporary destinations and their owners
         self.producers = ProducerWindow(config.store.duplicate_window)
@@ -163,7 +165,7 @@ class Broker:
                 selector = compile_selector(sub.selector, self.limits)
             except SelectorError:
                 log.warning("durable subscription %s: stored selector no longer parses; ignored", sub.key)
-        queue = Queue(sub.key, self, durable=True)
+        queue = Queue(sub.key, self, durable=True, policy=self.policy_for(sub.destination))
         durable = Durable(sub.key, sub.client_id, sub.name, sub.destination, sub.selector, queue,
                           owner=sub.owner)
         self.destinations.add_durable(durable, selector)
@@ -176,11 +178,15 @@ class Broker:
             return self.destinations.queue(key)
         return None
 
-    def memory_share(self, name: str) -> Share:
-        return self.memory.destination(name, self.limits.destination_memory_limit)
+    def policy_for(self, destination: str) -> Resolved:
+        """A destination's settings; a durable subscription's queue takes its topic's."""
+        return self.policies.for_destination(destination)
+
+    def memory_share(self, name: str, policy: Resolved) -> Share:
+        return self.memory.destination(name, policy.memory_limit, policy.memory_setting)
 
     def cursor_for(self, queue: Queue) -> Cursor | None:
-        return Cursor(queue, self, self.config.store.cursor_window) if self.paging else None
+        return Cursor(queue, self, queue.policy.cursor_window) if self.paging else None
 
     @property
     def id_prefix(self) -> str:
@@ -325,7 +331,7 @@ class Broker:
     def _targets(self, message: Message) -> list[Queue]:
         """The queues whose stored copy the message needs; NoRoom (engine/flow.py) if one of them,
         or the memory budget, is full."""
-        return targets(self.destinations, message, self.limits.producer_flow_control_timeout)
+        return targets(self.destinations, message)
 
     def accept(self, message: Message) -> tuple[Write, Apply, Callable[[], None]]:
         """Start a SEND: returns (store write or None, apply once written, undo if the write failed)."""
@@ -494,7 +500,8 @@ class Broker:
             durable = None
         if durable is None or (durable.owner is None and owner is not None):
             if durable is None:
-                durable = Durable(key, client_id, name, topic, selector_text, Queue(key, self, durable=True))
+                queue = Queue(key, self, durable=True, policy=self.policy_for(topic))
+                durable = Durable(key, client_id, name, topic, selector_text, queue)
                 self.destinations.add_durable(durable, selector)
             durable.owner = owner  # new, or unowned and claimed by the first user to attach it
             if self.store is not None:

@@ -119,7 +119,8 @@ class Destinations:
         topic = self.topics.get(name)
         if topic is None:
             self._check_room()
-            topic = self.topics[name] = Topic(name, self.owner.slicer, self.owner.memory_share(name),
+            memory = self.owner.memory_share(name, self.owner.policy_for(name))
+            topic = self.topics[name] = Topic(name, self.owner.slicer, memory,
                                               self.owner.limits.topic_pending_limit)
         return topic
 

@@ -5,8 +5,9 @@ broker's whole memory budget past the limit (transports/memory.py) raises `NoRoo
 holds that frame, and so every later frame of the connection (its reader stops; the socket then
 stops being read), until a release makes room, and handles it again; if no room came within
 `limits.producer_flow_control_timeout` it answers ERROR naming the limit and closes, as ActiveMQ's
-sendFailIfNoSpaceAfterTimeout; with 0 at once (sendFailIfNoSpace). Other connections go on: a
-consumer's ACK or a SEND to a destination with room is not behind it.
+sendFailIfNoSpaceAfterTimeout; with 0 at once (sendFailIfNoSpace). A destination whose policy says
+`producer_flow_control = false` (config/policy.py) refuses at once whichever share is full. Other
+connections go on: a consumer's ACK or a SEND to a destination with room is not behind it.
 
 A persistent message to a durable queue on a broker with a store is not held for memory either: its
 queue's store cursor keeps it in the store only when there is no room (broker/engine/cursor.py); the
@@ -29,38 +30,43 @@ from transports.gate import RoomWaiter
 from transports.memory import Share, refusal
 
 if TYPE_CHECKING:
+    from broker.engine.policies import Resolved
     from broker.engine.queue import Queue
 
 
 class NoRoom(ClientError):
-    """No room for a message: `full` is the share (a destination's, or the budget) that is full."""
+    """No room for a message: `full` is the share (a destination's, or the budget) that is full;
+    `timeout` how long its producer may be held back for it, set by `flow` (a policy's or the
+    broker-wide key)."""
 
-    def __init__(self, full: Share, timeout: float) -> None:
-        message, detail = refusal(full, timeout)
+    def __init__(self, full: Share, policy: Resolved) -> None:
+        message, detail = refusal(full, policy.flow_timeout, policy.flow_setting)
         super().__init__(message, detail, {"memory-limit": full.setting or "limits.memory_budget"})
         self.full = full
+        self.timeout = policy.flow_timeout
 
 
-def targets(destinations: Destinations, message: Message, timeout: float) -> list[Queue]:
-    """The queues whose stored copy the message needs; NoRoom if one of them (or the budget) is full."""
+def targets(destinations: Destinations, message: Message) -> list[Queue]:
+    """The queues whose stored copy the message needs; NoRoom if one of them (or the budget) is full.
+    Each queue's policy says how long its producer may wait (a durable subscription's is its topic's)."""
     size = message.size
     if not is_topic(message.destination):
         if is_temp(message.destination):  # never stored; gone with its connection
             temp = destinations.queues.get(message.destination)
             full = temp.memory.blocked(size) if temp is not None else None
-            if full is not None:
-                raise NoRoom(full, timeout)
+            if full is not None and temp is not None:
+                raise NoRoom(full, temp.policy)
             return []
         queue = destinations.queue(message.destination)
         full = None if _pages(queue, message) else queue.memory.blocked(size)
         if full is not None:
-            raise NoRoom(full, timeout)
+            raise NoRoom(full, queue.policy)
         return [queue]
     durable = [t.queue for t in destinations.topic(message.destination).durable_targets(message)]
     for queue in durable:
         full = None if _pages(queue, message) else queue.memory.blocked(size)
         if full is not None:
-            raise NoRoom(full, timeout)
+            raise NoRoom(full, queue.policy)
     return durable
 
 

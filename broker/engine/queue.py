@@ -44,6 +44,7 @@ from config.model import Limits
 from transports.memory import Share
 
 if TYPE_CHECKING:
+    from broker.engine.policies import Resolved
     from broker.engine.subscription import Subscription
 
 # With selectors, messages that match no ready consumer are skipped; a round gives up after this
@@ -66,7 +67,10 @@ class QueueOwner(Protocol):
     def forget(self, queue: Queue, message: Message) -> None:
         """The message left the queue for good (acked, expired): drop its stored copy."""
 
-    def memory_share(self, name: str) -> Share:
+    def policy_for(self, destination: str) -> Resolved:
+        """The destination's settings (broker/engine/policies.py), shared, never copied."""
+
+    def memory_share(self, name: str, policy: Resolved) -> Share:
         """A destination's share of the memory budget."""
 
     def cursor_for(self, queue: Queue) -> Cursor | None:
@@ -77,12 +81,15 @@ class Queue:
     # Slots: a broker may hold limits.max_destinations of these (docs/fairness.md, "Many destinations").
     __slots__ = ("name", "memory", "durable", "owner", "_levels", "consumers", "_next", "_dispatching",
                  "_deferred", "_cursor", "_scanned", "_ready", "ownership", "depth", "enqueued", "dequeued",
-                 "in_flight", "expired", "discarded", "cursor")
+                 "in_flight", "expired", "discarded", "cursor", "policy")
 
-    def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None) -> None:
+    def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None,
+                 policy: Resolved | None = None) -> None:
         self.name = name
+        # A durable subscription's queue (and a topic subscriber's) passes its topic's policy.
+        self.policy = policy if policy is not None else owner.policy_for(name)
         # A topic subscriber's queue passes a share under its topic's; others are destinations.
-        self.memory = memory if memory is not None else owner.memory_share(name)
+        self.memory = memory if memory is not None else owner.memory_share(name, self.policy)
         # durable: persistent messages of this queue are in the store under `name`.
         self.durable = durable
         self.owner = owner

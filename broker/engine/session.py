@@ -104,8 +104,7 @@ class Session:
                 try:
                     self._handle(frame)
                 except NoRoom as full:  # producer flow control: this frame, and so the link, waits
-                    await when_room(lambda: self._handle(frame), full,
-                                    self.broker.limits.producer_flow_control_timeout,
+                    await when_room(lambda: self._handle(frame), full, full.timeout,
                                     lambda: self.ending or self.closed)
         except Refused as error:
             self.refuse(error, frame.get("receipt"), connect)
@@ -366,7 +365,8 @@ class Session:
         elif is_topic(destination):
             topic = self.broker.destinations.topic(destination)
             private = f"{destination}#{self.id}/{sub_id}"
-            queue = Queue(private, self.broker, durable=False, memory=topic.memory.share(private, None))
+            queue = Queue(private, self.broker, durable=False, memory=topic.memory.share(private, None),
+                          policy=self.broker.policy_for(destination))
             topic.attach(queue, selector, durable=False, pending_limit=pending_limit(frame))
         else:
             queue = self.broker.destinations.queue(destination)
