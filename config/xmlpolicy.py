@@ -7,25 +7,32 @@ is reported.
       <defaultEntry><policyEntry .../></defaultEntry>
     </policyMap></destinationPolicy>
 
-BatonMQ has one policy for every destination. Destination GC (ActiveMQ's gcInactiveDestinations,
-inactiveTimoutBeforeGC, default 60 s) maps to limits.destination_gc_idle when set on an entry for
-every queue or topic (`>`) or on the default entry; BatonMQ always collects, so a `false` or a
-narrower pattern is reported, not honoured. A slow topic subscriber's pending-message limit
-(`<pendingMessageLimitStrategy><constantPendingMessageLimitStrategy limit="1000"/>`, as the stock
-file sets it for `topic=">"`) maps to limits.topic_pending_limit the same way, and memoryLimit on a
-`queue=">"` or default entry to limits.destination_memory_limit, with the store cursor's window
-(store.cursor_window) at cursorMemoryHighWaterMark percent of it (default 70), as ActiveMQ starts
-paging a destination's persistent messages there (docs/paging.md). Other per-destination
-tuning (cursor choice, flow control, dispatch) is ignored with a WARNING each; what would
-change which messages a client gets (per-destination dead-letter queues, retroactive topics,
-exclusive-by-default) is refused.
+Each entry for a queue or topic pattern becomes a `[[policy]]` (config/policy.py): memoryLimit is its
+memory_limit, and its cursor_window is cursorMemoryHighWaterMark percent of that (default 70), as
+ActiveMQ starts paging a destination's persistent messages there (docs/paging.md);
+producerFlowControl="false" refuses that destination's producers at once instead of holding them
+back. A composite pattern (`A.>,B.>`) becomes one policy per part. The default entry's memoryLimit
+sets the broker-wide limits.destination_memory_limit and store.cursor_window (every destination no
+entry matches), and temporary-destination entries are reported: temporary destinations take the
+broker-wide settings.
+
+Destination GC (ActiveMQ's gcInactiveDestinations, inactiveTimoutBeforeGC, default 60 s) maps to
+limits.destination_gc_idle when set on an entry for every queue or topic (`>`) or on the default
+entry; BatonMQ always collects, so a `false` or a narrower pattern is reported, not honoured. A slow
+topic subscriber's pending-message limit (`<pendingMessageLimitStrategy>
+<constantPendingMessageLimitStrategy limit="1000"/>`, as the stock file sets it for `topic=">"`) maps
+to limits.topic_pending_limit the same way. Other per-destination tuning (cursor choice, dispatch,
+prefetches) is ignored with a WARNING each; what would change which messages a client gets
+(per-destination dead-letter queues, retroactive topics, exclusive-by-default) is refused.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from config.errors import ConfigError
+from config.security import check_pattern
 from config.units import millis_to_seconds, parse_bool, parse_size
 from config.xmlcompat import names
 from config.xmltree import Known, XmlMapping, attributes, children, convert, local
@@ -37,11 +44,15 @@ _GC_IDLE = ("limits", "destination_gc_idle")
 _ALWAYS_COLLECTS = "BatonMQ always removes empty, unused destinations after limits.destination_gc_idle"
 
 _HIGH_WATER = "cursorMemoryHighWaterMark"
+_FLOW = "producerFlowControl"
 _MEMORY = ("memoryLimit", _HIGH_WATER)
+_POLICY = (*_MEMORY, _FLOW)
 _DESTINATION_LIMIT = ("limits", "destination_memory_limit")
 _WINDOW = ("store", "cursor_window")
-_ONE_WINDOW = ('BatonMQ has one destination memory limit and one store cursor window for every queue and '
-               'durable subscription: give memoryLimit on a queue=">" or the default entry')
+_TEMPORARY = ("temporary destinations take the broker-wide limits.destination_memory_limit, "
+              "store.cursor_window and limits.producer_flow_control_timeout")
+_DEFAULT_FLOW = ('a default entry stands for the broker-wide settings, and those always hold producers back '
+                 '(limits.producer_flow_control_timeout); give it on queue=">" and topic=">" entries')
 
 _TUNING = "per-destination tuning with no equivalent in BatonMQ"
 _TUNING_ATTRIBUTES = names("""
@@ -52,15 +63,15 @@ _TUNING_ATTRIBUTES = names("""
     consumersBeforeDispatchStarts strictOrderDispatch messageGroupMapFactoryType gcWithNetworkConsumers
     persistJMSRedelivered sendDuplicateFromStoreToDLQ useConsumerPriority prioritizedMessages maxDestinations
     includeBodyForAdvisory sendAdvisoryIfNoConsumers""")
-_FULL = ("a full destination holds its producers back, then answers ERROR (limits.destination_memory_limit, "
-         "limits.producer_flow_control_timeout; <systemUsage> sets them for the whole broker)")
+_FULL = ("a full destination holds its producers back, then answers ERROR "
+         "(limits.producer_flow_control_timeout, which <systemUsage> sets for the whole broker; "
+         'producerFlowControl="false" refuses at once)')
 POLICY_ENTRY = Known(
     ignored={
         **dict.fromkeys(_TUNING_ATTRIBUTES, _TUNING),
         **dict.fromkeys(names("""advisoryForConsumed advisoryForDelivery advisoryForDiscardingMessages
                                  advisoryForFastProducers advisoryForSlowConsumers advisoryWhenFull"""),
                         "BatonMQ publishes no advisory topics"),
-        "producerFlowControl": _FULL,
         "sendFailIfNoSpace": _FULL,
         "sendFailIfNoSpaceAfterTimeout": _FULL,
         **dict.fromkeys(names("queuePrefetch topicPrefetch durableTopicPrefetch queueBrowserPrefetch"),
@@ -122,9 +133,16 @@ def _map_entry(entry: Element, out: XmlMapping, default: bool) -> None:
     if not default and selector is not None:
         label = f'policyEntry[{selector[0]}="{selector[1]}"]'
     every = default or (selector is not None and selector[1] == ">")
-    attrs = attributes(entry, label, {*_SELECTORS, _GC, *_GC_TIMEOUTS, *_MEMORY}, out, POLICY_ENTRY)
+    attrs = attributes(entry, label, {*_SELECTORS, _GC, *_GC_TIMEOUTS, *_POLICY}, out, POLICY_ENTRY)
     _map_gc(label, attrs, every, out)
-    _map_memory(label, attrs, every and entry.get("topic") is None, out)
+    if default or selector is None:
+        _map_default_memory(label, attrs, out)
+    elif selector[0] in ("queue", "topic"):
+        _map_policy(label, selector[0], attrs, out)
+    else:
+        for name in _POLICY:
+            if name in attrs:
+                out.ignore(f"{label}@{name}", _TEMPORARY)
     for child in children(entry):
         name = local(child.tag)
         if name in ONLY_CHILDREN:
@@ -162,28 +180,47 @@ def _map_pending(key: str, element: Element, every: bool, out: XmlMapping) -> No
             out.agree(_PENDING_LIMIT, limit, f"{key}@limit")
 
 
-def _map_memory(label: str, attrs: dict[str, str], every_queue: bool, out: XmlMapping) -> None:
-    """memoryLimit (and cursorMemoryHighWaterMark, percent) on an entry for every queue, or the default
-    entry: the destination's memory limit, and the store cursor's window as ActiveMQ pages at that
-    percentage of it."""
-    given = [name for name in _MEMORY if name in attrs]
-    if not given:
-        return
+def _memory(label: str, attrs: dict[str, str], out: XmlMapping) -> tuple[int, int] | None:
+    """memoryLimit and the cursor window at cursorMemoryHighWaterMark percent of it (ActiveMQ pages a
+    destination's persistent messages there), or None without a memoryLimit."""
     if "memoryLimit" not in attrs:
-        out.ignore(f"{label}@{_HIGH_WATER}", "has no effect without memoryLimit, as in ActiveMQ")
-        return
-    if not every_queue:
-        for name in given:
-            out.ignore(f"{label}@{name}", _ONE_WINDOW)
-        return
+        if _HIGH_WATER in attrs:
+            out.ignore(f"{label}@{_HIGH_WATER}", "has no effect without memoryLimit, as in ActiveMQ")
+        return None
     limit = convert(f"{label}@memoryLimit", attrs["memoryLimit"], parse_size)
     percent = 70  # ActiveMQ's cursorMemoryHighWaterMark default
     if _HIGH_WATER in attrs:
         percent = convert(f"{label}@{_HIGH_WATER}", attrs[_HIGH_WATER], int)
         if not 1 <= percent <= 100:
             raise ConfigError(f"{label}@{_HIGH_WATER}", f"must be a percentage from 1 to 100 (got {percent})")
-    out.agree(_DESTINATION_LIMIT, max(1024, limit), f"{label}@memoryLimit")
-    out.agree(_WINDOW, max(1024, limit * percent // 100), f"{label}@{given[-1]}")
+    limit = max(1024, limit)
+    return limit, max(1024, limit * percent // 100)
+
+
+def _map_default_memory(label: str, attrs: dict[str, str], out: XmlMapping) -> None:
+    """The default entry: every destination no entry matches, so the broker-wide settings."""
+    memory = _memory(label, attrs, out)
+    if memory is not None:
+        given = [name for name in _MEMORY if name in attrs]
+        out.agree(_DESTINATION_LIMIT, memory[0], f"{label}@memoryLimit")
+        out.agree(_WINDOW, memory[1], f"{label}@{given[-1]}")
+    if _FLOW in attrs:
+        out.ignore(f"{label}@{_FLOW}", _DEFAULT_FLOW)
+
+
+def _map_policy(label: str, kind: str, attrs: dict[str, str], out: XmlMapping) -> None:
+    """An entry for a queue or topic pattern: one [[policy]] per pattern, if it sets anything."""
+    settings: dict[str, Any] = {}
+    memory = _memory(label, attrs, out)
+    if memory is not None:
+        settings["memory_limit"], settings["cursor_window"] = memory
+    if _FLOW in attrs:
+        settings["producer_flow_control"] = convert(f"{label}@{_FLOW}", attrs[_FLOW], parse_bool)
+    if not settings:
+        return
+    for pattern in (part.strip() for part in attrs[kind].split(",")):  # ActiveMQ's composite form
+        convert(f"{label}@{kind}", pattern, check_pattern)
+        out.append(("policy",), {kind: pattern, **settings}, label)
 
 
 def _map_gc(label: str, attrs: dict[str, str], every: bool, out: XmlMapping) -> None:

@@ -151,12 +151,12 @@ def test_destination_gc_that_cannot_be_expressed_is_reported() -> None:
                            '<policyEntry topic=">" inactiveTimoutBeforeGC="1000" memoryLimit="1mb"/>'),
                     'schedulePeriodForDestinationPurge="0"')
     assert "limits" not in mapping.values
+    assert mapping.values["policy"] == [{"topic": ">", "memory_limit": MiB, "cursor_window": MiB * 70 // 100}]
     assert [line.partition(":")[0] for line in mapping.warnings] == [
         "ignored broker@schedulePeriodForDestinationPurge",
         'ignored policyEntry[queue=">"]@gcInactiveDestinations',
         'ignored policyEntry[queue=">"]@inactiveTimoutBeforeGC',
         'ignored policyEntry[topic=">"]@inactiveTimoutBeforeGC',
-        'ignored policyEntry[topic=">"]@memoryLimit',
     ]
 
 
@@ -278,16 +278,58 @@ def test_memory_sizes_are_read_as_activemq_writes_them() -> None:
         Limits(memory_budget="16mb", connection_memory_limit="32mb")
 
 
-def test_a_memory_limit_for_every_queue_sets_the_destination_limit_and_the_cursor_window() -> None:
+def test_each_entrys_memory_limit_and_flow_control_become_a_policy() -> None:
     mapping = parse(policy('<policyEntry queue=">" memoryLimit="10mb" cursorMemoryHighWaterMark="50"/>',
-                           '<policyEntry queue="ORDERS.>" memoryLimit="1mb"/>'))
-    assert mapping.values["limits"] == {"destination_memory_limit": 10 * MiB}
-    assert mapping.values["store"] == {"cursor_window": 5 * MiB}
+                           '<policyEntry queue="ORDERS.>" memoryLimit="1mb" producerFlowControl="false"/>',
+                           '<policyEntry topic="PRICES.>,RATES" producerFlowControl="true" '
+                           'useCache="false"/>',
+                           '<policyEntry queue="QUIET.>" gcInactiveDestinations="true"/>'))
+    assert "limits" not in mapping.values and "store" not in mapping.values
+    assert mapping.values["policy"] == [
+        {"queue": ">", "memory_limit": 10 * MiB, "cursor_window": 5 * MiB},
+        {"queue": "ORDERS.>", "memory_limit": MiB, "cursor_window": MiB * 70 // 100,  # ActiveMQ's 70%
+         "producer_flow_control": False},
+        {"topic": "PRICES.>", "producer_flow_control": True},  # a composite pattern: one policy per part
+        {"topic": "RATES", "producer_flow_control": True},
+    ]
     assert [line.partition(":")[0] for line in mapping.warnings] == [
-        'ignored policyEntry[queue="ORDERS.>"]@memoryLimit']
-    default = parse("<destinationPolicy><policyMap><defaultEntry><policyEntry memoryLimit=\"1mb\"/>"
-                    "</defaultEntry></policyMap></destinationPolicy>")
+        'ignored policyEntry[topic="PRICES.>,RATES"]@useCache',
+        'ignored policyEntry[queue="QUIET.>"]@gcInactiveDestinations']
+
+
+def test_xml_policies_load_and_a_bad_one_names_its_entry(tmp_path) -> None:
+    from config.loader import build_config
+
+    path = tmp_path / "activemq.xml"
+    entries = ('<policyEntry queue="ORDERS.>" memoryLimit="8 mb" producerFlowControl="false"/>'
+               '<policyEntry topic=">" memoryLimit="64mb"/>')
+    path.write_text(f"<beans><broker>{policy(entries)}</broker></beans>")
+    orders, topics = build_config(path, environ={}).policy
+    assert (orders.queue, orders.memory_limit, orders.producer_flow_control) == ("ORDERS.>", 8 * MiB, False)
+    assert (topics.topic, topics.cursor_window) == (">", 64 * MiB * 70 // 100)
+    with pytest.raises(ConfigError) as info:
+        parse(policy('<policyEntry queue="ORDERS.>.EU" memoryLimit="1mb"/>'))
+    assert info.value.key == 'policyEntry[queue="ORDERS.>.EU"]@queue'
+    with pytest.raises(ConfigError) as info:
+        parse(policy('<policyEntry queue="A" producerFlowControl="maybe"/>'))
+    assert info.value.key == 'policyEntry[queue="A"]@producerFlowControl'
+    path.write_text(f'<beans><broker>{policy(entries, entries)}</broker></beans>')
+    with pytest.raises(ConfigError, match='policy\\[queue="ORDERS.>"\\] is configured twice'):
+        build_config(path, environ={})
+
+
+def test_the_default_entry_sets_the_broker_wide_limit_and_temporary_entries_are_reported() -> None:
+    default = parse("<destinationPolicy><policyMap><defaultEntry><policyEntry memoryLimit=\"1mb\" "
+                    "producerFlowControl=\"false\"/></defaultEntry></policyMap></destinationPolicy>")
+    assert default.values["limits"] == {"destination_memory_limit": MiB}
     assert default.values["store"] == {"cursor_window": 1 * MiB * 70 // 100}  # ActiveMQ's 70% default
+    assert [line.partition(":")[0] for line in default.warnings] == [
+        "ignored policyEntry[default]@producerFlowControl"]
+    temporary = parse(policy('<policyEntry tempQueue="true" memoryLimit="1mb" producerFlowControl="false"/>'))
+    assert "policy" not in temporary.values
+    assert [line.partition(":")[0] for line in temporary.warnings] == [
+        'ignored policyEntry[tempQueue="true"]@memoryLimit',
+        'ignored policyEntry[tempQueue="true"]@producerFlowControl']
 
 
 def test_memory_limit_settings_that_cannot_be_expressed_are_reported_or_refused() -> None:
