@@ -1,0 +1,99 @@
+"""Per-destination policies in a real broker process (`[[policy]]` in its TOML file, stomp.py as the
+client): a queue under a small memory_limit without flow control is refused at once, naming its
+policy, while another queue on the same broker keeps accepting; a cursor_window policy pages that
+queue's persistent messages where a queue with the broker-wide window holds them all in memory."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.helpers.cluster import BrokerProc, free_port
+from tests.helpers.stomppy import connect
+
+HOST = "127.0.0.1"
+CONFIG = """
+[[policy]]
+queue = "SMALL.>"
+memory_limit = "64kb"
+producer_flow_control = false
+
+[[policy]]
+queue = "PAGED"
+cursor_window = "8kb"
+
+[limits]
+producer_flow_control_timeout = 30.0
+"""
+BODY = "x" * 4096
+WAIT = 10.0  # seconds for any one RECEIPT; far below the 30 s a held producer would wait
+
+
+def start(tmp_path: Path) -> BrokerProc:
+    config = tmp_path / "policies.toml"
+    config.write_text(CONFIG)
+    metrics = free_port((HOST,))
+    extra = ("--config", str(config), "--metrics-port", str(metrics), "--metrics-host", HOST)
+    proc = BrokerProc("pol", HOST, free_port((HOST,)), tmp_path / "data", extra=extra).start()
+    proc.metrics = metrics  # type: ignore[attr-defined]
+    assert proc.wait_role("master", 20), proc.log_text()
+    deadline = time.monotonic() + 10
+    while not proc.serving() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc
+
+
+def paged(proc: BrokerProc, destination: str) -> int:
+    url = f"http://{HOST}:{proc.metrics}/metrics"  # type: ignore[attr-defined]
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    match = re.search(rf'^batonmq_destination_paged\{{destination="{re.escape(destination)}"\}} (\S+)$',
+                      text, re.MULTILINE)
+    assert match is not None, [line for line in text.splitlines() if "paged" in line]
+    return int(float(match.group(1)))
+
+
+def test_a_small_policy_refuses_at_once_naming_itself_and_another_queue_keeps_accepting(tmp_path) -> None:
+    proc = start(tmp_path)
+    try:
+        conn, recorder = connect(HOST, proc.port)
+        start_time = time.monotonic()
+        receipted = 0
+        for i in range(40):  # 160 KiB of non-persistent messages for a 64 KiB queue nobody consumes
+            conn.send("/queue/SMALL.orders", BODY, receipt=f"s{i}", persistent="false")
+            if not recorder.wait_receipt(f"s{i}", WAIT):
+                break
+            receipted += 1
+        refused_after = time.monotonic() - start_time
+        assert 10 <= receipted <= 16, (receipted, recorder.errors)  # 64 KiB of 4 KiB messages, then full
+        assert recorder.errors == ['destination full (policy[queue="SMALL.>"].memory_limit)']
+        assert "at once" in recorder.error_bodies[0] and "producer_flow_control" in recorder.error_bodies[0]
+        assert refused_after < WAIT, f"refused after {refused_after:.1f} s: the producer was held back"
+        other, other_recorder = connect(HOST, proc.port)
+        for i in range(40):  # the same bytes to a queue under the broker-wide limit: all taken
+            other.send("/queue/OTHER", BODY, receipt=f"o{i}", persistent="false")
+            assert other_recorder.wait_receipt(f"o{i}", WAIT), other_recorder.errors
+        assert other_recorder.errors == []
+        other.disconnect()
+    finally:
+        proc.stop()
+
+
+def test_a_cursor_window_policy_pages_its_queue_where_the_default_window_does_not(tmp_path) -> None:
+    proc = start(tmp_path)
+    try:
+        conn, recorder = connect(HOST, proc.port)
+        for destination in ("/queue/PAGED", "/queue/DEFAULT"):
+            for i in range(20):  # 80 KiB of persistent messages: ten 8 KiB windows, a fiftieth of 4 MiB
+                conn.send(destination, BODY, receipt=f"{destination}{i}", persistent="true")
+            assert recorder.wait_receipt(f"{destination}19", WAIT), recorder.errors
+        assert paged(proc, "/queue/PAGED") >= 15  # an 8 KiB window holds about two of them
+        assert paged(proc, "/queue/DEFAULT") == 0
+        conn.subscribe("/queue/PAGED", id="1", ack="auto")
+        bodies = [recorder.messages.get(timeout=WAIT).body for _ in range(20)]  # read back from the store
+        assert bodies == [BODY] * 20
+        conn.disconnect()
+    finally:
+        proc.stop()
