@@ -28,7 +28,8 @@ Honoured:
     <transportConnectors>   config/xmlconnectors.py: the STOMP ones (tcp, ssl, ws, wss flavours), with
                             the options config/connector.py honours per connector (maximumConnections,
                             wireFormat.maxFrameSize, client certificates) and a few broker-wide ones
-    <destinationPolicy>     config/xmlpolicy.py: gcInactiveDestinations/inactiveTimoutBeforeGC
+    <destinationPolicy>     config/xmlpolicy.py: each policyEntry's memoryLimit, cursorMemoryHighWaterMark and
+                            producerFlowControl (-> [[policy]]), gcInactiveDestinations/inactiveTimoutBeforeGC
     <plugins>               config/xmlsecurity.py: simpleAuthenticationPlugin and authorizationPlugin;
                             any other authentication or authorization plugin is refused
     <systemUsage>           config/xmlusage.py: memoryUsage@limit (-> limits.memory_budget),
