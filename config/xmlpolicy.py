@@ -220,7 +220,11 @@ def _map_policy(label: str, kind: str, attrs: dict[str, str], out: XmlMapping) -
         return
     for pattern in (part.strip() for part in attrs[kind].split(",")):  # ActiveMQ's composite form
         convert(f"{label}@{kind}", pattern, check_pattern)
-        out.append(("policy",), {kind: pattern, **settings}, label)
+        if any(given.get(kind) == pattern for given in out.values.get("policy", ())):
+            # ActiveMQ keeps one of the two, which one depending on its hash order.
+            raise ConfigError(f"{label}@{kind}", f"{pattern!r} is given by an earlier {kind} entry too; "
+                                                 "merge the two")
+        out.append(("policy",), {kind: pattern, **settings})
 
 
 def _map_gc(label: str, attrs: dict[str, str], every: bool, out: XmlMapping) -> None:

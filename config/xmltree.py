@@ -82,13 +82,13 @@ class XmlMapping:
         if path not in self.origins:
             self.set(path, value, origin)
 
-    def append(self, path: Path_, item: Any, origin: str) -> None:
-        """Add one item to a list setting (a [[policy]]); the list's origin is its first item's."""
+    def append(self, path: Path_, item: Any) -> None:
+        """Add one item to a list setting (a [[policy]]). No origin is kept: a list's items come
+        from several elements, and their errors name the item (policy[2].queue)."""
         node = self.values
         for part in path[:-1]:
             node = node.setdefault(part, {})
         node.setdefault(path[-1], []).append(item)
-        self.origins.setdefault(path, origin)
 
     def warn(self, line: str) -> None:
         if line not in self.warnings:

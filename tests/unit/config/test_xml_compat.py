@@ -313,9 +313,10 @@ def test_xml_policies_load_and_a_bad_one_names_its_entry(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         parse(policy('<policyEntry queue="A" producerFlowControl="maybe"/>'))
     assert info.value.key == 'policyEntry[queue="A"]@producerFlowControl'
-    path.write_text(f'<beans><broker>{policy(entries, entries)}</broker></beans>')
-    with pytest.raises(ConfigError, match='policy\\[queue="ORDERS.>"\\] is configured twice'):
-        build_config(path, environ={})
+    with pytest.raises(ConfigError) as info:
+        parse(policy(entries, '<policyEntry queue="A,ORDERS.>" producerFlowControl="true"/>'))
+    assert info.value.key == 'policyEntry[queue="A,ORDERS.>"]@queue'
+    assert "'ORDERS.>' is given by an earlier queue entry too" in info.value.problem
 
 
 def test_the_default_entry_sets_the_broker_wide_limit_and_temporary_entries_are_reported() -> None:
