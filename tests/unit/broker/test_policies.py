@@ -109,3 +109,25 @@ async def test_without_flow_control_a_full_queue_refuses_at_once_naming_its_poli
     for i in range(20):  # the same bytes to a queue with the broker-wide limit are all taken
         await other.frame("SEND", body=b"x" * 1024, destination="/queue/BIG", receipt=f"b{i}")
     assert other.conn.errors() == [] and broker.destinations.queues["/queue/BIG"].depth == 20
+
+
+def test_the_tree_finds_exactly_the_entries_whose_pattern_matches() -> None:
+    import random
+
+    from broker.engine.wildcard import compile_pattern, matches
+
+    rng = random.Random(7)  # fixed seed: the same 300 names every run
+
+    def text(wild: bool) -> str:
+        elements = ["A", "B", "*"] if wild else ["A", "B", "*", ">"]
+        parts = [rng.choice(elements) for _ in range(rng.randint(1, 4))]
+        if wild and rng.random() < 0.4:
+            parts.append(">")
+        return ".".join(parts)
+
+    patterns = sorted({text(wild=True) for _ in range(60)})
+    policies = Policies(config(*({"queue": p} for p in patterns)))
+    for _ in range(300):
+        name = text(wild=False)  # names may hold '*' and '>' literally
+        found = sorted(e.text for e in policies._queues.matching(name))
+        assert found == [p for p in patterns if matches(compile_pattern(p), name)], name
