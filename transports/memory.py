@@ -133,11 +133,18 @@ def refusal(full: Share, timeout: float) -> tuple[str, str]:
     """The ERROR (message, detail) for a producer refused because `full` stayed full: the message
     header names the limit, so that a client (or its user) knows which setting to look at."""
     setting = full.setting or "limits.memory_budget"
-    what = "destination full" if setting == "limits.destination_memory_limit" else "memory limit reached"
+    what, doc = _WHAT.get(setting, ("memory limit reached", "docs/memory.md"))
     waited = f"for {timeout:g} s" if timeout > 0 else "at once (no flow-control wait)"
     return (f"{what} ({setting})",
             f"{full.full_text()}; refused {waited} (producer flow control: "
-            "limits.producer_flow_control_timeout, docs/memory.md)")
+            f"limits.producer_flow_control_timeout, {doc})")
+
+
+_WHAT = {
+    "limits.destination_memory_limit": ("destination full", "docs/memory.md"),
+    # Spilled non-persistent messages (docs/paging.md, "The temporary store"): a disk limit.
+    "limits.temp_usage": ("temporary store full", "docs/paging.md"),
+}
 
 
 class MemoryBudget(Share):

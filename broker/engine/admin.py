@@ -210,7 +210,9 @@ async def purge(broker: Broker, queue: Queue) -> int:
         await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
                       undo=lambda: queue.put_front(taken))
         queue.dequeued += len(taken)
-        return len(taken) + await _purge_paged(broker, queue)
+        spilled = queue.spill.clear() if queue.spill is not None else 0  # non-persistent: no store write
+        queue.dequeued += spilled
+        return len(taken) + spilled + await _purge_paged(broker, queue)
 
 
 async def _purge_paged(broker: Broker, queue: Queue) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import logging
 import os
 import shutil
@@ -33,10 +34,35 @@ from stores.temp.segments import Location, Segments
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 SEGMENT_SIZE = 8 * MiB
+TEMP_DIR = "tmp"  # under the data directory; one directory per broker name below it
+DEFAULT_LIMIT = 50 * GiB  # ActiveMQ's tempUsage default
+FREE_FRACTION = 0.5  # of the free space at start, when no limit is set: the store draws on it too
 SUFFIX = ".tmp"
 T = TypeVar("T")
 Run = tuple[int, int, bytes]  # segment, offset, the records' bytes
+
+
+def directory_for(data_dir: Path, name: str) -> Path:
+    """`<data_dir>/tmp/<name>`, the name made safe as one path component (a hash tells apart
+    names that only differ in the characters replaced)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).strip(".") or "broker"
+    if safe != name:
+        safe = f"{safe[:100]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return Path(data_dir) / TEMP_DIR / safe
+
+
+def wipe_all(data_dir: Path) -> None:
+    """Remove every broker's temporary store under `<data_dir>/tmp/`. Only a master writes there,
+    and a new master calls this once the previous one is provably gone: what is left is the
+    non-persistent messages of brokers that stopped, which no one will read."""
+    shutil.rmtree(Path(data_dir) / TEMP_DIR, ignore_errors=True)
+
+
+def default_limit(free: int) -> int:
+    """limits.temp_usage unset: the smaller of 50 GiB and half the free space."""
+    return max(MiB, min(DEFAULT_LIMIT, int(free * FREE_FRACTION)))
 
 
 class TempFiles:
