@@ -58,7 +58,7 @@ class TempSpace:
 
     @property
     def failed(self) -> bool:
-        return self.store.failed is not None
+        return self.store.failed is not None or self.store.closed
 
     def blocked(self, size: int) -> Share | None:
         """The share `size` more spilled bytes would overrun, or None. Writes under way block only
@@ -122,10 +122,12 @@ class Spill:
 
     def wants(self, size: int) -> bool:
         """Would a non-persistent message of `size` bytes arriving now be spilled?"""
+        if self.space.failed:
+            # The temporary store failed (or closed): memory and its flow control, as without one;
+            # those still spilled come back after, so order holds no more (docs/paging.md).
+            return False
         if self.refs or self._task is not None:
             return True  # behind spilled ones: in order
-        if self.space.failed:
-            return False  # the temporary store failed: memory and its flow control, as without one
         memory = self.queue.memory
         used = memory.used
         return used > 0 and (used + size > self.window or memory.blocked(size) is not None)

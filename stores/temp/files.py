@@ -158,6 +158,10 @@ class TempStore:
         return self.segments.bytes
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def file_count(self) -> int:
         return len(self.segments)
 

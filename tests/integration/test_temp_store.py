@@ -9,6 +9,7 @@ producer is a raw socket, the consumer stomp.py.
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -91,6 +92,42 @@ def test_spilled_messages_leave_memory_bounded_and_come_back_in_order(tmp_path: 
     finally:
         proc.stop()
     assert not (tmp_path / "data" / "tmp" / "mem").exists()  # removed at a graceful stop too
+
+
+def test_spilled_messages_do_not_survive_a_kill_and_restart_and_their_files_are_wiped(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "non_persistent = 'spill'")
+    try:
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            producer.send_frame("SEND", {"destination": "/queue/gone", "persistent": "true",
+                                         "receipt": "kept"}, b"persistent")
+            assert producer.read_frame(SLOW).startswith("RECEIPT")
+            for i in range(100):
+                producer.send_frame("SEND", {"destination": "/queue/gone"}, body(i))
+            producer.send_frame("SEND", {"destination": "/queue/gone", "receipt": "last"}, body(100))
+            assert producer.read_frame(SLOW).startswith("RECEIPT")
+        deadline = time.monotonic() + 10
+        while written(tmp_path) < 80 * BODY and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert written(tmp_path) >= 80 * BODY  # all but the 1 MiB share
+        proc.signal(signal.SIGKILL)  # no graceful stop: the files stay behind
+        assert proc.wait_exit(10) is not None
+        assert temp_files(tmp_path)
+        proc.start()
+        assert proc.wait_role("master", 20), proc.log_text()
+        assert temp_files(tmp_path) == []  # wiped by the new master before it served anyone
+        conn, recorder = connect(HOST, proc.port)
+        try:
+            conn.subscribe("/queue/gone", id="1", ack="auto")
+            first = recorder.messages.get(timeout=SLOW)
+            assert first.body == "persistent"
+            time.sleep(1.0)
+            assert recorder.messages.empty()  # the non-persistent ones died with their broker
+        finally:
+            conn.disconnect()
+    finally:
+        proc.stop()
 
 
 def test_at_the_temp_usage_limit_the_producer_is_held_then_refused_naming_it(tmp_path: Path) -> None:
