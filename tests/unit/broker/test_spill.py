@@ -184,3 +184,33 @@ async def test_at_the_temp_usage_limit_a_send_is_refused_naming_it(tmp_path: Pat
     await broker.stop()
     assert broker.temp is not None
     await broker.temp.store.close()
+
+
+async def test_a_failed_write_stops_spilling_and_loses_no_message(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    assert broker.temp is not None
+    producer = await connected(broker)
+    first = numbered(300, size=400)
+    await send(producer, "/queue/w", first)  # several 64 KiB segments, their files open
+    for name in files(tmp_path):
+        os.unlink(tmp_path / "tmp" / name)
+    os.rmdir(tmp_path / "tmp")  # the next segment cannot be made: its write fails
+    queue = broker.destinations.queues["/queue/w"]
+    rest = numbered(300, 1000, size=400)
+    await send(producer, "/queue/w", rest)
+    for _ in range(100):
+        if broker.temp.failed:
+            break
+        await asyncio.sleep(0.01)
+    assert broker.temp.failed
+    before = queue.spilled
+    await send(producer, "/queue/w", numbered(5, 5000, size=400))  # to memory now, under its limits
+    assert queue.spilled == before and queue.depth == 605
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/w", id="s")
+    got = await collect(consumer, 605)
+    assert sorted(got) == sorted(first + rest + numbered(5, 5000, size=400))
+    assert [b for b in got if b in set(first)] == first  # written before the failure: still in order
+    assert queue.discarded == 0 and producer.conn.errors() == []
+    await broker.stop()
+    await broker.temp.store.close()
