@@ -4,7 +4,8 @@ With `limits.non_persistent = "spill"`, a master gives each `/queue/` destinatio
 (docs/paging.md, "The temporary store"). A non-persistent message that arrives while the queue's
 window has no room (the same test as a persistent message's paging: cursor.py `page_next`), or
 while older non-persistent messages of the queue are spilled, is written to the temporary store
-(stores/temp) and only a `Ref` (its location and size) is kept; the body is dropped once written.
+(stores/temp) and only its record's location is kept (12 bytes, stores/temp/fifo.py); the body is
+dropped once written.
 A reader reads spilled messages back in the order they arrived, a page at a time, as the window
 drains, with the same low-water mark and selector read-on as the store cursor. Each record is
 released as soon as it is back in memory (or dropped), and a segment file goes with its last record.
@@ -25,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from broker.engine.cursor import MAX_PAGE, STALL_FACTOR
 from broker.engine.message import Message, from_stored
 from stores.base import StoreCorrupted, StoredMessage, StoreError
+from stores.temp.fifo import LocationFifo
 from stores.temp.files import TempStore
 from stores.temp.segments import Location
 from transports.memory import Share
@@ -80,43 +81,35 @@ class TempSpace:
         self.writes.set(self.store.unwritten)
 
 
-class Ref:
-    """A spilled message: where its record is, and the message itself until the record is written."""
-
-    __slots__ = ("location", "size", "message", "pending", "taken")
-
-    def __init__(self, location: Location, size: int, message: Message) -> None:
-        self.location: Location | None = location  # None once released
-        self.size = size
-        self.message: Message | None = message  # dropped once written
-        self.pending = True  # the write has not finished
-        self.taken = False  # back in memory (or dropped) before its write finished
-
-
 class Spill:
-    __slots__ = ("queue", "space", "window", "refs", "spilled", "lost", "reads", "_task", "_reading",
-                 "_average", "_generation")
+    __slots__ = ("queue", "space", "window", "fifo", "pending", "kept", "taken", "spilled", "lost", "reads",
+                 "_task", "_reading", "_average", "_generation")
 
     def __init__(self, queue: Queue, space: TempSpace, window: int) -> None:
         self.queue = queue
         self.space = space
         self.window = window
-        self.refs: deque[Ref] = deque()
+        # Per spilled message only its record's location, 12 bytes (stores/temp/fifo.py); by its
+        # sequence number, the few messages still in memory:
+        self.fifo = LocationFifo()
+        self.pending: dict[int, Message] = {}  # write under way (bounded by WRITE_AHEAD)
+        self.kept: dict[int, Message] = {}  # write failed: delivered from memory, record released
+        self.taken: set[int] = set()  # back in memory (or dropped) before the write finished
         self.spilled = 0  # messages spilled, ever (stats)
         self.lost = 0  # records that could not be read back (logged; counted as discarded)
         self.reads = 0
         self._task: asyncio.Task[None] | None = None
-        self._reading = 0  # refs taken by the read under way (still part of queue.depth)
+        self._reading = 0  # messages taken by the read under way (still part of queue.depth)
         self._average = _FIRST_GUESS
         self._generation = 0  # bumped by clear(): a read under way then drops what it read
 
     @property
     def count(self) -> int:
         """Spilled messages not in memory (part of the queue's depth)."""
-        return len(self.refs) + self._reading
+        return len(self.fifo) + self._reading
 
     def busy(self) -> bool:
-        return bool(self.refs) or self._task is not None
+        return bool(self.fifo) or self._task is not None
 
     # -- spilling ------------------------------------------------------------------------------------
 
@@ -126,7 +119,7 @@ class Spill:
             # The temporary store failed (or closed): memory and its flow control, as without one;
             # those still spilled come back after, so order holds no more (docs/paging.md).
             return False
-        if self.refs or self._task is not None:
+        if self.fifo or self._task is not None:
             return True  # behind spilled ones: in order
         memory = self.queue.memory
         used = memory.used
@@ -134,50 +127,54 @@ class Spill:
 
     def add(self, message: Message) -> None:
         location, written = self.space.append(message)
-        ref = Ref(location, message.size, message)
-        self.refs.append(ref)
+        seq = self.fifo.append(location)
+        self.pending[seq] = message
         self.spilled += 1
         queue = self.queue
         queue.depth += 1
         queue.enqueued += 1
-        written.add_done_callback(functools.partial(self._written, ref))
+        written.add_done_callback(functools.partial(self._written, seq, location))
 
-    def _written(self, ref: Ref, done: asyncio.Future[None]) -> None:
-        ref.pending = False
+    def _written(self, seq: int, location: Location, done: asyncio.Future[None]) -> None:
         failed = done.cancelled() or done.exception() is not None
-        if ref.taken or failed:
-            # Back in memory already, or kept there for good: the record is not needed.
-            location, ref.location = ref.location, None
-            if location is not None:
-                self.space.release([location])
-        else:
-            ref.message = None
+        if seq in self.taken:  # back in memory already: the record is not needed
+            self.taken.discard(seq)
+            self.space.release([location])
+            return
+        message = self.pending.pop(seq, None)  # written: the body goes
+        if failed and message is not None:
+            self.kept[seq] = message  # delivered from memory when its turn comes
+            self.space.release([location])
 
     # -- reading back --------------------------------------------------------------------------------
 
     def need(self, stalled: bool = False) -> None:
         """Start a read if messages are spilled and the window is below its low-water mark (as
         Cursor.need); `stalled`: nothing in memory matches a ready consumer, read on."""
-        if self._task is not None or not self.refs:
+        if self._task is not None or not self.fifo:
             return
         used = self.queue.memory.used
         ceiling = self.window * (STALL_FACTOR if stalled else 1)
         room = (ceiling - used) // self._average
         if room <= 0 or (not stalled and room < MAX_PAGE and used > self.window // 2):
             return
-        count = max(1, min(MAX_PAGE, len(self.refs), room))
-        batch = [self.refs.popleft() for _ in range(count)]
-        held = [ref.message for ref in batch]  # those not written yet (or never): taken from memory
-        for ref in batch:
-            ref.taken = ref.message is not None
+        count = max(1, min(MAX_PAGE, len(self.fifo), room))
+        batch = self.fifo.popleft(count)
+        held = [self._held(seq) for seq, _ in batch]  # in memory still: not read from the file
+        locations = [location for (_, location), message in zip(batch, held, strict=True) if message is None]
         self._reading = count
         loop = asyncio.get_running_loop()
-        self._task = loop.create_task(self._read(batch, held, self._generation),
+        self._task = loop.create_task(self._read(locations, held, self._generation),
                                       name=f"spill-in {self.queue.name}")
 
-    async def _read(self, batch: list[Ref], held: list[Message | None], generation: int) -> None:
-        wanted = [ref.location for ref, message in zip(batch, held, strict=True) if message is None]
-        locations = [location for location in wanted if location is not None]
+    def _held(self, seq: int) -> Message | None:
+        message = self.pending.pop(seq, None)
+        if message is not None:
+            self.taken.add(seq)  # its record is released when the write finishes
+            return message
+        return self.kept.pop(seq, None)
+
+    async def _read(self, locations: list[Location], held: list[Message | None], generation: int) -> None:
         try:
             got: list[Read] = []
             if locations:
@@ -187,9 +184,6 @@ class Spill:
         finally:
             self._task = None
             self._reading = 0
-        for ref, message in zip(batch, held, strict=True):
-            if message is None:
-                ref.location = None
         self.space.release(locations)
         if generation != self._generation:
             return  # cleared meanwhile (purged, deleted): counted out already
@@ -222,14 +216,8 @@ class Spill:
     def clear(self) -> int:
         """Drop every spilled message (purge, delete); return how many."""
         n = self.count
-        dead: list[Location] = []
-        for ref in self.refs:
-            if ref.pending:
-                ref.taken = True  # released when its write finishes
-            elif ref.location is not None:
-                dead.append(ref.location)
-                ref.location = None
-        self.refs.clear()
+        entries = self.fifo.clear()
+        dead = [location for seq, location in entries if self._held(seq) is None]
         self._generation += 1
         self._reading = 0
         self.space.release(dead)

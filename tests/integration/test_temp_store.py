@@ -68,9 +68,10 @@ def test_spilled_messages_leave_memory_bounded_and_come_back_in_order(tmp_path: 
         while written(tmp_path) < on_disk and time.monotonic() < deadline:
             time.sleep(0.05)
         assert written(tmp_path) == on_disk
-        # 100 MiB went through; what stayed is the window, the writes under way and the interpreter's.
+        # 100 MiB went through (all in memory, RSS grows by ~100 MiB); what stays is bounded by the
+        # budget (frames being read, the share) and the writes under way, 8 MiB.
         grew = peak - before
-        assert grew < 48 * MiB, f"RSS grew by {grew / MiB:.0f} MiB (from {before / MiB:.0f} MiB)"
+        assert grew < 64 * MiB, f"RSS grew by {grew / MiB:.0f} MiB (from {before / MiB:.0f} MiB)"
 
         conn, recorder = connect(HOST, proc.port)
         try:

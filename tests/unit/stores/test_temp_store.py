@@ -10,6 +10,7 @@ import pytest
 
 from stores.base import StoreCorrupted, StoredMessage
 from stores.temp import records
+from stores.temp.fifo import CHUNK, LocationFifo
 from stores.temp.files import TempStore
 from stores.temp.segments import Location, Segments
 
@@ -70,6 +71,28 @@ def test_a_segment_is_deleted_once_every_record_in_it_is_dead_the_current_one_to
     assert segments.release([c]) == [2]  # the current segment: the next record opens a new one
     assert segments.bytes == 0 and len(segments) == 0
     assert segments.place(10)[0] == Location(3, 0, 10)
+
+
+# -- the per-queue FIFO of locations -------------------------------------------------------------
+
+
+def test_the_fifo_gives_locations_back_in_order_across_chunks_with_their_sequence_numbers() -> None:
+    fifo = LocationFifo()
+    placed = [Location(i // 100, (i % 100) * 40_000_000, 1000 + i) for i in range(2 * CHUNK + 10)]
+    assert [fifo.append(location) for location in placed[:5]] == [0, 1, 2, 3, 4]
+    for location in placed[5:]:
+        fifo.append(location)
+    got = fifo.popleft(3)
+    assert got == [(0, placed[0]), (1, placed[1]), (2, placed[2])]
+    got += fifo.popleft(CHUNK)  # across the first chunk's end
+    assert len(fifo) == len(placed) - 3 - CHUNK
+    fifo.append(Location(9, 9, 9))
+    got += fifo.clear()
+    assert got == list(enumerate([*placed, Location(9, 9, 9)]))
+    assert len(fifo) == 0 and fifo.popleft(5) == []
+    assert fifo.append(Location(1, 2, 3)) == len(placed) + 1  # numbers go on after a clear
+    with pytest.raises(ValueError, match="does not pack"):
+        fifo.append(Location(1, 1 << 32, 3))
 
 
 # -- files -----------------------------------------------------------------------------------------
