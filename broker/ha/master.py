@@ -293,7 +293,8 @@ class MasterTerm:
         for server in self.servers:
             await server.close_all_connections()
         await asyncio.gather(*(server.stop(0) for server in self.servers), return_exceptions=True)
-        await self._close_temp()
+        if self.temp is not None:
+            self.temp.store.abandon()  # its files are the next master's to wipe
         if self.usage is not None:
             await self.usage.close()
         if self.store is not None:

@@ -7,5 +7,6 @@ broker: the directory is wiped when a master starts and when it stops, as Active
 
     records.py   the record format: one framed, checksummed message per record (pure functions)
     segments.py  where records go and when a segment file may be deleted (pure bookkeeping)
+    fifo.py      a queue's spilled messages as packed record locations, 12 bytes each
     files.py     the file layer: segment files written and read in one worker thread
 """

@@ -214,6 +214,13 @@ class TempStore:
         finally:
             self._executor.shutdown(wait=False)
 
+    def abandon(self) -> None:
+        """Write and remove nothing more, wait for nothing (the lock is lost and the file system
+        may hang): the next master wipes the directory."""
+        self._closed = True
+        self._batch, self._batch_done = [], None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
     def _flush(self) -> None:
         batch, done = self._batch, self._batch_done
         self._batch, self._batch_done = [], None
@@ -230,7 +237,7 @@ class TempStore:
         if error is None:
             done.set_result(None)
         else:
-            if self.failed is None:
+            if self.failed is None and not self._closed:  # abandoned: cancelled, not failed
                 self.failed = error
                 log.error("temporary store %s: write failed: %s", self.directory, error)
             done.set_exception(StoreError(f"temporary store {self.directory}: write failed: {error}"))

@@ -9,6 +9,7 @@ producer is a raw socket, the consumer stomp.py.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -104,14 +105,7 @@ def test_spilled_messages_do_not_survive_a_kill_and_restart_and_their_files_are_
             producer.send_frame("SEND", {"destination": "/queue/gone", "persistent": "true",
                                          "receipt": "kept"}, b"persistent")
             assert producer.read_frame(SLOW).startswith("RECEIPT")
-            for i in range(100):
-                producer.send_frame("SEND", {"destination": "/queue/gone"}, body(i))
-            producer.send_frame("SEND", {"destination": "/queue/gone", "receipt": "last"}, body(100))
-            assert producer.read_frame(SLOW).startswith("RECEIPT")
-        deadline = time.monotonic() + 10
-        while written(tmp_path) < 80 * BODY and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert written(tmp_path) >= 80 * BODY  # all but the 1 MiB share
+        spill_some(proc, tmp_path, "/queue/gone")
         proc.signal(signal.SIGKILL)  # no graceful stop: the files stay behind
         assert proc.wait_exit(10) is not None
         assert temp_files(tmp_path)
@@ -127,6 +121,35 @@ def test_spilled_messages_do_not_survive_a_kill_and_restart_and_their_files_are_
             assert recorder.messages.empty()  # the non-persistent ones died with their broker
         finally:
             conn.disconnect()
+    finally:
+        proc.stop()
+
+
+def spill_some(proc: BrokerProc, tmp_path: Path, destination: str) -> None:
+    """Send 100 non-persistent messages past a 1 MiB share and wait until most are in files."""
+    with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+        assert producer.connect().startswith("CONNECTED")
+        for i in range(100):
+            producer.send_frame("SEND", {"destination": destination}, body(i))
+        producer.send_frame("SEND", {"destination": destination, "receipt": "last"}, body(100))
+        assert producer.read_frame(SLOW).startswith("RECEIPT")
+    deadline = time.monotonic() + 10
+    while written(tmp_path) < 80 * BODY and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert written(tmp_path) >= 80 * BODY  # all but the 1 MiB share
+
+
+def test_a_master_that_loses_its_lock_leaves_its_files_to_the_next_master(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "non_persistent = 'spill'")
+    try:
+        spill_some(proc, tmp_path, "/queue/lost")
+        os.unlink(tmp_path / "data" / "lock")
+        assert proc.wait_exit(20) == 3, proc.log_text()  # lock lost: it stops at once
+        assert temp_files(tmp_path)  # nothing removed on a file system that may hang
+        proc.start()
+        assert proc.wait_role("master", 20), proc.log_text()
+        assert temp_files(tmp_path) == []
     finally:
         proc.stop()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stores.base import StoreCorrupted, StoredMessage
+from stores.base import StoreCorrupted, StoredMessage, StoreError
 from stores.temp import records
 from stores.temp.fifo import CHUNK, LocationFifo
 from stores.temp.files import TempStore
@@ -150,3 +150,14 @@ async def test_open_wipes_what_an_earlier_broker_left(tmp_path: Path) -> None:
     await written
     assert await store.read([location]) == [message(2)]
     await store.close()
+
+
+async def test_an_abandoned_store_writes_and_removes_nothing_more(tmp_path: Path) -> None:
+    store = TempStore(tmp_path / "t")
+    await store.open()
+    location, written = store.append(message(1))
+    await written
+    store.abandon()  # the lock is lost: the next master wipes what is left
+    with pytest.raises(StoreError, match="closed"):
+        store.append(message(2))
+    assert files_in(tmp_path / "t") == ["00000001.tmp"] and store.failed is None
