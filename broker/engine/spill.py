@@ -213,6 +213,23 @@ class Spill:
             log.error("queue %s: a spilled message could not be read back, dropped: %s", queue.name, stored)
         return out
 
+    async def peek(self, skip: int, count: int) -> list[Message]:
+        """Spilled messages `skip` .. `skip + count` in the order they will come back, left where they
+        are (an admin browse). One read back into memory meanwhile is left out: it is browsed there."""
+        entries = self.fifo.peek(skip, count)
+        held = [self.pending.get(seq) or self.kept.get(seq) for seq, _ in entries]
+        wanted = [location for (_, location), message in zip(entries, held, strict=True) if message is None]
+        got = iter(await self.space.store.read(wanted) if wanted else [])
+        out: list[Message] = []
+        for message in held:
+            if message is None:
+                stored = next(got)
+                if not isinstance(stored, StoredMessage):
+                    continue  # its segment went with a read-back meanwhile
+                message = _message(stored)
+            out.append(message)
+        return out
+
     def clear(self) -> int:
         """Drop every spilled message (purge, delete); return how many."""
         n = self.count

@@ -67,6 +67,21 @@ class LocationFifo:
                 self._head = 0
         return out
 
+    def peek(self, start: int, n: int) -> list[tuple[int, Location]]:
+        """Entries `start` .. `start + n` from the oldest, left in place (a browse)."""
+        out: list[tuple[int, Location]] = []
+        # Every chunk but the newest holds CHUNK entries, the first counted from index 0.
+        position = self._head + max(0, start)
+        end = self._head + min(self._count, max(0, start) + n)
+        seq = self.first + max(0, start)
+        while position < end:
+            chunk, i = divmod(position, CHUNK)
+            place = self._places[chunk][i]
+            out.append((seq, Location(place >> _OFFSET_BITS, place & _OFFSET_MASK, self._lengths[chunk][i])))
+            position += 1
+            seq += 1
+        return out
+
     def clear(self) -> list[tuple[int, Location]]:
         """Every entry, oldest first; the queue is then empty."""
         return self.popleft(self._count)

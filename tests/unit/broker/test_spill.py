@@ -130,6 +130,23 @@ async def test_a_spilled_message_that_expired_is_dropped_when_read_back(tmp_path
     await broker.temp.store.close()
 
 
+async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(300)
+    await send(producer, "/queue/b", bodies)
+    queue = broker.destinations.queues["/queue/b"]
+    in_memory = queue.depth - queue.spilled
+    assert [m.body for m in await admin.browse(queue, 0, 300)] == bodies
+    assert [m.body for m in await admin.browse(queue, in_memory + 10, 5)] == bodies[in_memory + 10:][:5]
+    page = await admin.browse(queue, 250, 100)
+    assert [m.body for m in page] == bodies[250:] and not any(m.persistent for m in page)
+    assert queue.depth == 300  # nothing taken out
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
 async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> None:
     broker = await spilling(tmp_path)
     producer = await connected(broker)

@@ -84,6 +84,8 @@ def test_the_fifo_gives_locations_back_in_order_across_chunks_with_their_sequenc
         fifo.append(location)
     got = fifo.popleft(3)
     assert got == [(0, placed[0]), (1, placed[1]), (2, placed[2])]
+    assert fifo.peek(CHUNK - 5, 4) == [(i + 3, placed[i + 3]) for i in range(CHUNK - 5, CHUNK - 1)]
+    assert fifo.peek(len(placed) - 4, 10) == [(len(placed) - 1, placed[-1])]  # cut at the newest
     got += fifo.popleft(CHUNK)  # across the first chunk's end
     assert len(fifo) == len(placed) - 3 - CHUNK
     fifo.append(Location(9, 9, 9))
