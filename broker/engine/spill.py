@@ -5,10 +5,10 @@ With `limits.non_persistent = "spill"`, a master gives each `/queue/` destinatio
 window has no room (the same test as a persistent message's paging: cursor.py `page_next`), or
 while older non-persistent messages of the queue are spilled, is written to the temporary store
 (stores/temp) and only its record's location is kept (12 bytes, stores/temp/fifo.py); the body is
-dropped once written.
-A reader reads spilled messages back in the order they arrived, a page at a time, as the window
-drains, with the same low-water mark and selector read-on as the store cursor. Each record is
-released as soon as it is back in memory (or dropped), and a segment file goes with its last record.
+dropped once written. A reader reads spilled messages back in the order they arrived, a page at a
+time, as the window drains, with the same low-water mark and selector read-on as the store cursor.
+Each record is released as soon as it is back in memory (or dropped), and a segment file goes with
+its last record.
 
 Order. Non-persistent messages of a queue are spilled and read back first in, first out, and once one
 is spilled every later one is too until the spill is empty (the cursor's suffix rule), so they keep
