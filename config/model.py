@@ -150,6 +150,16 @@ class Limits(_Strict):
     # the budget is full, its oldest are discarded (ActiveMQ's constantPendingMessageLimitStrategy;
     # a slow subscriber must not stop the producer or the broker).
     topic_pending_limit: int = Field(1000, ge=1)
+    # Non-persistent messages a queue's memory window has no room for (docs/paging.md, "The
+    # temporary store"): "flow-control" holds, then refuses, their producer at the memory limits
+    # as it always did; "spill" writes them to the temporary store under <data_dir>/tmp/ and reads
+    # them back in order as the window drains (ActiveMQ's default, its temp store).
+    non_persistent: Literal["flow-control", "spill"] = "flow-control"
+    # Bytes the temporary store may occupy (ActiveMQ's <tempUsage limit=...>, 50 GB by default); at
+    # it, producers of spilled messages are flow-controlled, then refused. Unset: the smaller of
+    # 50 GiB and half the free space of the data directory's file system when the term starts
+    # (half, not the store's 90%: both draw on the same disk).
+    temp_usage: int | None = Field(None, ge=1 * MiB)
     max_pending_frames: int = Field(1000, ge=1, description="frames read but not yet handled, per connection")
     # Queues, topics and durable subscriptions together: a client cannot exhaust memory by inventing
     # names. Empty, unused destinations are collected (below), so the limit is never a lockout.
@@ -183,7 +193,8 @@ class Limits(_Strict):
     # so that another client's RECEIPT waits milliseconds, not seconds, behind someone's work.
     work_slice_ms: float = Field(2.0, gt=0, le=1000)
 
-    @field_validator("memory_budget", "connection_memory_limit", "destination_memory_limit", mode="before")
+    @field_validator("memory_budget", "connection_memory_limit", "destination_memory_limit", "temp_usage",
+                     mode="before")
     @classmethod
     def _size_text(cls, value: object) -> object:
         # "512mb", "64 MiB" from a flag, a variable or TOML; a number stays bytes.

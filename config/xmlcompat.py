@@ -80,7 +80,8 @@ IGNORED_ELEMENTS = {
     "ioExceptionHandler": "a store I/O error stops the master (exit 1) and a slave takes over",
     "taskRunnerFactory": _JVM,
     "persistenceTaskRunnerFactory": _JVM,
-    "tempDataStore": "non-persistent messages stay in memory, bounded by [limits]",
+    "tempDataStore": "BatonMQ's temporary store is its own, in <data_dir>/tmp/ (limits.non_persistent, "
+                     "limits.temp_usage)",
     "jobSchedulerStore": "no scheduler (schedulerSupport must be false)",
 }
 # Containers that are harmless empty and refused with anything inside.

@@ -136,11 +136,20 @@ def refusal(full: Share, timeout: float, flow: str = FLOW_TIMEOUT) -> tuple[str,
     header names the limit, so that a client (or its user) knows which setting to look at; `flow`
     is the setting that said how long to wait (`timeout`)."""
     setting = full.setting or "limits.memory_budget"
-    destination = setting == DESTINATION_LIMIT or setting.startswith("policy[")
-    what = "destination full" if destination else "memory limit reached"
+    if setting.startswith("policy["):
+        what, doc = "destination full", "docs/memory.md"
+    else:
+        what, doc = _WHAT.get(setting, ("memory limit reached", "docs/memory.md"))
     waited = f"for {timeout:g} s" if timeout > 0 else "at once (no flow-control wait)"
     return (f"{what} ({setting})",
-            f"{full.full_text()}; refused {waited} (producer flow control: {flow}, docs/memory.md)")
+            f"{full.full_text()}; refused {waited} (producer flow control: {flow}, {doc})")
+
+
+_WHAT = {
+    DESTINATION_LIMIT: ("destination full", "docs/memory.md"),
+    # Spilled non-persistent messages (docs/paging.md, "The temporary store"): a disk limit.
+    "limits.temp_usage": ("temporary store full", "docs/paging.md"),
+}
 
 
 class MemoryBudget(Share):

@@ -182,7 +182,7 @@ async def browse_page(queue: Queue, query: dict[str, str]) -> dict[str, Any]:
     messages = await admin.browse(queue, offset, limit)
     body_bytes = min(_int(query, "body", DEFAULT_BODY), MAX_PAGE_BYTES // max(1, len(messages) or 1))
     return {"destination": queue.name, "offset": offset, "limit": limit, "depth": queue.depth,
-            "paged": queue.paged, "in_flight": queue.in_flight,
+            "paged": queue.paged, "spilled": queue.spilled, "in_flight": queue.in_flight,
             "messages": [message_fields(m, body_bytes) for m in messages]}
 
 

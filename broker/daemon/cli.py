@@ -85,6 +85,8 @@ def start_overrides(args: argparse.Namespace) -> dict[str, Any]:
             "memory_budget": args.memory_budget,
             "connection_memory_limit": args.connection_memory_limit,
             "producer_flow_control_timeout": args.producer_flow_control_timeout,
+            "non_persistent": args.non_persistent,
+            "temp_usage": args.temp_usage,
         },
     }
 
@@ -393,6 +395,10 @@ def _add_start(commands: Any) -> None:
                    help="one connection's frames and transactions (default 32mb)")
     p.add_argument("--producer-flow-control-timeout", metavar="S", help="seconds a producer waits "
                    "for memory before an ERROR naming the limit; 0 = at once (default 10)")
+    p.add_argument("--non-persistent", metavar="flow-control|spill", help="non-persistent messages a "
+                   "queue has no memory for: hold their producer (default) or spill them to <data>/tmp/")
+    p.add_argument("--temp-usage", metavar="SIZE", help="bytes the temporary store may occupy, e.g. 10gb "
+                   "(default the smaller of 50 GiB and half the free space)")
 
 
 def _add_client_options(p: argparse.ArgumentParser) -> None:

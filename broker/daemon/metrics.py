@@ -25,6 +25,7 @@ from transports.http import HttpServer, Response
 from transports.memory import MemoryBudget
 
 if TYPE_CHECKING:
+    from broker.engine.spill import TempSpace
     from broker.ha.lifecycle import Lifecycle
 
 log = logging.getLogger("batonmq.metrics")
@@ -185,6 +186,8 @@ class _LifecycleCollector(Collector):
                 "event loop's per-turn read allowance (large frames streaming in)", value=turns.deferred,
             )
         yield from _memory(broker.memory)
+        if broker.temp is not None:
+            yield from _temp(broker.temp)
         # Destination names can tell a scraper what the applications do; without them each
         # family is one series summed over every destination.
         named = self.metrics.lifecycle.config.metrics_destination_names
@@ -196,6 +199,8 @@ class _LifecycleCollector(Collector):
             "depth": (GaugeMetricFamily, "batonmq_destination_depth", "Messages waiting"),
             "paged": (GaugeMetricFamily, "batonmq_destination_paged",
                       "Waiting messages in the store only, not in memory (docs/paging.md)"),
+            "spilled": (GaugeMetricFamily, "batonmq_destination_spilled",
+                        "Waiting non-persistent messages in the temporary store only (docs/paging.md)"),
             "discarded": (CounterMetricFamily, "batonmq_destination_discarded",
                           "Messages dropped for slow non-durable topic subscribers (docs/memory.md)"),
         }
@@ -228,6 +233,17 @@ def _gc_pauses(pauses: GcPauses) -> Iterator[Metric]:
         families[1].add_metric(label, pauses.seconds[generation])
         families[2].add_metric(label, pauses.longest[generation])
     yield from families
+
+
+def _temp(temp: TempSpace) -> Iterator[Metric]:
+    """The temporary store of spilled non-persistent messages (docs/paging.md)."""
+    store = temp.store
+    yield GaugeMetricFamily("batonmq_temp_store_bytes", "Bytes of the temporary store's segment files "
+                            "(spilled non-persistent messages)", value=store.bytes)
+    yield GaugeMetricFamily("batonmq_temp_store_limit_bytes", "The temporary store's limit "
+                            "(limits.temp_usage)", value=temp.usage.limit or 0)
+    yield GaugeMetricFamily("batonmq_temp_store_files", "Segment files of the temporary store",
+                            value=store.file_count)
 
 
 def _memory(budget: MemoryBudget) -> Iterator[Metric]:

@@ -157,7 +157,7 @@ class PagedScan:
 
 async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
     """Waiting messages `offset` .. `offset + limit` in delivery order (those in memory, then the
-    paged ones in store order), none taken out."""
+    paged ones in store order, then the spilled ones), none taken out."""
     if offset < 0 or not 1 <= limit <= MAX_BROWSE:
         raise AdminError(400, f"offset must be >= 0 and limit 1..{MAX_BROWSE}")
     out: list[Message] = []
@@ -172,8 +172,14 @@ async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
             continue
         out.extend(itertools.islice(level, skip, skip + limit - len(out)))  # deque: no index walk
         skip = 0
-    if len(out) < limit and queue.paged:
+    paged = queue.paged
+    if len(out) < limit and paged:
         out += await PagedScan(queue).skip_take(max(0, offset - in_memory), limit - len(out))
+    if len(out) < limit and queue.spill is not None and queue.spilled:
+        try:  # then the non-persistent ones in the temporary store, in the order they come back
+            out += await queue.spill.peek(max(0, offset - in_memory - paged), limit - len(out))
+        except StoreError as exc:
+            raise AdminError(503, f"reading the temporary store failed: {exc}") from exc
     return out
 
 
@@ -210,7 +216,9 @@ async def purge(broker: Broker, queue: Queue) -> int:
         await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
                       undo=lambda: queue.put_front(taken))
         queue.dequeued += len(taken)
-        return len(taken) + await _purge_paged(broker, queue)
+        spilled = queue.spill.clear() if queue.spill is not None else 0  # non-persistent: no store write
+        queue.dequeued += spilled
+        return len(taken) + spilled + await _purge_paged(broker, queue)
 
 
 async def _purge_paged(broker: Broker, queue: Queue) -> int:

@@ -45,6 +45,7 @@ from broker.engine.queue import Queue
 from broker.engine.replay import Replay
 from broker.engine.selector import SelectorError, compile_selector
 from broker.engine.slicing import Slicer
+from broker.engine.spill import Spill, TempSpace
 from broker.engine.tempdest import TempDestinations
 from config.model import BrokerConfig
 from stores.base import (
@@ -124,6 +125,9 @@ class Broker:
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
         self.usage: StoreUsage | None = None  # the store's disk limit (stores/usage.py); None: no limit
+        # The temporary store that /queue/ destinations spill non-persistent messages to (spill.py);
+        # set by the master before start(), None: they stay in memory under the memory limits.
+        self.temp: TempSpace | None = None
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         authn = config.authentication
         self.logins = LoginThrottle(authn.failure_delay, authn.max_failure_delay)
@@ -143,6 +147,9 @@ class Broker:
         if recovered is not None:
             self._recover(recovered)
         self.start_cursors()  # here, not in _recover: an adopted standby broker got its store just now
+        for queue in self.destinations.queues.values():  # an adopted standby's were made without one
+            if queue.spill is None:
+                queue.spill = self.spill_for(queue)
         if self._gc is None:
             limits = self.limits
             self._gc = asyncio.get_running_loop().create_task(
@@ -187,6 +194,13 @@ class Broker:
 
     def cursor_for(self, queue: Queue) -> Cursor | None:
         return Cursor(queue, self, queue.policy.cursor_window) if self.paging else None
+
+    def spill_for(self, queue: Queue) -> Spill | None:
+        """`/queue/` destinations spill non-persistent messages beyond their window, with a
+        temporary store (limits.non_persistent = "spill", on a master)."""
+        if self.temp is None or not queue.name.startswith(QUEUE_PREFIX) or is_temp(queue.name):
+            return None
+        return Spill(queue, self.temp, self.config.store.cursor_window)
 
     @property
     def id_prefix(self) -> str:
@@ -390,7 +404,7 @@ class Broker:
         if message.destination in paged:
             return None
         queue = self.destinations.queue(message.destination, limited=False)
-        queue.put(message)
+        queue.arrive(message)
         if message.stored and queue.cursor is not None:
             queue.cursor.routed(message)
         queue.dispatch()

@@ -11,7 +11,10 @@ connections go on: a consumer's ACK or a SEND to a destination with room is not 
 
 A persistent message to a durable queue on a broker with a store is not held for memory either: its
 queue's store cursor keeps it in the store only when there is no room (broker/engine/cursor.py); the
-disk limit (stores/usage.py) holds such a producer instead.
+disk limit (stores/usage.py) holds such a producer instead. Likewise, with `limits.non_persistent =
+"spill"`, a non-persistent message to a `/queue/` with no room is spilled to the temporary store
+(broker/engine/spill.py): its producer is held only at limits.temp_usage (or while the temporary
+store's writes under way are at their bound), and refused naming limits.temp_usage.
 
 Non-durable topic subscribers never hold a SEND back (a slow one loses its oldest messages instead,
 broker/engine/topic.py): only the durable subscriptions the message goes to are asked.
@@ -58,7 +61,11 @@ def targets(destinations: Destinations, message: Message) -> list[Queue]:
                 raise NoRoom(full, temp.policy)
             return []
         queue = destinations.queue(message.destination)
-        full = None if _pages(queue, message) else queue.memory.blocked(size)
+        spill = queue.spill
+        if spill is not None and not message.persistent and spill.wants(size):
+            full = spill.space.blocked(size)  # spilled: held only at the temporary store's limits
+        else:
+            full = None if _pages(queue, message) else queue.memory.blocked(size)
         if full is not None:
             raise NoRoom(full, queue.policy)
         return [queue]

@@ -40,6 +40,7 @@ from broker.engine.cursor import Cursor
 from broker.engine.groups import GROUP_ID, Ownership
 from broker.engine.message import Message, now_ms
 from broker.engine.slicing import Budget, Slicer
+from broker.engine.spill import Spill
 from config.model import Limits
 from transports.memory import Share
 
@@ -76,12 +77,15 @@ class QueueOwner(Protocol):
     def cursor_for(self, queue: Queue) -> Cursor | None:
         """The store cursor of a durable queue (None: every message stays in memory)."""
 
+    def spill_for(self, queue: Queue) -> Spill | None:
+        """Where a queue's non-persistent messages go beyond its window (None: memory only)."""
+
 
 class Queue:
     # Slots: a broker may hold limits.max_destinations of these (docs/fairness.md, "Many destinations").
     __slots__ = ("name", "memory", "durable", "owner", "_levels", "consumers", "_next", "_dispatching",
                  "_deferred", "_cursor", "_scanned", "_ready", "ownership", "depth", "enqueued", "dequeued",
-                 "in_flight", "expired", "discarded", "cursor", "policy")
+                 "in_flight", "expired", "discarded", "cursor", "policy", "spill")
 
     def __init__(self, name: str, owner: QueueOwner, durable: bool, memory: Share | None = None,
                  policy: Resolved | None = None) -> None:
@@ -109,8 +113,20 @@ class Queue:
         self.expired = 0
         self.discarded = 0  # dropped for a slow subscriber (topic_pending_limit, a full budget)
         self.cursor: Cursor | None = owner.cursor_for(self) if durable else None
+        # Non-persistent messages beyond the window, in the temporary store (spill.py); durable
+        # queues only: a topic subscriber's or a temporary queue's stay in memory.
+        self.spill: Spill | None = owner.spill_for(self) if durable else None
 
     # -- putting messages in ------------------------------------------------------------------------
+
+    def arrive(self, message: Message) -> None:
+        """A sent message for this queue: spilled if it is non-persistent and the window is full
+        (spill.py), else put."""
+        spill = self.spill
+        if spill is not None and not message.persistent and spill.wants(message.size):
+            spill.add(message)
+        else:
+            self.put(message)
 
     def put(self, message: Message) -> None:
         if message.priority > self._cursor[0]:
@@ -168,13 +184,19 @@ class Queue:
 
     def busy(self) -> bool:
         """Messages of this queue on their way to or from the store (it must not be collected)."""
-        return self.cursor is not None and self.cursor.busy()
+        cursor, spill = self.cursor, self.spill
+        return (cursor is not None and cursor.busy()) or (spill is not None and spill.busy())
 
     @property
     def paged(self) -> int:
         """Waiting messages in the store only (part of `depth`)."""
         cursor = self.cursor
         return max(0, cursor.paged) if cursor is not None else 0
+
+    @property
+    def spilled(self) -> int:
+        """Waiting non-persistent messages in the temporary store only (part of `depth`)."""
+        return self.spill.count if self.spill is not None else 0
 
     def put_front(self, messages: Iterable[Message]) -> None:
         """Messages back from a consumer that left or NACKed: ahead of everything else of their priority."""
@@ -216,7 +238,7 @@ class Queue:
         out = self.messages()
         self._cursor = _FRONT
         self._levels = _no_levels()
-        self.depth = self.paged
+        self.depth = self.paged + self.spilled
         self.memory.set(0)
         return out
 
@@ -311,6 +333,9 @@ class Queue:
             # consumers are ready: a selector passes them all over, so read on past the window.
             stalled = not self._deferred and any(self._levels) and any(c.ready() for c in self.consumers)
             self.cursor.need(stalled)
+        if self.spill is not None:
+            stalled = not self._deferred and any(self._levels) and any(c.ready() for c in self.consumers)
+            self.spill.need(stalled)
 
     def _defer(self) -> None:
         self._deferred = True
@@ -417,6 +442,7 @@ class Queue:
             "in_flight": self.in_flight,
             "depth": self.depth,
             "paged": self.paged,
+            "spilled": self.spilled,
             "bytes": self.bytes,
             "expired": self.expired,
             "discarded": self.discarded,

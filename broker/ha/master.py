@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from broker.engine.auth import Authenticator
 from broker.engine.core import Broker
+from broker.engine.spill import TempSpace
 from broker.ha.keepalive import KeepAliveThread
 from broker.ha.lease import Lease
 from broker.ha.roles import ExitCode
@@ -25,7 +26,8 @@ from stores.base import Fence, Store
 from stores.lock.backend import LockBackend
 from stores.lock.identity import Holder
 from stores.registry import check_marker, create_store
-from stores.usage import StoreUsage
+from stores.temp.files import TempStore, default_limit, directory_for, wipe_all
+from stores.usage import StoreUsage, free_bytes, size_text
 from transports.registry import create_server
 from transports.server import StompServer
 
@@ -80,6 +82,7 @@ class MasterTerm:
         self.lease: Lease | None = None
         self.store: Store | None = None
         self.usage: StoreUsage | None = None  # the store's disk usage and limit, from recovery on
+        self.temp: TempSpace | None = None  # the temporary store (limits.non_persistent = "spill")
         self.broker: Broker | None = None
         self.servers: list[StompServer] = []
         self.timeline: dict[str, float] = {}  # phase -> wall time, for the failover benchmark
@@ -131,10 +134,14 @@ class MasterTerm:
         await self.usage.start()
         broker = self.standby.adopt(self.store, recovered) if warm and self.standby is not None else None
         await self._close_standby()
+        if self.config.limits.non_persistent == "spill":
+            self.temp = await self._open_temp()
         if broker is None:
             broker = Broker(self.config, self.store)
+            broker.temp = self.temp  # before recovery makes the queues
             await broker.start(recovered)
         else:
+            broker.temp = self.temp
             await broker.start()  # recovered already, while a slave: starts its housekeeping only
         if self.authenticator is not None:
             broker.authenticator = self.authenticator
@@ -235,6 +242,26 @@ class MasterTerm:
         """Wait until the term ends without a signal: lock lost, or lock timeout."""
         return await asyncio.shield(self.verdict)
 
+    async def _open_temp(self) -> TempSpace:
+        """The temporary store, empty: non-persistent messages never outlive their broker."""
+        data_dir = self.config.data_dir
+        await asyncio.to_thread(wipe_all, data_dir)  # the previous master is gone (recover() waited)
+        store = TempStore(directory_for(data_dir, self.config.name))
+        await store.open()
+        limit = self.config.limits.temp_usage
+        if limit is None:
+            limit = default_limit(await asyncio.to_thread(free_bytes, store.directory))
+        log.info("broker %s: temporary store %s, limit %s (limits.temp_usage)", self.config.name,
+                 store.directory, size_text(limit))
+        return TempSpace(store, limit)
+
+    async def _close_temp(self) -> None:
+        if self.temp is not None:
+            try:
+                await self.temp.store.close()
+            except OSError as exc:
+                log.warning("broker %s: removing the temporary store failed: %s", self.config.name, exc)
+
     async def stop(self, grace: float = 2.0) -> None:
         """Graceful: stop listening, let connections finish, flush the store, mark release."""
         checks_stopped = await self._stop_checks()
@@ -242,6 +269,7 @@ class MasterTerm:
         await asyncio.gather(*(server.stop(grace) for server in self.servers), return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
+        await self._close_temp()
         if self.usage is not None:
             await self.usage.close()
         if self.store is not None:
@@ -265,6 +293,8 @@ class MasterTerm:
         for server in self.servers:
             await server.close_all_connections()
         await asyncio.gather(*(server.stop(0) for server in self.servers), return_exceptions=True)
+        if self.temp is not None:
+            self.temp.store.abandon()  # its files are the next master's to wipe
         if self.usage is not None:
             await self.usage.close()
         if self.store is not None:

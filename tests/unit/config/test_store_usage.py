@@ -23,19 +23,17 @@ def system_usage(attrs: str = "", inner: str = "") -> str:
     return f"<systemUsage><systemUsage {attrs}>{inner}</systemUsage></systemUsage>"
 
 
-def test_the_store_usage_limit_maps_to_the_store_and_temp_usage_is_reported() -> None:
+def test_the_store_usage_limit_maps_to_the_store_and_temp_usage_to_the_temp_store() -> None:
     inner = ('<memoryUsage><memoryUsage limit="64 mb"/></memoryUsage>'
              '<storeUsage><storeUsage limit="100 gb"/></storeUsage>'
              '<tempUsage><tempUsage limit="512mb"/></tempUsage>')
     out = parsed(system_usage('sendFailIfNoSpaceAfterTimeout="3000"', inner))
     assert out.values["store"]["usage_limit"] == 100 * GiB
-    assert "temp_usage_limit" not in out.values["store"]
     assert out.values["store"]["usage_timeout"] == 3.0
     # ActiveMQ's one timeout holds for memory and disk alike.
-    assert out.values["limits"] == {"memory_budget": 64 * 1024 * 1024, "producer_flow_control_timeout": 3.0}
-    assert out.warnings == ["ignored <tempUsage>: BatonMQ has no temporary store: non-persistent messages "
-                            "stay in memory under limits.memory_budget, where their producers are "
-                            "flow-controlled, then refused"]
+    assert out.values["limits"] == {"memory_budget": 64 * 1024 * 1024, "producer_flow_control_timeout": 3.0,
+                                    "temp_usage": 512 * 1024 * 1024}
+    assert out.warnings == []
 
 
 @pytest.mark.parametrize(("attrs", "timeout"), [

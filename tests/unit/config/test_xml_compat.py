@@ -48,10 +48,10 @@ def test_stock_activemq_5_17_2_loads_with_one_warning_per_ignored_thing(tmp_path
     assert all(line.startswith(f"{file}: ignored ") for line in lines), lines
     named = [line.removeprefix(f"{file}: ignored ").partition(":")[0] for line in lines]
     assert config.limits.topic_pending_limit == 1000  # constantPendingMessageLimitStrategy, topic=">"
+    assert config.limits.temp_usage == 50 * 1024 * MiB  # tempUsage limit="50 gb"
     assert named == [
         "<managementContext>",
         "memoryUsage/memoryUsage@percentOfJvmHeap",
-        "<tempUsage>",
         "transportConnector[amqp]",
         "transportConnector[mqtt]",
         "transportConnector[ws]",
@@ -206,9 +206,10 @@ def test_memory_usage_limit_is_the_memory_budget_and_disk_usages_the_store_limit
     disk = ('<storeUsage><storeUsage limit="100 gb"/></storeUsage>'
             '<tempUsage><tempUsage limit="50 gb"/></tempUsage>')
     mapping = parse(usage('sendFailIfNoSpaceAfterTimeout="3000"', memory + disk))
-    assert mapping.values == {"limits": {"memory_budget": 64 * MiB, "producer_flow_control_timeout": 3.0},
+    assert mapping.values == {"limits": {"memory_budget": 64 * MiB, "producer_flow_control_timeout": 3.0,
+                                         "temp_usage": 50 * 1024 * MiB},
                               "store": {"usage_limit": 100 * 1024 * MiB, "usage_timeout": 3.0}}
-    assert [line.partition(":")[0] for line in mapping.warnings] == ["ignored <tempUsage>"]
+    assert mapping.warnings == []
 
 
 def test_send_fail_if_no_space_refuses_at_once_and_false_is_reported() -> None:

@@ -1,0 +1,186 @@
+"""The temporary store with a real broker process (docs/paging.md, "The temporary store"): with
+limits.non_persistent = "spill", non-persistent messages beyond a queue's memory window go to files
+under <data>/tmp/<broker name>/, come back in order, and the files go once they are consumed; at
+limits.temp_usage the producer is held, then refused with an ERROR naming it.
+
+Brokers are started as in test_memory_budget.py (a TOML file of limits, /metrics scraped); the
+producer is a raw socket, the consumer stomp.py.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.helpers.cluster import BrokerProc
+from tests.helpers.rawstomp import RawStomp
+from tests.helpers.stomppy import connect
+from tests.integration.test_memory_budget import HOST, SLOW, error_message, fill, metric, start_broker
+
+MiB = 1024 * 1024
+BODY = 64 * 1024
+COUNT = 1600  # 100 MiB of bodies, 25 times the destination's 4 MiB share
+
+
+def rss(proc: BrokerProc) -> int:
+    assert proc.proc is not None
+    status = Path(f"/proc/{proc.proc.pid}/status").read_text()
+    kib = next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:"))
+    return int(kib) * 1024
+
+
+def temp_files(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "data" / "tmp" / "mem").glob("*.tmp"))
+
+
+def written(tmp_path: Path) -> int:
+    return sum(f.stat().st_size for f in temp_files(tmp_path))
+
+
+def body(i: int) -> bytes:
+    return f"{i:08d}".encode() + b"s" * (BODY - 8)
+
+
+def test_spilled_messages_leave_memory_bounded_and_come_back_in_order(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '4mb'\n"
+                                  "producer_flow_control_timeout = 3.0\nnon_persistent = 'spill'")
+    try:
+        before = rss(proc)
+        peak = before
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            for i in range(COUNT):  # a receipt every 100: the producer is never held for long
+                headers = {"destination": "/queue/spill"}
+                if i % 100 == 99:
+                    headers["receipt"] = f"r{i}"
+                producer.send_frame("SEND", headers, body(i))
+                if "receipt" in headers:
+                    reply = producer.read_frame(SLOW)
+                    assert reply.startswith("RECEIPT"), reply[:500]
+                    peak = max(peak, rss(proc))
+        assert metric(proc, 'batonmq_destination_depth{destination="/queue/spill"}') == COUNT
+        spilled = metric(proc, 'batonmq_destination_spilled{destination="/queue/spill"}')
+        assert spilled >= COUNT - 4 * MiB // BODY
+        on_disk = metric(proc, "batonmq_temp_store_bytes")
+        assert on_disk >= spilled * BODY
+        deadline = time.monotonic() + 10  # a RECEIPT does not wait for the temporary store's write
+        while written(tmp_path) < on_disk and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert written(tmp_path) == on_disk
+        # 100 MiB went through (all in memory, RSS grows by ~100 MiB); what stays is bounded by the
+        # budget (frames being read, the share) and the writes under way, 8 MiB.
+        grew = peak - before
+        assert grew < 64 * MiB, f"RSS grew by {grew / MiB:.0f} MiB (from {before / MiB:.0f} MiB)"
+
+        conn, recorder = connect(HOST, proc.port)
+        try:
+            conn.subscribe("/queue/spill", id="1", ack="auto")
+            deadline = time.monotonic() + 120
+            got = []
+            while len(got) < COUNT and time.monotonic() < deadline:
+                frame = recorder.messages.get(timeout=SLOW)
+                got.append(int(frame.body[:8]))
+            assert got == list(range(COUNT))
+            assert recorder.errors == []
+        finally:
+            conn.disconnect()
+        deadline = time.monotonic() + 10  # segment deletions run in the store's thread, after the reads
+        while temp_files(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert temp_files(tmp_path) == []
+        assert metric(proc, "batonmq_temp_store_bytes") == 0
+    finally:
+        proc.stop()
+    assert not (tmp_path / "data" / "tmp" / "mem").exists()  # removed at a graceful stop too
+
+
+def test_spilled_messages_do_not_survive_a_kill_and_restart_and_their_files_are_wiped(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "non_persistent = 'spill'")
+    try:
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            producer.send_frame("SEND", {"destination": "/queue/gone", "persistent": "true",
+                                         "receipt": "kept"}, b"persistent")
+            assert producer.read_frame(SLOW).startswith("RECEIPT")
+        spill_some(proc, tmp_path, "/queue/gone")
+        proc.signal(signal.SIGKILL)  # no graceful stop: the files stay behind
+        assert proc.wait_exit(10) is not None
+        assert temp_files(tmp_path)
+        proc.start()
+        assert proc.wait_role("master", 20), proc.log_text()
+        assert temp_files(tmp_path) == []  # wiped by the new master before it served anyone
+        conn, recorder = connect(HOST, proc.port)
+        try:
+            conn.subscribe("/queue/gone", id="1", ack="auto")
+            first = recorder.messages.get(timeout=SLOW)
+            assert first.body == "persistent"
+            time.sleep(1.0)
+            assert recorder.messages.empty()  # the non-persistent ones died with their broker
+        finally:
+            conn.disconnect()
+    finally:
+        proc.stop()
+
+
+def spill_some(proc: BrokerProc, tmp_path: Path, destination: str) -> None:
+    """Send 100 non-persistent messages past a 1 MiB share and wait until most are in files."""
+    with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+        assert producer.connect().startswith("CONNECTED")
+        for i in range(100):
+            producer.send_frame("SEND", {"destination": destination}, body(i))
+        producer.send_frame("SEND", {"destination": destination, "receipt": "last"}, body(100))
+        assert producer.read_frame(SLOW).startswith("RECEIPT")
+    deadline = time.monotonic() + 10
+    while written(tmp_path) < 80 * BODY and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert written(tmp_path) >= 80 * BODY  # all but the 1 MiB share
+
+
+def test_a_master_that_loses_its_lock_leaves_its_files_to_the_next_master(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "non_persistent = 'spill'")
+    try:
+        spill_some(proc, tmp_path, "/queue/lost")
+        os.unlink(tmp_path / "data" / "lock")
+        assert proc.wait_exit(20) == 3, proc.log_text()  # lock lost: it stops at once
+        assert temp_files(tmp_path)  # nothing removed on a file system that may hang
+        proc.start()
+        assert proc.wait_role("master", 20), proc.log_text()
+        assert temp_files(tmp_path) == []
+    finally:
+        proc.stop()
+
+
+def test_at_the_temp_usage_limit_the_producer_is_held_then_refused_naming_it(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\nproducer_flow_control_timeout = 2.0\n"
+                                  "non_persistent = 'spill'\ntemp_usage = '2mb'\n"
+                                  "[store]\ncursor_window = '64kb'")
+    try:
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            receipted, reply, last_receipt = fill(producer, "/queue/full", b"f" * BODY, 200)
+            held = time.monotonic() - last_receipt
+        # One message in the empty window, then 2 MiB of 64 KiB records, then no room.
+        assert 25 <= receipted <= 40, receipted
+        assert error_message(reply) == "temporary store full (limits.temp_usage)"
+        assert "the temporary store holds" in reply and "2 MiB" in reply
+        assert held >= 1.5, f"refused after {held:.2f} s: the producer was not held back first"
+        assert metric(proc, "batonmq_temp_store_limit_bytes") == 2 * MiB
+    finally:
+        proc.stop()
+
+
+def test_without_spill_no_temporary_store_is_made(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "producer_flow_control_timeout = 0")
+    try:
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            _, reply, _ = fill(producer, "/queue/mem", b"m" * BODY, 100)
+        assert error_message(reply) == "destination full (limits.destination_memory_limit)"
+        assert not (tmp_path / "data" / "tmp").exists()
+    finally:
+        proc.stop()

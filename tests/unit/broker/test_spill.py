@@ -1,0 +1,233 @@
+"""Spilling non-persistent messages (broker/engine/spill.py) with a real temporary store in tmp_path:
+backlogs far beyond a small window come back in order, selectors, priorities and expiry behave as
+for paged persistent messages, purge drops them, and at limits.temp_usage producers are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from broker.engine import admin
+from broker.engine.core import Broker
+from broker.engine.spill import TempSpace
+from config.model import BrokerConfig, Limits
+from stores.temp.files import TempStore
+from tests.unit.broker.memconn import Client
+from tests.unit.broker.test_cursor import collect, connected, numbered, open_broker, settings, shutdown
+
+WINDOW = 4096
+MiB = 1024 * 1024
+
+
+async def spilling(path: Path, broker: Broker | None = None, limit: int = 64 * MiB,
+                   **limits: float) -> Broker:
+    """A broker (by default without a persistent store) whose /queue/ destinations spill to `path`."""
+    if broker is None:
+        config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], store=settings(WINDOW),
+                              limits=Limits(non_persistent="spill", **limits))
+        broker = Broker(config)
+    store = TempStore(path / "tmp", segment_size=64 * 1024)
+    await store.open()
+    broker.temp = TempSpace(store, limit)
+    await broker.start()
+    return broker
+
+
+async def send(client: Client, destination: str, bodies: list[bytes], **headers: str) -> None:
+    for body in bodies:
+        await client.raw("SEND", {"destination": destination, **headers}, body)
+    await client.settle()
+
+
+def files(path: Path) -> list[str]:
+    return sorted(os.listdir(path / "tmp"))
+
+
+async def gone(path: Path) -> list[str]:
+    """The segment files left once the deletions queued in the store's thread have run."""
+    for _ in range(100):
+        if not files(path):
+            break
+        await asyncio.sleep(0.01)
+    return files(path)
+
+
+async def test_a_backlog_spills_past_the_window_and_drains_in_order(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(5000)
+    await send(producer, "/queue/n", bodies)
+    queue = broker.destinations.queues["/queue/n"]
+    assert queue.depth == 5000 and queue.spilled > 4900
+    assert queue.bytes <= 2 * WINDOW
+    assert broker.temp is not None and broker.temp.usage.used == broker.temp.store.bytes > 4900 * 100
+    assert len(files(tmp_path)) > 3
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/n", id="s")
+    assert await collect(consumer, 5000) == bodies
+    assert queue.depth == 0 and queue.spilled == 0
+    assert queue.spill is not None and queue.spill.reads > 5
+    assert await gone(tmp_path) == [] and broker.temp.usage.used == 0
+    await broker.stop()
+    await broker.temp.store.close()
+
+
+async def test_a_selector_reads_on_past_a_window_it_does_not_match(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    # ~350 bytes each: 11 fill the window, the rest spill; the blue ones are within twice the window,
+    # where a stalled read stops (cursor.STALL_FACTOR), as for paged persistent messages.
+    await send(producer, "/queue/s", numbered(15), colour="red")
+    await send(producer, "/queue/s", numbered(5, 100), colour="blue")
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/s", id="s", selector="colour = 'blue'")
+    assert await collect(consumer, 5, timeout=5) == numbered(5, 100)
+    queue = broker.destinations.queues["/queue/s"]
+    assert queue.spill is not None and queue.spill.reads >= 1 and queue.depth == 15
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_priorities_order_what_is_in_memory_and_spilled_ones_keep_arrival_order(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    low = numbered(20, size=400)  # ~11 fill the 4 KiB window, the rest spill
+    await send(producer, "/queue/p", low, priority="1")
+    high = numbered(3, 100, size=400)
+    await send(producer, "/queue/p", high, priority="9")  # spilled too: behind the spilled low ones
+    queue = broker.destinations.queues["/queue/p"]
+    in_memory = queue.depth - queue.spilled
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/p", id="s")
+    got = await collect(consumer, 23)
+    assert sorted(got) == sorted(low + high)
+    assert got[:in_memory] == low[:in_memory]  # the window first, as with paged persistent messages
+    assert [b for b in got if b in high] == high
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_a_spilled_message_that_expired_is_dropped_when_read_back(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    await send(producer, "/queue/e", numbered(15, size=400))
+    expires = str(int(time.time() * 1000) + 200)
+    await send(producer, "/queue/e", numbered(5, 100, size=400), expires=expires)
+    queue = broker.destinations.queues["/queue/e"]
+    assert queue.spilled >= 5
+    await asyncio.sleep(0.3)
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/e", id="s")
+    got = await collect(consumer, 20, timeout=1.0)
+    assert got == numbered(15, size=400)
+    assert queue.expired == 5 and queue.depth == 0
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(300)
+    await send(producer, "/queue/b", bodies)
+    queue = broker.destinations.queues["/queue/b"]
+    in_memory = queue.depth - queue.spilled
+    assert [m.body for m in await admin.browse(queue, 0, 300)] == bodies
+    assert [m.body for m in await admin.browse(queue, in_memory + 10, 5)] == bodies[in_memory + 10:][:5]
+    page = await admin.browse(queue, 250, 100)
+    assert [m.body for m in page] == bodies[250:] and not any(m.persistent for m in page)
+    assert queue.depth == 300  # nothing taken out
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    await send(producer, "/queue/g", numbered(2000))
+    queue = broker.destinations.queues["/queue/g"]
+    assert files(tmp_path)
+    assert await admin.purge(broker, queue) == 2000
+    assert queue.depth == 0 and queue.spilled == 0 and queue.dequeued == 2000
+    assert await gone(tmp_path) == []
+    await send(producer, "/queue/g", numbered(3))
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/g", id="s")
+    assert await collect(consumer, 3) == numbered(3)
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_persistent_messages_page_and_non_persistent_spill_side_by_side(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
+    await spilling(tmp_path, broker)
+    producer = await connected(broker)
+    persistent, transient = numbered(1000), numbered(1000, 5000)
+    for p, t in zip(persistent, transient, strict=True):
+        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
+        await producer.raw("SEND", {"destination": "/queue/m"}, t)
+    await producer.settle()
+    queue = broker.destinations.queues["/queue/m"]
+    assert queue.depth == 2000 and queue.paged > 900 and queue.spilled > 900
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/m", id="s")
+    got = await collect(consumer, 2000)
+    assert [b for b in got if b in set(persistent)] == persistent  # each kind in its own order
+    assert [b for b in got if b in set(transient)] == transient
+    assert queue.depth == 0
+    assert await gone(tmp_path) == []
+    await shutdown(broker, store)
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_at_the_temp_usage_limit_a_send_is_refused_naming_it(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path, limit=64 * 1024, producer_flow_control_timeout=0)
+    producer = await connected(broker)
+    for i in range(400):
+        await producer.raw("SEND", {"destination": "/queue/f"}, numbered(1, i, size=1000)[0])
+        if producer.conn.errors():
+            break
+    assert producer.conn.errors() == ["temporary store full (limits.temp_usage)"]
+    queue = broker.destinations.queues["/queue/f"]
+    assert 50 <= queue.spilled <= 66  # 64 KiB of ~1.1 KiB records
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_a_failed_write_stops_spilling_and_loses_no_message(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    assert broker.temp is not None
+    producer = await connected(broker)
+    first = numbered(300, size=400)
+    await send(producer, "/queue/w", first)  # several 64 KiB segments, their files open
+    for name in files(tmp_path):
+        os.unlink(tmp_path / "tmp" / name)
+    os.rmdir(tmp_path / "tmp")  # the next segment cannot be made: its write fails
+    queue = broker.destinations.queues["/queue/w"]
+    rest = numbered(300, 1000, size=400)
+    await send(producer, "/queue/w", rest)
+    for _ in range(100):
+        if broker.temp.failed:
+            break
+        await asyncio.sleep(0.01)
+    assert broker.temp.failed
+    before = queue.spilled
+    await send(producer, "/queue/w", numbered(5, 5000, size=400))  # to memory now, under its limits
+    assert queue.spilled == before and queue.depth == 605
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/w", id="s")
+    got = await collect(consumer, 605)
+    assert sorted(got) == sorted(first + rest + numbered(5, 5000, size=400))
+    assert [b for b in got if b in set(first)] == first  # written before the failure: still in order
+    assert queue.discarded == 0 and producer.conn.errors() == []
+    await broker.stop()
+    await broker.temp.store.close()
