@@ -180,6 +180,16 @@ class QueueEntries:
                 if message_id is not None:
                     yield message_id, location(places[slot], lengths[slot])
 
+    def sized_items(self) -> Iterator[tuple[str, Location, int]]:
+        """(id, location, size) of the live messages in store order (size 0 unless sized)."""
+        keys, flags, positions, places, lengths, _, extra_at, sizes = self._state
+        spell, sized = self._prefixes.spell, self._sized
+        for slot in range(len(positions)):
+            flag = flags[slot]
+            message_id = spell(keys[slot]) if flag == KEYED else extra_at.get(slot) if flag == EXTRA else None
+            if message_id is not None:
+                yield message_id, location(places[slot], lengths[slot]), sizes[slot] if sized else 0
+
     def new_key(self, message_id: str) -> int | None:
         """The id's key if it is above every key here, so certainly not live here (the common case:
         no lookup is needed before `add`); None: look it up."""
@@ -248,6 +258,12 @@ class QueueEntries:
         self._moving += 1
         return old
 
+    def size(self, message_id: str) -> int:
+        """A live message's size (0 unless sized, or if it is not live)."""
+        state = self._state
+        slot = _slot(state, self._prefixes, message_id)
+        return state[7][slot] if slot is not None and self._sized else 0
+
     def position(self, message_id: str) -> int | None:
         state = self._state
         slot = _slot(state, self._prefixes, message_id)
@@ -296,6 +312,31 @@ class QueueEntries:
                       array("I", compress(lengths, flags)),
                       list(zip(_extra_slots(live), (mid for _, mid in extras), strict=True)),
                       array("I", compress(sizes, flags)) if self._sized else None)
+
+    def ids_below(self, file: int) -> list[str]:
+        """The live ids whose record is in a data file before `file`, in store order (one pass over
+        the places column; only those ids are spelled)."""
+        keys, flags, _, places, _, _, extra_at, _ = self._state
+        limit, spell = place(file, 0), self._prefixes.spell
+        found: list[str] = []
+        for slot in [slot for slot, at in enumerate(places) if at < limit]:
+            flag = flags[slot]
+            message_id = spell(keys[slot]) if flag == KEYED else extra_at.get(slot) if flag == EXTRA else None
+            if message_id is not None:
+                found.append(message_id)
+        return found
+
+    def below_first(self, file: int) -> bool:
+        """Whether the live messages whose record is in a data file before `file` come first in
+        store order, before every live message in a later file."""
+        flags, places = self._state[1], self._state[3]
+        limit = place(file, 0)
+        placed = [slot for slot, at in enumerate(places) if at < limit]
+        below = [slot for slot in placed if flags[slot] != DEAD]
+        if not below:
+            return True
+        last = below[-1] + 1
+        return last - flags.count(DEAD, 0, last) == len(below)
 
     def in_file(self, file: int) -> list[tuple[str, Location]]:
         """The live messages whose record is in data file `file`, in store order."""

@@ -392,7 +392,7 @@ class Follower:
         gone = [n for n in self.ends if n not in present]
         if self.number not in present and self.offset:
             gone.append(self.number)
-        if gone and (plan.snapshot_base is None or max(gone) >= plan.snapshot_base):
+        if gone and (plan.replaced_below is None or max(gone) >= plan.replaced_below):
             raise _NotUsable(f"{segments.segment_name(gone[-1])} was replayed but is gone, and no snapshot "
                              "replaces it")
         complete_plan(self.directory, plan, numbers)

@@ -205,8 +205,21 @@ def _op(item: Any, where: str) -> Op:
 # -- compaction snapshot ---------------------------------------------------------------------
 
 
-def encode_snap_begin(base: int) -> bytes:
-    return _pack([base])
+def encode_snap_begin(base: int, keep: int | None = None) -> bytes:
+    """[base]: the snapshot replaces every segment before it. [base, keep]: only the segments before
+    `keep` (< base); those from `keep` on stay and are replayed under it (FORMAT.md, "Compaction")."""
+    return _pack([base] if keep is None else [base, keep])
+
+
+def decode_snap_begin(payload: bytes, where: str) -> tuple[int, int | None]:
+    fields = unpack_msgpack(payload, where)
+    _expect(isinstance(fields, list) and len(fields) in (1, 2) and all(type(f) is int for f in fields),
+            where, "snapshot marker")
+    if len(fields) == 1:
+        return fields[0], None
+    base, keep = fields
+    _expect(0 < keep < base, where, "snapshot marker (kept segments)")
+    return base, keep
 
 
 def encode_snap_end(base: int, chunks: int) -> bytes:

@@ -33,7 +33,8 @@ class Plan:
     truncate: tuple[int, int] | None = None  # (segment, size): cut the torn tail there
     discard: list[int] = field(default_factory=list)  # last segment whose own header is torn
     obsolete: list[int] = field(default_factory=list)  # replaced by the newest complete snapshot
-    snapshot_base: int | None = None
+    replaced_below: int | None = None  # the newest complete snapshot replaced the segments before it
+    interior: set[int] = field(default_factory=set)  # segments that begin inside a snapshot
     # Damaged ranges to copy aside before any repair drops them: (segment, offset, bytes).
     quarantine: list[tuple[int, int, bytes]] = field(default_factory=list)
 
@@ -74,8 +75,8 @@ def complete_plan(directory: Path, plan: Plan, numbers: list[int]) -> None:
     for number in numbers:
         if number not in plan.discard and number not in plan.sizes:
             plan.sizes[number] = (directory / segments.segment_name(number)).stat().st_size  # stale
-    if plan.snapshot_base is not None:
-        plan.obsolete = [n for n in plan.sizes if n < plan.snapshot_base]
+    if plan.replaced_below is not None:
+        plan.obsolete = [n for n in plan.sizes if n < plan.replaced_below]
         for number in plan.obsolete:
             del plan.sizes[number]
             plan.seal.pop(number, None)
@@ -139,7 +140,9 @@ class Replayer:
         self.last = last
         self.candidate: LogState | None = None  # a snapshot being read; replaces the state at its end
         self.candidate_base = 0
+        self.candidate_keep: int | None = None  # the snapshot keeps the segments from this one on
         self.chunks = 0
+        self.at = 0  # the segment of the last record
         self.track: list[Op] | None = None  # when a list, each BATCH's effective changes go there
         self.superseded: LogState | None = None  # the state a complete snapshot just replaced
 
@@ -191,6 +194,10 @@ class Replayer:
         return base + limit
 
     def record(self, number: int, data: bytes, offset: int, limit: int, base: int = 0) -> int | BadFrame:
+        if number != self.at:
+            self.at = number
+            if self.candidate is not None:  # a compaction must not keep from here: see FORMAT.md
+                self.plan.interior.add(number)
         """Apply the intact record at `data[offset]` and return where it ends, or the bad frame."""
         if self.track is None and (fast := self._batch(number, data, offset, limit, base)) is not None:
             return fast
@@ -257,10 +264,11 @@ class Replayer:
                 self.track.extend(self.plan.state.apply_tracked(ops, _location(number, frame, base)))
         elif kind is RecordType.SNAP_BEGIN:
             self._abandon("another snapshot begins")
-            (base_number,) = records.decode_snap_marker(frame.payload, where, 1)
+            base_number, keep = records.decode_snap_begin(frame.payload, where)
             if base_number != number:
                 raise StoreCorrupted(where, f"snapshot begins in segment {number}, names base {base_number}")
             self.candidate, self.candidate_base = LogState(self.plan.state.window), base_number
+            self.candidate_keep = keep
             self.chunks = 0
         elif kind is RecordType.SNAP_END:
             base_number, chunks = records.decode_snap_marker(frame.payload, where, 2)
@@ -268,10 +276,18 @@ class Replayer:
                 raise StoreCorrupted(
                     where, f"snapshot end (base {base_number}, {chunks} chunks) does not match its start"
                 )
-            self.superseded = self.plan.state
-            self.plan.state, self.plan.snapshot_base, self.candidate = self.candidate, base_number, None
+            self._adopt(self.candidate)
         else:
             self._chunk(number, frame, base)
+
+    def _adopt(self, snapshot: LogState) -> None:
+        keep, old = self.candidate_keep, self.plan.state
+        self.candidate = None
+        if keep is None:
+            self.plan.state, self.plan.replaced_below = snapshot, self.candidate_base
+        else:
+            self.plan.state, self.plan.replaced_below = old.after_snapshot(snapshot, keep), keep
+        self.superseded = None if self.plan.state is old else old
 
     def _chunk(self, number: int, frame: Frame, base: int) -> None:
         where = segments.where(number, base + frame.offset)

@@ -62,6 +62,7 @@ class LogState:
         self.producers: dict[str, None] = {}  # an ordered set, oldest first
         self.messages = 0
         self.live_bytes = 0
+        self.segment_live: dict[int, int] = {}  # segment -> live bytes of the messages it holds
 
     @property
     def orders(self) -> Mapping[str, QueueEntries]:
@@ -140,6 +141,8 @@ class LogState:
         self._next_position += 1
         self.messages += 1
         self.live_bytes += size
+        live = self.segment_live
+        live[record.file] = live.get(record.file, 0) + size
 
     def remove(self, queue: str, message_id: str) -> None:
         entries = self.queues.get(queue)
@@ -150,10 +153,75 @@ class LogState:
             del self.queues[queue]
         self.messages -= 1
         self.live_bytes -= popped[1]
+        self._segment_less(popped[0].file, popped[1])
+
+    def _segment_less(self, file: int, size: int) -> None:
+        left = self.segment_live[file] - size
+        if left > 0:
+            self.segment_live[file] = left
+        else:
+            del self.segment_live[file]
 
     def relocate(self, queue: str, message_id: str, record: Location) -> None:
         """Compaction wrote the live message again: point at the new copy (its place is unchanged)."""
-        self.queues[queue].relocate(message_id, record)
+        entries = self.queues[queue]
+        size = entries.size(message_id)
+        old = entries.relocate(message_id, record)
+        if old is not None:
+            self._segment_less(old.file, size)
+            self.segment_live[record.file] = self.segment_live.get(record.file, 0) + size
+
+    def ids_below(self, queue: str, keep: int) -> list[str]:
+        """The live ids of `queue` whose record is in a segment before `keep`, in store order: what
+        a compaction that keeps the segments from `keep` on copies."""
+        return self.queues[queue].ids_below(keep)
+
+    def oldest_below(self, keep: int) -> bool:
+        """Whether, in every queue, the messages before segment `keep` are its oldest: a compaction
+        may copy them and keep the segments from `keep` on (what replay of a snapshot that keeps
+        segments assumes: `after_snapshot`). Not so while copies an earlier compaction made, in
+        later segments, are older than messages it kept."""
+        return all(entries.below_first(keep) for entries in self.queues.values())
+
+    def after_snapshot(self, snapshot: LogState, keep: int) -> LogState:
+        """The state after a snapshot that replaced only the segments before `keep`: its messages
+        (those that were before `keep`) first, then this replayed state's messages in segments from
+        `keep` on, which are newer; the snapshot's subscriptions and producers. In place (self)
+        when this state holds exactly the snapshot's messages before `keep` (a follower, or a cold
+        recovery that found the replaced segments still there); else rebuilt."""
+        fixed = snapshot.live_bytes - sum(snapshot.segment_live.values())
+        if self._relocated_to(snapshot, keep):
+            self.live_bytes += fixed - (self.live_bytes - sum(self.segment_live.values()))
+            self.subscriptions, self.producers = snapshot.subscriptions, snapshot.producers
+            return self
+        merged = LogState(self.window)
+        merged.subscriptions, merged.producers = snapshot.subscriptions, snapshot.producers
+        merged.live_bytes = fixed
+        for queue in list(self.queues) + [q for q in snapshot.queues if q not in self.queues]:
+            for source, lowest in ((snapshot, 0), (self, keep)):
+                entries = source.queues.get(queue)
+                for message_id, loc, size in entries.sized_items() if entries is not None else ():
+                    if loc.file >= lowest:
+                        merged._put(queue, message_id, size, loc)
+        return merged
+
+    def _relocated_to(self, snapshot: LogState, keep: int) -> bool:
+        """If every message of `snapshot` is live here before `keep` with the same size, and those
+        are all there are before `keep` (the sizes add up), point them at the snapshot's copies."""
+        below = sum(size for file, size in self.segment_live.items() if file < keep)
+        if below != sum(snapshot.segment_live.values()):
+            return False
+        moves: list[tuple[str, str, Location]] = []
+        for queue, entries in snapshot.queues.items():
+            mine = self.queues.get(queue)
+            for message_id, loc, size in entries.sized_items():
+                where = None if mine is None else mine.locate(message_id)
+                if where is None or where.file >= keep or mine is None or mine.size(message_id) != size:
+                    return False
+                moves.append((queue, message_id, loc))
+        for queue, message_id, loc in moves:
+            self.relocate(queue, message_id, loc)
+        return True
 
     def find(self, keys: Iterable[Key]) -> dict[Key, Location]:
         """Where the live ones of `keys` are now (any thread)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from config.model import StoreSettings
 from stores import quarantine
-from stores.appendlog import records, segments
+from stores.appendlog import compaction, records, segments
 from stores.appendlog.follower import Follower
 from stores.appendlog.records import RecordType
 from stores.appendlog.recovery import Plan, plan_recovery
@@ -78,6 +78,8 @@ class AppendLogStore(GatedReads, Store):
         self._failed: str | None = None  # set when the files may no longer match memory
         self._compaction: asyncio.Task[None] | None = None
         self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
+        self._rescan_dead = 0  # no prefix was worth replacing at fewer dead bytes than this
+        self._interior: set[int] = set()  # segments that begin inside a snapshot: never kept from
         self._reads = ReadGate("appendlog store")
         self._follower: Follower | None = None
 
@@ -124,6 +126,7 @@ class AppendLogStore(GatedReads, Store):
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
         self._closed_bytes = sum(plan.sizes.values())
+        self._interior = {n for n in plan.interior if n in plan.sizes}
         self._epoch = max(self.fence.epoch, plan.epoch)
         # Never append to a segment an earlier run (maybe a deposed master) wrote: start a new one
         # whose header seals every unsealed segment at the end we recovered.
@@ -226,7 +229,8 @@ class AppendLogStore(GatedReads, Store):
     # -- compaction ---------------------------------------------------------------------------
 
     def _wants_compaction(self) -> bool:
-        """Cheap: two integers. Compact when the dead bytes are many and the live fraction is low."""
+        """Cheap: integers (any thread). When the dead bytes are many and the live fraction is low;
+        `_compact` then chooses which segments to replace (compaction.py)."""
         if self._active is None:
             return False
         total = self._closed_bytes + self._active.size
@@ -234,9 +238,19 @@ class AppendLogStore(GatedReads, Store):
         dead = total - live
         if total < self._retry_compaction_at:
             return False
-        return dead >= self.settings.appendlog_segment_size // 2 and (
+        return dead >= max(self.settings.appendlog_segment_size // 2, self._rescan_dead) and (
             live < self.settings.appendlog_compact_live_fraction * total
         )
+
+    def _prefix(self) -> int:
+        """Writer thread: how many segments, oldest first, the next compaction replaces (0: none)."""
+        sizes = sorted(self._closed_sizes.items()) + [(self._writable().number, self._writable().size)]
+        live = self._state.segment_live
+        fixed = self._state.live_bytes - sum(live.values())
+        return compaction.prefix_to_replace(sizes, live, fixed, self._interior,
+                                            self.settings.appendlog_segment_size // 2,
+                                            self.settings.appendlog_compact_live_fraction,
+                                            self._state.oldest_below)
 
     def _maybe_compact(self) -> None:
         if self._compaction is None and not self._closed and self._wants_compaction():
@@ -267,14 +281,43 @@ class AppendLogStore(GatedReads, Store):
         """Writer thread. Crash-safe at every step: see FORMAT.md, "Compaction"."""
         if not self._wants_compaction():
             return
+        count = self._prefix()
+        if not count:
+            total = self._closed_bytes + self._writable().size
+            self._rescan_dead = total - self._state.live_bytes + self.settings.appendlog_segment_size // 16
+            return
         before = self._closed_bytes + self._writable().size
-        replaced = sorted(self._closed_sizes) + [self._writable().number]
+        every = sorted(self._closed_sizes) + [self._writable().number]
+        replaced, kept = every[:count], every[count:]
+        keep = kept[0] if kept else None
         base = self._rotate().number
-        self._append_record(RecordType.SNAP_BEGIN, records.encode_snap_begin(base))
+        self._append_record(RecordType.SNAP_BEGIN, records.encode_snap_begin(base, keep))
+        moved, chunks = self._write_snapshot(keep)
+        self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, chunks))
+        self._writable().sync()  # earlier snapshot segments were synced when rotated away from
+        # Readers must find every live message in the snapshot before its old segment goes away
+        # (stores/reads.py: a read that lost the race looks again and finds it here).
+        state = self._state
+        for queue, message_ids, record in moved:
+            for message_id in message_ids:
+                state.relocate(queue, message_id, record)
+        self.fence.check()  # a deposed master must not delete what the new master reads
+        segments.delete_segments(self.directory, replaced)
+        for number in replaced:
+            self._closed_bytes -= self._closed_sizes.pop(number, 0)
+            self._interior.discard(number)
+        self._rescan_dead = 0
+        after = self._closed_bytes + self._writable().size
+        log.info("appendlog compacted %d segments (%d kept as they are): %d -> %d bytes",
+                 len(replaced), len(kept), before, after)
+
+    def _write_snapshot(self, keep: int | None) -> tuple[list[tuple[str, tuple[str, ...], Location]], int]:
+        """The live state (with `keep`: only the messages before that segment) as chunks after
+        SNAP_BEGIN; where each chunk's messages now are, and how many chunks were written."""
         chunk_bytes = max(4096, min(1024 * 1024, self.settings.appendlog_segment_size // 4))
         state = self._state
         chunks = records.snapshot_chunks(
-            {queue: self._live_messages(queue) for queue in state.queues},
+            {queue: self._live_messages(queue, keep) for queue in state.queues},
             list(state.subscriptions.values()),
             list(state.producers),
             chunk_bytes,
@@ -285,32 +328,34 @@ class AppendLogStore(GatedReads, Store):
         moved: list[tuple[str, tuple[str, ...], Location]] = []
         for chunk in chunks:
             if self._writable().size >= self.settings.appendlog_segment_size:
-                self._rotate()
+                self._interior.add(self._rotate().number)
             record = self._append_record(chunk.type, chunk.payload)
             if chunk.message_ids:
                 moved.append((chunk.queue, chunk.message_ids, record))
             count += 1
-        self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
-        self._writable().sync()  # earlier snapshot segments were synced when rotated away from
-        # Readers must find every live message in the snapshot before its old segment goes away
-        # (stores/reads.py: a read that lost the race looks again and finds it here).
-        for queue, message_ids, record in moved:
-            for message_id in message_ids:
-                state.relocate(queue, message_id, record)
-        self.fence.check()  # a deposed master must not delete what the new master reads
-        segments.delete_segments(self.directory, replaced)
-        for number in replaced:
-            self._closed_bytes -= self._closed_sizes.pop(number, 0)
-        after = self._closed_bytes + self._writable().size
-        log.info("appendlog compacted %d segments: %d -> %d bytes", len(replaced), before, after)
+        return moved, count
 
-    def _live_messages(self, queue: str) -> Iterator[StoredMessage]:
-        """Writer thread, during compaction: a queue's live messages read from their records, a
-        page at a time (memory holds one page, not the queue)."""
+    def _live_messages(self, queue: str, keep: int | None) -> Iterator[StoredMessage]:
+        """Writer thread, during compaction: a queue's live messages (before segment `keep`, if
+        given) read from their records, a page at a time (memory holds one page, not the queue)."""
+        if keep is not None:
+            yield from self._live_below(queue, keep)
+            return
         after: int | None = None
         while (page := self._read_page(queue, after, COMPACTION_PAGE)).messages:
             yield from page.messages
             after = page.next
+
+    def _live_below(self, queue: str, keep: int) -> Iterator[StoredMessage]:
+        ids = self._state.ids_below(queue, keep)
+        for start in range(0, len(ids), COMPACTION_PAGE):
+            keys = [(queue, message_id) for message_id in ids[start : start + COMPACTION_PAGE]]
+            found = self._read_keys(keys)
+            for key in keys:
+                message = found.get(key)
+                if message is None:
+                    raise StoreError(f"compaction: live message {key[1]!r} of {queue!r} not found")
+                yield message
 
     def _append_record(self, rtype: RecordType, payload: bytes) -> Location:
         active = self._writable()

@@ -95,7 +95,7 @@ def content(state: LogState) -> dict[str, object]:
 def summary(plan: Plan) -> dict[str, object]:
     return {"state": content(plan.state), "epoch": plan.epoch, "next": plan.next_number, "sizes": plan.sizes,
             "seal": plan.seal, "truncate": plan.truncate, "discard": plan.discard, "obsolete": plan.obsolete,
-            "base": plan.snapshot_base, "quarantine": plan.quarantine}
+            "base": plan.replaced_below, "quarantine": plan.quarantine}
 
 
 def cold_copy(directory: Path, tmp_path: Path) -> Path:
