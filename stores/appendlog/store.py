@@ -5,17 +5,27 @@ one fdatasync. The in-memory `LogState` changes only after the group is on disk,
 group (cut back to where it started) leaves neither bytes nor state behind. When little of the
 log is still live, the writer thread compacts it: the live state is written as a snapshot into
 new segments, made durable, and only then are the segments it replaces deleted.
+
+Every `checkpoint_interval` seconds in which the log changed, the index is checkpointed
+(checkpoint.py, FORMAT.md "Checkpoint") so that recovery replays only the log after it: the
+writer thread syncs the segment and copies the index's columns (milliseconds for a million
+messages), and a worker thread encodes and writes the file while group commits go on.
+Compaction deletes the checkpoint before it deletes any segment the checkpoint describes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from config.model import StoreSettings
-from stores import quarantine
+from stores import fsio, quarantine
+from stores.appendlog import checkpoint as ckpt
 from stores.appendlog import records, segments
 from stores.appendlog.follower import Follower
 from stores.appendlog.records import RecordType
@@ -80,6 +90,15 @@ class AppendLogStore(GatedReads, Store):
         self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
         self._reads = ReadGate("appendlog store")
         self._follower: Follower | None = None
+        self._segments: dict[int, int] = {}  # honoured segments -> header epochs: what a checkpoint names
+        self._dirty = False  # the state changed since the last checkpoint's snapshot
+        self._maintenance: asyncio.Task[None] | None = None
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time
+        self._writing: asyncio.Future[None] | None = None  # a checkpoint's file being written
+        # Compaction drops the checkpoint and bumps the generation under this lock; a checkpoint
+        # whose snapshot is of an older generation is then never renamed into place.
+        self._published = threading.Lock()
+        self._generation = 0
 
     # -- following (docs/hot-standby.md) -----------------------------------------------------
 
@@ -110,6 +129,7 @@ class AppendLogStore(GatedReads, Store):
         recovered = await asyncio.to_thread(self._open_blocking)
         self._committer = start_committer(self, self._apply, self._sync)
         self._reads.open()
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         self._maybe_compact()
         return recovered
 
@@ -120,6 +140,7 @@ class AppendLogStore(GatedReads, Store):
             with gc_paused():
                 plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
                                      self.settings.on_corruption)
+        (self.directory / ckpt.TEMP_NAME).unlink(missing_ok=True)  # a checkpoint write cut short
         self._repair(plan)
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
@@ -129,6 +150,11 @@ class AppendLogStore(GatedReads, Store):
         # whose header seals every unsealed segment at the end we recovered.
         self._next_number = plan.next_number + 1
         self._active = segments.create_segment(self.directory, plan.next_number, self._epoch, plan.seal)
+        self._segments = {n: epoch for n, epoch in plan.honoured.items() if n in plan.sizes}
+        self._segments[self._active.number] = self._epoch
+        # A checkpoint is due if recovery replayed records it does not cover; after a warm open,
+        # only once something is written (the previous master's checkpoint stays valid meanwhile).
+        self._dirty = not self.warm and (plan.resumed is None or plan.replayed > 0)
         log.info(
             "appendlog store %s opened: %d messages in %d queues, %d segments, epoch %d (%s)",
             self.directory,
@@ -156,9 +182,11 @@ class AppendLogStore(GatedReads, Store):
         if plan.truncate is not None:
             segments.truncate_segment(self.directory, *plan.truncate)
         if plan.obsolete:
-            # The snapshot we recovered from must be durable before what it replaces goes away.
+            # The snapshot we recovered from must be durable before what it replaces goes away,
+            # and a checkpoint naming what it replaces must go before that.
             for number in plan.sizes:
                 segments.sync_segment(self.directory, number)
+            self._drop_checkpoint()
             segments.delete_segments(self.directory, plan.obsolete)
             log.info("deleted %d segments replaced by a compaction snapshot", len(plan.obsolete))
 
@@ -190,6 +218,7 @@ class AppendLogStore(GatedReads, Store):
         for ops, frame in zip(batches, frames, strict=True):
             self._state.apply(ops, Location(active.number, offset, len(frame)))
             offset += len(frame)
+        self._dirty = True
 
     def _writable(self) -> Segment:
         if self._active is None:
@@ -217,6 +246,7 @@ class AppendLogStore(GatedReads, Store):
         self._closed_bytes += old.size
         old.close()
         self._active = new
+        self._segments[new.number] = self._epoch
         return new
 
     def _sync(self) -> None:
@@ -267,6 +297,8 @@ class AppendLogStore(GatedReads, Store):
         """Writer thread. Crash-safe at every step: see FORMAT.md, "Compaction"."""
         if not self._wants_compaction():
             return
+        self._drop_checkpoint()  # it names segments this deletes (FORMAT.md, "Checkpoint")
+        self._dirty = True
         before = self._closed_bytes + self._writable().size
         replaced = sorted(self._closed_sizes) + [self._writable().number]
         base = self._rotate().number
@@ -301,8 +333,76 @@ class AppendLogStore(GatedReads, Store):
         segments.delete_segments(self.directory, replaced)
         for number in replaced:
             self._closed_bytes -= self._closed_sizes.pop(number, 0)
+            self._segments.pop(number, None)
         after = self._closed_bytes + self._writable().size
         log.info("appendlog compacted %d segments: %d -> %d bytes", len(replaced), before, after)
+
+    # -- checkpoints (FORMAT.md, "Checkpoint") ------------------------------------------------
+
+    async def checkpoint(self) -> None:
+        """Write a checkpoint now (it also happens every checkpoint_interval seconds when the
+        log changed): the snapshot on the writer thread, the file on a thread of its own."""
+        async with self._checkpointing:
+            if self._committer is None or self._closed:
+                raise StoreClosed("store is not open")
+            snapshot = await self._committer.run_in_writer(self._snapshot)
+            generation, cp = cast("tuple[int, ckpt.Checkpoint]", snapshot)
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_checkpoint, generation, cp))
+            # Shielded: a cancelled caller (close) leaves the file to be finished; close waits for it.
+            await asyncio.shield(self._writing)
+
+    def _snapshot(self) -> tuple[int, ckpt.Checkpoint]:
+        """Writer thread: the state as of the end of the log, once that end is durable."""
+        active = self._writable()
+        self.fence.check()
+        active.sync()  # every record before the checkpoint's position must be on disk first
+        self._dirty = False  # what is applied from now on makes it dirty again
+        return self._generation, ckpt.snapshot(self._state, (active.number, active.size), self._segments)
+
+    def _write_checkpoint(self, generation: int, cp: ckpt.Checkpoint) -> None:
+        """Any thread: encode and write `cp`, unless compaction dropped the checkpoint since."""
+
+        def publish(tmp: Path, path: Path) -> None:
+            with self._published:
+                try:
+                    if generation != self._generation:
+                        raise _Superseded
+                    self.fence.check()  # a deposed master publishes nothing
+                    os.replace(tmp, path)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+
+        try:
+            ckpt.write(self.directory / ckpt.NAME, cp, publish)
+        except _Superseded:
+            log.debug("appendlog: a checkpoint superseded by compaction is not kept")
+        except BaseException:
+            self._dirty = True
+            raise
+
+    def _drop_checkpoint(self) -> None:
+        """Before segments a checkpoint may name are deleted: delete it, durably, and keep one
+        being written from replacing it later."""
+        with self._published:
+            self._generation += 1
+            path = self.directory / ckpt.NAME
+            if path.exists():
+                path.unlink()
+                fsio.sync_directory(self.directory)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_interval)
+            if not self._dirty or self._compaction is not None:
+                continue  # nothing new, or compaction under way (it leaves the state dirty)
+            try:
+                await self.checkpoint()
+            except StoreClosed as exc:
+                log.error("appendlog: checkpoints stop: %s", exc)
+                return
+            except (OSError, StoreError) as exc:
+                log.warning("appendlog: checkpoint failed, will retry: %s", exc)
 
     def _live_messages(self, queue: str) -> Iterator[StoredMessage]:
         """Writer thread, during compaction: a queue's live messages read from their records, a
@@ -350,6 +450,11 @@ class AppendLogStore(GatedReads, Store):
         self._closed = True
         try:
             await self._reads.close()
+            if self._maintenance is not None:
+                self._maintenance.cancel()
+                await asyncio.gather(self._maintenance, return_exceptions=True)
+            if self._writing is not None:  # its snapshot's file, finished before the segment closes
+                await asyncio.gather(self._writing, return_exceptions=True)
             if self._compaction is not None:
                 await self._compaction
             if self._committer is not None:
@@ -358,6 +463,10 @@ class AppendLogStore(GatedReads, Store):
             if self._active is not None:
                 self._active.close()
                 self._active = None
+
+
+class _Superseded(Exception):
+    """A checkpoint's snapshot is older than compaction's deletion of the checkpoint."""
 
 
 def _frame_of(ops: Sequence[Op]) -> bytes:
