@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import random
 import shutil
+import signal
+import sys
 import tempfile
+import time
 from array import array
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,8 @@ from stores.base import (
 )
 from stores.entries import Prefixes, QueueEntries
 from stores.reads import Location
+from tests.unit.stores.contract import recover
+from tests.unit.stores.test_crash import LINE_TIMEOUT, REPO, Acks, check, drain
 
 SEGMENT = 64 * 1024
 WINDOW = 4
@@ -387,3 +394,57 @@ def test_random_workloads_recover_the_same_from_a_checkpoint(program: list[tuple
         assert_same_as_full_replay(directory, resumed=(directory / ckpt.NAME).exists())
     finally:
         shutil.rmtree(directory)
+
+
+# -- kill -9 while a checkpoint is being written ----------------------------------------------
+
+KILLS = 6
+
+
+async def kill_during_a_checkpoint(data_dir: Path, run: int, seed: int, log: Path) -> tuple[Acks, bool]:
+    """Run the workload (tests/helpers/storeproc.py) with a checkpoint every 10 ms; SIGKILL it the
+    moment a checkpoint's temp file appears (or after 3 s). Whether the kill caught one."""
+    acks = Acks()
+    ready = asyncio.Event()
+    temp = data_dir / "appendlog" / ckpt.TEMP_NAME
+    with open(log, "ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.helpers.storeproc", "appendlog", str(data_dir), str(run), str(seed),
+            cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=stderr,
+            env={**os.environ, "STOREPROC_CHECKPOINT_INTERVAL": "0.01"},
+        )  # fmt: skip
+        assert proc.stdout is not None
+        reader = asyncio.create_task(drain(proc.stdout, acks, ready))
+        caught = False
+        try:
+            await asyncio.wait_for(ready.wait(), LINE_TIMEOUT)
+            await asyncio.sleep(0.2 + run * 0.05)  # the state grows: later checkpoints take longer
+            deadline = time.monotonic() + 3.0
+            while not (caught := temp.exists()) and time.monotonic() < deadline:
+                time.sleep(0.0002)  # not await: the loop must not sleep a whole scheduler tick
+        finally:
+            proc.kill()
+            await asyncio.wait_for(reader, LINE_TIMEOUT)
+            code = await asyncio.wait_for(proc.wait(), LINE_TIMEOUT)
+            assert code == -signal.SIGKILL, f"the workload exited by itself with code {code}"
+    return acks, caught
+
+
+@pytest.mark.slow
+async def test_kill9_during_checkpoint_writes_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    seed = random.randrange(2**32)
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    baseline: set[tuple[str, str]] = set()
+    caught = 0
+    for run in range(KILLS):
+        log = tmp_path / f"storeproc-{run}.log"
+        acks, hit = await kill_during_a_checkpoint(data_dir, run, seed, log)
+        caught += hit
+        where = f"seed={seed} run={run}; workload stderr:\n{log.read_text(errors='replace')[-2000:]}"
+        directory = data_dir / "appendlog"
+        plan = plan_recovery(directory, StoreSettings().duplicate_window, 0)
+        assert plan_view(plan) == plan_view(full_replay(directory, StoreSettings().duplicate_window)), where
+        assert run == 0 or plan.resumed is not None, f"no checkpoint was used: {where}"
+        baseline = check(await recover("appendlog", data_dir), acks, baseline, run)
+    assert caught, "no kill landed while a checkpoint's file was being written"
