@@ -37,19 +37,22 @@ class Checkpoint:
     pos: tuple[int, int]  # (segment, offset): every record before it is reflected, none after
     segments: list[tuple[int, int]]  # (number, header epoch) of each honoured segment up to pos's
     window: int  # the duplicate_window the producers were kept under
+    snapshot_base: int | None = None  # the base of the newest complete compaction snapshot before pos
     prefixes: list[str] = field(default_factory=list)
     queues: list[tuple[str, Packed]] = field(default_factory=list)  # in queue order, sized columns
     subscriptions: list[DurableSubscription] = field(default_factory=list)
     producers: list[str] = field(default_factory=list)  # oldest first
 
 
-def snapshot(state: LogState, pos: tuple[int, int], segments: Mapping[int, int]) -> Checkpoint:
+def snapshot(state: LogState, pos: tuple[int, int], segments: Mapping[int, int],
+             snapshot_base: int | None = None) -> Checkpoint:
     """Copy what a checkpoint needs out of `state` (writer thread): a few memcpys per queue, so
     the encoding can go on in another thread while the writer changes the state."""
     return Checkpoint(
         pos=pos,
         segments=sorted(segments.items()),
         window=state.window,
+        snapshot_base=snapshot_base,
         prefixes=list(state.prefixes.names),
         queues=[(queue, entries.packed()) for queue, entries in state.queues.items()],
         subscriptions=list(state.subscriptions.values()),
@@ -59,10 +62,11 @@ def snapshot(state: LogState, pos: tuple[int, int], segments: Mapping[int, int])
 
 def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
     packer = msgpack.Packer(use_bin_type=True)
-    yield b"".join([packer.pack_map_header(7),
+    yield b"".join([packer.pack_map_header(8),
                     packer.pack("pos"), packer.pack(list(cp.pos)),
                     packer.pack("segments"), packer.pack([list(s) for s in cp.segments]),
                     packer.pack("window"), packer.pack(cp.window),
+                    packer.pack("base"), packer.pack(cp.snapshot_base),
                     packer.pack("prefixes"), packer.pack(cp.prefixes),
                     packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
     for queue, packed in cp.queues:
@@ -143,10 +147,12 @@ def _checkpoint(body: dict[str, object]) -> Checkpoint:
     numbers = [n for n, _ in segments]
     if not segments or numbers[-1] != segment or numbers != sorted(set(numbers)):
         raise ValueError("the segments are out of order or do not end with the position's")
+    base = body["base"]
     return Checkpoint(
         pos=(segment, offset),
         segments=segments,
         window=window,
+        snapshot_base=None if base is None else _int(base),
         prefixes=body["prefixes"],  # type: ignore[arg-type]
         queues=queues,
         subscriptions=subs,

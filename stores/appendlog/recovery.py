@@ -81,7 +81,7 @@ def _resume(directory: Path, plan: Plan, seals: dict[int, int]) -> tuple[int, in
         log.warning("%s: stale, %s; ignored, replaying the whole log", path, why)
         return None
     plan.state.restore(cp.prefixes, cp.queues, cp.subscriptions, cp.producers)
-    plan.resumed = cp.pos
+    plan.resumed, plan.snapshot_base = cp.pos, cp.snapshot_base
     log.info("%s: %d messages as of %s; replaying the log after it", path, plan.state.messages,
              segments.where(*cp.pos))
     return cp.pos

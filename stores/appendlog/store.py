@@ -91,6 +91,7 @@ class AppendLogStore(GatedReads, Store):
         self._reads = ReadGate("appendlog store")
         self._follower: Follower | None = None
         self._segments: dict[int, int] = {}  # honoured segments -> header epochs: what a checkpoint names
+        self._snapshot_base: int | None = None  # base of the newest complete compaction snapshot
         self._dirty = False  # the state changed since the last checkpoint's snapshot
         self._maintenance: asyncio.Task[None] | None = None
         self._checkpointing = asyncio.Lock()  # one checkpoint at a time
@@ -152,6 +153,7 @@ class AppendLogStore(GatedReads, Store):
         self._active = segments.create_segment(self.directory, plan.next_number, self._epoch, plan.seal)
         self._segments = {n: epoch for n, epoch in plan.honoured.items() if n in plan.sizes}
         self._segments[self._active.number] = self._epoch
+        self._snapshot_base = plan.snapshot_base
         # A checkpoint is due if recovery replayed records it does not cover; after a warm open,
         # only once something is written (the previous master's checkpoint stays valid meanwhile).
         self._dirty = not self.warm and (plan.resumed is None or plan.replayed > 0)
@@ -324,6 +326,7 @@ class AppendLogStore(GatedReads, Store):
             count += 1
         self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, count))
         self._writable().sync()  # earlier snapshot segments were synced when rotated away from
+        self._snapshot_base = base
         # Readers must find every live message in the snapshot before its old segment goes away
         # (stores/reads.py: a read that lost the race looks again and finds it here).
         for queue, message_ids, record in moved:
@@ -357,7 +360,8 @@ class AppendLogStore(GatedReads, Store):
         self.fence.check()
         active.sync()  # every record before the checkpoint's position must be on disk first
         self._dirty = False  # what is applied from now on makes it dirty again
-        return self._generation, ckpt.snapshot(self._state, (active.number, active.size), self._segments)
+        pos = (active.number, active.size)
+        return self._generation, ckpt.snapshot(self._state, pos, self._segments, self._snapshot_base)
 
     def _write_checkpoint(self, generation: int, cp: ckpt.Checkpoint) -> None:
         """Any thread: encode and write `cp`, unless compaction dropped the checkpoint since."""

@@ -81,7 +81,8 @@ def view(state: LogState) -> dict[str, Any]:
 
 def plan_view(plan: Plan) -> dict[str, Any]:
     return {"state": view(plan.state), "epoch": plan.epoch, "next": plan.next_number, "sizes": plan.sizes,
-            "seal": plan.seal, "truncate": plan.truncate, "discard": plan.discard, "obsolete": plan.obsolete}
+            "seal": plan.seal, "truncate": plan.truncate, "discard": plan.discard, "obsolete": plan.obsolete,
+            "base": plan.snapshot_base, "quarantine": plan.quarantine}
 
 
 def full_replay(directory: Path, window: int = WINDOW) -> Plan:
@@ -160,7 +161,7 @@ def test_a_checkpoint_encodes_and_decodes_to_itself() -> None:
         state.add(queue, msg(i, producer=f"prod-{i % 6}"), Location(1, i * 10, 10))
     state.remove("/queue/a", "ID:p-4")
     state.put_subscription(DurableSubscription("c:s", "c", "s", "/topic/t", "x = 1", "alice"))
-    cp = ckpt.snapshot(state, (1, 500), {1: 3})
+    cp = ckpt.snapshot(state, (1, 500), {1: 3}, 1)
     back = ckpt.decode(ckpt.encode(cp))
     assert back == cp
     restored = LogState(WINDOW)
