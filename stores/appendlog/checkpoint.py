@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgpack
 
-from stores import ckptframe, fsio
+from stores import ckptframe, framing, fsio
 from stores import columns as codec
 from stores.appendlog.state import LogState
 from stores.base import DurableSubscription
@@ -35,6 +35,7 @@ class CheckpointError(ValueError):
 @dataclass(slots=True)
 class Checkpoint:
     pos: tuple[int, int]  # (segment, offset): every record before it is reflected, none after
+    last: tuple[int, int]  # (offset, CRC) of the record ending at pos: pos's segment header if none
     segments: list[tuple[int, int]]  # (number, header epoch) of each honoured segment up to pos's
     window: int  # the duplicate_window the producers were kept under
     snapshot_base: int | None = None  # the base of the newest complete compaction snapshot before pos
@@ -44,12 +45,13 @@ class Checkpoint:
     producers: list[str] = field(default_factory=list)  # oldest first
 
 
-def snapshot(state: LogState, pos: tuple[int, int], segments: Mapping[int, int],
+def snapshot(state: LogState, pos: tuple[int, int], last: tuple[int, int], segments: Mapping[int, int],
              snapshot_base: int | None = None) -> Checkpoint:
     """Copy what a checkpoint needs out of `state` (writer thread): a few memcpys per queue, so
     the encoding can go on in another thread while the writer changes the state."""
     return Checkpoint(
         pos=pos,
+        last=last,
         segments=sorted(segments.items()),
         window=state.window,
         snapshot_base=snapshot_base,
@@ -62,8 +64,9 @@ def snapshot(state: LogState, pos: tuple[int, int], segments: Mapping[int, int],
 
 def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
     packer = msgpack.Packer(use_bin_type=True)
-    yield b"".join([packer.pack_map_header(8),
+    yield b"".join([packer.pack_map_header(9),
                     packer.pack("pos"), packer.pack(list(cp.pos)),
+                    packer.pack("last"), packer.pack(list(cp.last)),
                     packer.pack("segments"), packer.pack([list(s) for s in cp.segments]),
                     packer.pack("window"), packer.pack(cp.window),
                     packer.pack("base"), packer.pack(cp.snapshot_base),
@@ -148,8 +151,12 @@ def _checkpoint(body: dict[str, object]) -> Checkpoint:
     if not segments or numbers[-1] != segment or numbers != sorted(set(numbers)):
         raise ValueError("the segments are out of order or do not end with the position's")
     base = body["base"]
+    last: list[object] = body["last"]  # type: ignore[assignment]
+    if len(last) != 2 or _int(last[0]) >= offset:
+        raise ValueError("the last record is not [offset, crc] before the position")
     return Checkpoint(
         pos=(segment, offset),
+        last=(_int(last[0]), _int(last[1])),
         segments=segments,
         window=window,
         snapshot_base=None if base is None else _int(base),
@@ -167,10 +174,11 @@ def _subscription(fields: object) -> DurableSubscription:
 
 
 def usable(cp: Checkpoint, honoured: Mapping[int, int], seals: Mapping[int, int],
-           end: Callable[[int], int], window: int) -> str | None:
+           end: Callable[[int], int], head: Callable[[int, int], bytes], window: int) -> str | None:
     """Why `cp` does not describe a prefix of the log as recovery now reads it (None: it does).
     `honoured`: the honoured segments -> their header epochs, in order; `seals`: the sealed ends
-    (FORMAT.md, "Recovery" steps 3-4); `end(n)`: segment n's honoured end (its seal or size)."""
+    (FORMAT.md, "Recovery" steps 3-4); `end(n)`: segment n's honoured end (its seal or size);
+    `head(n, offset)`: the frame header (9 bytes) at that offset of segment n."""
     number, offset = cp.pos
     if window != cp.window:
         return f"it kept {cp.window} producer ids, duplicate_window is now {window}"
@@ -183,6 +191,11 @@ def usable(cp: Checkpoint, honoured: Mapping[int, int], seals: Mapping[int, int]
         return f"log-{unsealed[0]}.seg is not sealed"
     if offset > end(number):
         return f"its position log-{number}.seg@{offset} is beyond the honoured end {end(number)}"
+    at, crc = cp.last
+    found = head(number, at)
+    size = framing.frame_size(found)
+    if size is None or at + size != offset or int.from_bytes(found[:4], "little") != crc:
+        return f"the record it ends after (log-{number}.seg@{at}, CRC {crc:#010x}) is not there"
     return None
 
 

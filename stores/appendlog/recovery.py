@@ -76,7 +76,10 @@ def _resume(directory: Path, plan: Plan, seals: dict[int, int]) -> tuple[int, in
         sealed = seals.get(number)
         return sealed if sealed is not None else (directory / segments.segment_name(number)).stat().st_size
 
-    why = ckpt.usable(cp, plan.honoured, seals, end, plan.state.window)
+    def head(number: int, offset: int) -> bytes:
+        return segments.read_at(directory, number, offset, records.HEADER_SIZE)
+
+    why = ckpt.usable(cp, plan.honoured, seals, end, head, plan.state.window)
     if why is not None:
         log.warning("%s: stale, %s; ignored, replaying the whole log", path, why)
         return None

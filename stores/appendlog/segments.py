@@ -64,21 +64,30 @@ class Segment:
         self.number = number
         self.file = file
         self.damaged: str | None = None  # set when a failed write could not be undone
+        self.last = (0, 0)  # (offset, CRC) of the last record appended: what a checkpoint ends after
 
     @property
     def size(self) -> int:
         return self.file.size
 
-    def append(self, frame: bytes) -> None:
-        """Append one or more whole frames; on failure cut the file back so no partial frame stays."""
+    def append(self, frame: bytes, last: int = 0) -> None:
+        """Append one or more whole frames, the last starting `last` bytes into `frame`; on failure
+        cut the file back so no partial frame stays."""
         start = self.file.size
         try:
             self.file.append(frame)
         except BaseException:
             self.cut(start)
             raise
+        self.last = (start + last, int.from_bytes(frame[last:last + 4], "little"))
 
-    def cut(self, size: int) -> None:
+    def cut(self, size: int, last: tuple[int, int] | None = None) -> None:
+        """`_cut`, and the last record is again the one before the cut (`last`)."""
+        self._cut(size)
+        if last is not None:
+            self.last = last
+
+    def _cut(self, size: int) -> None:
         """Undo appends past `size`; if even that fails, mark the segment damaged (no more writes)."""
         try:
             self.file.truncate(size)
@@ -111,7 +120,8 @@ def create_segment(directory: Path, number: int, epoch: int, sealed: dict[int, i
     try:
         file = fsio.open_append(path)
         header = records.encode_segment_header(number, epoch, sealed)
-        file.append(records.encode_frame(records.RecordType.SEGMENT, header))
+        frame = records.encode_frame(records.RecordType.SEGMENT, header)
+        file.append(frame)
         file.sync()
         fsio.sync_directory(directory)
     except BaseException:
@@ -120,7 +130,9 @@ def create_segment(directory: Path, number: int, epoch: int, sealed: dict[int, i
         path.unlink(missing_ok=True)
         fsio.sync_directory(directory)
         raise
-    return Segment(number, file)
+    segment = Segment(number, file)
+    segment.last = (0, int.from_bytes(frame[:4], "little"))
+    return segment
 
 
 def delete_segments(directory: Path, numbers: list[int]) -> None:
@@ -138,6 +150,15 @@ def truncate_segment(directory: Path, number: int, size: int) -> None:
         file.sync()
     finally:
         file.close()
+
+
+def read_at(directory: Path, number: int, offset: int, size: int) -> bytes:
+    """Up to `size` bytes of segment `number` at `offset` (fewer at its end)."""
+    fd = os.open(directory / segment_name(number), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
 
 
 def sync_segment(directory: Path, number: int) -> None:

@@ -207,14 +207,15 @@ class AppendLogStore(GatedReads, Store):
         active = self._writable()
         if active.size >= self.settings.appendlog_segment_size:
             active = self._rotate()
-        start = active.size
+        start, last = active.size, active.last
         frames = [_frame_of(ops) for ops in batches]
-        active.append(b"".join(frames))
+        joined = b"".join(frames)
+        active.append(joined, len(joined) - len(frames[-1]))
         if sync:
             try:
                 active.sync()
             except OSError:
-                active.cut(start)  # the error propagates: nobody in this group is acknowledged
+                active.cut(start, last)  # the error propagates: nobody in this group is acknowledged
                 raise
         offset = start
         for ops, frame in zip(batches, frames, strict=True):
@@ -361,7 +362,8 @@ class AppendLogStore(GatedReads, Store):
         active.sync()  # every record before the checkpoint's position must be on disk first
         self._dirty = False  # what is applied from now on makes it dirty again
         pos = (active.number, active.size)
-        return self._generation, ckpt.snapshot(self._state, pos, self._segments, self._snapshot_base)
+        return self._generation, ckpt.snapshot(self._state, pos, active.last, self._segments,
+                                               self._snapshot_base)
 
     def _write_checkpoint(self, generation: int, cp: ckpt.Checkpoint) -> None:
         """Any thread: encode and write `cp`, unless compaction dropped the checkpoint since."""

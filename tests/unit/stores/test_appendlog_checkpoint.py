@@ -161,7 +161,7 @@ def test_a_checkpoint_encodes_and_decodes_to_itself() -> None:
         state.add(queue, msg(i, producer=f"prod-{i % 6}"), Location(1, i * 10, 10))
     state.remove("/queue/a", "ID:p-4")
     state.put_subscription(DurableSubscription("c:s", "c", "s", "/topic/t", "x = 1", "alice"))
-    cp = ckpt.snapshot(state, (1, 500), {1: 3}, 1)
+    cp = ckpt.snapshot(state, (1, 500), (480, 0xDEADBEEF), {1: 3}, 1)
     back = ckpt.decode(ckpt.encode(cp))
     assert back == cp
     restored = LogState(WINDOW)
@@ -257,7 +257,8 @@ def rewrite(path: Path, **changes: Any) -> None:
     path.write_bytes(ckpt.encode(cp))
 
 
-@pytest.mark.parametrize("how", ["beyond the end", "another epoch", "a missing segment", "another window"])
+@pytest.mark.parametrize("how", ["beyond the end", "another epoch", "a missing segment", "another window",
+                                 "another record", "not a record boundary"])
 async def test_a_checkpoint_that_does_not_describe_the_log_is_stale(
         tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture) -> None:
     await checkpointed(tmp_path)
@@ -272,6 +273,10 @@ async def test_a_checkpoint_that_does_not_describe_the_log_is_stale(
         rewrite(path, segments=[(n, e + 1 if n == number else e) for n, e in cp.segments])
     elif how == "a missing segment":
         rewrite(path, segments=[(0, 0), *cp.segments])
+    elif how == "another record":  # the same numbers and epochs, another history (a copied file)
+        rewrite(path, last=(cp.last[0], cp.last[1] ^ 1))
+    elif how == "not a record boundary":
+        rewrite(path, pos=(number, offset - 1))
     else:
         rewrite(path, window=WINDOW + 1)
     with caplog.at_level(logging.INFO, logger="stores.appendlog.recovery"):
