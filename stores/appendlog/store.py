@@ -405,7 +405,8 @@ class AppendLogStore(GatedReads, Store):
             try:
                 await self.checkpoint()
             except StoreClosed as exc:
-                log.error("appendlog: checkpoints stop: %s", exc)
+                if not self._closed:  # a deposed master; a closing store just stops
+                    log.error("appendlog: checkpoints stop: %s", exc)
                 return
             except (OSError, StoreError) as exc:
                 log.warning("appendlog: checkpoint failed, will retry: %s", exc)
