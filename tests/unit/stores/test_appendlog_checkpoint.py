@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from config.model import StoreSettings
 from stores import columns as codec
 from stores.appendlog import checkpoint as ckpt
+from stores.appendlog.follower import Follower
 from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.segments import list_segments
 from stores.appendlog.state import LogState
@@ -42,7 +43,9 @@ from stores.base import (
 from stores.entries import Prefixes, QueueEntries
 from stores.reads import Location
 from tests.unit.stores.contract import recover
+from tests.unit.stores.test_appendlog_follower import follow
 from tests.unit.stores.test_crash import LINE_TIMEOUT, REPO, Acks, check, drain
+from tests.unit.stores.test_journal_follower import Recorder
 
 SEGMENT = 64 * 1024
 WINDOW = 4
@@ -454,3 +457,29 @@ async def test_kill9_during_checkpoint_writes_loses_nothing_acknowledged(tmp_pat
         assert run == 0 or plan.resumed is not None, f"no checkpoint was used: {where}"
         baseline = check(await recover("appendlog", data_dir), acks, baseline, run)
     assert caught, "no kill landed while a checkpoint's file was being written"
+
+
+# -- takeover ---------------------------------------------------------------------------------
+
+
+async def test_after_a_warm_takeover_the_old_masters_checkpoint_still_serves_a_cold_open(
+        tmp_path: Path) -> None:
+    """The new master writes no checkpoint until something changes; the old master's, of a lower
+    epoch, still describes a prefix of the log (the new segment seals the old at its end)."""
+    old = AppendLogStore(tmp_path, settings(), EpochFence(1))
+    await old.open()
+    await workload(old, 0, 60, checkpoint_at=40)
+    follower = Follower(tmp_path, settings(), Recorder())
+    follow(follower)
+    await old.close()  # what the old master wrote after its checkpoint is replayed from the log
+    written = (tmp_path / ckpt.NAME).read_bytes()
+    new = AppendLogStore(tmp_path, settings(checkpoint_interval=0.05), EpochFence(2))
+    assert new.follow_from(follower)
+    await new.open()
+    assert new.warm
+    await asyncio.sleep(0.3)  # six intervals with nothing written: no checkpoint
+    assert (tmp_path / ckpt.NAME).read_bytes() == written
+    await new.close()
+    plan = plan_recovery(tmp_path, WINDOW, 2)
+    assert plan.resumed is not None and plan.epoch == 2
+    assert plan_view(plan) == plan_view(full_replay(tmp_path))
