@@ -1,7 +1,8 @@
 """Packed index columns on disk (stores/journal/FORMAT.md section 3): one queue's QueueEntries
 columns (stores/entries.py) as msgpack binaries of little-endian numbers, and the checks that
 make what is read back something QueueEntries.of can take. Pure; shared by the stores'
-checkpoints."""
+checkpoints (the journal's, and the append log's, whose entries are sized: a sixth column,
+stores/appendlog/FORMAT.md "Checkpoint")."""
 
 from __future__ import annotations
 
@@ -22,14 +23,21 @@ assert MAX_FILE == (1 << (63 - FILE_SHIFT)) - 1  # what checked relies on
 
 def encode_queue(packer: msgpack.Packer, queue: str, packed: Packed) -> Iterator[bytes | memoryview]:
     """One queue as [name, keys, places, lengths, extras], its columns as little-endian binaries
-    (memoryviews of the arrays: no copy on a little-endian machine)."""
-    keys, places, lengths, extras, _ = packed
-    yield packer.pack_array_header(5) + packer.pack(queue)
+    (memoryviews of the arrays: no copy on a little-endian machine); sized entries' (the append
+    log's) as [name, keys, places, lengths, extras, sizes]: the journal's stay five long."""
+    keys, places, lengths, extras, sizes = packed
+    yield packer.pack_array_header(5 if sizes is None else 6) + packer.pack(queue)
     for column in (keys, places, lengths):
-        data = _little(column)
-        yield _bin_header(len(data))
-        yield data
+        yield from _binary(column)
     yield packer.pack([list(extra) for extra in extras])
+    if sizes is not None:
+        yield from _binary(sizes)
+
+
+def _binary(column: array[int]) -> Iterator[bytes | memoryview]:
+    data = _little(column)
+    yield _bin_header(len(data))
+    yield data
 
 
 def _little(column: array[int]) -> memoryview:
@@ -56,16 +64,20 @@ def prefix_table(value: object) -> list[str]:
     return names
 
 
-def decode_queues(unpacker: msgpack.Unpacker, prefixes: Prefixes) -> list[tuple[str, Packed]]:
-    """An array of queues' [name, keys, places, lengths, extras], each checked."""
+def decode_queues(unpacker: msgpack.Unpacker, prefixes: Prefixes,
+                  sized: bool = False) -> list[tuple[str, Packed]]:
+    """An array of queues' [name, keys, places, lengths, extras], each checked; `sized`: each
+    is [name, keys, places, lengths, extras, sizes] instead (and nothing else is taken)."""
     queues = []
+    fields = 6 if sized else 5
     for _ in range(unpacker.read_array_header()):
-        if unpacker.read_array_header() != 5:
-            raise ValueError("a queue is not [name, keys, places, lengths, extras]")
+        if unpacker.read_array_header() != fields:
+            raise ValueError(f"a queue is not [name, keys, places, lengths, extras{', sizes' * sized}]")
         queue = str_of(unpacker.unpack())
         keys, places, lengths = (_column(unpacker.unpack(), code) for code in "qqI")
         extras = [(int_of(slot), str_of(mid)) for slot, mid in unpacker.unpack()]
-        queues.append((queue, checked(Packed(keys, places, lengths, extras), prefixes)))
+        sizes = _column(unpacker.unpack(), "I") if sized else None
+        queues.append((queue, checked(Packed(keys, places, lengths, extras, sizes), prefixes)))
     return queues
 
 
@@ -84,8 +96,8 @@ def _column(value: object, typecode: str) -> array[int]:
 def checked(packed: Packed, prefixes: Prefixes) -> Packed:
     """Refuse what QueueEntries.of could not take: columns of different lengths, keyed keys out of
     order or of unknown prefixes, extras out of order or repeating an id, places out of range."""
-    keys, places, lengths, extras, _ = packed
-    if not len(keys) == len(places) == len(lengths):
+    keys, places, lengths, extras, sizes = packed
+    if not len(keys) == len(places) == len(lengths) == (len(keys) if sizes is None else len(sizes)):
         raise ValueError("a queue's columns differ in length")
     slots = [slot for slot, _ in extras]
     if slots != sorted(set(slots)) or (slots and slots[-1] >= len(keys)):

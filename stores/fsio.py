@@ -103,11 +103,13 @@ def write_atomically(path: Path, data: bytes) -> None:
 
 
 def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes | memoryview],
-                              head: Callable[[], bytes]) -> None:
+                              head: Callable[[], bytes],
+                              replace: Callable[[Path, Path], None] | None = None) -> None:
     """As write_atomically, for content made a part at a time (never all in memory at once): the
     first `head_size` bytes are written last, as `head()` gives them once every part is written
-    (a checksum of the parts, say)."""
-    with _replacing(path) as fd:
+    (a checksum of the parts, say). `replace(tmp, path)` renames the synced temp file over `path`
+    (default os.replace); a caller's may decide not to, and remove it instead."""
+    with _replacing(path, replace or os.replace) as fd:
         _write_all(fd, bytes(head_size))
         for part in parts:
             _write_all(fd, part)
@@ -119,7 +121,7 @@ def write_streamed_atomically(path: Path, head_size: int, parts: Iterable[bytes 
 
 
 @contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[int]:
+def _replacing(path: Path, replace: Callable[[Path, Path], None] = os.replace) -> Iterator[int]:
     """A descriptor of `path`'s temp file; once the block ends, synced and renamed over `path`."""
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -131,7 +133,7 @@ def _replacing(path: Path) -> Iterator[int]:
         tmp.unlink(missing_ok=True)  # a half-written temp file would hold the space we lack
         raise
     os.close(fd)
-    os.replace(tmp, path)
+    replace(tmp, path)
     sync_directory(path.parent)
 
 

@@ -10,26 +10,23 @@ whole log: the snapshot that replaces everything.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 
 def prefix_to_replace(segments: Sequence[tuple[int, int]], live: Mapping[int, int], fixed: int,
-                      interior: Collection[int], min_dead: int, live_fraction: float,
+                      min_dead: int, live_fraction: float,
                       may_keep_from: Callable[[int], bool]) -> int:
     """How many of `segments` ((number, bytes) in log order, the active one last) to replace; 0:
     none is worth it. `live`: live message bytes per segment; `fixed`: the bytes every snapshot
     copies (subscriptions, the duplicate window). A prefix qualifies if it frees at least
     `min_dead` bytes and what it copies is under `live_fraction` of it; of those, the one that
-    frees the most beyond what it copies, among those that may end there. A prefix never ends
-    where the next segment begins inside a snapshot (`interior`): replay from there would start in
-    the middle of one; nor where `may_keep_from(next segment)` says no (asked only of the best)."""
+    frees the most beyond what it copies, among those that may end there: `may_keep_from(the next
+    segment)` (asked only of the best, in turn)."""
     found: list[tuple[int, int]] = []  # (gain, prefix length)
     size = copied = 0
     for count, (number, nbytes) in enumerate(segments, start=1):
         size += nbytes
         copied += live.get(number, 0)
-        if count < len(segments) and segments[count][0] in interior:
-            continue
         cost = copied + fixed
         dead = size - cost
         if dead >= min_dead and cost < live_fraction * size:

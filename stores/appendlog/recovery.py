@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stores import framing
+from stores.appendlog import checkpoint as ckpt
 from stores.appendlog import records, segments
 from stores.appendlog.records import BadFrame, Frame, RecordType
 from stores.appendlog.state import LogState
@@ -34,9 +35,11 @@ class Plan:
     discard: list[int] = field(default_factory=list)  # last segment whose own header is torn
     obsolete: list[int] = field(default_factory=list)  # replaced by the newest complete snapshot
     replaced_below: int | None = None  # the newest complete snapshot replaced the segments before it
-    interior: set[int] = field(default_factory=set)  # segments that begin inside a snapshot
     # Damaged ranges to copy aside before any repair drops them: (segment, offset, bytes).
     quarantine: list[tuple[int, int, bytes]] = field(default_factory=list)
+    honoured: dict[int, int] = field(default_factory=dict)  # honoured segments -> header epochs, in order
+    resumed: tuple[int, int] | None = None  # the checkpoint's position replay started at, if one was used
+    replayed: int = 0  # records replayed (after the checkpoint, if one was used)
 
 
 def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
@@ -44,9 +47,47 @@ def plan_recovery(directory: Path, duplicate_window: int, fence_epoch: int,
     plan = Plan(LogState(duplicate_window))
     numbers, honoured, seals = plan_headers(directory, plan, fence_epoch)
     replayer = Replayer(directory, plan, seals, honoured[-1] if honoured else None, on_corruption)
-    replayer.run(honoured)
+    resume = _resume(directory, plan, seals)
+    if resume is None:
+        replayer.run(honoured)
+    else:
+        number, offset = resume
+        replayer.segment(number, offset)
+        replayer.run([n for n in honoured if n > number])
+    plan.replayed = replayer.records
     complete_plan(directory, plan, numbers)
     return plan
+
+
+def _resume(directory: Path, plan: Plan, seals: dict[int, int]) -> tuple[int, int] | None:
+    """Load the checkpoint into `plan.state` if it describes a prefix of the log as recovery reads
+    it (FORMAT.md, "Checkpoint"); where replay then starts. None: replay everything (a damaged or
+    stale checkpoint is named at WARNING; the log is the authority)."""
+    path = directory / ckpt.NAME
+    try:
+        cp = ckpt.read(path)
+    except (OSError, ckpt.CheckpointError) as exc:
+        log.warning("%s: unreadable (%s); ignored, replaying the whole log", path, exc)
+        return None
+    if cp is None:
+        return None
+
+    def end(number: int) -> int:
+        sealed = seals.get(number)
+        return sealed if sealed is not None else (directory / segments.segment_name(number)).stat().st_size
+
+    def head(number: int, offset: int) -> bytes:
+        return segments.read_at(directory, number, offset, records.HEADER_SIZE)
+
+    why = ckpt.usable(cp, plan.honoured, seals, end, head, plan.state.window)
+    if why is not None:
+        log.warning("%s: stale, %s; ignored, replaying the whole log", path, why)
+        return None
+    plan.state.restore(cp.prefixes, cp.queues, cp.subscriptions, cp.producers)
+    plan.resumed, plan.replaced_below = cp.pos, cp.snapshot_base
+    log.info("%s: %d messages as of %s; replaying the log after it", path, plan.state.messages,
+             segments.where(*cp.pos))
+    return cp.pos
 
 
 def plan_headers(directory: Path, plan: Plan, fence_epoch: int
@@ -57,6 +98,7 @@ def plan_headers(directory: Path, plan: Plan, fence_epoch: int
     plan.next_number = (numbers[-1] + 1) if numbers else 1
     headers = _read_headers(directory, numbers, plan)
     honoured = _honoured(headers, plan)
+    plan.honoured = {number: headers[number].epoch for number in honoured}
     if fence_epoch > 0 and plan.epoch > fence_epoch:
         raise StoreClosed(
             f"{directory}: the log was written under epoch {plan.epoch}, newer than ours ({fence_epoch}); "
@@ -142,9 +184,9 @@ class Replayer:
         self.candidate_base = 0
         self.candidate_keep: int | None = None  # the snapshot keeps the segments from this one on
         self.chunks = 0
-        self.at = 0  # the segment of the last record
         self.track: list[Op] | None = None  # when a list, each BATCH's effective changes go there
         self.superseded: LogState | None = None  # the state a complete snapshot just replaced
+        self.records = 0  # records applied so far
 
     def run(self, numbers: list[int]) -> None:
         for number in numbers:
@@ -154,8 +196,9 @@ class Replayer:
     def end_of_log(self) -> None:
         self._abandon("the log ends before its end marker")
 
-    def segment(self, number: int) -> None:
-        """Replay one whole segment from its header to its honoured end (cold recovery)."""
+    def segment(self, number: int, start: int = 0) -> None:
+        """Replay one whole segment from its header (or from `start`, a checkpoint's position in
+        it) to its honoured end (cold recovery)."""
         data = segments.read_segment(self.directory, number)
         limit = len(data)
         sealed = self.seals.get(number)
@@ -174,7 +217,7 @@ class Replayer:
         header = records.decode_frame(data, 0, limit)
         if not isinstance(header, Frame):  # intact (checked by _read_headers) but cut by its seal
             raise StoreCorrupted(segments.where(number, 0), f"sealed at {limit}, inside its own header")
-        end = self.replay(number, data, 0, header.end, limit, sealed is not None)
+        end = self.replay(number, data, 0, max(start, header.end), limit, sealed is not None)
         self.plan.sizes[number] = len(data) if end == limit else end
         if sealed is None:
             self.plan.seal[number] = end
@@ -194,11 +237,8 @@ class Replayer:
         return base + limit
 
     def record(self, number: int, data: bytes, offset: int, limit: int, base: int = 0) -> int | BadFrame:
-        if number != self.at:
-            self.at = number
-            if self.candidate is not None:  # a compaction must not keep from here: see FORMAT.md
-                self.plan.interior.add(number)
         """Apply the intact record at `data[offset]` and return where it ends, or the bad frame."""
+        self.records += 1
         if self.track is None and (fast := self._batch(number, data, offset, limit, base)) is not None:
             return fast
         frame = records.decode_frame(data, offset, limit)

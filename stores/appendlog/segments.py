@@ -57,6 +57,23 @@ def read_first_frame(directory: Path, number: int) -> records.Frame | records.Ba
         return records.decode_frame(head + f.read(size - records.HEADER_SIZE), 0)
 
 
+_INSIDE = frozenset({records.RecordType.SNAP_MESSAGES, records.RecordType.SNAP_SUBSCRIPTIONS,
+                     records.RecordType.SNAP_PRODUCERS, records.RecordType.SNAP_END})
+
+
+def begins_inside_snapshot(directory: Path, number: int) -> bool:
+    """Whether the record after the segment's header belongs to a snapshot begun in an earlier
+    segment (a compaction rotated into this one): replay cannot start here (FORMAT.md,
+    "Compaction"). Reads the header and the next record's type byte."""
+    with open(directory / segment_name(number), "rb") as f:
+        size = frame_size(f.read(records.HEADER_SIZE))
+        if size is None:
+            return False
+        f.seek(size)
+        head = f.read(records.HEADER_SIZE)
+    return len(head) == records.HEADER_SIZE and head[-1] in _INSIDE
+
+
 class Segment:
     """The active (appendable) segment: an `AppendFile` plus its number."""
 
@@ -64,21 +81,30 @@ class Segment:
         self.number = number
         self.file = file
         self.damaged: str | None = None  # set when a failed write could not be undone
+        self.last = (0, 0)  # (offset, CRC) of the last record appended: what a checkpoint ends after
 
     @property
     def size(self) -> int:
         return self.file.size
 
-    def append(self, frame: bytes) -> None:
-        """Append one or more whole frames; on failure cut the file back so no partial frame stays."""
+    def append(self, frame: bytes, last: int = 0) -> None:
+        """Append one or more whole frames, the last starting `last` bytes into `frame`; on failure
+        cut the file back so no partial frame stays."""
         start = self.file.size
         try:
             self.file.append(frame)
         except BaseException:
             self.cut(start)
             raise
+        self.last = (start + last, int.from_bytes(frame[last:last + 4], "little"))
 
-    def cut(self, size: int) -> None:
+    def cut(self, size: int, last: tuple[int, int] | None = None) -> None:
+        """`_cut`, and the last record is again the one before the cut (`last`)."""
+        self._cut(size)
+        if last is not None:
+            self.last = last
+
+    def _cut(self, size: int) -> None:
         """Undo appends past `size`; if even that fails, mark the segment damaged (no more writes)."""
         try:
             self.file.truncate(size)
@@ -111,7 +137,8 @@ def create_segment(directory: Path, number: int, epoch: int, sealed: dict[int, i
     try:
         file = fsio.open_append(path)
         header = records.encode_segment_header(number, epoch, sealed)
-        file.append(records.encode_frame(records.RecordType.SEGMENT, header))
+        frame = records.encode_frame(records.RecordType.SEGMENT, header)
+        file.append(frame)
         file.sync()
         fsio.sync_directory(directory)
     except BaseException:
@@ -120,7 +147,9 @@ def create_segment(directory: Path, number: int, epoch: int, sealed: dict[int, i
         path.unlink(missing_ok=True)
         fsio.sync_directory(directory)
         raise
-    return Segment(number, file)
+    segment = Segment(number, file)
+    segment.last = (0, int.from_bytes(frame[:4], "little"))
+    return segment
 
 
 def delete_segments(directory: Path, numbers: list[int]) -> None:
@@ -138,6 +167,15 @@ def truncate_segment(directory: Path, number: int, size: int) -> None:
         file.sync()
     finally:
         file.close()
+
+
+def read_at(directory: Path, number: int, offset: int, size: int) -> bytes:
+    """Up to `size` bytes of segment `number` at `offset` (fewer at its end)."""
+    fd = os.open(directory / segment_name(number), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
 
 
 def sync_segment(directory: Path, number: int) -> None:

@@ -26,7 +26,7 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
-from stores.entries import Prefixes, QueueEntries
+from stores.entries import Packed, Prefixes, QueueEntries
 from stores.reads import Key, Location, locate_in
 
 _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
@@ -63,6 +63,22 @@ class LogState:
         self.messages = 0
         self.live_bytes = 0
         self.segment_live: dict[int, int] = {}  # segment -> live bytes of the messages it holds
+
+    def restore(self, prefixes: list[str], queues: list[tuple[str, Packed]],
+                subscriptions: Iterable[DurableSubscription], producers: Iterable[str]) -> None:
+        """Become a checkpoint's state (an empty LogState; the columns are checked, sized). The
+        counts are worked out, not stored: they are functions of what is live."""
+        self.prefixes = Prefixes(prefixes)
+        for queue, packed in queues:
+            if packed.keys and packed.sizes is not None:  # replay never keeps an empty queue
+                self.queues[queue] = QueueEntries.of(self.prefixes, packed, self._next_position)
+                self._next_position += len(packed.keys)
+                self.messages += len(packed.keys)
+                self.live_bytes += sum(packed.sizes)
+        for sub in subscriptions:
+            self.put_subscription(sub)
+        for producer_id in producers:
+            self.note_producer(producer_id)
 
     @property
     def orders(self) -> Mapping[str, QueueEntries]:

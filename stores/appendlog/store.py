@@ -5,17 +5,27 @@ one fdatasync. The in-memory `LogState` changes only after the group is on disk,
 group (cut back to where it started) leaves neither bytes nor state behind. When little of the
 log is still live, the writer thread compacts it: the live state is written as a snapshot into
 new segments, made durable, and only then are the segments it replaces deleted.
+
+Every `checkpoint_interval` seconds in which the log changed, the index is checkpointed
+(checkpoint.py, FORMAT.md "Checkpoint") so that recovery replays only the log after it: the
+writer thread syncs the segment and copies the index's columns (milliseconds for a million
+messages), and a worker thread encodes and writes the file while group commits go on.
+Compaction deletes the checkpoint before it deletes any segment the checkpoint describes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 from config.model import StoreSettings
-from stores import quarantine
+from stores import fsio, quarantine
+from stores.appendlog import checkpoint as ckpt
 from stores.appendlog import compaction, records, segments
 from stores.appendlog.follower import Follower
 from stores.appendlog.records import RecordType
@@ -79,9 +89,19 @@ class AppendLogStore(GatedReads, Store):
         self._compaction: asyncio.Task[None] | None = None
         self._retry_compaction_at = 0  # after a failed compaction: total bytes before trying again
         self._rescan_dead = 0  # no prefix was worth replacing at fewer dead bytes than this
-        self._interior: set[int] = set()  # segments that begin inside a snapshot: never kept from
         self._reads = ReadGate("appendlog store")
         self._follower: Follower | None = None
+        self._segments: dict[int, int] = {}  # honoured segments -> header epochs: what a checkpoint names
+        # The newest complete compaction snapshot replaced the segments before this one.
+        self._snapshot_base: int | None = None
+        self._dirty = False  # the state changed since the last checkpoint's snapshot
+        self._maintenance: asyncio.Task[None] | None = None
+        self._checkpointing = asyncio.Lock()  # one checkpoint at a time
+        self._writing: asyncio.Future[None] | None = None  # a checkpoint's file being written
+        # Compaction drops the checkpoint and bumps the generation under this lock; a checkpoint
+        # whose snapshot is of an older generation is then never renamed into place.
+        self._published = threading.Lock()
+        self._generation = 0
 
     # -- following (docs/hot-standby.md) -----------------------------------------------------
 
@@ -112,6 +132,7 @@ class AppendLogStore(GatedReads, Store):
         recovered = await asyncio.to_thread(self._open_blocking)
         self._committer = start_committer(self, self._apply, self._sync)
         self._reads.open()
+        self._maintenance = asyncio.get_running_loop().create_task(self._maintain())
         self._maybe_compact()
         return recovered
 
@@ -122,16 +143,22 @@ class AppendLogStore(GatedReads, Store):
             with gc_paused():
                 plan = plan_recovery(self.directory, self.settings.duplicate_window, self.fence.epoch,
                                      self.settings.on_corruption)
+        (self.directory / ckpt.TEMP_NAME).unlink(missing_ok=True)  # a checkpoint write cut short
         self._repair(plan)
         self._state = plan.state
         self._closed_sizes = dict(plan.sizes)
         self._closed_bytes = sum(plan.sizes.values())
-        self._interior = {n for n in plan.interior if n in plan.sizes}
         self._epoch = max(self.fence.epoch, plan.epoch)
         # Never append to a segment an earlier run (maybe a deposed master) wrote: start a new one
         # whose header seals every unsealed segment at the end we recovered.
         self._next_number = plan.next_number + 1
         self._active = segments.create_segment(self.directory, plan.next_number, self._epoch, plan.seal)
+        self._segments = {n: epoch for n, epoch in plan.honoured.items() if n in plan.sizes}
+        self._segments[self._active.number] = self._epoch
+        self._snapshot_base = plan.replaced_below
+        # A checkpoint is due if recovery replayed records it does not cover; after a warm open,
+        # only once something is written (the previous master's checkpoint stays valid meanwhile).
+        self._dirty = not self.warm and (plan.resumed is None or plan.replayed > 0)
         log.info(
             "appendlog store %s opened: %d messages in %d queues, %d segments, epoch %d (%s)",
             self.directory,
@@ -159,9 +186,11 @@ class AppendLogStore(GatedReads, Store):
         if plan.truncate is not None:
             segments.truncate_segment(self.directory, *plan.truncate)
         if plan.obsolete:
-            # The snapshot we recovered from must be durable before what it replaces goes away.
+            # The snapshot we recovered from must be durable before what it replaces goes away,
+            # and a checkpoint naming what it replaces must go before that.
             for number in plan.sizes:
                 segments.sync_segment(self.directory, number)
+            self._drop_checkpoint()
             segments.delete_segments(self.directory, plan.obsolete)
             log.info("deleted %d segments replaced by a compaction snapshot", len(plan.obsolete))
 
@@ -180,19 +209,21 @@ class AppendLogStore(GatedReads, Store):
         active = self._writable()
         if active.size >= self.settings.appendlog_segment_size:
             active = self._rotate()
-        start = active.size
+        start, last = active.size, active.last
         frames = [_frame_of(ops) for ops in batches]
-        active.append(b"".join(frames))
+        joined = b"".join(frames)
+        active.append(joined, len(joined) - len(frames[-1]))
         if sync:
             try:
                 active.sync()
             except OSError:
-                active.cut(start)  # the error propagates: nobody in this group is acknowledged
+                active.cut(start, last)  # the error propagates: nobody in this group is acknowledged
                 raise
         offset = start
         for ops, frame in zip(batches, frames, strict=True):
             self._state.apply(ops, Location(active.number, offset, len(frame)))
             offset += len(frame)
+        self._dirty = True
 
     def _writable(self) -> Segment:
         if self._active is None:
@@ -220,6 +251,7 @@ class AppendLogStore(GatedReads, Store):
         self._closed_bytes += old.size
         old.close()
         self._active = new
+        self._segments[new.number] = self._epoch
         return new
 
     def _sync(self) -> None:
@@ -247,10 +279,13 @@ class AppendLogStore(GatedReads, Store):
         sizes = sorted(self._closed_sizes.items()) + [(self._writable().number, self._writable().size)]
         live = self._state.segment_live
         fixed = self._state.live_bytes - sum(live.values())
-        return compaction.prefix_to_replace(sizes, live, fixed, self._interior,
-                                            self.settings.appendlog_segment_size // 2,
-                                            self.settings.appendlog_compact_live_fraction,
-                                            self._state.oldest_below)
+        return compaction.prefix_to_replace(sizes, live, fixed, self.settings.appendlog_segment_size // 2,
+                                            self.settings.appendlog_compact_live_fraction, self._may_keep_from)
+
+    def _may_keep_from(self, number: int) -> bool:
+        """Whether a compaction may keep the segments from `number` on (FORMAT.md, "Compaction"):
+        replay can start there, and what it would copy is the oldest of every queue."""
+        return not segments.begins_inside_snapshot(self.directory, number) and self._state.oldest_below(number)
 
     def _maybe_compact(self) -> None:
         if self._compaction is None and not self._closed and self._wants_compaction():
@@ -286,6 +321,8 @@ class AppendLogStore(GatedReads, Store):
             total = self._closed_bytes + self._writable().size
             self._rescan_dead = total - self._state.live_bytes + self.settings.appendlog_segment_size // 16
             return
+        self._drop_checkpoint()  # it names segments this deletes (FORMAT.md, "Checkpoint")
+        self._dirty = True
         before = self._closed_bytes + self._writable().size
         every = sorted(self._closed_sizes) + [self._writable().number]
         replaced, kept = every[:count], every[count:]
@@ -295,6 +332,7 @@ class AppendLogStore(GatedReads, Store):
         moved, chunks = self._write_snapshot(keep)
         self._append_record(RecordType.SNAP_END, records.encode_snap_end(base, chunks))
         self._writable().sync()  # earlier snapshot segments were synced when rotated away from
+        self._snapshot_base = base if keep is None else keep
         # Readers must find every live message in the snapshot before its old segment goes away
         # (stores/reads.py: a read that lost the race looks again and finds it here).
         state = self._state
@@ -305,7 +343,7 @@ class AppendLogStore(GatedReads, Store):
         segments.delete_segments(self.directory, replaced)
         for number in replaced:
             self._closed_bytes -= self._closed_sizes.pop(number, 0)
-            self._interior.discard(number)
+            self._segments.pop(number, None)
         self._rescan_dead = 0
         after = self._closed_bytes + self._writable().size
         log.info("appendlog compacted %d segments (%d kept as they are): %d -> %d bytes",
@@ -328,12 +366,82 @@ class AppendLogStore(GatedReads, Store):
         moved: list[tuple[str, tuple[str, ...], Location]] = []
         for chunk in chunks:
             if self._writable().size >= self.settings.appendlog_segment_size:
-                self._interior.add(self._rotate().number)
+                self._rotate()
             record = self._append_record(chunk.type, chunk.payload)
             if chunk.message_ids:
                 moved.append((chunk.queue, chunk.message_ids, record))
             count += 1
         return moved, count
+
+    # -- checkpoints (FORMAT.md, "Checkpoint") ------------------------------------------------
+
+    async def checkpoint(self) -> None:
+        """Write a checkpoint now (it also happens every checkpoint_interval seconds when the
+        log changed): the snapshot on the writer thread, the file on a thread of its own."""
+        async with self._checkpointing:
+            if self._committer is None or self._closed:
+                raise StoreClosed("store is not open")
+            snapshot = await self._committer.run_in_writer(self._snapshot)
+            generation, cp = cast("tuple[int, ckpt.Checkpoint]", snapshot)
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self._write_checkpoint, generation, cp))
+            # Shielded: a cancelled caller (close) leaves the file to be finished; close waits for it.
+            await asyncio.shield(self._writing)
+
+    def _snapshot(self) -> tuple[int, ckpt.Checkpoint]:
+        """Writer thread: the state as of the end of the log, once that end is durable."""
+        active = self._writable()
+        self.fence.check()
+        active.sync()  # every record before the checkpoint's position must be on disk first
+        self._dirty = False  # what is applied from now on makes it dirty again
+        pos = (active.number, active.size)
+        return self._generation, ckpt.snapshot(self._state, pos, active.last, self._segments,
+                                               self._snapshot_base)
+
+    def _write_checkpoint(self, generation: int, cp: ckpt.Checkpoint) -> None:
+        """Any thread: encode and write `cp`, unless compaction dropped the checkpoint since."""
+
+        def publish(tmp: Path, path: Path) -> None:
+            with self._published:
+                try:
+                    if generation != self._generation:
+                        raise _Superseded
+                    self.fence.check()  # a deposed master publishes nothing
+                    os.replace(tmp, path)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+
+        try:
+            ckpt.write(self.directory / ckpt.NAME, cp, publish)
+        except _Superseded:
+            log.debug("appendlog: a checkpoint superseded by compaction is not kept")
+        except BaseException:
+            self._dirty = True
+            raise
+
+    def _drop_checkpoint(self) -> None:
+        """Before segments a checkpoint may name are deleted: delete it, durably, and keep one
+        being written from replacing it later."""
+        with self._published:
+            self._generation += 1
+            path = self.directory / ckpt.NAME
+            if path.exists():
+                path.unlink()
+                fsio.sync_directory(self.directory)
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_interval)
+            if not self._dirty or self._compaction is not None:
+                continue  # nothing new, or compaction under way (it leaves the state dirty)
+            try:
+                await self.checkpoint()
+            except StoreClosed as exc:
+                if not self._closed:  # a deposed master; a closing store just stops
+                    log.error("appendlog: checkpoints stop: %s", exc)
+                return
+            except (OSError, StoreError) as exc:
+                log.warning("appendlog: checkpoint failed, will retry: %s", exc)
 
     def _live_messages(self, queue: str, keep: int | None) -> Iterator[StoredMessage]:
         """Writer thread, during compaction: a queue's live messages (before segment `keep`, if
@@ -395,6 +503,11 @@ class AppendLogStore(GatedReads, Store):
         self._closed = True
         try:
             await self._reads.close()
+            if self._maintenance is not None:
+                self._maintenance.cancel()
+                await asyncio.gather(self._maintenance, return_exceptions=True)
+            if self._writing is not None:  # its snapshot's file, finished before the segment closes
+                await asyncio.gather(self._writing, return_exceptions=True)
             if self._compaction is not None:
                 await self._compaction
             if self._committer is not None:
@@ -403,6 +516,10 @@ class AppendLogStore(GatedReads, Store):
             if self._active is not None:
                 self._active.close()
                 self._active = None
+
+
+class _Superseded(Exception):
+    """A checkpoint's snapshot is older than compaction's deletion of the checkpoint."""
 
 
 def _frame_of(ops: Sequence[Op]) -> bytes:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import struct
 from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,8 +14,8 @@ from typing import cast
 import crc32c
 import msgpack
 
+from stores import ckptframe, fsio
 from stores import columns as codec
-from stores import fsio
 from stores.base import DurableSubscription
 from stores.columns import int_of as _int
 from stores.columns import str_of as _str
@@ -33,9 +32,8 @@ from stores.journal.index import Columns, Index, Location, Records
 MAGIC = b"BMQJCKP2"  # FORMAT.md section 3: queues as packed columns
 MAGIC_V1 = b"BMQJCKP1"  # queues as [id, file, offset, length] entries: still read, never written
 MAGICS = (MAGIC, MAGIC_V1)
-_HEADER = struct.Struct("<II")  # crc32c of payload, payload length -- little-endian
-HEAD_SIZE = len(MAGIC) + _HEADER.size
-MAX_CHECKPOINT = 1 << 32
+_HEADER = ckptframe.HEADER  # crc32c of payload, payload length -- little-endian
+HEAD_SIZE = ckptframe.HEAD_SIZE
 
 
 class CheckpointError(ValueError):
@@ -75,28 +73,12 @@ def snapshot(index: Index, epoch: int, pos: tuple[int, int], files: dict[int, in
     )
 
 
-class _Stream:
-    """The payload's parts, the CRC and length of those yielded so far."""
-
-    def __init__(self, cp: Checkpoint) -> None:
-        self.crc = 0
-        self.length = 0
-        self._cp = cp
-
-    def __iter__(self) -> Iterator[bytes | memoryview]:
-        for part in _payload(self._cp):
-            self.crc = crc32c.crc32c(part, self.crc)
-            self.length += len(part)
-            if self.length >= MAX_CHECKPOINT:
-                raise CheckpointError("a checkpoint of 4 GiB or more cannot be framed")
-            yield part
-
-    def head(self) -> bytes:
-        return MAGIC + _HEADER.pack(self.crc, self.length)
+def _stream(cp: Checkpoint) -> ckptframe.Stream:
+    return ckptframe.Stream(MAGIC, _payload(cp))
 
 
 def encode(cp: Checkpoint) -> bytes:
-    stream = _Stream(cp)
+    stream = _stream(cp)
     payload = b"".join(stream)
     return stream.head() + payload
 
@@ -104,7 +86,7 @@ def encode(cp: Checkpoint) -> bytes:
 def write(path: Path, cp: Checkpoint) -> None:
     """Write `cp` to `path` atomically a part at a time: no copy of the whole checkpoint is ever
     in memory (a million messages' columns are 29 MB; joined and framed they were three copies)."""
-    stream = _Stream(cp)
+    stream = _stream(cp)
     fsio.write_streamed_atomically(path, HEAD_SIZE, stream, stream.head)
 
 

@@ -11,6 +11,9 @@ so the test also knows which writes may have happened without an acknowledgement
     BEGIN add QUEUE ID      ACK add QUEUE ID
     BEGIN rm QUEUE ID       ACK rm QUEUE ID
 
+STOREPROC_CHECKPOINT_INTERVAL in the environment sets store.checkpoint_interval (seconds): a
+short one puts checkpoint writes where the kill can land in them.
+
 Each writer awaits one write at a time, so at most one unacknowledged operation per writer is
 in flight when the process dies. Bodies are derived from the id (`body_for`), so the test can
 tell a genuine message from garbage. Stops by itself after MAX_OPS operations per writer.
@@ -19,6 +22,7 @@ tell a genuine message from garbage. Stops by itself after MAX_OPS operations pe
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import sys
 from pathlib import Path
@@ -73,7 +77,10 @@ async def main(argv: list[str]) -> None:
     kind, data_dir, run, seed = argv[0], Path(argv[1]), int(argv[2]), int(argv[3])
     writers = int(argv[4]) if len(argv) > 4 else 8
     max_ops = int(argv[5]) if len(argv) > 5 else 20000
-    store = create_store(data_dir, StoreSettings.model_validate({"type": kind, "sync": "always"}))
+    values: dict[str, object] = {"type": kind, "sync": "always"}
+    if interval := os.environ.get("STOREPROC_CHECKPOINT_INTERVAL"):
+        values["checkpoint_interval"] = float(interval)
+    store = create_store(data_dir, StoreSettings.model_validate(values))
     await store.open()
     say("READY")
     try:

@@ -144,15 +144,13 @@ def test_the_prefix_chosen() -> None:
     segments = [(n, 100) for n in range(1, 11)]
     always = lambda _: True  # noqa: E731
     drained = {n: 100 for n in range(5, 11)} | {4: 80}
-    assert compaction.prefix_to_replace(segments, drained, 5, set(), 50, 0.5, always) == 3
+    assert compaction.prefix_to_replace(segments, drained, 5, 50, 0.5, always) == 3
     spread = {n: 30 for n in range(1, 11)}
-    assert compaction.prefix_to_replace(segments, spread, 5, set(), 50, 0.5, always) == 10
+    assert compaction.prefix_to_replace(segments, spread, 5, 50, 0.5, always) == 10
     busy = {n: 80 for n in range(1, 11)}
-    assert compaction.prefix_to_replace(segments, busy, 5, set(), 50, 0.5, always) == 0
-    inside = compaction.prefix_to_replace(segments, drained, 5, {4}, 50, 0.5, always)
-    assert inside == 4  # segment 4 begins inside a snapshot: never kept from
-    vetoed = compaction.prefix_to_replace(segments, drained, 5, set(), 50, 0.5, lambda n: n != 4)
-    assert vetoed == 4  # the next best: also replace 4 (copy 80 bytes to free 20 more)
+    assert compaction.prefix_to_replace(segments, busy, 5, 50, 0.5, always) == 0
+    vetoed = compaction.prefix_to_replace(segments, drained, 5, 50, 0.5, lambda n: n != 4)
+    assert vetoed == 4  # not kept from 4 (say it begins inside a snapshot): also replace it
 
 
 def test_a_prefix_is_kept_from_only_where_its_messages_are_the_oldest() -> None:
