@@ -15,6 +15,7 @@ only `find` and `orders`, lookups that need no lock (see stores/entries.py).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 from stores.base import (
@@ -26,7 +27,7 @@ from stores.base import (
     RemoveMessage,
     StoredMessage,
 )
-from stores.entries import Packed, Prefixes, QueueEntries
+from stores.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries
 from stores.reads import Key, Location, locate_in
 
 _OVERHEAD = 16  # per-entry bytes of msgpack framing, roughly
@@ -75,10 +76,20 @@ class LogState:
                 self._next_position += len(packed.keys)
                 self.messages += len(packed.keys)
                 self.live_bytes += sum(packed.sizes)
+                self._count_segments(packed.places, packed.sizes)
         for sub in subscriptions:
             self.put_subscription(sub)
         for producer_id in producers:
             self.note_producer(producer_id)
+
+    def _count_segments(self, places: Sequence[int], sizes: Sequence[int]) -> None:
+        """Add a restored queue's sizes to `segment_live`, a run of one segment's places at a time
+        (a queue's records mostly follow each other: few runs, each summed in C)."""
+        live, at = self.segment_live, 0
+        for file, run in groupby([where >> FILE_SHIFT for where in places]):
+            count = len(list(run))
+            live[file] = live.get(file, 0) + sum(sizes[at : at + count])
+            at += count
 
     @property
     def orders(self) -> Mapping[str, QueueEntries]:

@@ -279,13 +279,15 @@ class AppendLogStore(GatedReads, Store):
         sizes = sorted(self._closed_sizes.items()) + [(self._writable().number, self._writable().size)]
         live = self._state.segment_live
         fixed = self._state.live_bytes - sum(live.values())
-        return compaction.prefix_to_replace(sizes, live, fixed, self.settings.appendlog_segment_size // 2,
-                                            self.settings.appendlog_compact_live_fraction, self._may_keep_from)
+        settings = self.settings
+        return compaction.prefix_to_replace(sizes, live, fixed, settings.appendlog_segment_size // 2,
+                                            settings.appendlog_compact_live_fraction, self._may_keep_from)
 
     def _may_keep_from(self, number: int) -> bool:
         """Whether a compaction may keep the segments from `number` on (FORMAT.md, "Compaction"):
         replay can start there, and what it would copy is the oldest of every queue."""
-        return not segments.begins_inside_snapshot(self.directory, number) and self._state.oldest_below(number)
+        inside = segments.begins_inside_snapshot(self.directory, number)
+        return not inside and self._state.oldest_below(number)
 
     def _maybe_compact(self) -> None:
         if self._compaction is None and not self._closed and self._wants_compaction():

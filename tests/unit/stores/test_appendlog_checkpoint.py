@@ -79,7 +79,7 @@ def view(state: LogState) -> dict[str, Any]:
         assert sizes is not None
         queues[queue] = list(zip(entries.items(), sizes, strict=True))
     return {"queues": queues, "subs": dict(state.subscriptions), "producers": list(state.producers),
-            "messages": state.messages, "live_bytes": state.live_bytes}
+            "messages": state.messages, "live_bytes": state.live_bytes, "segment_live": state.segment_live}
 
 
 def plan_view(plan: Plan) -> dict[str, Any]:

@@ -92,6 +92,7 @@ def content(state: LogState) -> dict[str, object]:
         "producers": list(state.producers),
         "messages": state.messages,
         "live_bytes": state.live_bytes,
+        "segment_live": state.segment_live,
     }
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from config.model import StoreSettings
 from stores.appendlog import compaction, records
 from stores.appendlog.records import Frame, RecordType
-from stores.appendlog.segments import list_segments, segment_name
+from stores.appendlog.segments import begins_inside_snapshot, list_segments, segment_name
 from stores.appendlog.store import AppendLogStore
 from stores.base import AddMessage, Recovered, RemoveMessage, StoredMessage
 
@@ -165,3 +165,21 @@ def test_a_prefix_is_kept_from_only_where_its_messages_are_the_oldest() -> None:
     assert not state.oldest_below(3)  # m2 would be copied ahead of m1, which is older
     assert state.oldest_below(6) and state.oldest_below(1)
     assert state.segment_live.keys() == {2, 3, 5}
+
+
+async def test_a_snapshot_that_fills_segments_is_never_kept_from_its_middle(tmp_path: Path) -> None:
+    store, _ = await opened(tmp_path)
+    for start in range(0, COUNT, 20):  # every message stays live: the whole-log kind, in several segments
+        await store.write([AddMessage("/queue/a", msg(i)) for i in range(start, start + 20)])
+    await store.write([AddMessage("/queue/b", msg(i, "/queue/b")) for i in range(150)])
+    await store.write([RemoveMessage("/queue/b", msg(i, "/queue/b").message_id) for i in range(150)])
+    store.settings.appendlog_compact_live_fraction = 0.99
+    await store.reclaim()
+    await store.close()
+    base = max(base for base, _, _ in snapshots(tmp_path))
+    after = [n for n in list_segments(tmp_path) if n > base]
+    assert after and all(begins_inside_snapshot(tmp_path, n) for n in after[:-1])
+    assert not begins_inside_snapshot(tmp_path, base)
+    store, recovered = await opened(tmp_path)
+    assert ids(recovered) == expected(0)
+    await store.close()
