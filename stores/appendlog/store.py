@@ -356,8 +356,10 @@ class AppendLogStore(GatedReads, Store):
         SNAP_BEGIN; where each chunk's messages now are, and how many chunks were written."""
         chunk_bytes = max(4096, min(1024 * 1024, self.settings.appendlog_segment_size // 4))
         state = self._state
+        # Queues by name, not in the state's order: a replay that rebuilt its state after a
+        # snapshot that kept segments may order them otherwise, and must write the same snapshot.
         chunks = records.snapshot_chunks(
-            {queue: self._live_messages(queue, keep) for queue in state.queues},
+            {queue: self._live_messages(queue, keep) for queue in sorted(state.queues)},
             list(state.subscriptions.values()),
             list(state.producers),
             chunk_bytes,

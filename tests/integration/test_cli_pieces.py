@@ -25,7 +25,7 @@ def test_start_flags_become_nested_overrides():
         "--cursor-window", "64kb",
         "--admin-port", "8161", "--admin-host", "0.0.0.0",
         "--memory-budget", "512mb", "--connection-memory-limit", "8 MiB",
-        "--producer-flow-control-timeout", "0"])
+        "--producer-flow-control-timeout", "0", "--non-persistent", "spill", "--temp-usage", "2gb"])
     assert start_overrides(args) == {
         "name": "b2", "data_dir": "/d",
         "store": {"type": "leveldb", "usage_limit": "10gb", "usage_timeout": "5",
@@ -37,7 +37,7 @@ def test_start_flags_become_nested_overrides():
         "lock": {"acquire_interval": "0.1", "keepalive_period": "0.5", "lock_timeout": "4",
                  "on_lock_lost": "slave"},
         "limits": {"memory_budget": "512mb", "connection_memory_limit": "8 MiB",
-                   "producer_flow_control_timeout": "0"}}
+                   "producer_flow_control_timeout": "0", "non_persistent": "spill", "temp_usage": "2gb"}}
     assert args.log_level == "debug"
 
 
