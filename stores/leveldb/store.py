@@ -457,20 +457,23 @@ class LevelDBStore(Store):
         messages: list[StoredMessage] = []
         seqs: list[int] = []
         names: dict[bytes, str] = {}  # the queue's name, unescaped once (keys.parse_message_key)
+        learnt: list[tuple[tuple[str, str], int]] = []
         mark = self._hints.mark()  # before the iterator takes its snapshot
-        with _reading(f"{self.directory} keys of {queue!r}"):
-            with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
-                for key, value in it:
-                    seqs.append(keys.parse_message_key(key, names)[1])
-                    message = keys.quick_decode_message(value)
-                    if message is None:  # refused: decode_message says why
-                        message = keys.decode_message(value, f"{self.directory} key {key!r}")
-                    messages.append(message)
-                    if len(messages) >= limit:
-                        break
-        if seqs and self._holds_older(queue):
-            read = zip(((queue, m.message_id) for m in messages), seqs, strict=True)
-            self._hints.learn(mark, read)
+        try:
+            with _reading(f"{self.directory} keys of {queue!r}"):
+                with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
+                    for key, value in it:
+                        seqs.append(keys.parse_message_key(key, names)[1])
+                        message = keys.quick_decode_message(value)
+                        if message is None:  # refused: decode_message says why
+                            message = keys.decode_message(value, f"{self.directory} key {key!r}")
+                        messages.append(message)
+                        if len(messages) >= limit:
+                            break
+            if seqs and self._holds_older(queue):
+                learnt = list(zip(((queue, m.message_id) for m in messages), seqs, strict=True))
+        finally:
+            self._hints.learn(mark, learnt)
         return Page(messages, seqs[-1] if seqs else after)
 
     def _handle(self) -> plyvel.DB:

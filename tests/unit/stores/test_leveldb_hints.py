@@ -48,3 +48,18 @@ def test_the_oldest_hints_go_first_beyond_the_capacity() -> None:
     hints.learn(hints.mark(), [(A, 1), (B, 2)])
     hints.learn(hints.mark(), [(C, 3)])
     assert (hints.get(A), hints.get(B), hints.get(C)) == (None, 2, 3)
+
+
+def test_removals_are_kept_only_while_a_read_that_began_before_them_is_in_progress() -> None:
+    hints = SeqHints()
+    hints.written([A])  # no read in progress: nothing to keep
+    assert not hints._recent
+    first, second = hints.mark(), None
+    hints.written([B])
+    second = hints.mark()
+    hints.written([C])
+    assert [group for group, _ in hints._recent] == [2, 3]
+    hints.learn(first, [(B, 2)])  # B went after `first` began: not learnt
+    assert hints.get(B) is None and [group for group, _ in hints._recent] == [3]
+    hints.learn(second, [(A, 9), (C, 3)])
+    assert (hints.get(A), hints.get(C)) == (9, None) and not hints._recent
