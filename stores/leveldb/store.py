@@ -45,6 +45,7 @@ from stores.fsio import directory_usage
 from stores.groupcommit import GroupCommitter, start_committer
 from stores.heads import recovered_heads
 from stores.leveldb import keys
+from stores.leveldb.hints import SeqHints
 from stores.reads import ReadGate
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class LevelDBStore(Store):
         # removed (their i/ keys are still in the DB until the batch is written).
         self._touched: dict[str, int] = {}
         self._gone: set[tuple[str, str]] = set()
+        self._removed: list[tuple[str, str]] = []  # every message the staged group removes
+        self._hints = SeqHints()  # seqs of messages pages returned: their removal needs no lookup
         self._pids: dict[str, int] = {}  # producer id -> seq of its p/ key, oldest first
         self._next_seq = 1
         self._messages = 0
@@ -251,6 +254,7 @@ class LevelDBStore(Store):
             if self._next_seq != start_seq:
                 batch.put(keys.META_SEQ, keys.u64(self._next_seq))
             batch.write()
+            self._hints.written(self._removed)
             self._unsynced = self._unsynced or not sync
         except BaseException as exc:
             for fn in reversed(undo):
@@ -264,6 +268,7 @@ class LevelDBStore(Store):
         finally:
             self._touched.clear()
             self._gone.clear()
+            self._removed.clear()
 
     def _stage(self, ops: _Prepared, batch: plyvel.WriteBatch, undo: Undo) -> None:
         for op, value, index_key in zip(ops, ops.values, ops.index_keys, strict=True):
@@ -306,6 +311,7 @@ class LevelDBStore(Store):
             self._forget(queue, message_id)
             undo.append(partial(self._remember, queue, message_id, seq))
         self._gone.add((queue, message_id))
+        self._removed.append((queue, message_id))
         self._count(queue, -1)
 
     def _stage_drop(self, queue: str, prefix: bytes, batch: plyvel.WriteBatch, undo: Undo) -> None:
@@ -323,11 +329,13 @@ class LevelDBStore(Store):
                     self._stage_remove(queue, message_id, index_key, batch, undo, seq)
 
     def _staged_seq(self, queue: str, message_id: str, index_key: bytes) -> int | None:
-        """Writer thread: the seq of a message as the group staged so far leaves it (None: not stored)."""
+        """Writer thread: the seq of a message as the group staged so far leaves it (None: not stored).
+        One stored before open is looked up in its i/ key, unless a page read it (hints.py)."""
         seq = self._seqs.get(queue, {}).get(message_id)
         if seq is not None or (queue, message_id) in self._gone or not self._holds_older(queue):
             return seq
-        return self._indexed(index_key)
+        seq = self._hints.get((queue, message_id))
+        return self._indexed(index_key) if seq is None else seq
 
     def _holds_older(self, queue: str) -> bool:
         """Does `queue` still hold messages stored before open? Only those are not in memory, so
@@ -405,10 +413,13 @@ class LevelDBStore(Store):
 
     def position(self, queue: str, message_id: str) -> int | None:
         """The seq in its key (store order): from memory for a message added since open, else from
-        its i/ key (one LevelDB get, usually from LevelDB's cache: a message from a head or a page)."""
+        a page's hint (hints.py), else its i/ key (one LevelDB get, usually from LevelDB's cache)."""
         self._reads.check()
         seq = self._seqs.get(queue, {}).get(message_id)
         if seq is not None or not self._holds_older(queue):
+            return seq
+        seq = self._hints.get((queue, message_id))
+        if seq is not None:
             return seq
         try:
             index_key = keys.index_key(queue, message_id)
@@ -440,22 +451,30 @@ class LevelDBStore(Store):
         return message
 
     def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
-        """Worker thread: the queue's keys in order from one LevelDB iterator (its own snapshot)."""
+        """Worker thread: the queue's keys in order from one LevelDB iterator (its own snapshot).
+        The seqs of messages stored before open are kept as hints for their removal (hints.py)."""
         start, stop = keys.queue_range(queue, after)
         messages: list[StoredMessage] = []
-        resume = after
+        seqs: list[int] = []
         names: dict[bytes, str] = {}  # the queue's name, unescaped once (keys.parse_message_key)
-        with _reading(f"{self.directory} keys of {queue!r}"):
-            with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
-                for key, value in it:
-                    resume = keys.parse_message_key(key, names)[1]
-                    message = keys.quick_decode_message(value)
-                    if message is None:  # refused: decode_message says why
-                        message = keys.decode_message(value, f"{self.directory} key {key!r}")
-                    messages.append(message)
-                    if len(messages) >= limit:
-                        break
-        return Page(messages, resume)
+        learnt: list[tuple[tuple[str, str], int]] = []
+        mark = self._hints.mark()  # before the iterator takes its snapshot
+        try:
+            with _reading(f"{self.directory} keys of {queue!r}"):
+                with self._handle().iterator(start=start, stop=stop, verify_checksums=True) as it:
+                    for key, value in it:
+                        seqs.append(keys.parse_message_key(key, names)[1])
+                        message = keys.quick_decode_message(value)
+                        if message is None:  # refused: decode_message says why
+                            message = keys.decode_message(value, f"{self.directory} key {key!r}")
+                        messages.append(message)
+                        if len(messages) >= limit:
+                            break
+            if seqs and self._holds_older(queue):
+                learnt = list(zip(((queue, m.message_id) for m in messages), seqs, strict=True))
+        finally:
+            self._hints.learn(mark, learnt)
+        return Page(messages, seqs[-1] if seqs else after)
 
     def _handle(self) -> plyvel.DB:
         if self._db is None:

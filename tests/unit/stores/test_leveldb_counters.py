@@ -95,9 +95,19 @@ ops = st.one_of(
     st.builds(lambda q: PutSubscription(DurableSubscription(q, "c", "n", "/topic/t")), queues),
     st.builds(DropSubscription, queues),
 )
-# A step: a batch of ops written as one call, several calls at once (one group commit), or a reopen.
+# A step: a batch of ops written as one call, several calls at once (one group commit), a reopen,
+# or such a group written while every queue is read by pages (whose seqs the removals then use).
 group = st.lists(st.lists(ops, min_size=1, max_size=4), min_size=1, max_size=3)
-steps = st.lists(st.one_of(st.just("reopen"), group), max_size=12)
+steps = st.lists(st.one_of(st.just("reopen"), group, st.tuples(st.just("read"), group)), max_size=12)
+
+
+async def read_all(store: LevelDBStore, queue: str) -> list[str]:
+    ids: list[str] = []
+    after: int | None = None
+    while (page := await store.read_batch(queue, after, 2)).messages:
+        ids += [m.message_id for m in page.messages]
+        after = page.next
+    return ids
 
 
 async def run_steps(path: Path, plan: list[object]) -> None:
@@ -114,14 +124,20 @@ async def run_steps(path: Path, plan: list[object]) -> None:
                 depths = {q: recovered.depth(q) for q in recovered.queues}
                 assert depths == {q: len(ids) for q, ids in model.items() if ids}
                 continue
+            reading = isinstance(step, tuple)
+            if reading:
+                step = step[1]
             assert isinstance(step, list)
-            await asyncio.gather(*(store.write(batch) for batch in step))
+            reads = [read_all(store, queue) for queue in QUEUES] if reading else []
+            await asyncio.gather(*(store.write(batch) for batch in step), *reads)
             for batch in step:  # concurrent calls are applied in the order they were submitted
                 for op in batch:
                     apply(model, op)
             for queue, ids in model.items():  # positions answer from memory or from the i/ keys
                 assert all(store.position(queue, mid) is not None for mid in ids)
             assert (await store.stats()).messages == sum(len(ids) for ids in model.values())
+            if reading:  # a quiet read: exactly the model
+                assert {q: await read_all(store, q) for q in QUEUES} == {q: model.get(q, []) for q in QUEUES}
     finally:
         await store.close()
     check_counters(path, model)

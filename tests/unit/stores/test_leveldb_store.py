@@ -274,3 +274,46 @@ async def test_open_waits_for_a_deposed_holder_to_let_go(tmp_path: Path) -> None
         holder.wait(timeout=10)
         assert holder.stdout is not None
         holder.stdout.close()
+
+
+async def test_a_reopened_backlog_drains_by_pages_without_index_lookups(tmp_path: Path, monkeypatch) -> None:
+    """The removal of a message a page returned uses the seq the page read (stores/leveldb/hints.py):
+    pages after many removals stay in order, removals stay idempotent and the depths exact."""
+    store, _ = await reopen(tmp_path)
+    for i in range(0, 600, 50):
+        await store.write([AddMessage("/queue/a", msg(n)) for n in range(i, i + 50)])
+    await store.close()
+    lookups: list[bytes] = []
+    real = LevelDBStore._indexed
+
+    def counted(self: LevelDBStore, index_key: bytes) -> int | None:
+        lookups.append(index_key)
+        return real(self, index_key)
+
+    monkeypatch.setattr(LevelDBStore, "_indexed", counted)
+    store, recovered = await reopen(tmp_path, cursor_window=4096)
+    try:
+        seen = [m.message_id for m in recovered.queues["/queue/a"]]  # type: ignore[attr-defined]
+        after = store.position("/queue/a", seen[-1])
+        again: list[bytes] = []  # what only a lookup can tell: these are no longer stored
+        await store.write([RemoveMessage("/queue/a", mid) for mid in seen])
+        while True:
+            page = await store.read_batch("/queue/a", after, 64)
+            if not page.messages:
+                break
+            after = page.next
+            ids = [m.message_id for m in page.messages]
+            seen += ids
+            await store.write([RemoveMessage("/queue/a", mid) for mid in ids[: len(ids) // 2]])
+            await store.write([RemoveMessage("/queue/a", mid) for mid in ids])  # half of them again
+            again += [keys.index_key("/queue/a", mid) for mid in ids[: len(ids) // 2]]
+        assert seen == [f"m{n}" for n in range(600)]
+        assert lookups == again and again
+        assert (await store.stats()).messages == 0
+        await store.remove("/queue/a", "m3")  # gone, and known to be: no lookup, no count below 0
+        assert (await store.stats()).messages == 0
+    finally:
+        await store.close()
+    store, recovered = await reopen(tmp_path)
+    await store.close()
+    assert recovered.queues == {}  # type: ignore[attr-defined]
