@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import compress, islice
 from operator import lt
 
 import msgpack
 
+from stores.base import DurableSubscription
 from stores.entries import COUNTER_SHIFT, DIGITS, FILE_SHIFT, MAX_FILE, MAX_PREFIXES, Packed, Prefixes
 
 _BIG_ENDIAN = sys.byteorder == "big"  # columns are little-endian on disk
@@ -38,6 +39,18 @@ def _binary(column: array[int]) -> Iterator[bytes | memoryview]:
     data = _little(column)
     yield _bin_header(len(data))
     yield data
+
+
+def encode_queues_on(packer: msgpack.Packer, queues: Sequence[tuple[str, Packed]],
+                     subscriptions: Iterable[DurableSubscription], producers: list[str]
+                     ) -> Iterator[bytes | memoryview]:
+    """A checkpoint body's tail, after its "queues" key: the queues' array, then "subs" and
+    "producers" (both stores' checkpoints end so)."""
+    yield packer.pack_array_header(len(queues))
+    for queue, packed in queues:
+        yield from encode_queue(packer, queue, packed)
+    subs = [s.fields() for s in subscriptions]
+    yield packer.pack("subs") + packer.pack(subs) + packer.pack("producers") + packer.pack(producers)
 
 
 def _little(column: array[int]) -> memoryview:

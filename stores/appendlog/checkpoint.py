@@ -71,11 +71,8 @@ def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
                     packer.pack("window"), packer.pack(cp.window),
                     packer.pack("base"), packer.pack(cp.snapshot_base),
                     packer.pack("prefixes"), packer.pack(cp.prefixes),
-                    packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
-    for queue, packed in cp.queues:
-        yield from codec.encode_queue(packer, queue, packed)
-    subs = [s.fields() for s in cp.subscriptions]
-    yield packer.pack("subs") + packer.pack(subs) + packer.pack("producers") + packer.pack(cp.producers)
+                    packer.pack("queues")])
+    yield from codec.encode_queues_on(packer, cp.queues, cp.subscriptions, cp.producers)
 
 
 def encode(cp: Checkpoint) -> bytes:

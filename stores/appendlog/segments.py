@@ -153,8 +153,10 @@ def create_segment(directory: Path, number: int, epoch: int, sealed: dict[int, i
 
 
 def delete_segments(directory: Path, numbers: list[int]) -> None:
-    """Oldest first, so a crash part-way leaves a contiguous, still-readable run."""
-    for number in sorted(numbers):
+    """Newest first: a crash part-way leaves the oldest, a run that replays from its start as it
+    always did. Oldest first could leave, as the first segment, one that begins inside a snapshot
+    (its chunks with no SNAP_BEGIN before them): a log that no longer opens."""
+    for number in sorted(numbers, reverse=True):
         (directory / segment_name(number)).unlink(missing_ok=True)
     if numbers:
         fsio.sync_directory(directory)

@@ -99,11 +99,8 @@ def _payload(cp: Checkpoint) -> Iterator[bytes | memoryview]:
                     packer.pack("prefixes"), packer.pack(cp.prefixes),
                     packer.pack("held"), packer.pack([[n, *held] for n, held in sorted(files.items())]),
                     packer.pack("shared"), packer.pack([[at, *rest] for at, rest in sorted(shared.items())]),
-                    packer.pack("queues"), packer.pack_array_header(len(cp.queues))])
-    for q, packed in cp.queues:
-        yield from codec.encode_queue(packer, q, packed)
-    subs = [s.fields() for s in cp.subscriptions]
-    yield packer.pack("subs") + packer.pack(subs) + packer.pack("producers") + packer.pack(cp.producers)
+                    packer.pack("queues")])
+    yield from codec.encode_queues_on(packer, cp.queues, cp.subscriptions, cp.producers)
 
 
 def decode(data: bytes) -> Checkpoint:

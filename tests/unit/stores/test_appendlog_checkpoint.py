@@ -35,13 +35,13 @@ from stores.base import (
     AddMessage,
     DropSubscription,
     DurableSubscription,
-    Fence,
     PutSubscription,
     RemoveMessage,
     StoredMessage,
 )
 from stores.entries import Prefixes, QueueEntries
 from stores.reads import Location
+from tests.helpers.fences import EpochFence
 from tests.unit.stores.contract import recover
 from tests.unit.stores.test_appendlog_follower import follow
 from tests.unit.stores.test_crash import LINE_TIMEOUT, REPO, Acks, check, drain
@@ -49,16 +49,6 @@ from tests.unit.stores.test_journal_follower import Recorder
 
 SEGMENT = 64 * 1024
 WINDOW = 4
-
-
-class EpochFence(Fence):
-    """A master of `epoch` that never learns it was deposed (it checks nothing)."""
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def check(self) -> None:
-        return None
 
 
 def settings(**overrides: object) -> StoreSettings:

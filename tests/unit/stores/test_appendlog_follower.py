@@ -37,20 +37,13 @@ from stores.appendlog.records import RecordType
 from stores.appendlog.recovery import Plan, plan_recovery
 from stores.appendlog.state import LogState
 from stores.appendlog.store import AppendLogStore
-from stores.base import AddMessage, Fence, Recovered, RemoveMessage, StoredMessage
+from stores.base import AddMessage, Recovered, RemoveMessage, StoredMessage
+from tests.helpers.fences import EpochFence
 from tests.unit.stores.test_journal_follower import Recorder, broker_summary, random_ops
 
 KiB = 1024
 WINDOW = 50
 SEGMENT = 64 * KiB
-
-
-class EpochFence(Fence):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def check(self) -> None:
-        return None
 
 
 @pytest.fixture(autouse=True)

@@ -7,12 +7,14 @@ import asyncio
 import shutil
 from pathlib import Path
 
+import pytest
+
 from config.model import StoreSettings
 from stores.appendlog import compaction, records
 from stores.appendlog.records import Frame, RecordType
-from stores.appendlog.segments import begins_inside_snapshot, list_segments, segment_name
+from stores.appendlog.segments import begins_inside_snapshot, delete_segments, list_segments, segment_name
 from stores.appendlog.store import AppendLogStore
-from stores.base import AddMessage, Recovered, RemoveMessage, StoredMessage
+from stores.base import AddMessage, Recovered, RemoveMessage, StoreCorrupted, StoredMessage
 
 SEGMENT = 64 * 1024
 COUNT = 600  # ~10 segments of 1 KiB messages
@@ -118,7 +120,8 @@ async def test_crash_before_or_during_the_deletion_of_the_prefix(tmp_path: Path)
     before, log = await prefix_compacted(tmp_path)
     deleted = sorted(p.name for p in before.iterdir() if not (log / p.name).exists())
     assert len(deleted) >= 3
-    for restored in (deleted, deleted[1:]):  # none deleted yet; the oldest deleted (deletion goes in order)
+    deleted.sort(key=lambda name: int(name[4:-4]))
+    for restored in (deleted, deleted[:-1]):  # none deleted yet; the newest deleted (deletion goes back)
         case = tmp_path / f"case{len(restored)}"
         shutil.copytree(log, case)
         for name in restored:
@@ -183,3 +186,51 @@ async def test_a_snapshot_that_fills_segments_is_never_kept_from_its_middle(tmp_
     store, recovered = await opened(tmp_path)
     assert ids(recovered) == expected(0)
     await store.close()
+
+
+async def test_a_crash_at_any_deletion_of_a_prefix_holding_a_long_snapshot_recovers(tmp_path: Path) -> None:
+    log, before = tmp_path / "log", tmp_path / "before"
+    store, _ = await opened(log, appendlog_compact_live_fraction=0.0001)
+    for start in range(0, COUNT, 20):
+        await store.write([AddMessage("/queue/a", msg(i)) for i in range(start, start + 20)])
+    await store.write([AddMessage("/queue/b", msg(i, "/queue/b")) for i in range(150)])
+    await store.write([RemoveMessage("/queue/b", msg(i, "/queue/b").message_id) for i in range(150)])
+    store.settings.appendlog_compact_live_fraction = 0.99  # a snapshot of all of them, over segments
+    await store.reclaim()
+    store.settings.appendlog_compact_live_fraction = 0.0001
+    await store.write([RemoveMessage("/queue/a", msg(i).message_id) for i in range(500)])
+    await store.close()
+    shutil.copytree(log, before)
+    store, _ = await opened(log)  # replaces the snapshot's segments, all but dead now
+    await settle(store)
+    await store.close()
+    deleted = sorted((p.name for p in before.iterdir() if not (log / p.name).exists()),
+                     key=lambda name: int(name[4:-4]))
+    assert any(begins_inside_snapshot(before, int(name[4:-4])) for name in deleted)
+    for count in range(len(deleted) + 1):  # a crash after deleting the newest len - count of them
+        case = tmp_path / f"case{count}"
+        shutil.copytree(log, case)
+        for name in deleted[:count]:
+            shutil.copy(before / name, case / name)
+        store, recovered = await opened(case)
+        assert ids(recovered) == expected(500), count
+        await store.close()
+    # Why not oldest first: without its first segment, the snapshot's next one opens no log.
+    inside = next(i for i, name in enumerate(deleted) if begins_inside_snapshot(before, int(name[4:-4])))
+    case = tmp_path / "oldest-first"
+    shutil.copytree(log, case)
+    for name in deleted[inside:]:
+        shutil.copy(before / name, case / name)
+    with pytest.raises(StoreCorrupted, match="outside a snapshot"):
+        await opened(case)
+
+
+def test_segments_are_deleted_newest_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    gone: list[str] = []
+    real = Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, missing_ok=False: (gone.append(self.name),
+                                                                        real(self, missing_ok)))
+    for n in (3, 1, 2):
+        (tmp_path / segment_name(n)).write_bytes(b"")
+    delete_segments(tmp_path, [3, 1, 2])
+    assert gone == [segment_name(3), segment_name(2), segment_name(1)]

@@ -26,7 +26,6 @@ from stores.base import (
     AddMessage,
     DropSubscription,
     DurableSubscription,
-    Fence,
     Op,
     PutSubscription,
     Recovered,
@@ -41,17 +40,10 @@ from stores.journal.followstate import LiveState
 from stores.journal.records import SEAL, Seal, encode_batch, encode_record, encode_seal
 from stores.journal.recovery import Result, recover
 from stores.journal.store import JournalStore
+from tests.helpers.fences import EpochFence
 
 KiB = 1024
 WINDOW = 50
-
-
-class EpochFence(Fence):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def check(self) -> None:
-        return None
 
 
 class Recorder:

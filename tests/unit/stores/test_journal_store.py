@@ -17,23 +17,16 @@ import msgpack
 import pytest
 
 from config.model import StoreSettings
-from stores.base import AddMessage, Fence, StoreCorrupted, StoredMessage, StoreError
+from stores.base import AddMessage, StoreCorrupted, StoredMessage, StoreError
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
 from stores.journal.index import Index
 from stores.journal.records import HEADER_SIZE, encode_batch, iter_records
 from stores.journal.store import JournalStore
 from tests.helpers.faultfs import FaultFS
+from tests.helpers.fences import EpochFence
 
 KiB = 1024
-
-
-class EpochFence(Fence):
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def check(self) -> None:
-        return None
 
 
 def settings(**overrides: object) -> StoreSettings:
