@@ -13,13 +13,13 @@ import select
 import socket
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.cluster import BrokerProc, free_port
+from tests.helpers.cluster import BrokerProc
+from tests.helpers.metricsbroker import scrape, start_scraped
 from tests.helpers.rawstomp import RawStomp
 from tests.helpers.stomppy import connect
 from tests.helpers.victim import Victim
@@ -31,25 +31,11 @@ SLOW = 60.0
 
 
 def start_broker(tmp_path: Path, limits: str) -> BrokerProc:
-    config = tmp_path / "memory.toml"
-    config.write_text(f"[limits]\n{limits}\n")
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        scrape = sock.getsockname()[1]
-    extra = ("--config", str(config), "--metrics-port", str(scrape), "--metrics-host", HOST)
-    proc = BrokerProc("mem", HOST, free_port((HOST,)), tmp_path / "data", extra=extra).start()
-    proc.scrape = scrape  # type: ignore[attr-defined]
-    assert proc.wait_role("master", 20), proc.log_text()
-    deadline = time.monotonic() + 10
-    while not proc.serving() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return proc
+    return start_scraped("mem", HOST, tmp_path, f"[limits]\n{limits}\n")
 
 
 def metric(proc: BrokerProc, name: str) -> float:
-    url = f"http://{HOST}:{proc.scrape}/metrics"  # type: ignore[attr-defined]
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
+    text = scrape(proc)
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert match is not None, f"{name} not in:\n{text[-2000:]}"
     return float(match.group(1))

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 import time
-import urllib.request
 from pathlib import Path
 
-from tests.helpers.cluster import BrokerProc, free_port
+from tests.helpers.cluster import BrokerProc
+from tests.helpers.metricsbroker import scrape, start_scraped
 from tests.helpers.stomppy import connect
 
 HOST = "127.0.0.1"
@@ -32,23 +32,11 @@ WAIT = 10.0  # seconds for any one RECEIPT; far below the 30 s a held producer w
 
 
 def start(tmp_path: Path) -> BrokerProc:
-    config = tmp_path / "policies.toml"
-    config.write_text(CONFIG)
-    metrics = free_port((HOST,))
-    extra = ("--config", str(config), "--metrics-port", str(metrics), "--metrics-host", HOST)
-    proc = BrokerProc("pol", HOST, free_port((HOST,)), tmp_path / "data", extra=extra).start()
-    proc.metrics = metrics  # type: ignore[attr-defined]
-    assert proc.wait_role("master", 20), proc.log_text()
-    deadline = time.monotonic() + 10
-    while not proc.serving() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return proc
+    return start_scraped("pol", HOST, tmp_path, CONFIG)
 
 
 def paged(proc: BrokerProc, destination: str) -> int:
-    url = f"http://{HOST}:{proc.metrics}/metrics"  # type: ignore[attr-defined]
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
+    text = scrape(proc)
     match = re.search(rf'^batonmq_destination_paged\{{destination="{re.escape(destination)}"\}} (\S+)$',
                       text, re.MULTILINE)
     assert match is not None, [line for line in text.splitlines() if "paged" in line]
