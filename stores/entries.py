@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import compress
 from typing import NamedTuple
 
@@ -182,13 +182,11 @@ class QueueEntries:
 
     def sized_items(self) -> Iterator[tuple[str, Location, int]]:
         """(id, location, size) of the live messages in store order (size 0 unless sized)."""
-        keys, flags, positions, places, lengths, _, extra_at, sizes = self._state
-        spell, sized = self._prefixes.spell, self._sized
-        for slot in range(len(positions)):
-            flag = flags[slot]
-            message_id = spell(keys[slot]) if flag == KEYED else extra_at.get(slot) if flag == EXTRA else None
-            if message_id is not None:
-                yield message_id, location(places[slot], lengths[slot]), sizes[slot] if sized else 0
+        state = self._state
+        places, lengths, sizes = state[3], state[4], state[7]
+        sized = self._sized
+        for slot, message_id in _live_ids(state, self._prefixes, range(len(state[2]))):
+            yield message_id, location(places[slot], lengths[slot]), sizes[slot] if sized else 0
 
     def new_key(self, message_id: str) -> int | None:
         """The id's key if it is above every key here, so certainly not live here (the common case:
@@ -316,15 +314,9 @@ class QueueEntries:
     def ids_below(self, file: int) -> list[str]:
         """The live ids whose record is in a data file before `file`, in store order (one pass over
         the places column; only those ids are spelled)."""
-        keys, flags, _, places, _, _, extra_at, _ = self._state
-        limit, spell = place(file, 0), self._prefixes.spell
-        found: list[str] = []
-        for slot in [slot for slot, at in enumerate(places) if at < limit]:
-            flag = flags[slot]
-            message_id = spell(keys[slot]) if flag == KEYED else extra_at.get(slot) if flag == EXTRA else None
-            if message_id is not None:
-                found.append(message_id)
-        return found
+        state, limit = self._state, place(file, 0)
+        below = [slot for slot, at in enumerate(state[3]) if at < limit]
+        return [message_id for _, message_id in _live_ids(state, self._prefixes, below)]
 
     def below_first(self, file: int) -> bool:
         """Whether the live messages whose record is in a data file before `file` come first in
@@ -368,6 +360,21 @@ def _extra_slots(flags: bytearray) -> list[int]:
         found.append(slot)
         slot = flags.find(EXTRA, slot + 1)
     return found
+
+
+def _live_ids(state: State, prefixes: Prefixes, slots: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """(slot, id) of the live ones of `slots`, in order. `state` is one snapshot of the columns: a
+    reader in another thread must not mix two (a rebuild replaces them all at once)."""
+    keys, flags, _, _, _, _, extra_at, _ = state
+    spell = prefixes.spell
+    for slot in slots:
+        flag = flags[slot]
+        if flag == KEYED:
+            yield slot, spell(keys[slot])
+        elif flag == EXTRA:
+            message_id = extra_at.get(slot)
+            if message_id is not None:  # None: removed since the flag was read
+                yield slot, message_id
 
 
 def _slot(state: State, prefixes: Prefixes, message_id: str) -> int | None:

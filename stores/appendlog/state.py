@@ -198,10 +198,11 @@ class LogState:
             self._segment_less(old.file, size)
             self.segment_live[record.file] = self.segment_live.get(record.file, 0) + size
 
-    def ids_below(self, queue: str, keep: int) -> list[str]:
-        """The live ids of `queue` whose record is in a segment before `keep`, in store order: what
-        a compaction that keeps the segments from `keep` on copies."""
-        return self.queues[queue].ids_below(keep)
+    @property
+    def fixed_bytes(self) -> int:
+        """The live bytes besides messages' (subscriptions, the duplicate window): what every
+        compaction snapshot copies."""
+        return self.live_bytes - sum(self.segment_live.values())
 
     def oldest_below(self, keep: int) -> bool:
         """Whether, in every queue, the messages before segment `keep` are its oldest: a compaction
@@ -216,14 +217,13 @@ class LogState:
         `keep` on, which are newer; the snapshot's subscriptions and producers. In place (self)
         when this state holds exactly the snapshot's messages before `keep` (a follower, or a cold
         recovery that found the replaced segments still there); else rebuilt."""
-        fixed = snapshot.live_bytes - sum(snapshot.segment_live.values())
         if self._relocated_to(snapshot, keep):
-            self.live_bytes += fixed - (self.live_bytes - sum(self.segment_live.values()))
+            self.live_bytes = snapshot.fixed_bytes + sum(self.segment_live.values())
             self.subscriptions, self.producers = snapshot.subscriptions, snapshot.producers
             return self
         merged = LogState(self.window)
         merged.subscriptions, merged.producers = snapshot.subscriptions, snapshot.producers
-        merged.live_bytes = fixed
+        merged.live_bytes = snapshot.fixed_bytes
         for queue in list(self.queues) + [q for q in snapshot.queues if q not in self.queues]:
             for source, lowest in ((snapshot, 0), (self, keep)):
                 entries = source.queues.get(queue)
@@ -241,9 +241,11 @@ class LogState:
         moves: list[tuple[str, str, Location]] = []
         for queue, entries in snapshot.queues.items():
             mine = self.queues.get(queue)
+            if mine is None:
+                return False
             for message_id, loc, size in entries.sized_items():
-                where = None if mine is None else mine.locate(message_id)
-                if where is None or where.file >= keep or mine is None or mine.size(message_id) != size:
+                where = mine.locate(message_id)
+                if where is None or where.file >= keep or mine.size(message_id) != size:
                     return False
                 moves.append((queue, message_id, loc))
         for queue, message_id, loc in moves:

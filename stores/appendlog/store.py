@@ -277,10 +277,9 @@ class AppendLogStore(GatedReads, Store):
     def _prefix(self) -> int:
         """Writer thread: how many segments, oldest first, the next compaction replaces (0: none)."""
         sizes = sorted(self._closed_sizes.items()) + [(self._writable().number, self._writable().size)]
-        live = self._state.segment_live
-        fixed = self._state.live_bytes - sum(live.values())
-        settings = self.settings
-        return compaction.prefix_to_replace(sizes, live, fixed, settings.appendlog_segment_size // 2,
+        state, settings = self._state, self.settings
+        return compaction.prefix_to_replace(sizes, state.segment_live, state.fixed_bytes,
+                                            settings.appendlog_segment_size // 2,
                                             settings.appendlog_compact_live_fraction, self._may_keep_from)
 
     def _may_keep_from(self, number: int) -> bool:
@@ -459,7 +458,7 @@ class AppendLogStore(GatedReads, Store):
             after = page.next
 
     def _live_below(self, queue: str, keep: int) -> Iterator[StoredMessage]:
-        ids = self._state.ids_below(queue, keep)
+        ids = self._state.queues[queue].ids_below(keep)
         for start in range(0, len(ids), COMPACTION_PAGE):
             keys = [(queue, message_id) for message_id in ids[start : start + COMPACTION_PAGE]]
             found = self._read_keys(keys)
