@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 from broker.engine.cursor import MAX_PAGE, STALL_FACTOR
 from broker.engine.message import Message, from_stored
 from stores.base import StoreCorrupted, StoredMessage, StoreError
+from stores.reads import Location
 from stores.temp.fifo import LocationFifo
 from stores.temp.files import TempStore
-from stores.temp.segments import Location
 from transports.memory import Share
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from array import array
 from collections import deque
 
-from stores.temp.segments import Location
+from stores.reads import Location
 
 CHUNK = 4096
 _OFFSET_BITS = 32
@@ -39,7 +39,7 @@ class LocationFifo:
         if not self._places or len(self._places[-1]) == CHUNK:
             self._places.append(array("Q"))
             self._lengths.append(array("I"))
-        self._places[-1].append(location.segment << _OFFSET_BITS | location.offset)
+        self._places[-1].append(location.file << _OFFSET_BITS | location.offset)
         self._lengths[-1].append(location.length)
         self._count += 1
         return self.first + self._count - 1

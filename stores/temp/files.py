@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from stores.base import StoreCorrupted, StoredMessage, StoreError
+from stores.reads import Location
 from stores.temp import records
-from stores.temp.segments import Location, Segments
+from stores.temp.segments import Segments
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,13 @@ class TempFiles:
         while i < len(locations):
             first = locations[i]
             j, end = i + 1, first.offset + first.length
-            while j < len(locations) and locations[j].segment == first.segment and locations[j].offset == end:
+            while j < len(locations) and locations[j].file == first.file and locations[j].offset == end:
                 end += locations[j].length
                 j += 1
-            data = self._pread(first.segment, first.offset, end - first.offset)
+            data = self._pread(first.file, first.offset, end - first.offset)
             for location in locations[i:j]:
                 start = location.offset - first.offset
-                where = f"{self.path(location.segment)}@{location.offset}"
+                where = f"{self.path(location.file)}@{location.offset}"
                 try:
                     out.append(records.decode(memoryview(data)[start:start + location.length], where))
                 except StoreCorrupted as exc:
@@ -261,10 +262,10 @@ def _runs(batch: list[tuple[Location, bytes]]) -> list[Run]:
     parts: list[bytes] = []
     segment = offset = end = -1
     for location, record in batch:
-        if location.segment != segment or location.offset != end:
+        if location.file != segment or location.offset != end:
             if parts:
                 runs.append((segment, offset, b"".join(parts)))
-            segment, offset, parts = location.segment, location.offset, []
+            segment, offset, parts = location.file, location.offset, []
             end = offset
         parts.append(record)
         end += len(record)

@@ -9,13 +9,7 @@ one), so a queue that was drained leaves no file behind.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-
-class Location(NamedTuple):
-    segment: int
-    offset: int
-    length: int
+from stores.reads import Location  # (file: the segment's number, offset, length)
 
 
 class Segments:
@@ -51,7 +45,7 @@ class Segments:
         """These records are dead; the segments that now hold no live record (to delete)."""
         emptied = []
         for location in locations:
-            segment = location.segment
+            segment = location.file
             left = self.live[segment] - 1
             self.live[segment] = left
             if left == 0:

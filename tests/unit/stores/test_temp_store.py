@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from stores.base import StoreCorrupted, StoredMessage, StoreError
+from stores.reads import Location
 from stores.temp import records
 from stores.temp.fifo import CHUNK, LocationFifo
 from stores.temp.files import TempStore
-from stores.temp.segments import Location, Segments
+from stores.temp.segments import Segments
 
 
 def message(i: int, size: int = 100) -> StoredMessage:
@@ -55,10 +56,10 @@ def test_a_torn_tail_ends_the_scan_after_the_intact_records() -> None:
 def test_records_fill_a_segment_then_open_the_next_and_an_oversized_one_gets_its_own() -> None:
     segments = Segments(1000)
     placed = [segments.place(400) for _ in range(3)]
-    assert [(loc.segment, loc.offset, new) for loc, new in placed] == [(1, 0, True), (1, 400, False),
+    assert [(loc.file, loc.offset, new) for loc, new in placed] == [(1, 0, True), (1, 400, False),
                                                                         (2, 0, True)]
     big, new = segments.place(5000)
-    assert (big.segment, big.offset, new) == (3, 0, True)
+    assert (big.file, big.offset, new) == (3, 0, True)
     assert segments.bytes == 6200 and len(segments) == 3
 
 
