@@ -297,6 +297,29 @@ class QueueEntries:
             i += 1
         return found
 
+    def after_located(self, position: int | None, limit: int) -> list[tuple[int, str, Location]]:
+        """`after` with where each message is: a page read goes to the records at once instead of
+        spelling each id and bisecting for it again. Walked again if a relocation raced it (see
+        `locate`)."""
+        while True:
+            moving = self._moving
+            keys, flags, positions, places, lengths, _, extra_at, _ = self._state
+            spell = self._prefixes.spell
+            i = 0 if position is None else bisect_right(positions, position)
+            found: list[tuple[int, str, Location]] = []
+            end = len(positions)
+            while i < end and len(found) < limit:
+                flag = flags[i]
+                if flag == KEYED:
+                    found.append((positions[i], spell(keys[i]), location(places[i], lengths[i])))
+                elif flag == EXTRA:
+                    message_id = extra_at.get(i)
+                    if message_id is not None:  # None: removed since the flag was read
+                        found.append((positions[i], message_id, location(places[i], lengths[i])))
+                i += 1
+            if moving % 2 == 0 and self._moving == moving:
+                return found
+
     def packed(self) -> Packed:
         """Copies of the live keys, places, lengths and extras in store order (for a checkpoint;
         writer thread). A few C calls however many messages: the writer holds up commits meanwhile."""

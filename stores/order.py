@@ -15,12 +15,17 @@ array sees the order as it was when it started, which is a moment the read can b
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:  # stores.reads imports this module
+    from stores.reads import Location
 
 
 class Order(Protocol):
     """What a page read needs of a queue's order (a QueueEntries)."""
 
     def after(self, position: int | None, limit: int) -> list[tuple[int, str]]: ...
+
+    def after_located(self, position: int | None, limit: int) -> list[tuple[int, str, Location]]: ...
 
     def position(self, message_id: str) -> int | None: ...

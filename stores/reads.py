@@ -174,21 +174,22 @@ def read_page(
     queue: str,
     after: int | None,
     limit: int,
-    read_keys: Callable[[list[Key]], dict[Key, StoredMessage]],
+    read_at: Callable[[dict[Key, Location]], dict[Key, StoredMessage]],
 ) -> Page:
     """A page from a queue's order; what was removed before it was read is skipped and made up for.
 
     `order_of` is asked again each round: a queue that empties loses its QueueEntries and a later
-    add makes a new one, and positions keep growing across the two.
+    add makes a new one, and positions keep growing across the two. `read_at` reads the messages
+    at the locations the order gave (a store's `fetch`: it looks again where a file has gone).
     """
     messages: list[StoredMessage] = []
     resume = after
     while len(messages) < limit and (order := order_of()) is not None:
-        entries = order.after(resume, limit - len(messages))
+        entries = order.after_located(resume, limit - len(messages))
         if not entries:
             break
-        keys = [(queue, message_id) for _, message_id in entries]
-        found = read_keys(keys)
+        keys = [(queue, message_id) for _, message_id, _ in entries]
+        found = read_at({key: loc for key, (_, _, loc) in zip(keys, entries, strict=True)})
         messages.extend(found[key] for key in keys if key in found)
         resume = entries[-1][0]
     # Every message listed was removed before it was read: an empty page, which leaves the position

@@ -483,8 +483,10 @@ class AppendLogStore(GatedReads, Store):
         return None if order is None else order.position(message_id)
 
     def _read_keys(self, keys: list[Key]) -> dict[Key, StoredMessage]:
-        state = self._state
-        return fetch(state.find(keys), state.find, self._load, segments.segment_name)
+        return self._read_at(self._state.find(keys))
+
+    def _read_at(self, pending: dict[Key, Location]) -> dict[Key, StoredMessage]:
+        return fetch(pending, self._state.find, self._load, segments.segment_name)
 
     def _load(self, number: int, wanted: list[tuple[Key, Location]]) -> dict[Key, StoredMessage]:
         path = self.directory / segments.segment_name(number)
@@ -492,7 +494,7 @@ class AppendLogStore(GatedReads, Store):
 
     def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
         state = self._state
-        return read_page(lambda: state.orders.get(queue), queue, after, limit, self._read_keys)
+        return read_page(lambda: state.orders.get(queue), queue, after, limit, self._read_at)
 
     # -- stats / close ------------------------------------------------------------------------
 

@@ -223,12 +223,16 @@ class JournalStore(GatedReads, Store):
 
     def _read_keys(self, keys: list[Key]) -> dict[Key, StoredMessage]:
         _, index = self._open_parts()
+        return self._read_at(index.find(keys))
+
+    def _read_at(self, pending: dict[Key, Location]) -> dict[Key, StoredMessage]:
+        _, index = self._open_parts()
         load = functools.partial(load_messages, self.directory)
-        return fetch(index.find(keys), index.find, load, layout.data_name)
+        return fetch(pending, index.find, load, layout.data_name)
 
     def _read_page(self, queue: str, after: int | None, limit: int) -> Page:
         _, index = self._open_parts()
-        return read_page(lambda: index.orders.get(queue), queue, after, limit, self._read_keys)
+        return read_page(lambda: index.orders.get(queue), queue, after, limit, self._read_at)
 
     # Checkpoint and cleanup (writer thread) ----------------------------------------------
 

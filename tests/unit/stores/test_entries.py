@@ -69,6 +69,12 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
         pages.extend(page)
         after = page[-1][0]
     assert pages == [(p, mid) for mid, (p, _) in model.items()]
+    located: list[tuple[int, str, Location]] = []
+    after = None
+    while found := entries.after_located(after, limit):
+        located.extend(found)
+        after = found[-1][0]
+    assert located == [(p, mid, loc) for mid, (p, loc) in model.items()]
     for file in range(1, 6):
         assert entries.in_file(file) == [(mid, loc) for mid, (_, loc) in model.items() if loc.file == file]
     assert list(entries.placed()) == [(place(loc.file, loc.offset), loc.length) for _, loc in model.values()]
