@@ -38,6 +38,8 @@ from stores.base import AddMessage, Op, RemoveMessage, StoreError
 
 if TYPE_CHECKING:
     from broker.engine.core import Broker
+    from broker.engine.policies import Resolved
+    from broker.engine.topic import Topic
 
 ORIGINAL_DESTINATION = "original-destination"  # set on a dead letter: where it was going (ActiveMQ's)
 MAX_BROWSE = 1000  # messages per browse page
@@ -59,8 +61,9 @@ class AdminError(Exception):
 class DestinationRow:
     name: str
     kind: str  # queue, topic or durable (a durable topic subscription's queue)
-    depth: int  # in memory and paged
+    depth: int  # in memory, paged and spilled
     paged: int  # in the store only (docs/paging.md)
+    spilled: int  # non-persistent, in the temporary store only (docs/paging.md)
     in_flight: int
     consumers: int
     enqueued: int
@@ -68,6 +71,14 @@ class DestinationRow:
     expired: int
     bytes: int
     oldest_age_ms: int | None  # age of the oldest waiting message; None when none waits
+    # What its [[policy]] entry (or the broker-wide settings) gave it (broker/engine/policies.py):
+    policy: str  # the entry's pattern, or "default"
+    memory_limit: int
+    cursor_window: int
+    producer_flow_control: bool
+
+
+DEFAULT_POLICY = "default"  # how a row names the broker-wide settings
 
 
 def destinations(broker: Broker) -> list[DestinationRow]:
@@ -75,17 +86,26 @@ def destinations(broker: Broker) -> list[DestinationRow]:
     now = now_ms()
     rows = [_queue_row(q, "queue", now) for q in broker.destinations.queues.values()]
     rows += [_queue_row(d.queue, "durable", now) for d in broker.destinations.durables.values()]
-    for topic in broker.destinations.topics.values():
-        rows.append(DestinationRow(topic.name, "topic", 0, 0, 0, len(topic.queues), topic.published, 0, 0,
-                                   0, None))
+    rows += [_topic_row(topic) for topic in broker.destinations.topics.values()]
     return sorted(rows, key=lambda row: row.name)
 
 
 def _queue_row(queue: Queue, kind: str, now: int) -> DestinationRow:
     oldest = oldest_timestamp(queue)
-    return DestinationRow(queue.name, kind, queue.depth, queue.paged, queue.in_flight, len(queue.consumers),
-                          queue.enqueued, queue.dequeued, queue.expired, queue.bytes,
-                          None if oldest is None else max(0, now - oldest))
+    return DestinationRow(queue.name, kind, queue.depth, queue.paged, queue.spilled, queue.in_flight,
+                          len(queue.consumers), queue.enqueued, queue.dequeued, queue.expired, queue.bytes,
+                          None if oldest is None else max(0, now - oldest), *_policy_fields(queue.policy))
+
+
+def _topic_row(topic: Topic) -> DestinationRow:
+    return DestinationRow(topic.name, "topic", 0, 0, 0, 0, len(topic.queues), topic.published, 0, 0, 0, None,
+                          *_policy_fields(topic.policy))
+
+
+def _policy_fields(policy: Resolved) -> tuple[str, int, int, bool]:
+    """A row's policy, memory_limit, cursor_window and producer_flow_control."""
+    return (policy.pattern or DEFAULT_POLICY, policy.memory_limit, policy.cursor_window,
+            policy.producer_flow_control)
 
 
 def oldest_timestamp(queue: Queue) -> int | None:

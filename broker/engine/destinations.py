@@ -119,8 +119,9 @@ class Destinations:
         topic = self.topics.get(name)
         if topic is None:
             self._check_room()
-            memory = self.owner.memory_share(name, self.owner.policy_for(name))
-            topic = self.topics[name] = Topic(name, self.owner.slicer, memory,
+            policy = self.owner.policy_for(name)
+            memory = self.owner.memory_share(name, policy)
+            topic = self.topics[name] = Topic(name, self.owner.slicer, memory, policy,
                                               self.owner.limits.topic_pending_limit)
         return topic
 

@@ -38,11 +38,13 @@ class Resolved:
     """What one policy entry (or the broker-wide default) gives a destination."""
 
     label: str  # 'policy[queue="ORDERS.>"]', or "" for the broker-wide settings
+    pattern: str  # the entry's queue or topic pattern, "" for the broker-wide settings
     memory_limit: int
     memory_setting: str  # the configuration key an ERROR names when the limit is reached
     cursor_window: int
     flow_timeout: float  # seconds a producer is held back before it is refused; 0: at once
     flow_setting: str  # the key that sets flow_timeout
+    producer_flow_control: bool  # False: refused at once, whatever limits.producer_flow_control_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,8 @@ class _Entry:
 def resolve(policy: DestinationPolicy | None, config: BrokerConfig) -> Resolved:
     limits = config.limits
     if policy is None:
-        return Resolved("", limits.destination_memory_limit, DESTINATION_LIMIT, config.store.cursor_window,
-                        limits.producer_flow_control_timeout, FLOW_TIMEOUT)
+        return Resolved("", "", limits.destination_memory_limit, DESTINATION_LIMIT,
+                        config.store.cursor_window, limits.producer_flow_control_timeout, FLOW_TIMEOUT, True)
     label = policy.label
     limit, setting = limits.destination_memory_limit, DESTINATION_LIMIT
     if policy.memory_limit is not None:
@@ -64,7 +66,8 @@ def resolve(policy: DestinationPolicy | None, config: BrokerConfig) -> Resolved:
     timeout, flow = limits.producer_flow_control_timeout, FLOW_TIMEOUT
     if not policy.producer_flow_control:
         timeout, flow = 0.0, f"{label}.producer_flow_control"
-    return Resolved(label, limit, setting, policy.window(config.store.cursor_window), timeout, flow)
+    return Resolved(label, policy.pattern, limit, setting, policy.window(config.store.cursor_window), timeout,
+                    flow, policy.producer_flow_control)
 
 
 class Policies:

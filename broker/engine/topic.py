@@ -36,12 +36,16 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from broker.engine.message import Message
 from broker.engine.queue import Queue
 from broker.engine.sharedframe import SharedFrame
 from broker.engine.slicing import Budget, Slicer
 from transports.memory import Share
+
+if TYPE_CHECKING:
+    from broker.engine.policies import Resolved
 
 
 @dataclass(slots=True)
@@ -74,10 +78,12 @@ class FanOut:
 
 
 class Topic:
-    def __init__(self, name: str, slicer: Slicer, memory: Share, pending_limit: int = 1000) -> None:
+    def __init__(self, name: str, slicer: Slicer, memory: Share, policy: Resolved,
+                 pending_limit: int = 1000) -> None:
         self.name = name
         self.slicer = slicer
         self.memory = memory  # holds every non-durable subscriber's share
+        self.policy = policy  # what its share and its durable subscriptions were given (admin shows it)
         self.pending_limit = pending_limit
         self.queues: dict[str, TopicQueue] = {}  # keyed by queue name
         self.published = 0

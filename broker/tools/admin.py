@@ -116,11 +116,7 @@ def run(client: AdminClient, command: str, options: Any) -> dict[str, Any]:
 
 def text(command: str, answer: dict[str, Any]) -> str:
     if command == "list":
-        # PAGED: of DEPTH, the messages in the store only (docs/paging.md); 0 from older brokers.
-        rows = [[d["name"], d["kind"], d["depth"], d.get("paged", 0), d["in_flight"], d["consumers"],
-                 d["enqueued"], d["dequeued"], _age(d["oldest_age_ms"])] for d in answer["destinations"]]
-        return table(["DESTINATION", "KIND", "DEPTH", "PAGED", "IN-FLIGHT", "CONSUMERS", "ENQUEUED",
-                      "DEQUEUED", "OLDEST"], rows) if rows else "no destinations"
+        return _destinations(answer["destinations"])
     if command == "brokers":
         master = answer.get("master")
         head = (f"master: {master['name']} on {master['host']} pid {master['pid']}, epoch {answer['epoch']}"
@@ -144,6 +140,16 @@ def text(command: str, answer: dict[str, Any]) -> str:
     if command == "delete":
         return f"deleted {answer['deleted']} ({answer['purged']} message(s) purged)"
     return f"removed {answer['removed']} from {answer['destination']}"
+
+
+def _destinations(rows: list[dict[str, Any]]) -> str:
+    # PAGED and SPILLED: of DEPTH, the messages in the store or the temporary store only
+    # (docs/paging.md); POLICY: the [[policy]] pattern the destination got. Older brokers send none.
+    cells = [[d["name"], d["kind"], d["depth"], d.get("paged", 0), d.get("spilled", 0), d["in_flight"],
+              d["consumers"], d["enqueued"], d["dequeued"], d.get("policy", ""), _age(d["oldest_age_ms"])]
+             for d in rows]
+    return table(["DESTINATION", "KIND", "DEPTH", "PAGED", "SPILLED", "IN-FLIGHT", "CONSUMERS", "ENQUEUED",
+                  "DEQUEUED", "POLICY", "OLDEST"], cells) if cells else "no destinations"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

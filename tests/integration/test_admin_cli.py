@@ -35,10 +35,11 @@ def test_list_browse_and_brokers_as_tables_and_json(broker: AdminBroker) -> None
     bodies = [f"order {i}" for i in range(4)]
     assert send_receipted(HOST, broker.port, "/queue/cli.orders", bodies) == bodies
     table = ok("list", "--url", broker.url).splitlines()
-    assert table[0].split() == ["DESTINATION", "KIND", "DEPTH", "PAGED", "IN-FLIGHT", "CONSUMERS",
-                                "ENQUEUED", "DEQUEUED", "OLDEST"]
+    assert table[0].split() == ["DESTINATION", "KIND", "DEPTH", "PAGED", "SPILLED", "IN-FLIGHT", "CONSUMERS",
+                                "ENQUEUED", "DEQUEUED", "POLICY", "OLDEST"]
     (row,) = [line.split() for line in table[1:] if line.startswith("/queue/cli.orders ")]
-    assert row[:8] == ["/queue/cli.orders", "queue", "4", "0", "0", "0", "4", "0"] and row[8].endswith("s")
+    assert row[:10] == ["/queue/cli.orders", "queue", "4", "0", "0", "0", "0", "4", "0", "default"]
+    assert row[10].endswith("s")
     listed = json.loads(ok("list", "--url", broker.url, "--json"))
     assert {"name": "/queue/cli.orders", "depth": 4}.items() <= next(
         d for d in listed["destinations"] if d["name"] == "/queue/cli.orders").items()

@@ -1,7 +1,8 @@
 """Per-destination policies in a real broker process (`[[policy]]` in its TOML file, stomp.py as the
 client): a queue under a small memory_limit without flow control is refused at once, naming its
 policy, while another queue on the same broker keeps accepting; a cursor_window policy pages that
-queue's persistent messages where a queue with the broker-wide window holds them all in memory."""
+queue's persistent messages where a queue with the broker-wide window holds them all in memory; the
+admin API lists what each destination got."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+from tests.helpers.adminhttp import AdminBroker
 from tests.helpers.cluster import BrokerProc
 from tests.helpers.metricsbroker import scrape, start_scraped
 from tests.helpers.stomppy import connect
@@ -23,6 +25,10 @@ producer_flow_control = false
 [[policy]]
 queue = "PAGED"
 cursor_window = "8kb"
+
+[[policy]]
+topic = "PRICES.>"
+memory_limit = "1mb"
 
 [limits]
 producer_flow_control_timeout = 30.0
@@ -85,3 +91,30 @@ def test_a_cursor_window_policy_pages_its_queue_where_the_default_window_does_no
         conn.disconnect()
     finally:
         proc.stop()
+
+
+def test_the_admin_api_shows_each_destinations_policy_and_its_settings(tmp_path) -> None:
+    config = tmp_path / "pol.toml"
+    config.write_text(CONFIG + "destination_memory_limit = '2mb'\n\n[store]\ncursor_window = '256kb'\n")
+    node = AdminBroker("poladmin", tmp_path / "data", "--config", str(config)).start()
+    try:
+        conn, recorder = connect(HOST, node.port, headers={"client-id": "c1"})
+        conn.subscribe("/topic/PRICES.eu", id="d", ack="auto", headers={"activemq.subscriptionName": "s"})
+        for destination in ("/queue/SMALL.orders", "/queue/PAGED", "/queue/OTHER", "/topic/PRICES.eu"):
+            conn.send(destination, "x", receipt=destination)
+            assert recorder.wait_receipt(destination, WAIT), recorder.errors
+        status, data, _ = node.call("GET", "/api/destinations")
+        assert status == 200, data
+        rows = {row["name"]: row for row in data["destinations"]}
+        fields = ("policy", "memory_limit", "cursor_window", "producer_flow_control")
+        got = {name: tuple(row[f] for f in fields) for name, row in rows.items()}
+        kib = 1024
+        assert got["/queue/SMALL.orders"] == ("SMALL.>", 64 * kib, 44 * kib + 819, False)  # 70% of 64 KiB
+        assert got["/queue/PAGED"] == ("PAGED", 2048 * kib, 8 * kib, True)
+        assert got["/queue/OTHER"] == ("default", 2048 * kib, 256 * kib, True)
+        assert got["/topic/PRICES.eu"] == ("PRICES.>", 1024 * kib, 256 * kib, True)
+        assert got["durable:c1:s"] == got["/topic/PRICES.eu"]  # a durable subscription takes its topic's
+        assert rows["durable:c1:s"]["kind"] == "durable"
+        conn.disconnect()
+    finally:
+        node.proc.stop()
