@@ -200,7 +200,7 @@ class Broker:
         temporary store (limits.non_persistent = "spill", on a master)."""
         if self.temp is None or not queue.name.startswith(QUEUE_PREFIX) or is_temp(queue.name):
             return None
-        return Spill(queue, self.temp, self.config.store.cursor_window)
+        return Spill(queue, self.temp, queue.policy.cursor_window)  # a [[policy]]'s window, as paging's
 
     @property
     def id_prefix(self) -> str:

@@ -13,6 +13,7 @@ from broker.engine import admin
 from broker.engine.core import Broker
 from broker.engine.spill import TempSpace
 from config.model import BrokerConfig, Limits
+from config.policy import DestinationPolicy
 from stores.temp.files import TempStore
 from tests.unit.broker.memconn import Client
 from tests.unit.broker.test_cursor import collect, connected, numbered, open_broker, settings, shutdown
@@ -80,6 +81,25 @@ async def test_a_backlog_spills_past_the_window_and_drains_in_order(tmp_path: Pa
     assert queue.spill is not None and queue.spill.reads > 5
     assert await gone(tmp_path) == [] and broker.temp.usage.used == 0
     await broker.stop()
+    await broker.temp.store.close()
+
+
+async def test_a_policys_cursor_window_is_the_window_its_queues_spill_beyond(tmp_path: Path) -> None:
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], store=settings(64 * WINDOW),
+                          limits=Limits(non_persistent="spill"),
+                          policy=[DestinationPolicy.model_validate({"queue": "SMALL",
+                                                                    "cursor_window": 1024})])
+    broker = await spilling(tmp_path, Broker(config))
+    producer = await connected(broker)
+    for name in ("/queue/SMALL", "/queue/BIG"):
+        await send(producer, name, numbered(500))
+    small, big = broker.destinations.queues["/queue/SMALL"], broker.destinations.queues["/queue/BIG"]
+    assert small.spilled > 480 and big.spilled == 0  # 500 x ~200 B fit in the broker-wide window
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/SMALL", id="s")
+    assert await collect(consumer, 500) == numbered(500)
+    await broker.stop()
+    assert broker.temp is not None
     await broker.temp.store.close()
 
 
