@@ -281,21 +281,7 @@ class QueueEntries:
 
     def after(self, position: int | None, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` live (position, id) pairs after `position` (None: from the start)."""
-        keys, flags, positions, _, _, _, extra_at, _ = self._state
-        spell = self._prefixes.spell
-        i = 0 if position is None else bisect_right(positions, position)
-        found: list[tuple[int, str]] = []
-        end = len(positions)
-        while i < end and len(found) < limit:
-            flag = flags[i]
-            if flag == KEYED:
-                found.append((positions[i], spell(keys[i])))
-            elif flag == EXTRA:
-                message_id = extra_at.get(i)
-                if message_id is not None:  # None: removed since the flag was read
-                    found.append((positions[i], message_id))
-            i += 1
-        return found
+        return [(at, message_id) for at, message_id, _ in self.after_located(position, limit)]
 
     def after_located(self, position: int | None, limit: int) -> list[tuple[int, str, Location]]:
         """`after` with where each message is: a page read goes to the records at once instead of

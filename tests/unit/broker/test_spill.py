@@ -42,6 +42,13 @@ async def send(client: Client, destination: str, bodies: list[bytes], **headers:
     await client.settle()
 
 
+async def stopped(broker: Broker) -> None:
+    """Stop the broker, then the temporary store `spilling` gave it."""
+    await broker.stop()
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
 def files(path: Path) -> list[str]:
     return sorted(os.listdir(path / "tmp"))
 
@@ -98,9 +105,7 @@ async def test_a_policys_cursor_window_is_the_window_its_queues_spill_beyond(tmp
     consumer = await connected(broker)
     await consumer.frame("SUBSCRIBE", destination="/queue/SMALL", id="s")
     assert await collect(consumer, 500) == numbered(500)
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_a_selector_reads_on_past_a_window_it_does_not_match(tmp_path: Path) -> None:
@@ -115,9 +120,7 @@ async def test_a_selector_reads_on_past_a_window_it_does_not_match(tmp_path: Pat
     assert await collect(consumer, 5, timeout=5) == numbered(5, 100)
     queue = broker.destinations.queues["/queue/s"]
     assert queue.spill is not None and queue.spill.reads >= 1 and queue.depth == 15
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_priorities_order_what_is_in_memory_and_spilled_ones_keep_arrival_order(tmp_path: Path) -> None:
@@ -135,9 +138,7 @@ async def test_priorities_order_what_is_in_memory_and_spilled_ones_keep_arrival_
     assert sorted(got) == sorted(low + high)
     assert got[:in_memory] == low[:in_memory]  # the window first, as with paged persistent messages
     assert [b for b in got if b in high] == high
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_a_spilled_message_that_expired_is_dropped_when_read_back(tmp_path: Path) -> None:
@@ -154,9 +155,7 @@ async def test_a_spilled_message_that_expired_is_dropped_when_read_back(tmp_path
     got = await collect(consumer, 20, timeout=1.0)
     assert got == numbered(15, size=400)
     assert queue.expired == 5 and queue.depth == 0
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_path: Path) -> None:
@@ -171,9 +170,7 @@ async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_
     page = await admin.browse(queue, 250, 100)
     assert [m.body for m in page] == bodies[250:] and not any(m.persistent for m in page)
     assert queue.depth == 300  # nothing taken out
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> None:
@@ -189,9 +186,7 @@ async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> N
     consumer = await connected(broker)
     await consumer.frame("SUBSCRIBE", destination="/queue/g", id="s")
     assert await collect(consumer, 3) == numbered(3)
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_persistent_messages_page_and_non_persistent_spill_side_by_side(tmp_path: Path) -> None:
@@ -227,9 +222,7 @@ async def test_at_the_temp_usage_limit_a_send_is_refused_naming_it(tmp_path: Pat
     assert producer.conn.errors() == ["temporary store full (limits.temp_usage)"]
     queue = broker.destinations.queues["/queue/f"]
     assert 50 <= queue.spilled <= 66  # 64 KiB of ~1.1 KiB records
-    await broker.stop()
-    assert broker.temp is not None
-    await broker.temp.store.close()
+    await stopped(broker)
 
 
 async def test_a_failed_write_stops_spilling_and_loses_no_message(tmp_path: Path) -> None:
