@@ -188,9 +188,9 @@ def read_page(
         entries = order.after_located(resume, limit - len(messages))
         if not entries:
             break
-        keys = [(queue, message_id) for _, message_id, _ in entries]
-        found = read_at({key: loc for key, (_, _, loc) in zip(keys, entries, strict=True)})
-        messages.extend(found[key] for key in keys if key in found)
+        wanted = {(queue, message_id): loc for _, message_id, loc in entries}  # in store order
+        found = read_at(wanted)
+        messages.extend(found[key] for key in wanted if key in found)
         resume = entries[-1][0]
     # Every message listed was removed before it was read: an empty page, which leaves the position
     # where it was (stores/base.py, "Reads"); the next read walks past the removed ones again.
