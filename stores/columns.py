@@ -16,7 +16,16 @@ from operator import lt
 import msgpack
 
 from stores.base import DurableSubscription
-from stores.entries import COUNTER_SHIFT, DIGITS, FILE_SHIFT, MAX_FILE, MAX_PREFIXES, Packed, Prefixes
+from stores.entries import (
+    COUNTER_SHIFT,
+    DIGITS,
+    FILE_SHIFT,
+    MAX_FILE,
+    MAX_PREFIXES,
+    Chunked,
+    Packed,
+    Prefixes,
+)
 
 _BIG_ENDIAN = sys.byteorder == "big"  # columns are little-endian on disk
 assert MAX_FILE == (1 << (63 - FILE_SHIFT)) - 1  # what checked relies on
@@ -35,7 +44,16 @@ def encode_queue(packer: msgpack.Packer, queue: str, packed: Packed) -> Iterator
         yield from _binary(sizes)
 
 
-def _binary(column: array[int]) -> Iterator[bytes | memoryview]:
+def _binary(column: array[int] | Chunked) -> Iterator[bytes | memoryview]:
+    if isinstance(column, Chunked):  # a block at a time: the header says the total
+        yield _bin_header(column.count * array(column.typecode).itemsize)
+        count = 0
+        for chunk in column.chunks():
+            count += len(chunk)
+            yield _little(chunk)
+        if count != column.count:  # the checkpoint would be corrupt: its write fails instead
+            raise ValueError(f"a column gave {count} numbers, not {column.count}")
+        return
     data = _little(column)
     yield _bin_header(len(data))
     yield data

@@ -1,11 +1,13 @@
 """One queue's live messages in a store's index: store order, positions and locations, compact.
 
-Both the journal and the append log keep their index in these. A million live messages are most
-of a broker's memory with a paged backlog, so a message costs about 29 bytes of arrays and no
-object of its own: one slot in five parallel columns in store order (key, flag, position, place
-= file << 40 | offset, record length). A *sized* QueueEntries (the append log's) has a sixth
-column, the message's own estimated size, 4 bytes more: its records hold many messages, so a
-record's length says nothing of what one message would occupy in a compaction snapshot.
+Both the journal and the append log keep their index in these. Ten million live messages are
+most of a broker's memory with a paged backlog, so a message has no object of its own: it is one
+slot in parallel columns in store order (key, flag, position, file, offset, record length), and
+the slots are cut into blocks of BLOCK (stores/slotblocks.py): the newest in a tail of wide
+absolute numbers (37 bytes a slot), the rest frozen, each column relative to the block's base in
+the narrowest array that holds it (about 12 bytes a slot). A *sized* QueueEntries (the append
+log's) has one more column, the message's own estimated size: its records hold many messages, so
+a record's length says nothing of what one message would occupy in a compaction snapshot.
 
 The key is the message id itself, packed: a broker's ids are one prefix per broker run followed
 by a counter (`ID:name-3f9a...-17`), so an id that ends in a canonical decimal counter below
@@ -19,29 +21,39 @@ table's limit) is an *extra*: its slot's flag says so, its key repeats the slot 
 column stays sorted) and the id is kept as a string in two small dicts. Every lookup is exact:
 a key is made only of an id that can be spelled back from it character for character.
 
-A removed message's flag becomes DEAD (a tombstone) until tombstones are most of the columns;
-then they are rebuilt, so a removal costs O(1) amortized and a page walks no more dead slots
-than live ones.
+A removed message's flag becomes DEAD (a tombstone); a block whose slots are all dead goes at
+once (a drained backlog's front), and when tombstones are most of the slots everything is
+rebuilt into new blocks, so a removal costs O(1) amortized and a page walks no more dead slots
+than live ones. A key is found by bisecting the blocks' first keys, then the block's own column
+(both in C); a position likewise.
 
 One writer thread changes a QueueEntries; readers in other threads call `after`, `position`,
 `locate` and `__contains__` without a lock, which is safe under CPython's GIL as stores/order.py
-explains: the writer appends a slot's other columns before its position (a
-reader finds slots through the positions, so it never sees half of one), tombstones with one
-store, and swaps rebuilt columns in as one tuple (a reader that holds the old one sees the queue
-as it was when it started, a moment its read can be ordered at). A relocation writes two columns
-of a slot in place; `_moving` counts those writes (odd while one is under way), so a reader that
-raced one reads again rather than pair a new place with an old length.
+explains: the writer appends a slot's other columns before its position (a reader finds slots
+through the positions, so it never sees half of one), tombstones with one store, and swaps a
+frozen tail, a dropped block or rebuilt blocks in as one state tuple (a reader that holds the old
+one sees the queue as it was when it started, a moment its read can be ordered at; a frozen
+block shares the tail's flags, so removals stay visible to it). A relocation writes columns of a
+slot in place (or widens a block's); `_moving` counts those writes (odd while one is under way),
+so a reader that raced one reads again rather than pair a new place with an old length.
+
+A checkpoint takes `frozen()`: references to the blocks and a copy of the tail only. A block
+changed after that copies its changeable columns first (slotblocks.Part.own), so the encoder, on
+another thread, reads them as they were.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator
-from itertools import compress
-from typing import NamedTuple
+from collections.abc import Callable, Iterable, Iterator
+from itertools import compress, repeat
+from operator import add
+from typing import Any, NamedTuple
 
+from stores import slotblocks
 from stores.reads import Location
+from stores.slotblocks import Part
 
 FILE_SHIFT = 40  # a place is file << 40 | offset: data files stay far below 1 TiB, numbers below 2**23
 MAX_FILE = (1 << 23) - 1
@@ -54,10 +66,13 @@ MAX_PREFIXES = 1 << 16  # one per broker run that wrote here; later ones' ids ar
 DIGITS = "0123456789"
 DEAD, KEYED, EXTRA = 0, 1, 2  # a slot's flag
 
-# (keys, flags, positions, places, lengths, extra id -> slot, slot -> extra id, sizes); one slot per
-# message (sizes stays empty unless the entries are sized).
-State = tuple["array[int]", bytearray, "array[int]", "array[int]", "array[int]",
-              dict[str, int], dict[int, str], "array[int]"]
+# (frozen blocks, tail, the blocks' first slot numbers, first keys and first positions, extra id ->
+# slot number, slot number -> extra id): swapped whole by a freeze, a dropped block or a rebuild.
+State = tuple[tuple[Part, ...], Part, "array[int]", "array[int]", "array[int]", dict[str, int],
+              dict[int, str]]
+
+
+Column = Any  # an array, or a Chunked of `frozen` (made block by block while it is encoded)
 
 
 class Packed(NamedTuple):
@@ -65,11 +80,11 @@ class Packed(NamedTuple):
     keys (an extra's is any number), places, lengths, (index, id) of the extras, in order, and
     the sizes of sized entries (else None)."""
 
-    keys: array[int]
-    places: array[int]
-    lengths: array[int]
+    keys: Column
+    places: Column
+    lengths: Column
     extras: list[tuple[int, str]]
-    sizes: array[int] | None = None
+    sizes: Column | None = None
 
 
 def place(file: int, offset: int) -> int:
@@ -119,12 +134,42 @@ class Prefixes:
 
 
 def _empty() -> State:
-    return array("q"), bytearray(), array("q"), array("q"), array("I"), {}, {}, array("I")
+    return (), slotblocks.tail(0), array("q"), array("q"), array("q"), {}, {}
+
+
+class Chunked:
+    """A checkpoint column made a block at a time while it is encoded (QueueEntries.frozen): the
+    blocks it reads are the index's own, kept unchanged for it (slotblocks.Part.own)."""
+
+    __slots__ = ("typecode", "count", "_make")
+
+    def __init__(self, typecode: str, count: int, make: Callable[[], Iterator[array[int]]]) -> None:
+        self.typecode = typecode
+        self.count = count
+        self._make = make
+
+    def chunks(self) -> Iterator[array[int]]:
+        return self._make()
+
+    def __iter__(self) -> Iterator[int]:
+        for chunk in self._make():
+            yield from chunk
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __eq__(self, other: object) -> bool:  # as the array it encodes as (a decoded checkpoint's)
+        if not isinstance(other, array | Chunked):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class QueueEntries:
-    __slots__ = ("_state", "_prefixes", "_count", "_dead", "_moving", "_top", "_sized")
+    __slots__ = ("_state", "_prefixes", "_count", "_dead", "_moving", "_top", "_sized", "_gen")
     SLACK = 64  # dead slots tolerated beyond the live ones before a rebuild
+    BLOCK = 1024  # slots of a frozen block (stores/slotblocks.py)
 
     def __init__(self, prefixes: Prefixes | None = None, sized: bool = False) -> None:
         self._sized = sized
@@ -134,27 +179,18 @@ class QueueEntries:
         self._dead = 0
         self._moving = 0
         self._top = -1  # the highest key given to a keyed slot so far
+        self._gen = 0  # bumped by `frozen`: blocks changed after it copy their columns first
 
     @classmethod
     def of(cls, prefixes: Prefixes, packed: Packed, first: int) -> QueueEntries:
         """A checkpoint's queue at positions first, first + 1, ... (decode has checked it: keyed
         keys increasing and known to `prefixes`, extras in order, ids distinct)."""
-        keys, places, lengths, extras, sizes = packed
-        entries = cls(prefixes, sized=sizes is not None)
-        keys = array("q", keys)
-        flags = bytearray(b"\x01") * len(keys)
-        extra: dict[str, int] = {}
-        extra_at: dict[int, str] = {}
-        for slot, message_id in extras:
-            flags[slot] = EXTRA
-            keys[slot] = keys[slot - 1] if slot else -1  # the column stays sorted
-            extra[message_id] = slot
-            extra_at[slot] = message_id
-        positions = array("q", range(first, first + len(keys)))
-        entries._state = (keys, flags, positions, array("q", places), array("I", lengths), extra, extra_at,
-                          array("I", sizes or ()))
-        entries._count = len(keys)
-        entries._top = keys[-1] if keys else -1  # the keys are sorted and an extra's repeats a keyed one's
+        entries = cls(prefixes, sized=packed.sizes is not None)
+        extra_at = dict(packed.extras)
+        entries._state = entries._blocked(_runs_of(packed, first, cls.BLOCK), extra_at)
+        entries._count = len(packed.keys)
+        top = entries._state[1].keys[-1:] or [b.key0 + b.keys[-1] for b in entries._state[0][-1:]]
+        entries._top = top[0] if top else -1  # sorted, and an extra's repeats a keyed one's
         return entries
 
     def __len__(self) -> int:
@@ -169,24 +205,17 @@ class QueueEntries:
 
     def items(self) -> Iterator[tuple[str, Location]]:
         """(id, location) of the live messages in store order."""
-        keys, flags, positions, places, lengths, _, extra_at, _ = self._state
-        spell = self._prefixes.spell
-        for slot in range(len(positions)):
-            flag = flags[slot]
-            if flag == KEYED:
-                yield spell(keys[slot]), location(places[slot], lengths[slot])
-            elif flag == EXTRA:
-                message_id = extra_at.get(slot)
-                if message_id is not None:
-                    yield message_id, location(places[slot], lengths[slot])
+        state = self._state
+        for part in _parts(state):
+            for i, message_id in _live_ids(part, state, self._prefixes, range(len(part))):
+                yield message_id, part.location(i)
 
     def sized_items(self) -> Iterator[tuple[str, Location, int]]:
         """(id, location, size) of the live messages in store order (size 0 unless sized)."""
-        state = self._state
-        places, lengths, sizes = state[3], state[4], state[7]
-        sized = self._sized
-        for slot, message_id in _live_ids(state, self._prefixes, range(len(state[2]))):
-            yield message_id, location(places[slot], lengths[slot]), sizes[slot] if sized else 0
+        state, sized = self._state, self._sized
+        for part in _parts(state):
+            for i, message_id in _live_ids(part, state, self._prefixes, range(len(part))):
+                yield message_id, part.location(i), part.sizes[i] if sized else 0
 
     def new_key(self, message_id: str) -> int | None:
         """The id's key if it is above every key here, so certainly not live here (the common case:
@@ -198,24 +227,30 @@ class QueueEntries:
             size: int = 0) -> None:
         """Append a message that is not live here at `position`, above every position given before
         (`key`: what `new_key` gave for it; `size`: kept only by sized entries)."""
-        keys, flags, positions, places, lengths, extra, extra_at, sizes = self._state
-        slot = len(positions)
+        state = self._state
+        tail = state[1]
+        if len(tail.positions) >= self.BLOCK:
+            state = self._freeze()
+            tail = state[1]
         if key is None:
             key = self._prefixes.key(message_id, add=True)
         if key is not None and key > self._top:
             self._top = key
-            keys.append(key)
-            flags.append(KEYED)
+            tail.keys.append(key)
+            tail.flags.append(KEYED)
         else:
-            keys.append(keys[-1] if keys else -1)
-            flags.append(EXTRA)
-            extra_at[slot] = message_id
-            extra[message_id] = slot
-        places.append(place(loc.file, loc.offset))
-        lengths.append(loc.length)
+            slot = tail.start + len(tail.positions)
+            tail.keys.append(self._top)  # the column stays sorted
+            tail.flags.append(EXTRA)
+            state[6][slot] = message_id
+            state[5][message_id] = slot
+        tail.files.append(loc.file)
+        tail.offsets.append(loc.offset)
+        tail.lengths.append(loc.length)
         if self._sized:
-            sizes.append(size)
-        positions.append(position)  # after the other columns: it makes the slot visible to readers
+            tail.sizes.append(size)
+        tail.positions.append(position)  # after the other columns: it makes the slot visible to readers
+        tail.live += 1
         self._count += 1
 
     def remove(self, message_id: str) -> Location | None:
@@ -226,58 +261,61 @@ class QueueEntries:
     def pop(self, message_id: str) -> tuple[Location, int] | None:
         """Drop a live message; where it was and its size (0 unless sized; None: it was not live)."""
         state = self._state
-        slot = _slot(state, self._prefixes, message_id)
-        if slot is None:
+        found = _slot(state, self._prefixes, message_id)
+        if found is None:
             return None
-        _, flags, _, places, lengths, extra, extra_at, sizes = state
-        was = flags[slot]
-        flags[slot] = DEAD
+        part, i = found
+        if part is not state[1]:
+            part.own(self._gen)
+        was = part.flags[i]
+        part.flags[i] = DEAD
+        part.live -= 1
         if was == EXTRA:
-            del extra[message_id]
-            del extra_at[slot]
+            del state[5][message_id]
+            del state[6][part.start + i]
         self._count -= 1
         self._dead += 1
-        found = location(places[slot], lengths[slot]), sizes[slot] if self._sized else 0
-        if self._dead > self._count + self.SLACK:
+        popped = part.location(i), part.sizes[i] if self._sized else 0
+        if not part.live and part is not state[1]:
+            self._drop(part)
+        elif self._dead > self._count + self.SLACK:
             self._rebuild()
-        return found
+        return popped
 
     def relocate(self, message_id: str, loc: Location) -> Location | None:
         """Point a live message at a new record, keeping its place; the old location (None: not live)."""
         state = self._state
-        slot = _slot(state, self._prefixes, message_id)
-        if slot is None:
+        found = _slot(state, self._prefixes, message_id)
+        if found is None:
             return None
-        places, lengths = state[3], state[4]
-        old = location(places[slot], lengths[slot])
+        part, i = found
+        old = part.location(i)
+        if part is not state[1]:
+            part.own(self._gen)
         self._moving += 1
-        places[slot] = place(loc.file, loc.offset)
-        lengths[slot] = loc.length
+        part.set_location(i, loc)
         self._moving += 1
         return old
 
     def size(self, message_id: str) -> int:
         """A live message's size (0 unless sized, or if it is not live)."""
-        state = self._state
-        slot = _slot(state, self._prefixes, message_id)
-        return state[7][slot] if slot is not None and self._sized else 0
+        found = _slot(self._state, self._prefixes, message_id)
+        return found[0].sizes[found[1]] if found is not None and self._sized else 0
 
     def position(self, message_id: str) -> int | None:
-        state = self._state
-        slot = _slot(state, self._prefixes, message_id)
-        return None if slot is None else state[2][slot]
+        found = _slot(self._state, self._prefixes, message_id)
+        return None if found is None else found[0].position(found[1])
 
     def locate(self, message_id: str) -> Location | None:
         """Where a live message is now (any thread); None if it is not live."""
         while True:
             moving = self._moving
-            state = self._state
-            slot = _slot(state, self._prefixes, message_id)
-            if slot is None:
+            found = _slot(self._state, self._prefixes, message_id)
+            if found is None:
                 return None
-            found = location(state[3][slot], state[4][slot])
+            loc = found[0].location(found[1])
             if moving % 2 == 0 and self._moving == moving:
-                return found
+                return loc
 
     def after(self, position: int | None, limit: int) -> list[tuple[int, str]]:
         """Up to `limit` live (position, id) pairs after `position` (None: from the start)."""
@@ -289,76 +327,230 @@ class QueueEntries:
         `locate`)."""
         while True:
             moving = self._moving
-            keys, flags, positions, places, lengths, _, extra_at, _ = self._state
-            spell = self._prefixes.spell
-            i = 0 if position is None else bisect_right(positions, position)
-            found: list[tuple[int, str, Location]] = []
-            end = len(positions)
-            while i < end and len(found) < limit:
-                flag = flags[i]
-                if flag == KEYED:
-                    found.append((positions[i], spell(keys[i]), location(places[i], lengths[i])))
-                elif flag == EXTRA:
-                    message_id = extra_at.get(i)
-                    if message_id is not None:  # None: removed since the flag was read
-                        found.append((positions[i], message_id, location(places[i], lengths[i])))
-                i += 1
+            state = self._state
+            found = _walk(state, self._prefixes, position, limit)
             if moving % 2 == 0 and self._moving == moving:
                 return found
 
     def packed(self) -> Packed:
-        """Copies of the live keys, places, lengths and extras in store order (for a checkpoint;
-        writer thread). A few C calls however many messages: the writer holds up commits meanwhile."""
-        keys, flags, _, places, lengths, _, extra_at, sizes = self._state
-        extras = sorted(extra_at.items())
-        if not self._dead:
-            return Packed(array("q", keys), array("q", places), array("I", lengths), extras,
-                          array("I", sizes) if self._sized else None)
-        live = bytearray(compress(flags, flags))
-        return Packed(array("q", compress(keys, flags)), array("q", compress(places, flags)),
-                      array("I", compress(lengths, flags)),
-                      list(zip(_extra_slots(live), (mid for _, mid in extras), strict=True)),
-                      array("I", compress(sizes, flags)) if self._sized else None)
+        """Copies of the live keys, places, lengths and extras in store order."""
+        frozen = self.frozen()
+        return Packed(array("q", frozen.keys), array("q", frozen.places), array("I", frozen.lengths),
+                      frozen.extras, None if frozen.sizes is None else array("I", frozen.sizes))
+
+    def frozen(self) -> Packed:
+        """The live messages as a checkpoint holds them, as of now (writer thread), without a copy
+        of the blocks: their columns are made a block at a time when they are read, and a block
+        changed meanwhile copies its own first (slotblocks.Part.own). Only the tail is copied."""
+        self._gen += 1
+        blocks, tail, *_ = state = self._state
+        copy = slotblocks.tail(tail.start)
+        n = len(tail.positions)
+        copy.flags, copy.keys, copy.files = tail.flags[:n], tail.keys[:n], tail.files[:n]
+        copy.offsets, copy.lengths, copy.sizes = tail.offsets[:n], tail.lengths[:n], tail.sizes[:n]
+        views = [(b.flags, b.key0, b.keys, b.file0, b.files, b.offsets, b.lengths, b.sizes) for b in blocks]
+        views.append((copy.flags, 0, copy.keys, 0, copy.files, copy.offsets, copy.lengths, copy.sizes))
+        extras = _packed_extras(state, [*blocks, copy])
+
+        def column(pick: Callable[[View], array[int]], code: str) -> Chunked:
+            return Chunked(code, self._count, lambda: (pick(view) for view in views))
+
+        return Packed(column(_view_keys, "q"), column(_view_places, "q"), column(_view_lengths, "I"),
+                      extras, column(_view_sizes, "I") if self._sized else None)
 
     def ids_below(self, file: int) -> list[str]:
-        """The live ids whose record is in a data file before `file`, in store order (one pass over
-        the places column; only those ids are spelled)."""
-        state, limit = self._state, place(file, 0)
-        below = [slot for slot, at in enumerate(state[3]) if at < limit]
-        return [message_id for _, message_id in _live_ids(state, self._prefixes, below)]
+        """The live ids whose record is in a data file before `file`, in store order (only those
+        ids are spelled)."""
+        state, found = self._state, []
+        for part in _parts(state):
+            below = file - part.file0
+            slots = [i for i, at in enumerate(part.files) if at < below]
+            found += [message_id for _, message_id in _live_ids(part, state, self._prefixes, slots)]
+        return found
 
     def below_first(self, file: int) -> bool:
         """Whether the live messages whose record is in a data file before `file` come first in
         store order, before every live message in a later file."""
-        flags, places = self._state[1], self._state[3]
-        limit = place(file, 0)
-        placed = [slot for slot, at in enumerate(places) if at < limit]
-        below = [slot for slot in placed if flags[slot] != DEAD]
-        if not below:
-            return True
-        last = below[-1] + 1
-        return last - flags.count(DEAD, 0, last) == len(below)
+        later = False
+        for part in _parts(self._state):
+            below = file - part.file0
+            for at in compress(part.files, part.flags):
+                if at >= below:
+                    later = True
+                elif later:
+                    return False
+        return True
 
     def in_file(self, file: int) -> list[tuple[str, Location]]:
         """The live messages whose record is in data file `file`, in store order."""
-        low, high = place(file, 0), place(file + 1, 0)
-        return [(mid, loc) for mid, loc in self.items() if low <= place(loc.file, loc.offset) < high]
+        return [(mid, loc) for mid, loc in self.items() if loc.file == file]
 
     def placed(self) -> Iterator[tuple[int, int]]:
         """(place, length) of each live message's record, in store order."""
-        _, flags, _, places, lengths, _, _, _ = self._state
-        return zip(compress(places, flags), compress(lengths, flags), strict=True)
+        for part in _parts(self._state):
+            flags = part.flags
+            files = map(add, compress(part.files, flags), repeat(part.file0))
+            yield from zip(map(place, files, compress(part.offsets, flags)), compress(part.lengths, flags),
+                           strict=True)
+
+    # -- blocks -------------------------------------------------------------------------------------
+
+    def _freeze(self) -> State:
+        """The full tail becomes a block (its flags shared: a reader of the old tail sees later
+        removals) and a new tail begins: swapped in as one state."""
+        blocks, tail, starts, keys, positions, extra, extra_at = self._state
+        new = slotblocks.tail(tail.start + len(tail.positions))
+        if tail.live:
+            block = slotblocks.freeze(tail, tail.start, 0, len(tail.positions), tail.flags, self._gen)
+            blocks = (*blocks, block)
+            starts, keys, positions = (_appended(c, v) for c, v in ((starts, block.start), (keys, block.key0),
+                                                                     (positions, block.pos0)))
+        else:
+            self._dead -= len(tail.positions)
+        self._state = (blocks, new, starts, keys, positions, extra, extra_at)
+        return self._state
+
+    def _drop(self, block: Part) -> None:
+        """A block with no live slot left goes (its extras went with their removals)."""
+        blocks, tail, starts, keys, positions, extra, extra_at = self._state
+        at = blocks.index(block)
+        self._state = (blocks[:at] + blocks[at + 1:], tail, _without(starts, at), _without(keys, at),
+                       _without(positions, at), extra, extra_at)
+        self._dead -= len(block)
 
     def _rebuild(self) -> None:
-        keys, flags, positions, places, lengths, _, extra_at, sizes = self._state
-        live = bytearray(compress(flags, flags))
-        ids = [mid for _, mid in sorted(extra_at.items())]
-        extra_at = dict(zip(_extra_slots(live), ids, strict=True))
-        self._state = (array("q", compress(keys, flags)), live, array("q", compress(positions, flags)),
-                       array("q", compress(places, flags)), array("I", compress(lengths, flags)),
-                       {mid: slot for slot, mid in extra_at.items()}, extra_at,
-                       array("I", compress(sizes, flags)))
+        """Every live slot again, in new blocks numbered from 0, a block's worth at a time."""
+        extra_at: dict[int, str] = {}
+        self._state = self._blocked(_live_runs(self._state, extra_at), extra_at)
         self._dead = 0
+
+    def _blocked(self, runs: Iterable[Part], extra_at: dict[int, str]) -> State:
+        """A state of the slots of `runs` (wide, at most BLOCK slots each, numbered on from 0,
+        their extras in `extra_at` once all are read): full blocks, and the rest as the tail."""
+        blocks: list[Part] = []
+        pending = slotblocks.tail(0)
+        for run in runs:
+            _extend(pending, run)
+            if len(pending.positions) >= self.BLOCK:
+                start = blocks[-1].start + len(blocks[-1]) if blocks else 0
+                flags = pending.flags[:self.BLOCK]
+                blocks.append(slotblocks.freeze(pending, start, 0, self.BLOCK, flags, self._gen))
+                pending = _rest(pending, self.BLOCK)
+        pending.start = blocks[-1].start + len(blocks[-1]) if blocks else 0
+        pending.live = len(pending.flags) - pending.flags.count(DEAD)
+        return (tuple(blocks), pending, array("q", (b.start for b in blocks)),
+                array("q", (b.key0 for b in blocks)), array("q", (b.pos0 for b in blocks)),
+                {mid: s for s, mid in extra_at.items()}, extra_at)
+
+
+def _runs_of(packed: Packed, first: int, block: int) -> Iterator[Part]:
+    """A checkpoint's columns as wide runs of `block` slots, at positions from `first` (a run at
+    a time: a ten-million-message queue never has a second whole copy)."""
+    keys, places, lengths, extras, sizes = packed
+    flags = bytearray(b"\x01") * len(keys)
+    for slot, _ in extras:
+        flags[slot] = EXTRA
+    previous = -1
+    for lo in range(0, len(keys), block):
+        hi = min(len(keys), lo + block)
+        run = slotblocks.tail(lo)
+        run.flags = flags[lo:hi]
+        run.keys = array("q", keys[lo:hi])
+        for i in _extra_slots(run.flags):  # an extra repeats the key before it: the column stays sorted
+            run.keys[i] = run.keys[i - 1] if i else previous
+        previous = run.keys[-1]
+        run.positions = array("q", range(first + lo, first + hi))
+        run.files, run.offsets = slotblocks.split_places(array("q", places[lo:hi]))
+        run.lengths = array("I", lengths[lo:hi])
+        run.sizes = array("I", sizes[lo:hi]) if sizes is not None else array("I")
+        yield run
+
+
+def _live_runs(state: State, extra_at: dict[int, str]) -> Iterator[Part]:
+    """The live slots of `state`'s parts as wide runs numbered from 0; their extras into `extra_at`."""
+    slot = 0
+    for part in _parts(state):
+        if not part.live:
+            continue
+        run = slotblocks.tail(slot)
+        run.keys, run.positions, run.files, run.offsets, run.lengths, run.sizes = part.live_columns()
+        run.flags = bytearray(compress(part.flags, part.flags))
+        for i, packed in zip(_extra_slots(part.flags), _extra_slots(run.flags), strict=True):
+            extra_at[slot + packed] = state[6][part.start + i]
+        slot += len(run.flags)
+        yield run
+
+
+# (flags, key base, keys, file base, files, offsets, lengths, sizes) of one part, as `frozen` took it.
+View = tuple[bytearray, int, "array[int]", int, "array[int]", "array[int]", "array[int]", "array[int]"]
+
+
+def _view_keys(view: View) -> array[int]:
+    flags, key0, keys = view[0], view[1], view[2]
+    return array("q", map(add, compress(keys, flags), repeat(key0)))
+
+
+def _view_places(view: View) -> array[int]:
+    flags, file0, files, offsets = view[0], view[3], view[4], view[5]
+    return slotblocks.places(array("q", map(add, compress(files, flags), repeat(file0))),
+                             array("q", compress(offsets, flags)))
+
+
+def _view_lengths(view: View) -> array[int]:
+    return array("I", compress(view[6], view[0]))
+
+
+def _view_sizes(view: View) -> array[int]:
+    return array("I", compress(view[7], view[0]))
+
+
+def _packed_extras(state: State, parts: list[Part]) -> list[tuple[int, str]]:
+    """(index among the live slots, id) of each extra, in order."""
+    extra_at = state[6]
+    if not extra_at:
+        return []
+    found: list[tuple[int, str]] = []
+    before = 0  # live slots of the parts before
+    for part in parts:
+        flags, start = part.flags, part.start
+        dead, last = 0, 0
+        for i in _extra_slots(flags):
+            dead += flags.count(DEAD, last, i)
+            last = i
+            message_id = extra_at.get(start + i)
+            if message_id is not None:
+                found.append((before + i - dead, message_id))
+        before += len(flags) - flags.count(DEAD)
+    return found
+
+
+def _appended(column: array[int], value: int) -> array[int]:
+    new = array("q", column)
+    new.append(value)
+    return new
+
+
+def _without(column: array[int], at: int) -> array[int]:
+    return column[:at] + column[at + 1:]
+
+
+def _extend(run: Part, more: Part) -> None:
+    run.flags += more.flags
+    for name in ("keys", "positions", "files", "offsets", "lengths", "sizes"):
+        getattr(run, name).extend(getattr(more, name))
+
+
+def _rest(run: Part, n: int) -> Part:
+    rest = slotblocks.tail(0)
+    rest.flags = run.flags[n:]
+    for name in ("keys", "positions", "files", "offsets", "lengths", "sizes"):
+        setattr(rest, name, getattr(run, name)[n:])
+    return rest
+
+
+def _parts(state: State) -> Iterator[Part]:
+    yield from state[0]
+    yield state[1]
 
 
 def _extra_slots(flags: bytearray) -> list[int]:
@@ -371,31 +563,78 @@ def _extra_slots(flags: bytearray) -> list[int]:
     return found
 
 
-def _live_ids(state: State, prefixes: Prefixes, slots: Iterable[int]) -> Iterator[tuple[int, str]]:
-    """(slot, id) of the live ones of `slots`, in order. `state` is one snapshot of the columns: a
-    reader in another thread must not mix two (a rebuild replaces them all at once)."""
-    keys, flags, _, _, _, _, extra_at, _ = state
+def _live_ids(part: Part, state: State, prefixes: Prefixes,
+              slots: Iterable[int]) -> Iterator[tuple[int, str]]:
+    """(index, id) of the live ones of `slots` of `part`, in order. `state` is the one snapshot
+    `part` was found in: a reader in another thread must not mix two."""
+    flags, keys, key0, extra_at, start = part.flags, part.keys, part.key0, state[6], part.start
     spell = prefixes.spell
-    for slot in slots:
-        flag = flags[slot]
+    for i in slots:
+        flag = flags[i]
         if flag == KEYED:
-            yield slot, spell(keys[slot])
+            yield i, spell(key0 + keys[i])
         elif flag == EXTRA:
-            message_id = extra_at.get(slot)
+            message_id = extra_at.get(start + i)
             if message_id is not None:  # None: removed since the flag was read
-                yield slot, message_id
+                yield i, message_id
 
 
-def _slot(state: State, prefixes: Prefixes, message_id: str) -> int | None:
-    """The slot of a live message in `state`; None if it is not live there."""
-    keys, flags, positions, _, _, extra, _, _ = state
+def _walk(state: State, prefixes: Prefixes, position: int | None,
+          limit: int) -> list[tuple[int, str, Location]]:
+    """Up to `limit` live (position, id, location) after `position`, in order (after_located)."""
+    blocks, tail, _, _, first_positions, _, extra_at = state
+    spell = prefixes.spell
+    found: list[tuple[int, str, Location]] = []
+    b = 0 if position is None else max(0, bisect_right(first_positions, position) - 1)
+    for part in (*blocks[b:], tail):
+        flags, keys, key0, positions, pos0 = part.flags, part.keys, part.key0, part.positions, part.pos0
+        files, file0, offsets, lengths, start = part.files, part.file0, part.offsets, part.lengths, part.start
+        end = len(positions)
+        i = 0 if position is None else bisect_right(positions, position - pos0)
+        while i < end and len(found) < limit:
+            flag = flags[i]
+            if flag == KEYED:
+                found.append((pos0 + positions[i], spell(key0 + keys[i]),
+                              Location(file0 + files[i], offsets[i], lengths[i])))
+            elif flag == EXTRA:
+                message_id = extra_at.get(start + i)
+                if message_id is not None:  # None: removed since the flag was read
+                    found.append((pos0 + positions[i], message_id,
+                                  Location(file0 + files[i], offsets[i], lengths[i])))
+            i += 1
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _slot(state: State, prefixes: Prefixes, message_id: str) -> tuple[Part, int] | None:
+    """The part and index of a live message in `state`; None if it is not live there."""
+    blocks, tail, starts, first_keys, _, extra, _ = state
     slot = extra.get(message_id)
     if slot is not None:
-        return slot if slot < len(positions) and flags[slot] == EXTRA else None
+        if slot >= tail.start:
+            part = tail
+        elif blocks:
+            part = blocks[max(0, bisect_right(starts, slot) - 1)]
+        else:
+            return None
+        i = slot - part.start
+        return (part, i) if 0 <= i < len(part.positions) and part.flags[i] == EXTRA else None
     key = prefixes.key(message_id)
     if key is None:
         return None
-    slot = bisect_left(keys, key)
-    if slot < len(positions) and keys[slot] == key and flags[slot] == KEYED:
-        return slot
+    # The keyed slot of `key` is the first slot with a key >= it (an extra repeats the key before):
+    # in the last block that begins below it, or else first in the next part.
+    j = bisect_left(first_keys, key)
+    if j:
+        part = blocks[j - 1]
+        i = bisect_left(part.keys, key - part.key0)
+        if i == len(part.positions):  # then the next block's first slot; the tail may begin with extras below
+            part = blocks[j] if j < len(blocks) else tail
+            i = 0 if part is not tail else bisect_left(tail.keys, key)
+    else:
+        part = blocks[0] if blocks else tail
+        i = bisect_left(part.keys, key - part.key0)
+    if i < len(part.positions) and part.key0 + part.keys[i] == key and part.flags[i] == KEYED:
+        return part, i
     return None

@@ -47,8 +47,9 @@ class Checkpoint:
 
 def snapshot(state: LogState, pos: tuple[int, int], last: tuple[int, int], segments: Mapping[int, int],
              snapshot_base: int | None = None) -> Checkpoint:
-    """Copy what a checkpoint needs out of `state` (writer thread): a few memcpys per queue, so
-    the encoding can go on in another thread while the writer changes the state."""
+    """Take what a checkpoint needs out of `state` (writer thread): each queue's blocks as they are
+    now (QueueEntries.frozen: no copy but of its tail), so the encoding can go on in another thread
+    while the writer changes the state."""
     return Checkpoint(
         pos=pos,
         last=last,
@@ -56,7 +57,7 @@ def snapshot(state: LogState, pos: tuple[int, int], last: tuple[int, int], segme
         window=state.window,
         snapshot_base=snapshot_base,
         prefixes=list(state.prefixes.names),
-        queues=[(queue, entries.packed()) for queue, entries in state.queues.items()],
+        queues=[(queue, entries.frozen()) for queue, entries in state.queues.items()],
         subscriptions=list(state.subscriptions.values()),
         producers=list(state.producers),
     )

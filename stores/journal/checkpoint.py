@@ -58,13 +58,14 @@ class Checkpoint:
 
 
 def snapshot(index: Index, epoch: int, pos: tuple[int, int], files: dict[int, int | None]) -> Checkpoint:
-    """Copy what a checkpoint needs out of `index` (call on the writer thread): the columns are
-    copied with memcpy, 29 bytes a message, so the encoding can go on while the index changes."""
+    """Take what a checkpoint needs out of `index` (call on the writer thread): each queue's
+    blocks as they are now (QueueEntries.frozen: no copy but of its tail), so the encoding can go
+    on in another thread while the index changes."""
     return Checkpoint(
         epoch=epoch,
         pos=pos,
         files=dict(files),
-        queues=[(q, entries.packed()) for q, entries in index.queues.items()],
+        queues=[(q, entries.frozen()) for q, entries in index.queues.items()],
         subscriptions=list(index.subscriptions.values()),
         producers=list(index.producers),
         prefixes=list(index.prefixes.names),

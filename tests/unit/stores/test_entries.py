@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from stores import columns
 from stores.base import AddMessage, RemoveMessage, StoredMessage
-from stores.entries import Prefixes, QueueEntries, place
+from stores.entries import Packed, Prefixes, QueueEntries, place
 from stores.journal import checkpoint as ckpt
 from stores.journal.index import Index, Location
 from stores.journal.records import Move
@@ -28,20 +29,41 @@ class Tight(QueueEntries):
     SLACK = -(1 << 40)  # rebuilt at every removal
 
 
+class Blocky(QueueEntries):
+    BLOCK = 3  # frozen every three adds: blocks, widened blocks and dropped blocks in every script
+
+
+class TightBlocky(Blocky):
+    SLACK = -(1 << 40)
+
+
+def encoded(packed: Packed) -> bytes:
+    """One queue as a checkpoint's bytes."""
+    packer = msgpack.Packer(use_bin_type=True)
+    return b"".join(bytes(part) for part in columns.encode_queue(packer, "/queue/q", packed))
+
+
 def message_id(n: int) -> str:
     """Ids of the three kinds: keyed (a prefix and a counter), a counter with a leading zero and
     no counter at all (both extras), so that adds out of counter order make extras too."""
     return (f"ID:b-{n}", f"q-0{n}", f"m{n}z")[n % 3]
 
 
-@given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from([QueueEntries, Tight]), st.booleans())
+KINDS = [QueueEntries, Tight, Blocky, TightBlocky]
+
+
+@given(st.lists(step, max_size=400), st.integers(1, 9), st.sampled_from(KINDS), st.booleans())
 def test_entries_match_a_dict_through_adds_removals_and_moves(
     script: list[tuple[str, int, int, int, int]], limit: int, kind: type[QueueEntries], sized: bool
 ) -> None:
     entries = kind(sized=sized)
     model: dict[str, tuple[int, Location]] = {}  # live id -> (position, location), in store order
     sizes: dict[str, int] = {}  # live id -> its size (sized entries keep it; others say 0)
+    # A checkpoint's view taken halfway: what it encodes stays as it was then, whatever follows.
+    halfway: tuple[Packed, bytes, int] | None = None
     for position, (kind, n, file, offset, length) in enumerate(script, start=1):
+        if position == len(script) // 2:
+            halfway = entries.frozen(), encoded(entries.packed()), len(entries)
         mid, loc = message_id(n), Location(file, offset, length)
         if kind == "a" and mid not in model:
             entries.add(mid, position, loc, size=position * 3 + n)
@@ -58,6 +80,9 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
             if old is not None:
                 model[mid] = (old[0], loc)
     assert len(entries) == len(model) and list(entries) == list(model)
+    if halfway is not None:
+        view, then, count = halfway
+        assert encoded(view) == then and len(view.keys) == count
     assert list(entries.items()) == [(mid, loc) for mid, (_, loc) in model.items()]
     for mid in map(message_id, range(41)):
         assert (mid in entries) == (mid in model)
@@ -80,10 +105,11 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
     assert list(entries.placed()) == [(place(loc.file, loc.offset), loc.length) for _, loc in model.values()]
     # Packed (as a checkpoint holds them) and loaded again: the same messages, renumbered from 7.
     packed = entries.packed()
+    assert encoded(entries.frozen()) == encoded(packed)
     assert list(packed.places) == [place(loc.file, loc.offset) for _, loc in model.values()]
     assert list(packed.lengths) == [loc.length for _, loc in model.values()]
     assert (None if packed.sizes is None else list(packed.sizes)) == (list(sizes.values()) if sized else None)
-    loaded = QueueEntries.of(entries._prefixes, packed, first=7)
+    loaded = type(entries).of(entries._prefixes, packed, first=7)
     assert list(loaded.items()) == list(entries.items())
     first = list(model)[:3]
     assert [loaded.pop(mid) for mid in first] == [(model[mid][1], sizes[mid]) for mid in first]
@@ -95,6 +121,23 @@ def test_entries_match_a_dict_through_adds_removals_and_moves(
         assert loaded.locate(mid) == model[mid][1]
         loaded.add(mid + "!", 10_000, Location(1, 0, 1))  # a loaded queue takes new ones after its own
     assert list(loaded)[len(model):] == [mid + "!" for mid in model]
+
+
+def test_a_checkpoint_view_stays_as_it_was_taken_while_blocks_change() -> None:
+    entries = Blocky(sized=True)
+    for n in range(10):
+        entries.add(f"ID:b-{n}", n + 1, Location(1, n * 10, 5), size=n)
+    assert len(entries._state[0]) == 3  # three frozen blocks and a tail of one
+    view, then = entries.frozen(), encoded(entries.packed())
+    assert entries.remove("ID:b-1") and entries.remove("ID:b-9")  # a block's slot, the tail's
+    for n in (0, 2):
+        entries.remove(f"ID:b-{n}")  # the first block goes
+    # Relocations a block's narrow columns cannot hold: an older file, a far offset, a long record.
+    entries.relocate("ID:b-4", Location(0, 1 << 33, 1 << 20))
+    entries.add("ID:b-10", 11, Location(2, 0, 5), size=10)
+    assert encoded(view) == then and len(view.keys) == 10
+    assert entries.locate("ID:b-4") == Location(0, 1 << 33, 1 << 20) and len(entries) == 7
+    assert encoded(entries.frozen()) == encoded(entries.packed())
 
 
 def test_keys_spell_their_ids_exactly() -> None:
