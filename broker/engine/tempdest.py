@@ -125,6 +125,8 @@ class TempDestinations:
             queue = self.destinations.queues.pop(remote, None)
             if queue is not None:
                 dropped += queue.drain()
+                if queue.spill is not None:
+                    queue.spill.clear()  # their records in the temporary store go with them
                 queue.memory.close()  # its share of the memory budget goes with it
             topic = self.destinations.topics.pop(remote, None)
             if topic is not None:

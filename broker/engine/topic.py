@@ -48,6 +48,10 @@ if TYPE_CHECKING:
     from broker.engine.policies import Resolved
 
 
+# A topic's stats: its subscriptions' counters, summed.
+_SUMMED = ("dequeued", "in_flight", "depth", "paged", "spilled", "bytes", "consumers", "discarded")
+
+
 @dataclass(slots=True)
 class TopicQueue:
     queue: Queue
@@ -153,7 +157,7 @@ class Topic:
             if target.durable or not target.queue.offer(copy):  # offer: delivered already
                 if not target.durable:
                     self._make_room(target, copy.size)
-                target.queue.put(copy)
+                target.queue.arrive(copy)  # a durable subscription's may spill it (spill.py)
                 if copy.stored and target.queue.cursor is not None:
                     target.queue.cursor.routed(copy)
                 target.queue.dispatch(budget)
@@ -178,9 +182,9 @@ class Topic:
 
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "paged": 0,
-                  "bytes": 0, "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
+                  "spilled": 0, "bytes": 0, "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
         for target in self.queues.values():
             s = target.queue.stats()
-            for key in ("dequeued", "in_flight", "depth", "paged", "bytes", "consumers", "discarded"):
+            for key in _SUMMED:
                 totals[key] += s[key]
         return totals
