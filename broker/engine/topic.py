@@ -26,7 +26,9 @@ share of the memory budget. A subscriber with `limits.topic_pending_limit` messa
 next copy would not fit in the topic's share or the budget, loses its oldest waiting message first,
 as ActiveMQ's pending-message limit does for slow topic consumers; so a subscriber that does not read
 never holds the producer back, nor the budget full. Durable subscriptions keep every message: their
-queues are destinations with shares of their own, and a full one holds the producer back instead.
+queues are destinations with shares of their own, and a full one holds the producer back instead,
+unless it pages (persistent messages, cursor.py) or spills (non-persistent ones with
+`limits.non_persistent = "spill"`, spill.py) what its window has no room for.
 """
 
 from __future__ import annotations
