@@ -368,3 +368,18 @@ async def test_a_durable_subscription_made_before_the_temporary_store_spills_onc
     await send(producer, "/topic/t", numbered(500))
     assert broker.destinations.durables["durable:c:n"].queue.spilled > 450
     await stopped(broker)
+
+
+async def test_a_temporary_queue_whose_share_is_full_spills_rather_than_hold_its_producer(
+        tmp_path: Path) -> None:
+    # A share smaller than the window: its limit, not the window, decides that a message spills;
+    # flow control must then ask the temporary store, not the full share.
+    broker = await spilling(tmp_path, destination_memory_limit=2048, producer_flow_control_timeout=0)
+    owner = await connected(broker)
+    await send(owner, "/temp-queue/r", numbered(200))
+    assert owner.conn.errors() == []
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    assert broker.destinations.queues[name].spilled > 180
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
+    assert await collect(owner, 200) == numbered(200)
+    await stopped(broker)
