@@ -125,8 +125,9 @@ class Broker:
         self.on_fence_lost: Callable[[], None] | None = None  # the daemon's hook: drop every connection
         self.lease: AnswerGate | None = None  # set by the master term; None when run without the lock
         self.usage: StoreUsage | None = None  # the store's disk limit (stores/usage.py); None: no limit
-        # The temporary store that /queue/ destinations spill non-persistent messages to (spill.py);
-        # set by the master before start(), None: they stay in memory under the memory limits.
+        # The temporary store that queues, temporary queues and durable subscriptions spill
+        # non-persistent messages to (spill.py); set by the master before start(), None: they stay
+        # in memory under the memory limits.
         self.temp: TempSpace | None = None
         self.authenticator: Authenticator = authenticator or AllowAll()  # asked by every CONNECT
         authn = config.authentication
@@ -147,7 +148,8 @@ class Broker:
         if recovered is not None:
             self._recover(recovered)
         self.start_cursors()  # here, not in _recover: an adopted standby broker got its store just now
-        for queue in self.destinations.queues.values():  # an adopted standby's were made without one
+        durables = (d.queue for d in self.destinations.durables.values())
+        for queue in [*self.destinations.queues.values(), *durables]:  # an adopted standby's have none
             if queue.spill is None:
                 queue.spill = self.spill_for(queue)
         if self._gc is None:
@@ -196,9 +198,10 @@ class Broker:
         return Cursor(queue, self, queue.policy.cursor_window) if self.paging else None
 
     def spill_for(self, queue: Queue) -> Spill | None:
-        """`/queue/` destinations spill non-persistent messages beyond their window, with a
-        temporary store (limits.non_persistent = "spill", on a master)."""
-        if self.temp is None or not queue.name.startswith(QUEUE_PREFIX) or is_temp(queue.name):
+        """`/queue/` destinations, temporary queues and durable subscriptions (Queue asks for its
+        durable queues only) spill non-persistent messages beyond their window, with a temporary
+        store (limits.non_persistent = "spill", on a master)."""
+        if self.temp is None:
             return None
         return Spill(queue, self.temp, queue.policy.cursor_window)  # a [[policy]]'s window, as paging's
 
@@ -531,6 +534,8 @@ class Broker:
         durable.queue.drain()
         if durable.queue.cursor is not None:
             durable.queue.cursor.clear()
+        if durable.queue.spill is not None:
+            durable.queue.spill.clear()  # non-persistent: their records go, no store write
         return self.write([DropSubscription(key)]) if self.store is not None else None
 
 

@@ -12,9 +12,10 @@ connections go on: a consumer's ACK or a SEND to a destination with room is not 
 A persistent message to a durable queue on a broker with a store is not held for memory either: its
 queue's store cursor keeps it in the store only when there is no room (broker/engine/cursor.py); the
 disk limit (stores/usage.py) holds such a producer instead. Likewise, with `limits.non_persistent =
-"spill"`, a non-persistent message to a `/queue/` with no room is spilled to the temporary store
-(broker/engine/spill.py): its producer is held only at limits.temp_usage (or while the temporary
-store's writes under way are at their bound), and refused naming limits.temp_usage.
+"spill"`, a non-persistent message to a `/queue/`, a temporary queue or a durable subscription with no
+room is spilled to the temporary store (broker/engine/spill.py): its producer is held only at
+limits.temp_usage (or while the temporary store's writes under way are at their bound), and refused
+naming limits.temp_usage.
 
 Non-durable topic subscribers never hold a SEND back (a slow one loses its oldest messages instead,
 broker/engine/topic.py): only the durable subscriptions the message goes to are asked.
@@ -52,35 +53,37 @@ class NoRoom(ClientError):
 def targets(destinations: Destinations, message: Message) -> list[Queue]:
     """The queues whose stored copy the message needs; NoRoom if one of them (or the budget) is full.
     Each queue's policy says how long its producer may wait (a durable subscription's is its topic's)."""
-    size = message.size
     if not is_topic(message.destination):
         if is_temp(message.destination):  # never stored; gone with its connection
             temp = destinations.queues.get(message.destination)
-            full = temp.memory.blocked(size) if temp is not None else None
+            full = _full(temp, message, stored=False) if temp is not None else None
             if full is not None and temp is not None:
                 raise NoRoom(full, temp.policy)
             return []
         queue = destinations.queue(message.destination)
-        spill = queue.spill
-        if spill is not None and not message.persistent and spill.wants(size):
-            full = spill.space.blocked(size)  # spilled: held only at the temporary store's limits
-        else:
-            full = None if _pages(queue, message) else queue.memory.blocked(size)
+        full = _full(queue, message)
         if full is not None:
             raise NoRoom(full, queue.policy)
         return [queue]
     durable = [t.queue for t in destinations.topic(message.destination).durable_targets(message)]
     for queue in durable:
-        full = None if _pages(queue, message) else queue.memory.blocked(size)
+        full = _full(queue, message)
         if full is not None:
             raise NoRoom(full, queue.policy)
     return durable
 
 
-def _pages(queue: Queue, message: Message) -> bool:
-    """A persistent message to a queue with a store cursor is never held for memory: it is
-    paged (kept in the store only) when the window or the budget has no room."""
-    return message.persistent and queue.cursor is not None
+def _full(queue: Queue, message: Message, stored: bool = True) -> Share | None:
+    """The share with no room for `message` in `queue`, or None. A non-persistent message the queue
+    spills is held only at the temporary store's limits; a persistent one to a queue with a store
+    cursor (`stored`: not a temporary queue's) never, as it is paged when there is no room."""
+    size = message.size
+    spill = queue.spill
+    if spill is not None and not message.persistent and spill.wants(size):
+        return spill.space.blocked(size)
+    if stored and message.persistent and queue.cursor is not None:
+        return None
+    return queue.memory.blocked(size)
 
 
 async def when_room(retry: Callable[[], None], first: NoRoom, timeout: float,

@@ -113,8 +113,9 @@ class Queue:
         self.expired = 0
         self.discarded = 0  # dropped for a slow subscriber (topic_pending_limit, a full budget)
         self.cursor: Cursor | None = owner.cursor_for(self) if durable else None
-        # Non-persistent messages beyond the window, in the temporary store (spill.py); durable
-        # queues only: a topic subscriber's or a temporary queue's stay in memory.
+        # Non-persistent messages beyond the window, in the temporary store (spill.py): queues,
+        # temporary queues and durable subscriptions; a non-durable topic subscriber's stay in
+        # memory, where a slow one loses its oldest (topic.py).
         self.spill: Spill | None = owner.spill_for(self) if durable else None
 
     # -- putting messages in ------------------------------------------------------------------------

@@ -1,14 +1,20 @@
 """Spilling: non-persistent messages beyond a queue's memory window go to the temporary store.
 
-With `limits.non_persistent = "spill"`, a master gives each `/queue/` destination a `Spill`
-(docs/paging.md, "The temporary store"). A non-persistent message that arrives while the queue's
-window has no room (the same test as a persistent message's paging: cursor.py `page_next`), or
-while older non-persistent messages of the queue are spilled, is written to the temporary store
-(stores/temp) and only its record's location is kept (12 bytes, stores/temp/fifo.py); the body is
-dropped once written. A reader reads spilled messages back in the order they arrived, a page at a
-time, as the window drains, with the same low-water mark and selector read-on as the store cursor.
-Each record is released as soon as it is back in memory (or dropped), and a segment file goes with
-its last record.
+With `limits.non_persistent = "spill"`, a master gives a `Spill` to each `/queue/` destination,
+temporary queue and durable topic subscription (docs/paging.md, "The temporary store"); a
+non-durable topic subscriber has none: a slow one loses its oldest messages instead (topic.py). A
+durable subscription's copies come from the topic's fan-out, the others' from the SEND path, both
+through `Queue.arrive`.
+
+A non-persistent message that arrives while the queue's window has no room (the same test as a
+persistent message's paging: cursor.py `page_next`), or while older non-persistent messages of the
+queue are spilled, is written to the temporary store (stores/temp) and only its record's location
+is kept (12 bytes, stores/temp/fifo.py); the body is dropped once written. A reader reads spilled
+messages back in the order they arrived, a page at a time, as the window drains, with the same
+low-water mark and selector read-on as the store cursor. Each record is released as soon as it is
+back in memory (or dropped), and a segment file goes with its last record. Whatever drops a queue's
+waiting messages (purge and delete, a durable subscription dropped or replaced, a temporary queue's
+end) calls `clear()`, which releases its records at once.
 
 Order. Non-persistent messages of a queue are spilled and read back first in, first out, and once one
 is spilled every later one is too until the spill is empty (the cursor's suffix rule), so they keep

@@ -15,7 +15,9 @@ Rules (JMS's, which ActiveMQ keeps): only the creating connection may subscribe;
 the broker-wide name while it exists; sending to one that does not exist (its connection is gone)
 is an ERROR, and the connection goes on. Messages of temporary destinations are never written to
 the store, `persistent:true` or not, and are dropped with the destination when its connection ends
-(DISCONNECT, a lost socket, or ERROR). Authorization does not apply to them: ActiveMQ without a
+(DISCONNECT, a lost socket, or ERROR). With `limits.non_persistent = "spill"` a temporary queue's
+non-persistent messages beyond its window are in the temporary store (spill.py); their records are
+released with it. Authorization does not apply to them: ActiveMQ without a
 `tempDestinationAuthorizationEntry` lets every user use them, and that entry is not supported.
 """
 
@@ -125,6 +127,8 @@ class TempDestinations:
             queue = self.destinations.queues.pop(remote, None)
             if queue is not None:
                 dropped += queue.drain()
+                if queue.spill is not None:
+                    queue.spill.clear()  # their records in the temporary store go with them
                 queue.memory.close()  # its share of the memory budget goes with it
             topic = self.destinations.topics.pop(remote, None)
             if topic is not None:

@@ -26,7 +26,9 @@ share of the memory budget. A subscriber with `limits.topic_pending_limit` messa
 next copy would not fit in the topic's share or the budget, loses its oldest waiting message first,
 as ActiveMQ's pending-message limit does for slow topic consumers; so a subscriber that does not read
 never holds the producer back, nor the budget full. Durable subscriptions keep every message: their
-queues are destinations with shares of their own, and a full one holds the producer back instead.
+queues are destinations with shares of their own, and a full one holds the producer back instead,
+unless it pages (persistent messages, cursor.py) or spills (non-persistent ones with
+`limits.non_persistent = "spill"`, spill.py) what its window has no room for.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ from transports.memory import Share
 
 if TYPE_CHECKING:
     from broker.engine.policies import Resolved
+
+
+# A topic's stats: its subscriptions' counters, summed.
+_SUMMED = ("dequeued", "in_flight", "depth", "paged", "spilled", "bytes", "consumers", "discarded")
 
 
 @dataclass(slots=True)
@@ -153,7 +159,7 @@ class Topic:
             if target.durable or not target.queue.offer(copy):  # offer: delivered already
                 if not target.durable:
                     self._make_room(target, copy.size)
-                target.queue.put(copy)
+                target.queue.arrive(copy)  # a durable subscription's may spill it (spill.py)
                 if copy.stored and target.queue.cursor is not None:
                     target.queue.cursor.routed(copy)
                 target.queue.dispatch(budget)
@@ -178,9 +184,9 @@ class Topic:
 
     def stats(self) -> dict[str, int]:
         totals = {"enqueued": self.published, "dequeued": 0, "in_flight": 0, "depth": 0, "paged": 0,
-                  "bytes": 0, "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
+                  "spilled": 0, "bytes": 0, "consumers": 0, "discarded": 0, "subscriptions": len(self.queues)}
         for target in self.queues.values():
             s = target.queue.stats()
-            for key in ("dequeued", "in_flight", "depth", "paged", "bytes", "consumers", "discarded"):
+            for key in _SUMMED:
                 totals[key] += s[key]
         return totals

@@ -1,7 +1,8 @@
 """The temporary store with a real broker process (docs/paging.md, "The temporary store"): with
 limits.non_persistent = "spill", non-persistent messages beyond a queue's memory window go to files
 under <data>/tmp/<broker name>/, come back in order, and the files go once they are consumed; at
-limits.temp_usage the producer is held, then refused with an ERROR naming it.
+limits.temp_usage the producer is held, then refused with an ERROR naming it. A durable topic
+subscription spills as a queue does, and its files go with it when it is unsubscribed.
 
 Brokers are started as in test_memory_budget.py (a TOML file of limits, /metrics scraped); the
 producer is a raw socket, the consumer stomp.py.
@@ -12,11 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.helpers.cluster import BrokerProc
 from tests.helpers.rawstomp import RawStomp
-from tests.helpers.stomppy import connect
+from tests.helpers.stomppy import Recorder, connect
 from tests.integration.test_memory_budget import HOST, SLOW, error_message, fill, metric, start_broker
 
 MiB = 1024 * 1024
@@ -169,6 +172,60 @@ def test_at_the_temp_usage_limit_the_producer_is_held_then_refused_naming_it(tmp
         assert "the temporary store holds" in reply and "2 MiB" in reply
         assert held >= 1.5, f"refused after {held:.2f} s: the producer was not held back first"
         assert metric(proc, "batonmq_temp_store_limit_bytes") == 2 * MiB
+    finally:
+        proc.stop()
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(condition())
+
+
+def durable_subscriber(proc: BrokerProc) -> tuple[Any, Recorder]:
+    """stomp.py as client-id `c`, its subscription `n` to /topic/spill attached (receipted)."""
+    conn, recorder = connect(HOST, proc.port, headers={"client-id": "c"})
+    conn.subscribe("/topic/spill", id="1", ack="auto", headers={"activemq.subscriptionName": "n",
+                                                                 "receipt": "sub"})
+    assert recorder.wait_receipt("sub", SLOW), recorder.errors
+    return conn, recorder
+
+
+def test_a_durable_subscription_spills_while_away_and_its_unsubscribe_frees_the_files(tmp_path: Path) -> None:
+    # producer_flow_control_timeout = 0: were the subscription not spilling, its 1 MiB share would
+    # refuse the producer at once.
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "producer_flow_control_timeout = 0\nnon_persistent = 'spill'")
+    spilled = 'batonmq_destination_spilled{destination="durable:c:n"}'
+    try:
+        conn, _ = durable_subscriber(proc)
+        conn.disconnect()
+        with RawStomp(HOST, proc.port, timeout=SLOW) as producer:
+            assert producer.connect().startswith("CONNECTED")
+            for i in range(100):
+                producer.send_frame("SEND", {"destination": "/topic/spill", "receipt": f"r{i}"}, body(i))
+                reply = producer.read_frame(SLOW)
+                assert reply.startswith("RECEIPT"), reply[:500]
+        assert metric(proc, 'batonmq_destination_depth{destination="durable:c:n"}') == 100
+        assert metric(proc, spilled) >= 100 - MiB // BODY
+        assert wait_for(lambda: written(tmp_path) >= 80 * BODY)
+        conn, recorder = durable_subscriber(proc)
+        try:
+            got = [int(recorder.messages.get(timeout=SLOW).body[:8]) for _ in range(100)]
+            assert got == list(range(100)) and recorder.errors == []
+        finally:
+            conn.disconnect()
+        assert wait_for(lambda: not temp_files(tmp_path)), temp_files(tmp_path)
+        spill_some(proc, tmp_path, "/topic/spill")  # while away again, then the subscription goes
+        conn, recorder = connect(HOST, proc.port, headers={"client-id": "c"})
+        try:
+            conn.unsubscribe("1", headers={"activemq.subscriptionName": "n", "receipt": "gone"})
+            assert recorder.wait_receipt("gone", SLOW), recorder.errors
+        finally:
+            conn.disconnect()
+        assert wait_for(lambda: not temp_files(tmp_path)), temp_files(tmp_path)
+        assert metric(proc, "batonmq_temp_store_bytes") == 0
     finally:
         proc.stop()
 

@@ -14,6 +14,7 @@ from broker.engine.core import Broker
 from broker.engine.spill import TempSpace
 from config.model import BrokerConfig, Limits
 from config.policy import DestinationPolicy
+from stores.base import DurableSubscription
 from stores.temp.files import TempStore
 from tests.unit.broker.memconn import Client
 from tests.unit.broker.test_cursor import collect, connected, numbered, open_broker, settings, shutdown
@@ -253,3 +254,132 @@ async def test_a_failed_write_stops_spilling_and_loses_no_message(tmp_path: Path
     assert queue.discarded == 0 and producer.conn.errors() == []
     await broker.stop()
     await broker.temp.store.close()
+
+
+async def released(path: Path, broker: Broker) -> tuple[list[str], int]:
+    """The segment files and temporary store bytes left once the releases queued have run."""
+    assert broker.temp is not None
+    for _ in range(100):
+        if not files(path) and broker.temp.usage.used == 0:
+            break
+        await asyncio.sleep(0.01)
+    return files(path), broker.temp.usage.used
+
+
+DURABLE = {"destination": "/topic/t", "id": "1", "activemq.subscriptionName": "n"}
+
+
+async def away_durable(broker: Broker, **headers: str) -> None:
+    """Subscription `n` of client-id `c` to /topic/t, made and left: its queue keeps what is published."""
+    sub = await connected(broker, client_id="c")
+    await sub.raw("SUBSCRIBE", {**DURABLE, **headers, "receipt": "r"})
+    await sub.settle()
+    await sub.frame("DISCONNECT")
+
+
+async def test_a_durable_subscription_spills_past_its_window_and_drains_in_order(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    await away_durable(broker)
+    live = await connected(broker)  # a non-durable subscriber of the same topic never spills
+    await live.frame("SUBSCRIBE", destination="/topic/t", id="live", ack="client", activemq_prefetchSize="1")
+    producer = await connected(broker)
+    bodies = numbered(3000)
+    await send(producer, "/topic/t", bodies)
+    queue = broker.destinations.durables["durable:c:n"].queue
+    assert queue.depth == 3000 and queue.spilled > 2900
+    assert queue.bytes <= 2 * WINDOW
+    assert broker.temp is not None and broker.temp.usage.used > 2900 * 100
+    (subscriber,) = [t.queue for t in broker.destinations.topics["/topic/t"].queues.values() if not t.durable]
+    assert subscriber.spill is None and subscriber.spilled == 0
+    assert broker.stats()["destinations"]["/topic/t"]["spilled"] == queue.spilled
+    back = await connected(broker, client_id="c")
+    await back.raw("SUBSCRIBE", DURABLE)
+    assert await collect(back, 3000) == bodies
+    assert queue.depth == 0 and queue.spilled == 0
+    assert queue.spill is not None and queue.spill.reads > 5
+    assert await released(tmp_path, broker) == ([], 0)
+    await stopped(broker)
+
+
+async def test_dropping_a_durable_subscription_releases_its_spilled_messages(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    # Three ways a subscription's queue goes: UNSUBSCRIBE while away, UNSUBSCRIBE attached, and a
+    # SUBSCRIBE with another selector, which replaces it.
+    for how in ("away", "attached", "selector"):
+        await away_durable(broker)
+        await send(producer, "/topic/t", numbered(2000))
+        queue = broker.destinations.durables["durable:c:n"].queue
+        assert queue.spilled > 1900, how
+        back = await connected(broker, client_id="c")
+        if how == "away":
+            await back.raw("UNSUBSCRIBE", {"id": "1", "activemq.subscriptionName": "n", "receipt": "u"})
+        elif how == "attached":
+            await back.raw("SUBSCRIBE", {**DURABLE, "ack": "client", "activemq.prefetchSize": "1"})
+            await back.raw("UNSUBSCRIBE", {"id": "1", "activemq.subscriptionName": "n", "receipt": "u"})
+        else:
+            await back.raw("SUBSCRIBE", {**DURABLE, "selector": "colour = 'blue'", "receipt": "u"})
+        await back.settle()
+        assert back.conn.errors() == [], how
+        assert queue.depth == 0 and queue.spilled == 0, how
+        assert await released(tmp_path, broker) == ([], 0), how
+        await back.frame("DISCONNECT")
+        if how == "selector":
+            await send(producer, "/topic/t", numbered(3, 10), colour="blue")
+            back = await connected(broker, client_id="c")
+            await back.raw("SUBSCRIBE", {**DURABLE, "selector": "colour = 'blue'"})
+            assert await collect(back, 3) == numbered(3, 10)  # the new one got only what came after
+    await stopped(broker)
+
+
+async def test_a_temporary_queue_spills_and_its_end_releases_the_temporary_store(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    owner = await connected(broker)
+    bodies = numbered(3000)
+    await send(owner, "/temp-queue/r", bodies)
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    queue = broker.destinations.queues[name]
+    assert queue.depth == 3000 and queue.spilled > 2900
+    assert queue.bytes <= 2 * WINDOW
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
+    assert await collect(owner, 3000) == bodies
+    assert queue.depth == 0 and queue.spilled == 0
+    assert await released(tmp_path, broker) == ([], 0)
+    await owner.frame("UNSUBSCRIBE", id="s")
+    await send(owner, "/temp-queue/r", numbered(2000))
+    assert queue.spilled > 1900 and await made(tmp_path, 1)
+    await owner.frame("DISCONNECT")  # the temporary queue ends with its connection
+    assert name not in broker.destinations.queues
+    assert queue.depth == 0 and queue.spilled == 0
+    assert await released(tmp_path, broker) == ([], 0)
+    await stopped(broker)
+
+
+async def test_a_durable_subscription_made_before_the_temporary_store_spills_once_started(
+        tmp_path: Path) -> None:
+    # As a hot standby's: its replay makes the subscriptions while a slave, the master's term gives
+    # it the temporary store just before start().
+    config = BrokerConfig(name="unit", connectors=["tcp://127.0.0.1:1"], store=settings(WINDOW),
+                          limits=Limits(non_persistent="spill"))
+    broker = Broker(config)
+    broker.recover_subscription(DurableSubscription("durable:c:n", "c", "n", "/topic/t"))
+    await spilling(tmp_path, broker)
+    producer = await connected(broker)
+    await send(producer, "/topic/t", numbered(500))
+    assert broker.destinations.durables["durable:c:n"].queue.spilled > 450
+    await stopped(broker)
+
+
+async def test_a_temporary_queue_whose_share_is_full_spills_rather_than_hold_its_producer(
+        tmp_path: Path) -> None:
+    # A share smaller than the window: its limit, not the window, decides that a message spills;
+    # flow control must then ask the temporary store, not the full share.
+    broker = await spilling(tmp_path, destination_memory_limit=2048, producer_flow_control_timeout=0)
+    owner = await connected(broker)
+    await send(owner, "/temp-queue/r", numbered(200))
+    assert owner.conn.errors() == []
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    assert broker.destinations.queues[name].spilled > 180
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
+    assert await collect(owner, 200) == numbered(200)
+    await stopped(broker)
