@@ -175,6 +175,33 @@ class PagedScan:
         return out
 
 
+class SpillScan:
+    """A queue's spilled messages in the order they come back, read a bounded page at a time, none
+    taken out: those spilled when the scan began. One read back into memory meanwhile is left out
+    (it was not in memory when the scan began, and is spilled no more)."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.spill = queue.spill
+        fifo = self.spill.fifo if self.spill is not None else None
+        self.seq = fifo.first if fifo is not None else 0  # sequence number of the next one to look at
+        self.end = self.seq + len(fifo) if fifo is not None else 0
+
+    @property
+    def done(self) -> bool:
+        return self.spill is None or self.seq >= self.end
+
+    async def next(self, count: int = PAGE) -> list[Message]:
+        spill = self.spill
+        if spill is None or self.seq >= self.end:
+            return []
+        entries = [e for e in spill.entries(spill.index(self.seq), count) if e[0] < self.end]
+        self.seq = entries[-1][0] + 1 if entries else self.end
+        try:
+            return [message for _, message in await spill.look(entries)]
+        except StoreError as exc:
+            raise AdminError(503, f"reading the temporary store failed: {exc}") from exc
+
+
 async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
     """Waiting messages `offset` .. `offset + limit` in delivery order (those in memory, then the
     paged ones in store order, then the spilled ones), none taken out."""
@@ -205,7 +232,7 @@ async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
 
 def snapshot(queue: Queue) -> list[Message]:
     """Every waiting message in memory in delivery order (references only); a STOMP queue browser
-    reads the paged ones after them with a PagedScan."""
+    reads the paged ones after them with a PagedScan, then the spilled ones with a SpillScan."""
     return queue.messages()
 
 

@@ -216,18 +216,31 @@ class Spill:
     async def peek(self, skip: int, count: int) -> list[Message]:
         """Spilled messages `skip` .. `skip + count` in the order they will come back, left where they
         are (an admin browse). One read back into memory meanwhile is left out: it is browsed there."""
-        entries = self.fifo.peek(skip, count)
+        return [message for _, message in await self.look(self.entries(skip, count))]
+
+    def entries(self, skip: int, count: int) -> list[tuple[int, Location]]:
+        """Spilled entries `skip` .. `skip + count` from the oldest, as (sequence number, location)."""
+        return self.fifo.peek(skip, count)
+
+    def index(self, seq: int) -> int:
+        """Where the entry with sequence number `seq` (or the first after it) now is, from the oldest:
+        entries are only ever taken from the front, so a scan by sequence number survives read-backs."""
+        return max(0, seq - self.fifo.first)
+
+    async def look(self, entries: list[tuple[int, Location]]) -> list[tuple[int, Message]]:
+        """The messages of these entries, left where they are; one whose record is gone (its segment
+        went with a read-back meanwhile) is left out."""
         held = [self.pending.get(seq) or self.kept.get(seq) for seq, _ in entries]
         wanted = [location for (_, location), message in zip(entries, held, strict=True) if message is None]
         got = iter(await self.space.store.read(wanted) if wanted else [])
-        out: list[Message] = []
-        for message in held:
+        out: list[tuple[int, Message]] = []
+        for (seq, _), message in zip(entries, held, strict=True):
             if message is None:
                 stored = next(got)
                 if not isinstance(stored, StoredMessage):
-                    continue  # its segment went with a read-back meanwhile
+                    continue
                 message = _message(stored)
-            out.append(message)
+            out.append((seq, message))
         return out
 
     def clear(self) -> int:

@@ -173,6 +173,36 @@ async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_
     await stopped(broker)
 
 
+async def browsed(client: Client, timeout: float = 20) -> list:
+    """The frames a browser subscription got, up to its browser:end (bounded)."""
+    frames: list = []
+    deadline = time.monotonic() + timeout
+    while not (frames and frames[-1].headers.get("browser") == "end") and time.monotonic() < deadline:
+        frames.extend(client.messages())
+        await asyncio.sleep(0.005)
+    return frames
+
+
+async def test_a_stomp_browser_sees_spilled_messages_after_those_in_memory(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(1500)  # several pages of spilled ones (admin.PAGE)
+    await send(producer, "/queue/v", bodies)
+    queue = broker.destinations.queues["/queue/v"]
+    assert queue.spilled > 1400
+    browser = await connected(broker)
+    await browser.frame("SUBSCRIBE", destination="/queue/v", id="x", browser="true")
+    frames = await browsed(browser)
+    assert [f.body for f in frames[:-1]] == bodies
+    assert frames[-1].headers.get("browser") == "end" and frames[-1].body == b""
+    assert not any(f.headers.get("redelivered") for f in frames)
+    assert queue.depth == 1500 and queue.spilled > 1400  # none taken out
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/v", id="s")
+    assert await collect(consumer, 1500) == bodies
+    await stopped(broker)
+
+
 async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> None:
     broker = await spilling(tmp_path)
     producer = await connected(broker)
