@@ -8,7 +8,8 @@ while older non-persistent messages of the queue are spilled, is written to the 
 dropped once written. A reader reads spilled messages back in the order they arrived, a page at a
 time, as the window drains, with the same low-water mark and selector read-on as the store cursor.
 Each record is released as soon as it is back in memory (or dropped), and a segment file goes with
-its last record.
+its last record. An operator may take one out from the middle (admin remove or move): its entry
+is marked dead (stores/temp/fifo.py) and its record released (once written).
 
 Order. Non-persistent messages of a queue are spilled and read back first in, first out, and once one
 is spilled every later one is too until the spill is empty (the cursor's suffix rule), so they keep
@@ -24,9 +25,10 @@ full, then refuses it naming limits.temp_usage, as it does at the memory limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.engine.cursor import MAX_PAGE, STALL_FACTOR
@@ -83,7 +85,7 @@ class TempSpace:
 
 class Spill:
     __slots__ = ("queue", "space", "window", "fifo", "pending", "kept", "taken", "spilled", "lost", "reads",
-                 "_task", "_reading", "_average", "_generation")
+                 "_task", "_reading", "_average", "_generation", "_holds")
 
     def __init__(self, queue: Queue, space: TempSpace, window: int) -> None:
         self.queue = queue
@@ -102,6 +104,7 @@ class Spill:
         self._reading = 0  # messages taken by the read under way (still part of queue.depth)
         self._average = _FIRST_GUESS
         self._generation = 0  # bumped by clear(): a read under way then drops what it read
+        self._holds = 0  # admin operations looking for spilled messages themselves
 
     @property
     def count(self) -> int:
@@ -151,7 +154,7 @@ class Spill:
     def need(self, stalled: bool = False) -> None:
         """Start a read if messages are spilled and the window is below its low-water mark (as
         Cursor.need); `stalled`: nothing in memory matches a ready consumer, read on."""
-        if self._task is not None or not self.fifo:
+        if self._task is not None or not self.fifo or self._holds:
             return
         used = self.queue.memory.used
         ceiling = self.window * (STALL_FACTOR if stalled else 1)
@@ -224,8 +227,8 @@ class Spill:
 
     def index(self, seq: int) -> int:
         """Where the entry with sequence number `seq` (or the first after it) now is, from the oldest:
-        entries are only ever taken from the front, so a scan by sequence number survives read-backs."""
-        return max(0, seq - self.fifo.first)
+        a scan by sequence number survives read-backs and removals meanwhile."""
+        return self.fifo.index(seq)
 
     async def look(self, entries: list[tuple[int, Location]]) -> list[tuple[int, Message]]:
         """The messages of these entries, left where they are; one whose record is gone (its segment
@@ -242,6 +245,32 @@ class Spill:
                 message = _message(stored)
             out.append((seq, message))
         return out
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """No read-back while the caller looks for spilled messages and takes some out (admin)."""
+        self._holds += 1
+        try:
+            while self._task is not None:  # a read under way lands first
+                await asyncio.sleep(0.001)
+            yield
+        finally:
+            self._holds -= 1
+            self.need()
+
+    def take(self, seqs: Iterable[int]) -> set[int]:
+        """Take these spilled messages out from wherever they wait (admin remove, move): the reader
+        skips them and their records are released. Those that were still spilled."""
+        taken = self.fifo.remove(seqs)
+        dead: list[Location] = []
+        for seq, location in taken:
+            if self.pending.pop(seq, None) is not None:
+                self.taken.add(seq)  # its record is released when the write finishes
+            elif self.kept.pop(seq, None) is None:
+                dead.append(location)  # written: released now (a kept one's was already)
+        self.space.release(dead)
+        self.queue.depth -= len(taken)
+        return {seq for seq, _ in taken}
 
     def clear(self) -> int:
         """Drop every spilled message (purge, delete); return how many."""
