@@ -1,7 +1,6 @@
 """The admin API of a real `batonmq start` (docs/admin.md): list, browse, purge, move, copy, remove,
 delete and the group view, over real HTTP, with stomp.py filling and draining the queues (spilled
-non-persistent messages too); a move
-survives kill -9 of the master exactly once."""
+non-persistent messages too); a move survives kill -9 of the master exactly once."""
 
 from __future__ import annotations
 
