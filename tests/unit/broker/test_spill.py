@@ -302,6 +302,31 @@ async def test_persistent_messages_page_and_non_persistent_spill_side_by_side(tm
     await broker.temp.store.close()
 
 
+async def test_a_stomp_browser_sends_the_paged_then_the_spilled_messages(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
+    await spilling(tmp_path, broker)
+    producer = await connected(broker)
+    persistent, transient = numbered(700), numbered(700, 5000)
+    for p, t in zip(persistent, transient, strict=True):
+        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
+        await producer.raw("SEND", {"destination": "/queue/m"}, t)
+    await producer.settle()
+    queue = broker.destinations.queues["/queue/m"]
+    in_memory = queue.depth - queue.paged - queue.spilled
+    assert queue.paged > 600 and queue.spilled > 600
+    browser = await connected(broker)
+    await browser.frame("SUBSCRIBE", destination="/queue/m", id="x", browser="true")
+    got = [f.body for f in (await browsed(browser))[:-1]]
+    assert len(got) == 1400
+    assert set(got[in_memory:in_memory + queue.paged]) <= set(persistent)  # the paged ones, then
+    assert set(got[in_memory + queue.paged:]) <= set(transient)  # the spilled ones
+    assert [b for b in got if b in set(persistent)] == persistent
+    assert [b for b in got if b in set(transient)] == transient
+    await shutdown(broker, store)
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
 async def test_at_the_temp_usage_limit_a_send_is_refused_naming_it(tmp_path: Path) -> None:
     broker = await spilling(tmp_path, limit=64 * 1024, producer_flow_control_timeout=0)
     producer = await connected(broker)
