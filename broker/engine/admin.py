@@ -17,7 +17,10 @@ one of the two queues: never lost, never in both.
 A durable queue that pages (broker/engine/cursor.py, docs/paging.md) has messages in the store only:
 every operation here sees them too, read with `PagedScan` in store order and bounded pages, after
 those in memory. While an operation takes paged messages out, it holds the queue's cursor, so that
-none of them is paged in meanwhile.
+none of them is paged in meanwhile. A queue that spills (broker/engine/spill.py) has non-persistent
+messages in the temporary store only: every operation here sees them too, after the paged ones,
+read with `SpillScan` in the order they come back; an operation that takes some out holds the
+spill's reader as it holds the cursor, and takes them out with no store write (Spill.take).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from stores.base import AddMessage, Op, RemoveMessage, StoreError
 if TYPE_CHECKING:
     from broker.engine.core import Broker
     from broker.engine.policies import Resolved
+    from broker.engine.spill import Spill
     from broker.engine.topic import Topic
 
 ORIGINAL_DESTINATION = "original-destination"  # set on a dead letter: where it was going (ActiveMQ's)
@@ -175,6 +179,48 @@ class PagedScan:
         return out
 
 
+class SpillScan:
+    """A queue's spilled messages in the order they come back, read a bounded page at a time, none
+    taken out: those spilled when the scan began. One read back into memory meanwhile is left out
+    (it was not in memory when the scan began, and is spilled no more)."""
+
+    def __init__(self, queue: Queue) -> None:
+        self.spill = queue.spill
+        fifo = self.spill.fifo if self.spill is not None else None
+        self.seq = fifo.first if fifo is not None else 0  # sequence number of the next one to look at
+        self.end = fifo.end if fifo is not None else 0
+
+    @property
+    def done(self) -> bool:
+        return self.spill is None or self.seq >= self.end
+
+    async def next(self, count: int = PAGE) -> list[Message]:
+        return [message for _, message in await self.next_entries(count)]
+
+    async def next_entries(self, count: int = PAGE) -> list[tuple[int, Message]]:
+        """The next page, each message with its sequence number in the spill (for Spill.take)."""
+        spill = self.spill
+        if spill is None or self.seq >= self.end:
+            return []
+        entries = [e for e in spill.entries(spill.index(self.seq), count) if e[0] < self.end]
+        self.seq = entries[-1][0] + 1 if entries else self.end
+        try:
+            return await spill.look(entries)
+        except StoreError as exc:
+            raise AdminError(503, f"reading the temporary store failed: {exc}") from exc
+
+
+async def spilled(queue: Queue, wanted: set[str] | None, limit: int) -> list[tuple[int, Message]]:
+    """At most `limit` spilled messages with their sequence numbers, in the order they come back:
+    the first ones, or those `wanted` names (every record is read until all are found; there is no
+    index by id, which would cost more memory than a spilled message's location)."""
+    scan = SpillScan(queue)
+    out: list[tuple[int, Message]] = []
+    while not scan.done and len(out) < limit:
+        out += [e for e in await scan.next_entries() if wanted is None or e[1].message_id in wanted]
+    return out[:limit]
+
+
 async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
     """Waiting messages `offset` .. `offset + limit` in delivery order (those in memory, then the
     paged ones in store order, then the spilled ones), none taken out."""
@@ -205,24 +251,28 @@ async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
 
 def snapshot(queue: Queue) -> list[Message]:
     """Every waiting message in memory in delivery order (references only); a STOMP queue browser
-    reads the paged ones after them with a PagedScan."""
+    reads the paged ones after them with a PagedScan, then the spilled ones with a SpillScan."""
     return queue.messages()
 
 
 async def waiting(queue: Queue, limit: int = MAX_MOVE) -> list[Message]:
-    """At most `limit` waiting messages, in memory and paged, in delivery order."""
+    """At most `limit` waiting messages, in memory, paged and spilled, in delivery order."""
     out = queue.messages()[:limit]
     if len(out) < limit and queue.paged:
         out += await PagedScan(queue, limit - len(out)).skip_take(0, limit - len(out))
+    if len(out) < limit and queue.spilled:
+        out += [message for _, message in await spilled(queue, None, limit - len(out))]
     return out
 
 
 @contextlib.asynccontextmanager
 async def _held(queue: Queue) -> AsyncIterator[None]:
-    if queue.cursor is None:
-        yield
-        return
-    async with queue.cursor.held():
+    """Neither paged nor spilled messages come into memory meanwhile."""
+    async with contextlib.AsyncExitStack() as stack:
+        if queue.cursor is not None:
+            await stack.enter_async_context(queue.cursor.held())
+        if queue.spill is not None:
+            await stack.enter_async_context(queue.spill.held())
         yield
 
 
@@ -267,6 +317,10 @@ async def remove(broker: Broker, queue: Queue, message_id: str) -> None:
                 queue.cursor.uncount()
                 queue.dequeued += 1
                 return
+    if not message and queue.spill is not None and queue.spilled:
+        if await _remove_spilled(queue, queue.spill, message_id):
+            return
+        message = _find(queue, {message_id})  # read back into memory meanwhile
     if not message:
         in_flight = any(message_id == m.message_id for c in queue.consumers for m in c.unacked.values())
         raise AdminError(409 if in_flight else 404,
@@ -278,6 +332,16 @@ async def remove(broker: Broker, queue: Queue, message_id: str) -> None:
                   undo=lambda: queue.put_front([taken]))
     queue.enqueued += 1  # withdraw() undid the enqueue count: it counts as put, then taken out
     queue.dequeued += 1
+
+
+async def _remove_spilled(queue: Queue, spill: Spill, message_id: str) -> bool:
+    """Remove the spilled message with this id (non-persistent: no store write); False if none."""
+    async with spill.held():
+        found = await spilled(queue, {message_id}, 1)
+        if not found or not spill.take([found[0][0]]):
+            return False
+    queue.dequeued += 1
+    return True
 
 
 @dataclass(slots=True)
@@ -309,18 +373,20 @@ async def move(broker: Broker, source: Queue, target: str | None, ids: Iterable[
         return await _move(broker, source, target, wanted, limit, copy)
 
 
+@dataclass(slots=True)
+class _Outside:
+    """The picked messages not in memory, by id(): paged (in the store only) and spilled (each
+    with its sequence number in the spill)."""
+    paged: set[int] = dataclasses.field(default_factory=set)
+    spilled: dict[int, int] = dataclasses.field(default_factory=dict)
+
+    def has(self, message: Message) -> bool:
+        return id(message) in self.paged or id(message) in self.spilled
+
+
 async def _move(broker: Broker, source: Queue, target: str | None, wanted: set[str] | None, limit: int,
                 copy: bool) -> Moved:
-    picked = _find(source, wanted) if wanted is not None else source.messages()[:limit]
-    from_store: set[int] = set()  # id() of the picked messages that are paged (not in memory)
-    if source.paged and len(picked) < (limit if wanted is None else len(wanted)):
-        if wanted is None:
-            paged = await PagedScan(source, limit - len(picked)).skip_take(0, limit - len(picked))
-        else:
-            found = {m.message_id for m in picked}
-            paged = [m for i in sorted(wanted - found) if (m := await _read_one(source, i)) is not None]
-        from_store = {id(m) for m in paged}
-        picked += paged
+    picked, outside = await _pick(source, wanted, limit)
     plan: list[tuple[Message, str]] = []
     for message in picked[:limit]:
         where = target or message.headers.get(ORIGINAL_DESTINATION)
@@ -330,10 +396,31 @@ async def _move(broker: Broker, source: Queue, target: str | None, wanted: set[s
         _make_queue(broker, where)  # now, so that a full destination table refuses before anything moves
     counts: dict[str, int] = {}
     for batch in _batches(plan):
-        await _move_batch(broker, source, batch, copy, counts, from_store)
+        await _move_batch(broker, source, batch, copy, counts, outside)
     moved = sum(counts.values())
     asked = min(len(picked), limit) if wanted is None else len(wanted)
     return Moved(moved, asked - moved, counts)
+
+
+async def _pick(source: Queue, wanted: set[str] | None, limit: int) -> tuple[list[Message], _Outside]:
+    """The messages a move takes, in delivery order: in memory, then paged, then spilled."""
+    picked = _find(source, wanted) if wanted is not None else source.messages()[:limit]
+    outside = _Outside()
+    want = limit if wanted is None else len(wanted)
+    if source.paged and len(picked) < want:
+        if wanted is None:
+            paged = await PagedScan(source, limit - len(picked)).skip_take(0, limit - len(picked))
+        else:
+            found = {m.message_id for m in picked}
+            paged = [m for i in sorted(wanted - found) if (m := await _read_one(source, i)) is not None]
+        outside.paged = {id(m) for m in paged}
+        picked += paged
+    if source.spilled and len(picked) < want:
+        rest = None if wanted is None else wanted - {m.message_id for m in picked}
+        entries = await spilled(source, rest, want - len(picked))
+        outside.spilled = {id(m): seq for seq, m in entries}
+        picked += [m for _, m in entries]
+    return picked, outside
 
 
 def _batches(plan: list[tuple[Message, str]]) -> Iterator[list[tuple[Message, str]]]:
@@ -350,10 +437,10 @@ def _batches(plan: list[tuple[Message, str]]) -> Iterator[list[tuple[Message, st
 
 
 async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, str]], copy: bool,
-                      counts: dict[str, int], from_store: set[int]) -> None:
+                      counts: dict[str, int], outside: _Outside) -> None:
     # A message a consumer took while an earlier batch was written is no longer waiting: skipped.
-    # Paged ones wait in the store only, and the held cursor pages none in meanwhile.
-    taken = [(m, where) for m, where in batch if copy or id(m) in from_store or source.withdraw(m)]
+    # Paged and spilled ones wait outside memory, and the held source brings none in meanwhile.
+    taken = [(m, where) for m, where in batch if copy or outside.has(m) or source.withdraw(m)]
     arrivals = [_arrival(broker, message, where, copy) for message, where in taken]
     ops: list[Op] = []
     for (message, where), arrival in zip(taken, arrivals, strict=True):
@@ -361,7 +448,7 @@ async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, 
             ops.append(RemoveMessage(source.name, message.message_id))
         if arrival.stored:
             ops.append(AddMessage(where, arrival.to_stored()))
-    in_memory = [m for m, _ in taken if id(m) not in from_store]
+    in_memory = [m for m, _ in taken if not outside.has(m)]
     paged: list[bool] = [False] * len(arrivals)
 
     def started(write: asyncio.Future[None]) -> None:
@@ -372,24 +459,38 @@ async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, 
                 paged[i] = queue.cursor.decide(arrival, write)
 
     await _commit(broker, ops, undo=lambda: None if copy else source.put_front(in_memory), started=started)
-    if not copy:
-        source.enqueued += len(in_memory)  # withdraw() undid their enqueue count
-        source.dequeued += len(taken)
-        if source.cursor is not None and len(in_memory) < len(taken):
-            source.cursor.uncount(len(taken) - len(in_memory))
+    lost = set() if copy else _taken_out(source, taken, in_memory, outside)
     arrived: set[str] = set()
-    for arrival, was_paged in zip(arrivals, paged, strict=True):
+    for i, (arrival, was_paged) in enumerate(zip(arrivals, paged, strict=True)):
+        if i in lost:
+            continue
         counts[arrival.destination] = counts.get(arrival.destination, 0) + 1
         arrived.add(arrival.destination)
         if was_paged:
             continue  # counted by its queue's cursor when written
         # Looked up again: an idle target may have been collected while the write ran.
         queue = broker.destinations.queue(arrival.destination, limited=False)
-        queue.put(arrival)
+        queue.arrive(arrival)  # a non-persistent one may spill there
         if arrival.stored and queue.cursor is not None:
             queue.cursor.routed(arrival)
     for where in arrived:
         broker.destinations.queue(where, limited=False).dispatch()
+
+
+def _taken_out(source: Queue, taken: list[tuple[Message, str]], in_memory: list[Message],
+               outside: _Outside) -> set[int]:
+    """Once a move's write is done: its spilled messages leave the source's spill (non-persistent:
+    nothing to write) and the source's counts follow. The indexes in `taken` of spilled ones a purge
+    dropped meanwhile, which go nowhere."""
+    seqs = {outside.spilled[id(m)]: i for i, (m, _) in enumerate(taken) if id(m) in outside.spilled}
+    out = source.spill.take(seqs) if seqs and source.spill is not None else set()
+    lost = {i for seq, i in seqs.items() if seq not in out}
+    source.enqueued += len(in_memory)  # withdraw() undid their enqueue count
+    source.dequeued += len(taken) - len(lost)
+    from_store = sum(1 for m, _ in taken if id(m) in outside.paged)
+    if source.cursor is not None and from_store:
+        source.cursor.uncount(from_store)
+    return lost
 
 
 def _arrival(broker: Broker, message: Message, where: str, copy: bool) -> Message:

@@ -12,7 +12,8 @@ never more than the socket's buffer of frames.
 
 A queue that pages (docs/paging.md): the snapshot is what is in memory, then the messages that
 were paged at SUBSCRIBE, read from the store in store order a page at a time (admin.PagedScan)
-whenever the frames of the page before have gone out.
+whenever the frames of the page before have gone out; a queue that spills, then the non-persistent
+messages spilled at SUBSCRIBE, in the order they come back, a page at a time too (admin.SpillScan).
 """
 
 from __future__ import annotations
@@ -53,7 +54,12 @@ class QueueBrowser:
         snapshot = admin.snapshot(queue) if queue is not None else []
         self.selector = selector
         self._pending: deque[Message] = deque(self._wanted(snapshot))
-        self._scan = admin.PagedScan(queue) if queue is not None and queue.paged else None
+        # What waits outside memory, read a page at a time: the paged ones, then the spilled ones.
+        self._scans: deque[admin.PagedScan | admin.SpillScan] = deque()
+        if queue is not None and queue.paged:
+            self._scans.append(admin.PagedScan(queue))
+        if queue is not None and queue.spilled:
+            self._scans.append(admin.SpillScan(queue))
         self._reading: asyncio.Task[None] | None = None
         self.ended = False
 
@@ -61,19 +67,19 @@ class QueueBrowser:
         selector = self.selector
         return messages if selector is None else [m for m in messages if selector(m) is True]
 
-    async def _read(self, scan: admin.PagedScan) -> None:
+    async def _read(self, scan: admin.PagedScan | admin.SpillScan) -> None:
         try:
             messages = await scan.next()
         except admin.AdminError as exc:
             log.warning("browsing %s: %s; the browse ends early", self.destination, exc.message)
-            self._scan = None
+            self._scans.clear()
             messages = []
         finally:
             self._reading = None
         if self.ended:
             return
-        if scan.done:
-            self._scan = None
+        if scan.done and self._scans and self._scans[0] is scan:
+            self._scans.popleft()
         self._pending.extend(self._wanted(messages))
         self.pump()
 
@@ -88,9 +94,9 @@ class QueueBrowser:
             if message.redelivered:
                 headers["redelivered"] = "true"
             session.send(Frame("MESSAGE", headers, message.body))
-        if not self._pending and self._scan is not None and not self.ended and not session.closed:
-            if self._reading is None:  # the paged ones, a page at a time
-                self._reading = asyncio.get_running_loop().create_task(self._read(self._scan))
+        if not self._pending and self._scans and not self.ended and not session.closed:
+            if self._reading is None:  # the paged, then the spilled ones, a page at a time
+                self._reading = asyncio.get_running_loop().create_task(self._read(self._scans[0]))
             return
         if not self._pending and not self.ended and not session.closed:
             self.ended = True
@@ -99,5 +105,5 @@ class QueueBrowser:
 
     def cancel(self) -> None:
         self._pending.clear()
-        self._scan = None
+        self._scans.clear()
         self.ended = True

@@ -14,7 +14,9 @@ messages back in the order they arrived, a page at a time, as the window drains,
 low-water mark and selector read-on as the store cursor. Each record is released as soon as it is
 back in memory (or dropped), and a segment file goes with its last record. Whatever drops a queue's
 waiting messages (purge and delete, a durable subscription dropped or replaced, a temporary queue's
-end) calls `clear()`, which releases its records at once.
+end) calls `clear()`, which releases its records at once. An operator may take one out from the
+middle (admin remove or move): its entry is marked dead (stores/temp/fifo.py) and its record
+released (once written).
 
 Order. Non-persistent messages of a queue are spilled and read back first in, first out, and once one
 is spilled every later one is too until the spill is empty (the cursor's suffix rule), so they keep
@@ -30,9 +32,10 @@ full, then refuses it naming limits.temp_usage, as it does at the memory limits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.engine.cursor import MAX_PAGE, STALL_FACTOR
@@ -89,7 +92,7 @@ class TempSpace:
 
 class Spill:
     __slots__ = ("queue", "space", "window", "fifo", "pending", "kept", "taken", "spilled", "lost", "reads",
-                 "_task", "_reading", "_average", "_generation")
+                 "_task", "_reading", "_average", "_generation", "_holds")
 
     def __init__(self, queue: Queue, space: TempSpace, window: int) -> None:
         self.queue = queue
@@ -108,6 +111,7 @@ class Spill:
         self._reading = 0  # messages taken by the read under way (still part of queue.depth)
         self._average = _FIRST_GUESS
         self._generation = 0  # bumped by clear(): a read under way then drops what it read
+        self._holds = 0  # admin operations looking for spilled messages themselves
 
     @property
     def count(self) -> int:
@@ -157,7 +161,7 @@ class Spill:
     def need(self, stalled: bool = False) -> None:
         """Start a read if messages are spilled and the window is below its low-water mark (as
         Cursor.need); `stalled`: nothing in memory matches a ready consumer, read on."""
-        if self._task is not None or not self.fifo:
+        if self._task is not None or not self.fifo or self._holds:
             return
         used = self.queue.memory.used
         ceiling = self.window * (STALL_FACTOR if stalled else 1)
@@ -222,19 +226,58 @@ class Spill:
     async def peek(self, skip: int, count: int) -> list[Message]:
         """Spilled messages `skip` .. `skip + count` in the order they will come back, left where they
         are (an admin browse). One read back into memory meanwhile is left out: it is browsed there."""
-        entries = self.fifo.peek(skip, count)
+        return [message for _, message in await self.look(self.entries(skip, count))]
+
+    def entries(self, skip: int, count: int) -> list[tuple[int, Location]]:
+        """Spilled entries `skip` .. `skip + count` from the oldest, as (sequence number, location)."""
+        return self.fifo.peek(skip, count)
+
+    def index(self, seq: int) -> int:
+        """Where the entry with sequence number `seq` (or the first after it) now is, from the oldest:
+        a scan by sequence number survives read-backs and removals meanwhile."""
+        return self.fifo.index(seq)
+
+    async def look(self, entries: list[tuple[int, Location]]) -> list[tuple[int, Message]]:
+        """The messages of these entries, left where they are; one whose record is gone (its segment
+        went with a read-back meanwhile) is left out."""
         held = [self.pending.get(seq) or self.kept.get(seq) for seq, _ in entries]
         wanted = [location for (_, location), message in zip(entries, held, strict=True) if message is None]
         got = iter(await self.space.store.read(wanted) if wanted else [])
-        out: list[Message] = []
-        for message in held:
+        out: list[tuple[int, Message]] = []
+        for (seq, _), message in zip(entries, held, strict=True):
             if message is None:
                 stored = next(got)
                 if not isinstance(stored, StoredMessage):
-                    continue  # its segment went with a read-back meanwhile
+                    continue
                 message = _message(stored)
-            out.append(message)
+            out.append((seq, message))
         return out
+
+    @contextlib.asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """No read-back while the caller looks for spilled messages and takes some out (admin)."""
+        self._holds += 1
+        try:
+            while self._task is not None:  # a read under way lands first
+                await asyncio.sleep(0.001)
+            yield
+        finally:
+            self._holds -= 1
+            self.need()
+
+    def take(self, seqs: Iterable[int]) -> set[int]:
+        """Take these spilled messages out from wherever they wait (admin remove, move): the reader
+        skips them and their records are released. Those that were still spilled."""
+        taken = self.fifo.remove(seqs)
+        dead: list[Location] = []
+        for seq, location in taken:
+            if self.pending.pop(seq, None) is not None:
+                self.taken.add(seq)  # its record is released when the write finishes
+            elif self.kept.pop(seq, None) is None:
+                dead.append(location)  # written: released now (a kept one's was already)
+        self.space.release(dead)
+        self.queue.depth -= len(taken)
+        return {seq for seq, _ in taken}
 
     def clear(self) -> int:
         """Drop every spilled message (purge, delete); return how many."""

@@ -1,6 +1,6 @@
 """The admin API of a real `batonmq start` (docs/admin.md): list, browse, purge, move, copy, remove,
-delete and the group view, over real HTTP, with stomp.py filling and draining the queues; a move
-survives kill -9 of the master exactly once."""
+delete and the group view, over real HTTP, with stomp.py filling and draining the queues (spilled
+non-persistent messages too); a move survives kill -9 of the master exactly once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.adminhttp import HOST, AdminBroker, call, depth, wait_for
-from tests.helpers.stomppy import send_receipted
+from tests.helpers.stomppy import connect, send_receipted
 from tests.integration.test_stomp_messaging import Peer
 
 pytestmark = pytest.mark.timeout(180)
@@ -125,6 +125,34 @@ def test_dead_letters_go_home_and_copies_get_new_ids(broker: AdminBroker) -> Non
     bad = broker.call("POST", "/api/queues/audit/move", {"to": "/topic/x"})
     assert bad[0] == 400 and "topic" in bad[1]["error"]
     assert broker.call("POST", "/api/queues/audit/move", {"ids": "x"})[0] == 400
+
+
+def test_remove_and_move_take_spilled_non_persistent_messages(tmp_path: Path) -> None:
+    spilling = ("--non-persistent", "spill", "--cursor-window", "1kb")
+    node = AdminBroker("spill1", tmp_path / "data", *spilling).start()
+    try:
+        conn, recorder = connect(HOST, node.port)
+        try:
+            for i in range(300):  # non-persistent: beyond a 1 KiB window they spill
+                conn.send("/queue/np", f"n{i:03d}", receipt=f"r{i}" if i == 299 else None)
+            assert recorder.wait_receipt("r299", 10)
+        finally:
+            conn.disconnect()
+        rows = node.call("GET", "/api/destinations")[1]["destinations"]
+        (row,) = [r for r in rows if r["name"] == "/queue/np"]
+        assert row["depth"] == 300 and row["spilled"] > 250
+        (victim,) = node.call("GET", "/api/queues/np/messages?offset=150&limit=1")[1]["messages"]
+        status, data, _ = node.call("DELETE", f"/api/queues/np/messages/{victim['id']}")
+        assert status == 200 and data["removed"] == victim["id"]
+        assert node.call("DELETE", f"/api/queues/np/messages/{victim['id']}")[0] == 404
+        status, data, _ = node.call("POST", "/api/queues/np/move", {"to": "/queue/other", "limit": 100})
+        assert status == 200 and (data["moved"], data["skipped"]) == (100, 0)
+        assert depth(node, "/queue/np") == 199 and depth(node, "/queue/other") == 100
+        bodies = [f"n{i:03d}" for i in range(300)]
+        assert drain(node, "/queue/other", 100) == bodies[:100]
+        assert drain(node, "/queue/np", 199) == [b for b in bodies[100:] if b != "n150"]
+    finally:
+        node.proc.stop()
 
 
 def test_a_move_is_one_write_kill_9_leaves_each_message_once(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The temporary store with a real broker process (docs/paging.md, "The temporary store"): with
 limits.non_persistent = "spill", non-persistent messages beyond a queue's memory window go to files
 under <data>/tmp/<broker name>/, come back in order, and the files go once they are consumed; at
-limits.temp_usage the producer is held, then refused with an ERROR naming it. A durable topic
-subscription spills as a queue does, and its files go with it when it is unsubscribed.
+limits.temp_usage the producer is held, then refused with an ERROR naming it; a STOMP browser
+sees the spilled messages. A durable topic subscription spills as a queue does, and its files go
+with it when it is unsubscribed.
 
 Brokers are started as in test_memory_budget.py (a TOML file of limits, /metrics scraped); the
 producer is a raw socket, the consumer stomp.py.
@@ -140,6 +141,26 @@ def spill_some(proc: BrokerProc, tmp_path: Path, destination: str) -> None:
     while written(tmp_path) < 80 * BODY and time.monotonic() < deadline:
         time.sleep(0.05)
     assert written(tmp_path) >= 80 * BODY  # all but the 1 MiB share
+
+
+def test_a_stomp_browser_gets_the_spilled_messages_in_order_then_the_end_marker(tmp_path: Path) -> None:
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "non_persistent = 'spill'")
+    try:
+        spill_some(proc, tmp_path, "/queue/look")
+        assert metric(proc, 'batonmq_destination_spilled{destination="/queue/look"}') >= 80
+        conn, recorder = connect(HOST, proc.port)
+        try:
+            conn.subscribe("/queue/look", id="b", ack="auto", headers={"browser": "true"})
+            frames = [recorder.messages.get(timeout=SLOW) for _ in range(102)]
+            assert [int(f.body[:8]) for f in frames[:101]] == list(range(101))
+            assert frames[101].headers.get("browser") == "end" and frames[101].body == ""
+            assert recorder.errors == []
+        finally:
+            conn.disconnect()
+        assert metric(proc, 'batonmq_destination_depth{destination="/queue/look"}') == 101  # none taken
+    finally:
+        proc.stop()
 
 
 def test_a_master_that_loses_its_lock_leaves_its_files_to_the_next_master(tmp_path: Path) -> None:

@@ -9,7 +9,10 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 from broker.engine import admin
+from broker.engine.admin import AdminError
 from broker.engine.core import Broker
 from broker.engine.spill import TempSpace
 from config.model import BrokerConfig, Limits
@@ -174,6 +177,93 @@ async def test_an_admin_browse_shows_spilled_messages_after_those_in_memory(tmp_
     await stopped(broker)
 
 
+async def browsed(client: Client, timeout: float = 20) -> list:
+    """The frames a browser subscription got, up to its browser:end (bounded)."""
+    frames: list = []
+    deadline = time.monotonic() + timeout
+    while not (frames and frames[-1].headers.get("browser") == "end") and time.monotonic() < deadline:
+        frames.extend(client.messages())
+        await asyncio.sleep(0.005)
+    return frames
+
+
+async def test_a_stomp_browser_sees_spilled_messages_after_those_in_memory(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(1500)  # several pages of spilled ones (admin.PAGE)
+    await send(producer, "/queue/v", bodies)
+    queue = broker.destinations.queues["/queue/v"]
+    assert queue.spilled > 1400
+    browser = await connected(broker)
+    await browser.frame("SUBSCRIBE", destination="/queue/v", id="x", browser="true")
+    frames = await browsed(browser)
+    assert [f.body for f in frames[:-1]] == bodies
+    assert frames[-1].headers.get("browser") == "end" and frames[-1].body == b""
+    assert not any(f.headers.get("redelivered") for f in frames)
+    assert queue.depth == 1500 and queue.spilled > 1400  # none taken out
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/v", id="s")
+    assert await collect(consumer, 1500) == bodies
+    await stopped(broker)
+
+
+async def test_remove_by_id_takes_one_spilled_message_from_the_middle(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(1200)
+    await send(producer, "/queue/r", bodies)
+    queue = broker.destinations.queues["/queue/r"]
+    spilled = queue.spilled
+    assert spilled > 1100
+    victim = (await admin.browse(queue, 600, 1))[0]  # spilled, far from either end
+    await admin.remove(broker, queue, victim.message_id)
+    assert queue.depth == 1199 and queue.spilled == spilled - 1 and queue.dequeued == 1
+    with pytest.raises(AdminError) as again:
+        await admin.remove(broker, queue, victim.message_id)
+    assert again.value.status == 404
+    rest = [body for body in bodies if body != victim.body]
+    assert [m.body for m in await admin.browse(queue, 595, 10)] == rest[595:605]  # positions skip it
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/r", id="s")
+    assert await collect(consumer, 1199) == rest
+    assert queue.depth == 0 and queue.spilled == 0
+    assert broker.temp is not None and await gone(tmp_path) == [] and broker.temp.usage.used == 0
+    await stopped(broker)
+
+
+async def test_move_and_copy_take_spilled_messages_to_another_queue(tmp_path: Path) -> None:
+    broker = await spilling(tmp_path)
+    producer = await connected(broker)
+    bodies = numbered(1000)
+    await send(producer, "/queue/a", bodies)
+    source = broker.destinations.queues["/queue/a"]
+    assert source.spilled > 900
+    moved = await admin.move(broker, source, "/queue/b", limit=400)  # those in memory, then spilled ones
+    assert moved.moved == 400 and moved.skipped == 0
+    target = broker.destinations.queues["/queue/b"]
+    assert target.depth == 400 and target.spilled > 300  # non-persistent: they spill there too
+    assert source.depth == 600 and source.spilled > 500
+    middle = set(bodies[700:703])  # spilled, far from either end
+    picked = [m.message_id for m in await admin.browse(source, 0, 1000) if m.body in middle]
+    assert len(picked) == 3
+    by_id = await admin.move(broker, source, "/queue/b", ids=picked)
+    assert by_id.moved == 3 and source.depth == 597 and target.depth == 403
+    copied = await admin.move(broker, source, "/queue/c", limit=1000, copy=True)
+    assert copied.moved == 597 and source.depth == 597
+    assert source.dequeued == 403 and not any(m.persistent for m in await admin.browse(target, 0, 1000))
+    left = bodies[400:700] + bodies[703:]
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/b", id="b")
+    assert await collect(consumer, 403) == bodies[:400] + bodies[700:703]
+    await consumer.frame("SUBSCRIBE", destination="/queue/c", id="c")
+    assert await collect(consumer, 597) == left
+    await consumer.frame("SUBSCRIBE", destination="/queue/a", id="a")
+    assert await collect(consumer, 597) == left
+    assert source.depth == target.depth == 0 and source.spilled == target.spilled == 0
+    assert broker.temp is not None and await gone(tmp_path) == [] and broker.temp.usage.used == 0
+    await stopped(broker)
+
+
 async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> None:
     broker = await spilling(tmp_path)
     producer = await connected(broker)
@@ -208,6 +298,31 @@ async def test_persistent_messages_page_and_non_persistent_spill_side_by_side(tm
     assert [b for b in got if b in set(transient)] == transient
     assert queue.depth == 0
     assert await gone(tmp_path) == []
+    await shutdown(broker, store)
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_a_stomp_browser_sends_the_paged_then_the_spilled_messages(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
+    await spilling(tmp_path, broker)
+    producer = await connected(broker)
+    persistent, transient = numbered(700), numbered(700, 5000)
+    for p, t in zip(persistent, transient, strict=True):
+        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
+        await producer.raw("SEND", {"destination": "/queue/m"}, t)
+    await producer.settle()
+    queue = broker.destinations.queues["/queue/m"]
+    in_memory = queue.depth - queue.paged - queue.spilled
+    assert queue.paged > 600 and queue.spilled > 600
+    browser = await connected(broker)
+    await browser.frame("SUBSCRIBE", destination="/queue/m", id="x", browser="true")
+    got = [f.body for f in (await browsed(browser))[:-1]]
+    assert len(got) == 1400
+    assert set(got[in_memory:in_memory + queue.paged]) <= set(persistent)  # the paged ones, then
+    assert set(got[in_memory + queue.paged:]) <= set(transient)  # the spilled ones
+    assert [b for b in got if b in set(persistent)] == persistent
+    assert [b for b in got if b in set(transient)] == transient
     await shutdown(broker, store)
     assert broker.temp is not None
     await broker.temp.store.close()

@@ -4,6 +4,7 @@ on real files in a temporary directory; no broker, no sockets."""
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,28 @@ async def test_an_abandoned_store_writes_and_removes_nothing_more(tmp_path: Path
     with pytest.raises(StoreError, match="closed"):
         store.append(message(2))
     assert files_in(tmp_path / "t") == ["00000001.tmp"] and store.failed is None
+
+
+def test_entries_taken_from_the_middle_are_skipped_by_every_read_and_count() -> None:
+    fifo = LocationFifo()
+    model = [(fifo.append(Location(i, i, 100 + i)), Location(i, i, 100 + i)) for i in range(3 * CHUNK)]
+    rng = random.Random(7)
+    for _ in range(40):
+        gone = {rng.randrange(fifo.first, fifo.first + 3 * CHUNK) for _ in range(rng.randrange(1, 200))}
+        gone |= set(range(fifo.first, fifo.first + rng.randrange(0, 50)))  # a run at the head too
+        taken = fifo.remove(gone)
+        assert taken == [entry for entry in model if entry[0] in gone]
+        assert fifo.remove(gone) == []  # taken once
+        model = [entry for entry in model if entry[0] not in gone]
+        assert len(fifo) == len(model)
+        start = rng.randrange(0, len(model) + 5)
+        assert fifo.peek(start, 300) == model[start:start + 300]
+        seq = rng.randrange(fifo.first, fifo.first + 3 * CHUNK)
+        assert fifo.index(seq) == sum(1 for s, _ in model if s < seq)
+        count = rng.randrange(0, 400)
+        assert fifo.popleft(count) == model[:count]
+        model = model[count:]
+        for _ in range(count):
+            location = Location(7, rng.randrange(1 << 20), 50)
+            model.append((fifo.append(location), location))
+    assert fifo.clear() == model and len(fifo) == 0 and fifo.popleft(1) == []
