@@ -48,9 +48,10 @@ def _binary(column: array[int] | Chunked) -> Iterator[bytes | memoryview]:
     if isinstance(column, Chunked):  # a block at a time: the header says the total
         yield _bin_header(column.count * array(column.typecode).itemsize)
         count = 0
-        for chunk in column.chunks():
-            count += len(chunk)
-            yield _little(chunk)
+        size = array(column.typecode).itemsize
+        for chunk in column.chunks():  # little-endian already
+            count += len(chunk) // size
+            yield memoryview(chunk)
         if count != column.count:  # the checkpoint would be corrupt: its write fails instead
             raise ValueError(f"a column gave {count} numbers, not {column.count}")
         return

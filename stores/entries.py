@@ -138,22 +138,27 @@ def _empty() -> State:
 
 
 class Chunked:
-    """A checkpoint column made a block at a time while it is encoded (QueueEntries.frozen): the
-    blocks it reads are the index's own, kept unchanged for it (slotblocks.Part.own)."""
+    """A checkpoint column made a block at a time while it is encoded (QueueEntries.frozen), as
+    little-endian numbers of `typecode`'s size: the blocks it reads are the index's own, kept
+    unchanged for it (slotblocks.Part.own)."""
 
     __slots__ = ("typecode", "count", "_make")
 
-    def __init__(self, typecode: str, count: int, make: Callable[[], Iterator[array[int]]]) -> None:
+    def __init__(self, typecode: str, count: int, make: Callable[[], Iterator[bytes | bytearray]]) -> None:
         self.typecode = typecode
         self.count = count
         self._make = make
 
-    def chunks(self) -> Iterator[array[int]]:
+    def chunks(self) -> Iterator[bytes | bytearray]:
         return self._make()
 
     def __iter__(self) -> Iterator[int]:
         for chunk in self._make():
-            yield from chunk
+            numbers = array(self.typecode)
+            numbers.frombytes(chunk)
+            if slotblocks.BIG_ENDIAN:
+                numbers.byteswap()
+            yield from numbers
 
     def __len__(self) -> int:
         return self.count
@@ -352,7 +357,7 @@ class QueueEntries:
         views.append((copy.flags, 0, copy.keys, 0, copy.files, copy.offsets, copy.lengths, copy.sizes))
         extras = _packed_extras(state, [*blocks, copy])
 
-        def column(pick: Callable[[View], array[int]], code: str) -> Chunked:
+        def column(pick: Callable[[View], bytes | bytearray], code: str) -> Chunked:
             return Chunked(code, self._count, lambda: (pick(view) for view in views))
 
         return Packed(column(_view_keys, "q"), column(_view_places, "q"), column(_view_lengths, "I"),
@@ -485,23 +490,20 @@ def _live_runs(state: State, extra_at: dict[int, str]) -> Iterator[Part]:
 View = tuple[bytearray, int, "array[int]", int, "array[int]", "array[int]", "array[int]", "array[int]"]
 
 
-def _view_keys(view: View) -> array[int]:
-    flags, key0, keys = view[0], view[1], view[2]
-    return array("q", map(add, compress(keys, flags), repeat(key0)))
+def _view_keys(view: View) -> bytes | bytearray:
+    return slotblocks.key_bytes(view[0], view[1], view[2])
 
 
-def _view_places(view: View) -> array[int]:
-    flags, file0, files, offsets = view[0], view[3], view[4], view[5]
-    return slotblocks.places(array("q", map(add, compress(files, flags), repeat(file0))),
-                             array("q", compress(offsets, flags)))
+def _view_places(view: View) -> bytes | bytearray:
+    return slotblocks.place_bytes(view[0], view[3], view[4], view[5])
 
 
-def _view_lengths(view: View) -> array[int]:
-    return array("I", compress(view[6], view[0]))
+def _view_lengths(view: View) -> bytes | bytearray:
+    return slotblocks.length_bytes(view[0], view[6])
 
 
-def _view_sizes(view: View) -> array[int]:
-    return array("I", compress(view[7], view[0]))
+def _view_sizes(view: View) -> bytes | bytearray:
+    return slotblocks.length_bytes(view[0], view[7])
 
 
 def _packed_extras(state: State, parts: list[Part]) -> list[tuple[int, str]]:
