@@ -20,7 +20,7 @@ from __future__ import annotations
 import sys
 from array import array
 from itertools import compress, repeat
-from operator import add, and_, lshift, or_, rshift, sub
+from operator import add, lshift, or_, sub
 
 from stores.reads import Location
 
@@ -30,11 +30,29 @@ BIG_ENDIAN = sys.byteorder == "big"
 _CODES = (("B", 1 << 8), ("H", 1 << 16), ("I", 1 << 32), ("Q", 1 << 64))
 
 
-def narrow(values: array[int] | list[int], base: int, top: int) -> array[int]:
-    """`values` minus `base`, in the narrowest unsigned array that holds `top - base`."""
-    span = top - base
-    code = next(c for c, limit in _CODES if span < limit)
-    return array(code, map(sub, values, repeat(base))) if base else array(code, values)
+def narrow(values: array[int], base: int, top: int | None = None) -> array[int]:
+    """`values` minus `base` (none below it), in the narrowest unsigned array that holds them
+    (`top`: the highest, if known); in C, as the checkpoint's lanes below (a block is frozen
+    every 1,024 adds, and a checkpoint's load makes ten thousand of them for ten million)."""
+    if base < 0 or (top is not None and top >= 1 << 63) or values.typecode == "Q":
+        # Lanes cannot borrow, nor hold a number that large: number by number.
+        span = (max(values) if top is None else top) - base
+        code = next(c for c, limit in _CODES if span < limit)
+        return array(code, map(sub, values, repeat(base)))
+    wide = lanes(values, 8)
+    if base:
+        less = int.from_bytes(wide, "little") - base * _ones(8, len(values))
+        wide = bytearray(less.to_bytes(len(wide), "little"))
+    if top is None:  # the narrowest width whose higher bytes are zero in every lane
+        used = next((k + 1 for k in range(7, 0, -1) if wide[k::8].count(0) != len(values)), 1)
+        code = next(c for c, _ in _CODES if array(c).itemsize >= used)
+    else:
+        code = next(c for c, limit in _CODES if top - base < limit)
+    width = array(code).itemsize
+    low = bytearray(width * len(values))
+    for k in range(width):
+        low[k::width] = wide[k::8]
+    return _numbers(code, low)
 
 
 class Part:
@@ -90,7 +108,7 @@ class Part:
             files = array("q", map(add, self.files, repeat(self.file0)))
             files[i] = loc.file
             low = min(files)
-            self.files, self.file0 = narrow(files, low, max(files)), low
+            self.files, self.file0 = narrow(files, low), low
         for name, value in (("offsets", loc.offset), ("lengths", loc.length)):
             column = getattr(self, name)
             try:
@@ -123,12 +141,12 @@ def freeze(run: Part, start: int, lo: int, hi: int, flags: bytearray, gen: int) 
     block.key0, block.pos0, block.file0 = keys[0], positions[0], min(files)
     block.keys = narrow(keys, block.key0, keys[-1])  # keys never decrease, positions increase
     block.positions = narrow(positions, block.pos0, positions[-1])
-    block.files = narrow(files, block.file0, max(files))
+    block.files = narrow(files, block.file0)
     offsets, lengths = run.offsets[lo:hi], run.lengths[lo:hi]
-    block.offsets = narrow(offsets, 0, max(offsets))
-    block.lengths = narrow(lengths, 0, max(lengths))
+    block.offsets = narrow(offsets, 0)
+    block.lengths = narrow(lengths, 0)
     sizes = run.sizes[lo:hi]
-    block.sizes = narrow(sizes, 0, max(sizes)) if sizes else array("B")
+    block.sizes = narrow(sizes, 0) if sizes else array("B")
     block.live = len(flags) - flags.count(0)
     block.gen = gen
     return block
@@ -140,8 +158,23 @@ def places(files: array[int], offsets: array[int]) -> array[int]:
 
 
 def split_places(places_: array[int]) -> tuple[array[int], array[int]]:
-    return (array("q", map(rshift, places_, repeat(FILE_SHIFT))),
-            array("q", map(and_, places_, repeat(MAX_OFFSET))))
+    """A checkpoint's places column as files and offsets (the high three bytes of each and the
+    low five: places are never negative, decode has checked)."""
+    data = lanes(places_, 8)
+    files, offsets = bytearray(len(data)), bytearray(len(data))
+    for k in range(3):
+        files[k::8] = data[5 + k::8]
+    for k in range(5):
+        offsets[k::8] = data[k::8]
+    return _numbers("q", files), _numbers("q", offsets)
+
+
+def _numbers(code: str, data: bytearray) -> array[int]:
+    out = array(code)
+    out.frombytes(data)
+    if BIG_ENDIAN:
+        out.byteswap()
+    return out
 
 
 # A checkpoint's columns from blocks (QueueEntries.frozen), in C rather than number by number:
@@ -160,17 +193,23 @@ def lanes(column: array[int], width: int, at: int = 0) -> bytearray:
     if BIG_ENDIAN:
         column = array(column.typecode, column)
         column.byteswap()
-    data, size = memoryview(column).cast("B"), column.itemsize
+    data, size = column.tobytes(), column.itemsize  # bytes: their strided slices are copied fast
+    if size == width and not at:
+        return bytearray(data)
     out = bytearray(width * len(column))
     for k in range(min(size, width - at)):
         out[at + k::width] = data[k::size]
     return out
 
 
+def _ones(width: int, count: int) -> int:
+    """1 in each of `count` lanes of `width` bytes: times a base, the base in every lane."""
+    return int.from_bytes(b"\x01".ljust(width, b"\x00") * count, "little")
+
+
 def _sum(width: int, count: int, base: int, *parts: bytearray) -> bytes:
     """The lanes of `parts` (disjoint bytes, so their sum is their union) plus `base` in each."""
-    ones = int.from_bytes(b"\x01".ljust(width, b"\x00") * count, "little")
-    total = sum(int.from_bytes(part, "little") for part in parts) + base * ones
+    total = sum(int.from_bytes(part, "little") for part in parts) + base * _ones(width, count)
     return total.to_bytes(width * count, "little")
 
 
