@@ -1,12 +1,14 @@
 """The frame of a checkpoint file, shared by the journal's and the append log's checkpoints:
 an 8-byte magic, the CRC-32C and length of the payload (u32 little-endian each), the payload.
-The payload is made a part at a time and written so (`Stream`): never one bytes object of the
-whole checkpoint. Pure but for `Stream`, which only counts what passes through it."""
+The payload is made a part at a time and written so (`Stream`), and read so (`Reader`): never
+one bytes object of the whole checkpoint. Pure but for `Stream`, which only counts what passes
+through it, and `Reader`, which reads a file it is given."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import crc32c
 
@@ -54,3 +56,40 @@ def payload(data: bytes, magic: bytes) -> memoryview:
     if crc32c.crc32c(body) != crc:
         raise FrameError("CRC mismatch")
     return body
+
+
+class Reader:
+    """A framed payload read from an open file a part at a time (a file-like `read` for a streaming
+    unpacker): never past the length the head gave, the CRC of what was read so far kept."""
+
+    def __init__(self, file: BinaryIO, crc: int, length: int) -> None:
+        self._file = file
+        self._crc = crc
+        self.length = length
+        self.left = length
+        self.sum = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._file.read(self.left if n < 0 else min(n, self.left))
+        self.left -= len(data)
+        self.sum = crc32c.crc32c(data, self.sum)
+        return data
+
+    def finish(self) -> None:
+        """Read the rest; FrameError if the file's payload is not the length and CRC its head gave."""
+        while self.read(1 << 20):
+            pass
+        if self.left or self._file.read(1):
+            size = self.length - self.left + (0 if self.left else 1 + len(self._file.read()))
+            raise FrameError(f"payload is {size} bytes, header says {self.length}")
+        if self.sum != self._crc:
+            raise FrameError("CRC mismatch")
+
+
+def open_frame(file: BinaryIO, magics: tuple[bytes, ...]) -> tuple[bytes, Reader]:
+    """The magic of a framed file (one of `magics`) and a Reader of its payload."""
+    head = file.read(HEAD_SIZE)
+    if len(head) < HEAD_SIZE or not head.startswith(magics):
+        raise FrameError("bad magic")
+    crc, length = HEADER.unpack_from(head, MAGIC_SIZE)
+    return head[:MAGIC_SIZE], Reader(file, crc, length)

@@ -2,7 +2,12 @@
 columns (stores/entries.py) as msgpack binaries of little-endian numbers, and the checks that
 make what is read back something QueueEntries.of can take. Pure; shared by the stores'
 checkpoints (the journal's, and the append log's, whose entries are sized: a sixth column,
-stores/appendlog/FORMAT.md "Checkpoint")."""
+stores/appendlog/FORMAT.md "Checkpoint").
+
+Two layouts: whole columns, one binary each (the append log's, the journal's version 2), and
+blocks (the journal's version 3): a queue's columns cut into chunks of at most a block's slots,
+each chunk's columns together, so a reader builds the index a block at a time as it reads the
+file and never holds a second whole copy of the columns."""
 
 from __future__ import annotations
 
@@ -22,9 +27,11 @@ from stores.entries import (
     FILE_SHIFT,
     MAX_FILE,
     MAX_PREFIXES,
+    Chunk,
     Chunked,
     Packed,
     Prefixes,
+    Streamed,
 )
 
 _BIG_ENDIAN = sys.byteorder == "big"  # columns are little-endian on disk
@@ -58,6 +65,35 @@ def _binary(column: array[int] | Chunked) -> Iterator[bytes | memoryview]:
     data = _little(column)
     yield _bin_header(len(data))
     yield data
+
+
+def encode_queue_blocks(packer: msgpack.Packer, queue: str, packed: Packed,
+                        block: int) -> Iterator[bytes | memoryview]:
+    """One queue as [name, count, extras, [[keys, places, lengths(, sizes)], ...]]: its columns a
+    chunk at a time (a Chunked column's own chunks, an array's `block` numbers at a time)."""
+    keys, places, lengths, extras, sizes = packed
+    columns = [keys, places, lengths] + ([] if sizes is None else [sizes])
+    parts = keys.parts if isinstance(keys, Chunked) else -(-len(keys) // block)
+    yield b"".join([packer.pack_array_header(4), packer.pack(queue), packer.pack(len(keys)),
+                    packer.pack([list(extra) for extra in extras]), packer.pack_array_header(parts)])
+    count = made = 0
+    for chunk in zip(*(_chunks(column, block) for column in columns), strict=True):
+        yield packer.pack_array_header(len(chunk))
+        for data in chunk:
+            yield _bin_header(len(data))
+            yield memoryview(data)
+        count += len(chunk[0]) // 8
+        made += 1
+    if made != parts or count != len(keys):  # the checkpoint would be corrupt: its write fails instead
+        raise ValueError(f"a queue gave {count} messages in {made} chunks, not {len(keys)} in {parts}")
+
+
+def _chunks(column: array[int] | Chunked, block: int) -> Iterator[bytes | bytearray | memoryview]:
+    if isinstance(column, Chunked):  # little-endian already
+        yield from column.chunks()
+        return
+    for lo in range(0, len(column), block):
+        yield _little(column[lo:lo + block])
 
 
 def encode_queues_on(packer: msgpack.Packer, queues: Sequence[tuple[str, Packed]],
@@ -111,6 +147,77 @@ def decode_queues(unpacker: msgpack.Unpacker, prefixes: Prefixes,
         sizes = _column(unpacker.unpack(), "I") if sized else None
         queues.append((queue, checked(Packed(keys, places, lengths, extras, sizes), prefixes)))
     return queues
+
+
+def read_queue_blocks(unpacker: msgpack.Unpacker, prefixes: Prefixes,
+                      sized: bool = False) -> Iterator[tuple[str, Streamed]]:
+    """An array of queues as `encode_queue_blocks` wrote them, a queue at a time: each one's
+    chunks are read (and checked) as its Streamed is consumed, which must be before the next
+    queue is asked for (what is left of them is read and dropped then)."""
+    for _ in range(unpacker.read_array_header()):
+        if unpacker.read_array_header() != 4:
+            raise ValueError("a queue is not [name, count, extras, chunks]")
+        queue = str_of(unpacker.unpack())
+        count = int_of(unpacker.unpack())
+        extras = _extras(unpacker.unpack(), count, prefixes)
+        chunks = _read_chunks(unpacker, unpacker.read_array_header(), count, extras, prefixes, sized)
+        yield queue, Streamed(count, extras, chunks, sized)
+        for _ in chunks:  # the consumer stopped early: the file goes on after them
+            pass
+
+
+def _extras(value: object, count: int, prefixes: Prefixes) -> list[tuple[int, str]]:
+    if not isinstance(value, tuple):
+        raise ValueError("a queue's extras are not an array")
+    extras = [(int_of(slot), str_of(mid)) for slot, mid in value]
+    slots = [slot for slot, _ in extras]
+    if slots != sorted(set(slots)) or (slots and slots[-1] >= count):
+        raise ValueError("a queue's extras are out of order or range")
+    if len({mid for _, mid in extras}) != len(extras):
+        raise ValueError("a message id is repeated in a queue")
+    return extras
+
+
+def _read_chunks(unpacker: msgpack.Unpacker, parts: int, count: int, extras: list[tuple[int, str]],
+                 prefixes: Prefixes, sized: bool) -> Iterator[Chunk]:
+    """A queue's chunks, each checked as `checked` checks whole columns (the keyed keys increase
+    across chunks too)."""
+    codes = "qqII" if sized else "qqI"
+    slots = [slot for slot, _ in extras]
+    extra_keys = {key for _, mid in extras if (key := prefixes.key(mid)) is not None}
+    limit = len(prefixes.names) << COUNTER_SHIFT
+    last, lo = -1, 0
+    for _ in range(parts):
+        if unpacker.read_array_header() != len(codes):
+            raise ValueError(f"a chunk is not [keys, places, lengths{', sizes' * sized}]")
+        keys, places, lengths, *rest = (_column(unpacker.unpack(), code) for code in codes)
+        n = len(keys)
+        if len(places) != n or len(lengths) != n or (rest and len(rest[0]) != n) or lo + n > count:
+            raise ValueError("a queue's columns differ in length")
+        keyed = _keyed_of(keys, slots, lo)
+        if keyed:
+            if keyed[0] <= last or keyed[-1] >= limit or not all(map(lt, keyed, islice(keyed, 1, None))):
+                raise ValueError("a queue's message keys are not increasing, or out of range")
+            if extra_keys and not extra_keys.isdisjoint(keyed):
+                raise ValueError("a message id is repeated in a queue")
+            last = keyed[-1]
+        if _negative(places):
+            raise ValueError("a location is out of range")
+        lo += n
+        yield keys, places, lengths, rest[0] if rest else None
+    if lo != count:
+        raise ValueError(f"a queue's chunks hold {lo} messages, not {count}")
+
+
+def _keyed_of(keys: array[int], slots: list[int], lo: int) -> array[int]:
+    """The keys of a chunk starting at slot `lo` but those of its extras."""
+    at, end = bisect_left(slots, lo), bisect_left(slots, lo + len(keys))
+    if at == end:
+        return keys
+    mask = bytearray(b"\x01") * len(keys)
+    for slot in slots[at:end]:
+        mask[slot - lo] = 0
+    return array("q", compress(keys, mask))
 
 
 def _column(value: object, typecode: str) -> array[int]:

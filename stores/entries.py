@@ -87,6 +87,21 @@ class Packed(NamedTuple):
     sizes: Column | None = None
 
 
+# A chunk of a queue's columns as a version 3 checkpoint holds them (stores/columns.py): keys,
+# places, lengths and sizes (None: not sized) of at most a block's consecutive slots.
+Chunk = tuple["array[int]", "array[int]", "array[int]", "array[int] | None"]
+
+
+class Streamed(NamedTuple):
+    """A queue of a checkpoint that is being read (stores/columns.py read_queue_blocks): its count
+    and extras, then its columns as checked chunks, read from the file as they are taken (once)."""
+
+    messages: int
+    extras: list[tuple[int, str]]
+    chunks: Iterator[Chunk]
+    sized: bool
+
+
 def place(file: int, offset: int) -> int:
     return file << FILE_SHIFT | offset
 
@@ -142,11 +157,13 @@ class Chunked:
     little-endian numbers of `typecode`'s size: the blocks it reads are the index's own, kept
     unchanged for it (slotblocks.Part.own)."""
 
-    __slots__ = ("typecode", "count", "_make")
+    __slots__ = ("typecode", "count", "parts", "_make")
 
-    def __init__(self, typecode: str, count: int, make: Callable[[], Iterator[bytes | bytearray]]) -> None:
+    def __init__(self, typecode: str, count: int, parts: int,
+                 make: Callable[[], Iterator[bytes | bytearray]]) -> None:
         self.typecode = typecode
         self.count = count
+        self.parts = parts  # chunks `make` gives: one per block, and the tail
         self._make = make
 
     def chunks(self) -> Iterator[bytes | bytearray]:
@@ -187,13 +204,19 @@ class QueueEntries:
         self._gen = 0  # bumped by `frozen`: blocks changed after it copy their columns first
 
     @classmethod
-    def of(cls, prefixes: Prefixes, packed: Packed, first: int) -> QueueEntries:
+    def of(cls, prefixes: Prefixes, packed: Packed | Streamed, first: int) -> QueueEntries:
         """A checkpoint's queue at positions first, first + 1, ... (decode has checked it: keyed
-        keys increasing and known to `prefixes`, extras in order, ids distinct)."""
-        entries = cls(prefixes, sized=packed.sizes is not None)
-        extra_at = dict(packed.extras)
-        entries._state = entries._blocked(_runs_of(packed, first, cls.BLOCK), extra_at)
-        entries._count = len(packed.keys)
+        keys increasing and known to `prefixes`, extras in order, ids distinct). A Streamed one is
+        built a chunk at a time as it is read."""
+        if isinstance(packed, Streamed):
+            entries = cls(prefixes, sized=packed.sized)
+            count, extras, chunks = packed.messages, packed.extras, packed.chunks
+        else:
+            entries = cls(prefixes, sized=packed.sizes is not None)
+            count, extras, chunks = len(packed.keys), packed.extras, _chunks_of(packed, cls.BLOCK)
+        extra_at = dict(extras)
+        entries._state = entries._blocked(_runs(chunks, [slot for slot, _ in extras], first), extra_at)
+        entries._count = count
         top = entries._state[1].keys[-1:] or [b.key0 + b.keys[-1] for b in entries._state[0][-1:]]
         entries._top = top[0] if top else -1  # sorted, and an extra's repeats a keyed one's
         return entries
@@ -358,7 +381,7 @@ class QueueEntries:
         extras = _packed_extras(state, [*blocks, copy])
 
         def column(pick: Callable[[View], bytes | bytearray], code: str) -> Chunked:
-            return Chunked(code, self._count, lambda: (pick(view) for view in views))
+            return Chunked(code, self._count, len(views), lambda: (pick(view) for view in views))
 
         return Packed(column(_view_keys, "q"), column(_view_places, "q"), column(_view_lengths, "I"),
                       extras, column(_view_sizes, "I") if self._sized else None)
@@ -448,26 +471,37 @@ class QueueEntries:
                 {mid: s for s, mid in extra_at.items()}, extra_at)
 
 
-def _runs_of(packed: Packed, first: int, block: int) -> Iterator[Part]:
-    """A checkpoint's columns as wide runs of `block` slots, at positions from `first` (a run at
-    a time: a ten-million-message queue never has a second whole copy)."""
-    keys, places, lengths, extras, sizes = packed
-    flags = bytearray(b"\x01") * len(keys)
-    for slot, _ in extras:
-        flags[slot] = EXTRA
-    previous = -1
+def _chunks_of(packed: Packed, block: int) -> Iterator[Chunk]:
+    """Whole columns a block's slots at a time (a run at a time: a ten-million-message queue
+    never has a second whole copy)."""
+    keys, places, lengths, _, sizes = packed
     for lo in range(0, len(keys), block):
-        hi = min(len(keys), lo + block)
+        hi = lo + block
+        yield (array("q", keys[lo:hi]), array("q", places[lo:hi]), array("I", lengths[lo:hi]),
+               None if sizes is None else array("I", sizes[lo:hi]))
+
+
+def _runs(chunks: Iterable[Chunk], extras: list[int], first: int) -> Iterator[Part]:
+    """A checkpoint's chunks as wide runs at positions from `first`, flagged by the slots of the
+    extras (in order)."""
+    previous, lo = -1, 0
+    for keys, places, lengths, sizes in chunks:
+        hi = lo + len(keys)
+        if hi == lo:
+            continue
         run = slotblocks.tail(lo)
-        run.flags = flags[lo:hi]
-        run.keys = array("q", keys[lo:hi])
+        run.flags = bytearray(b"\x01") * (hi - lo)
+        for slot in extras[bisect_left(extras, lo):bisect_left(extras, hi)]:
+            run.flags[slot - lo] = EXTRA
+        run.keys = keys
         for i in _extra_slots(run.flags):  # an extra repeats the key before it: the column stays sorted
             run.keys[i] = run.keys[i - 1] if i else previous
         previous = run.keys[-1]
         run.positions = array("q", range(first + lo, first + hi))
-        run.files, run.offsets = slotblocks.split_places(array("q", places[lo:hi]))
-        run.lengths = array("I", lengths[lo:hi])
-        run.sizes = array("I", sizes[lo:hi]) if sizes is not None else array("I")
+        run.files, run.offsets = slotblocks.split_places(places)
+        run.lengths = lengths
+        run.sizes = sizes if sizes is not None else array("I")
+        lo = hi
         yield run
 
 

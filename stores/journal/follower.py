@@ -32,7 +32,7 @@ from stores.journal import layout
 from stores.journal.followstate import LiveState, checkpoint_header
 from stores.journal.index import Index, Location
 from stores.journal.layout import data_name
-from stores.journal.reader import first_record_bytes, read_file
+from stores.journal.reader import first_record_bytes
 from stores.journal.records import (
     BATCH,
     SEAL,
@@ -154,8 +154,7 @@ class Follower:
             self._reset_position((min(files, default=1), 0), dict.fromkeys(files), 0)
         else:
             epoch, path = max(found.items())
-            with gc_paused():
-                cp = ckpt.decode(read_file(path))
+            with gc_paused(), ckpt.reading(path) as cp:
                 live.load(cp)
             self._checkpoint_seen = _signature(path)
             ends = {n: (0 if n < cp.pos[0] and n not in cp.files else cp.files.get(n)) for n in files}
@@ -188,7 +187,7 @@ class Follower:
         signature = _signature(path)
         if signature == self._checkpoint_seen:
             return
-        header = checkpoint_header(read_file(path))  # a damaged checkpoint: CheckpointError, as cold
+        header = checkpoint_header(path)  # a damaged checkpoint: CheckpointError, as cold
         void = [n for n in files if n < header.pos[0] and n not in header.files]
         if any(n in self.applied for n in void):
             raise _Restart(f"checkpoint-{epoch} disowns a data file that was applied")

@@ -13,6 +13,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from operator import rshift
+from typing import cast
 
 from stores.base import (
     AddMessage,
@@ -21,7 +22,7 @@ from stores.base import (
     PutSubscription,
     RemoveMessage,
 )
-from stores.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, place
+from stores.entries import FILE_SHIFT, Packed, Prefixes, QueueEntries, Streamed, place
 from stores.journal.records import JournalOp, Move
 from stores.reads import Key as Key  # re-exported: the journal's modules name them from here
 from stores.reads import Location as Location
@@ -155,7 +156,7 @@ class Index:
         if self.live[file] <= 0:
             del self.live[file]
 
-    def load(self, prefixes: list[str], queues: Iterable[Columns],
+    def load(self, prefixes: list[str], queues: Iterable[tuple[str, Packed | Streamed]],
              records: Records | None = None) -> None:
         """Fill an empty index from a checkpoint's prefixes and columns, a queue at a time (no
         per-message calls: this is most of a cold open's work), and its `held` and `shared`
@@ -164,17 +165,17 @@ class Index:
             raise ValueError("an index is loaded only while empty")
         self.prefixes = Prefixes(prefixes)
         for queue, packed in queues:
-            if not packed.keys:
-                continue
             entries = QueueEntries.of(self.prefixes, packed, self._next_position)
+            if not entries:
+                continue
             if queue in self.queues:  # not what a checkpoint holds: added as if replayed
                 for message_id, loc in entries.items():
                     self._put(queue, message_id, loc)
                 continue
             self.queues[queue] = entries
             self._next_position += len(entries)
-            if records is None:
-                self.live.update(map(rshift, packed.places, repeat(FILE_SHIFT)))
+            if records is None:  # version 1: whole columns
+                self.live.update(map(rshift, cast(Packed, packed).places, repeat(FILE_SHIFT)))
             self.messages += len(entries)
         if records is None:
             self.recount()

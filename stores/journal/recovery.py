@@ -107,11 +107,11 @@ class _Recovery:
         epoch, path = max(found.items())
         self._check_epoch(epoch)
         try:
-            cp = ckpt.decode(read_file(path))
+            with ckpt.reading(path) as cp:  # the index is built as the file is read
+                self.index.load(cp.prefixes, cp.loading(), cp.records)
         except ckpt.CheckpointError as exc:
             raise StoreCorrupted(path.name, str(exc)) from None
         self.stats.checkpoint_epoch = cp.epoch
-        self.index.load(cp.prefixes, cp.queues, cp.records)
         self.index.subscriptions = {s.key: s for s in cp.subscriptions}
         self.index.producers.extend(cp.producers)
         for n in self.files:

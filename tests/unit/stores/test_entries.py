@@ -182,7 +182,7 @@ def test_a_version_1_checkpoint_loads_as_the_same_messages() -> None:
     assert [(q, list(entries.items())) for q, entries in index.queues.items()] == [
         (q, list(zip(ids, locs, strict=True))) for q, ids, locs in queues]
     assert index.messages == sum(len(ids) for _, ids, _ in queues)
-    again = ckpt.decode(ckpt.encode(cp))  # written back as version 2
+    again = ckpt.decode(ckpt.encode(cp))  # written back as version 3
     assert again.queues == cp.queues and again.prefixes == cp.prefixes and again.records == ({}, {})
 
 
@@ -205,7 +205,7 @@ def v2_checkpoint(prefixes: list[str], keys: list[int], extras: list[list[object
                         array("I", [9] * len(keys)).tobytes(), extras]],
             "held": [[1, len(keys), 9 * len(keys)]], "shared": [], "subs": [], "producers": []}
     payload = msgpack.packb(body, use_bin_type=True)
-    return ckpt.MAGIC + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
+    return ckpt.MAGIC_V2 + struct.pack("<II", crc32c.crc32c(payload), len(payload)) + payload
 
 
 @pytest.mark.parametrize(("prefixes", "keys", "extras", "fault"), [

@@ -159,8 +159,8 @@ def test_checkpoint_round_trips_and_detects_damage() -> None:
         ckpt.decode(data[:-1])
     with pytest.raises(ckpt.CheckpointError, match="magic"):
         ckpt.decode(b"nonsense" + data[8:])
-    with pytest.raises(ckpt.CheckpointError, match="version 3"):
-        ckpt.decode(b"BMQJCKP3" + data[8:])
+    with pytest.raises(ckpt.CheckpointError, match="version 4"):
+        ckpt.decode(b"BMQJCKP4" + data[8:])
 
 
 def test_a_subscription_without_owner_is_written_as_older_versions_wrote_it() -> None:

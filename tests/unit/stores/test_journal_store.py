@@ -302,8 +302,8 @@ async def test_a_checkpoint_of_a_newer_version_is_refused_by_name(tmp_path: Path
     await fill(store, range(3))
     await store.close()
     path = next(iter(layout.checkpoints(tmp_path).values()))
-    path.write_bytes(b"BMQJCKP3" + path.read_bytes()[8:])
-    with pytest.raises(StoreCorrupted, match="version 3"):
+    path.write_bytes(b"BMQJCKP4" + path.read_bytes()[8:])
+    with pytest.raises(StoreCorrupted, match="version 4"):
         await JournalStore(tmp_path, settings()).open()
 
 
