@@ -200,7 +200,7 @@ class _LifecycleCollector(Collector):
             "paged": (GaugeMetricFamily, "batonmq_destination_paged",
                       "Waiting messages in the store only, not in memory (docs/paging.md)"),
             "spilled": (GaugeMetricFamily, "batonmq_destination_spilled",
-                        "Waiting non-persistent messages in the temporary store only (docs/paging.md)"),
+                        "Waiting messages in the temporary store only (docs/paging.md)"),
             "discarded": (CounterMetricFamily, "batonmq_destination_discarded",
                           "Messages dropped for slow non-durable topic subscribers (docs/memory.md)"),
         }
@@ -236,10 +236,10 @@ def _gc_pauses(pauses: GcPauses) -> Iterator[Metric]:
 
 
 def _temp(temp: TempSpace) -> Iterator[Metric]:
-    """The temporary store of spilled non-persistent messages (docs/paging.md)."""
+    """The temporary store of spilled messages (docs/paging.md)."""
     store = temp.store
     yield GaugeMetricFamily("batonmq_temp_store_bytes", "Bytes of the temporary store's segment files "
-                            "(spilled non-persistent messages)", value=store.bytes)
+                            "(spilled messages)", value=store.bytes)
     yield GaugeMetricFamily("batonmq_temp_store_limit_bytes", "The temporary store's limit "
                             "(limits.temp_usage)", value=temp.usage.limit or 0)
     yield GaugeMetricFamily("batonmq_temp_store_files", "Segment files of the temporary store",

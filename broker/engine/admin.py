@@ -17,10 +17,11 @@ one of the two queues: never lost, never in both.
 A durable queue that pages (broker/engine/cursor.py, docs/paging.md) has messages in the store only:
 every operation here sees them too, read with `PagedScan` in store order and bounded pages, after
 those in memory. While an operation takes paged messages out, it holds the queue's cursor, so that
-none of them is paged in meanwhile. A queue that spills (broker/engine/spill.py) has non-persistent
-messages in the temporary store only: every operation here sees them too, after the paged ones,
-read with `SpillScan` in the order they come back; an operation that takes some out holds the
-spill's reader as it holds the cursor, and takes them out with no store write (Spill.take).
+none of them is paged in meanwhile. A queue that spills (broker/engine/spill.py) has unstored
+messages (non-persistent ones; a temporary queue's, persistent or not) in the temporary store
+only: every operation here sees them too, after the paged ones, read with `SpillScan` in the order
+they come back; an operation that takes some out holds the spill's reader as it holds the cursor,
+and takes them out with no store write (Spill.take).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class DestinationRow:
     kind: str  # queue, topic or durable (a durable topic subscription's queue)
     depth: int  # in memory, paged and spilled
     paged: int  # in the store only (docs/paging.md)
-    spilled: int  # non-persistent, in the temporary store only (docs/paging.md)
+    spilled: int  # never stored, in the temporary store only (docs/paging.md)
     in_flight: int
     consumers: int
     enqueued: int
@@ -242,7 +243,7 @@ async def browse(queue: Queue, offset: int, limit: int) -> list[Message]:
     if len(out) < limit and paged:
         out += await PagedScan(queue).skip_take(max(0, offset - in_memory), limit - len(out))
     if len(out) < limit and queue.spill is not None and queue.spilled:
-        try:  # then the non-persistent ones in the temporary store, in the order they come back
+        try:  # then the unstored ones in the temporary store, in the order they come back
             out += await queue.spill.peek(max(0, offset - in_memory - paged), limit - len(out))
         except StoreError as exc:
             raise AdminError(503, f"reading the temporary store failed: {exc}") from exc
@@ -286,7 +287,7 @@ async def purge(broker: Broker, queue: Queue) -> int:
         await _commit(broker, [RemoveMessage(queue.name, m.message_id) for m in taken if m.stored],
                       undo=lambda: queue.put_front(taken))
         queue.dequeued += len(taken)
-        spilled = queue.spill.clear() if queue.spill is not None else 0  # non-persistent: no store write
+        spilled = queue.spill.clear() if queue.spill is not None else 0  # never stored: no store write
         queue.dequeued += spilled
         return len(taken) + spilled + await _purge_paged(broker, queue)
 
@@ -335,7 +336,7 @@ async def remove(broker: Broker, queue: Queue, message_id: str) -> None:
 
 
 async def _remove_spilled(queue: Queue, spill: Spill, message_id: str) -> bool:
-    """Remove the spilled message with this id (non-persistent: no store write); False if none."""
+    """Remove the spilled message with this id (never stored: no store write); False if none."""
     async with spill.held():
         found = await spilled(queue, {message_id}, 1)
         if not found or not spill.take([found[0][0]]):
@@ -470,7 +471,7 @@ async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, 
             continue  # counted by its queue's cursor when written
         # Looked up again: an idle target may have been collected while the write ran.
         queue = broker.destinations.queue(arrival.destination, limited=False)
-        queue.arrive(arrival)  # a non-persistent one may spill there
+        queue.arrive(arrival)  # a non-persistent one may spill there (targets are /queue/ only)
         if arrival.stored and queue.cursor is not None:
             queue.cursor.routed(arrival)
     for where in arrived:
@@ -479,7 +480,7 @@ async def _move_batch(broker: Broker, source: Queue, batch: list[tuple[Message, 
 
 def _taken_out(source: Queue, taken: list[tuple[Message, str]], in_memory: list[Message],
                outside: _Outside) -> set[int]:
-    """Once a move's write is done: its spilled messages leave the source's spill (non-persistent:
+    """Once a move's write is done: its spilled messages leave the source's spill (never stored:
     nothing to write) and the source's counts follow. The indexes in `taken` of spilled ones a purge
     dropped meanwhile, which go nowhere."""
     seqs = {outside.spilled[id(m)]: i for i, (m, _) in enumerate(taken) if id(m) in outside.spilled}

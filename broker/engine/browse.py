@@ -12,7 +12,7 @@ never more than the socket's buffer of frames.
 
 A queue that pages (docs/paging.md): the snapshot is what is in memory, then the messages that
 were paged at SUBSCRIBE, read from the store in store order a page at a time (admin.PagedScan)
-whenever the frames of the page before have gone out; a queue that spills, then the non-persistent
+whenever the frames of the page before have gone out; a queue that spills, then the unstored
 messages spilled at SUBSCRIBE, in the order they come back, a page at a time too (admin.SpillScan).
 """
 

@@ -200,10 +200,12 @@ class Broker:
     def spill_for(self, queue: Queue) -> Spill | None:
         """`/queue/` destinations, temporary queues and durable subscriptions (Queue asks for its
         durable queues only) spill non-persistent messages beyond their window, with a temporary
-        store (limits.non_persistent = "spill", on a master)."""
+        store (limits.non_persistent = "spill", on a master); a temporary queue its persistent ones
+        too, as the store never holds them."""
         if self.temp is None:
             return None
-        return Spill(queue, self.temp, queue.policy.cursor_window)  # a [[policy]]'s window, as paging's
+        # A [[policy]]'s window, as paging's.
+        return Spill(queue, self.temp, queue.policy.cursor_window, persistent=is_temp(queue.name))
 
     @property
     def id_prefix(self) -> str:

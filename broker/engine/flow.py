@@ -13,9 +13,9 @@ A persistent message to a durable queue on a broker with a store is not held for
 queue's store cursor keeps it in the store only when there is no room (broker/engine/cursor.py); the
 disk limit (stores/usage.py) holds such a producer instead. Likewise, with `limits.non_persistent =
 "spill"`, a non-persistent message to a `/queue/`, a temporary queue or a durable subscription with no
-room is spilled to the temporary store (broker/engine/spill.py): its producer is held only at
-limits.temp_usage (or while the temporary store's writes under way are at their bound), and refused
-naming limits.temp_usage.
+room, or a persistent one to a temporary queue (never stored), is spilled to the temporary store
+(broker/engine/spill.py): its producer is held only at limits.temp_usage (or while the temporary
+store's writes under way are at their bound), and refused naming limits.temp_usage.
 
 Non-durable topic subscribers never hold a SEND back (a slow one loses its oldest messages instead,
 broker/engine/topic.py): only the durable subscriptions the message goes to are asked.
@@ -74,12 +74,13 @@ def targets(destinations: Destinations, message: Message) -> list[Queue]:
 
 
 def _full(queue: Queue, message: Message, stored: bool = True) -> Share | None:
-    """The share with no room for `message` in `queue`, or None. A non-persistent message the queue
-    spills is held only at the temporary store's limits; a persistent one to a queue with a store
-    cursor (`stored`: not a temporary queue's) never, as it is paged when there is no room."""
+    """The share with no room for `message` in `queue`, or None. A message the queue spills
+    (non-persistent, or any to a temporary queue) is held only at the temporary store's limits; a
+    persistent one to a queue with a store cursor (`stored`: not a temporary queue's) never, as it
+    is paged when there is no room."""
     size = message.size
     spill = queue.spill
-    if spill is not None and not message.persistent and spill.wants(size):
+    if spill is not None and spill.takes(message):
         return spill.space.blocked(size)
     if stored and message.persistent and queue.cursor is not None:
         return None

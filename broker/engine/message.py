@@ -79,11 +79,17 @@ def from_send(message_id: str, destination: str, headers: dict[str, str], body: 
         destination=destination,
         headers=user,
         body=body,
-        persistent=user.get("persistent", "").lower() == "true",
+        persistent=is_persistent(user),
         priority=priority,
         expires=_integer(user, "expires", 0),
         producer_id=headers.get(PRODUCER_ID_HEADER),
     )
+
+
+def is_persistent(headers: dict[str, str]) -> bool:
+    """The `persistent` header as a SEND gives it; a spilled message's record keeps the headers, so
+    the flag is read from them again when it comes back (spill.py)."""
+    return headers.get("persistent", "").lower() == "true"
 
 
 def from_stored(stored: StoredMessage, redelivered: bool = True, copy: bool = True) -> Message:

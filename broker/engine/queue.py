@@ -78,7 +78,7 @@ class QueueOwner(Protocol):
         """The store cursor of a durable queue (None: every message stays in memory)."""
 
     def spill_for(self, queue: Queue) -> Spill | None:
-        """Where a queue's non-persistent messages go beyond its window (None: memory only)."""
+        """Where a queue's unstored messages go beyond its window (None: memory only)."""
 
 
 class Queue:
@@ -121,10 +121,10 @@ class Queue:
     # -- putting messages in ------------------------------------------------------------------------
 
     def arrive(self, message: Message) -> None:
-        """A sent message for this queue: spilled if it is non-persistent and the window is full
-        (spill.py), else put."""
+        """A sent message for this queue: spilled if it is one the spill takes (non-persistent, or any
+        to a temporary queue) and the window is full (spill.py), else put."""
         spill = self.spill
-        if spill is not None and not message.persistent and spill.wants(message.size):
+        if spill is not None and spill.takes(message):
             spill.add(message)
         else:
             self.put(message)
@@ -196,7 +196,8 @@ class Queue:
 
     @property
     def spilled(self) -> int:
-        """Waiting non-persistent messages in the temporary store only (part of `depth`)."""
+        """Waiting messages in the temporary store only (part of `depth`): non-persistent ones, and
+        a temporary queue's persistent ones."""
         return self.spill.count if self.spill is not None else 0
 
     def put_front(self, messages: Iterable[Message]) -> None:

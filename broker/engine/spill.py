@@ -1,10 +1,14 @@
-"""Spilling: non-persistent messages beyond a queue's memory window go to the temporary store.
+"""Spilling: messages the store does not hold, beyond a queue's memory window, go to the temporary store.
 
 With `limits.non_persistent = "spill"`, a master gives a `Spill` to each `/queue/` destination,
 temporary queue and durable topic subscription (docs/paging.md, "The temporary store"); a
 non-durable topic subscriber has none: a slow one loses its oldest messages instead (topic.py). A
 durable subscription's copies come from the topic's fan-out, the others' from the SEND path, both
-through `Queue.arrive`.
+through `Queue.arrive`, which asks `Spill.takes`. A queue's non-persistent messages spill; so do a
+temporary queue's persistent ones, which the store never holds (tempdest.py), so that without this
+its backlog would be bounded by memory alone. A spilled message's record keeps the headers it was
+sent with, `persistent` among them, from which it is persistent again when read back. Below,
+"non-persistent" includes those of a temporary queue.
 
 A non-persistent message that arrives while the queue's window has no room (the same test as a
 persistent message's paging: cursor.py `page_next`), or while older non-persistent messages of the
@@ -39,7 +43,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.engine.cursor import MAX_PAGE, STALL_FACTOR
-from broker.engine.message import Message, from_stored
+from broker.engine.message import Message, from_stored, is_persistent
 from stores.base import StoreCorrupted, StoredMessage, StoreError
 from stores.reads import Location
 from stores.temp.fifo import LocationFifo
@@ -91,13 +95,15 @@ class TempSpace:
 
 
 class Spill:
-    __slots__ = ("queue", "space", "window", "fifo", "pending", "kept", "taken", "spilled", "lost", "reads",
-                 "_task", "_reading", "_average", "_generation", "_holds")
+    __slots__ = ("queue", "space", "window", "persistent", "fifo", "pending", "kept", "taken", "spilled",
+                 "lost", "reads", "_task", "_reading", "_average", "_generation", "_holds")
 
-    def __init__(self, queue: Queue, space: TempSpace, window: int) -> None:
+    def __init__(self, queue: Queue, space: TempSpace, window: int, persistent: bool = False) -> None:
         self.queue = queue
         self.space = space
         self.window = window
+        # Persistent messages spill too: a temporary queue's, which the store never holds.
+        self.persistent = persistent
         # Per spilled message only its record's location, 12 bytes (stores/temp/fifo.py); by its
         # sequence number, the few messages still in memory:
         self.fifo = LocationFifo()
@@ -123,8 +129,12 @@ class Spill:
 
     # -- spilling ------------------------------------------------------------------------------------
 
+    def takes(self, message: Message) -> bool:
+        """Would this message arriving now be spilled? (Queue.arrive, and flow control before it.)"""
+        return (self.persistent or not message.persistent) and self.wants(message.size)
+
     def wants(self, size: int) -> bool:
-        """Would a non-persistent message of `size` bytes arriving now be spilled?"""
+        """Would a message of `size` bytes this spill takes, arriving now, be spilled?"""
         if self.space.failed:
             # The temporary store failed (or closed): memory and its flow control, as without one;
             # those still spilled come back after, so order holds no more (docs/paging.md).
@@ -296,8 +306,9 @@ class Spill:
 
 def _message(stored: StoredMessage) -> Message:
     """A spilled message read back: never delivered before (a delivered message is held in memory
-    until settled), non-persistent, in the store nowhere."""
+    until settled), in the store nowhere, and persistent as it was sent (a temporary queue's may be:
+    the record keeps the headers its flag was read from at SEND)."""
     message = from_stored(stored, redelivered=False, copy=False)
-    message.persistent = False
+    message.persistent = is_persistent(message.headers)
     message.stored = False
     return message

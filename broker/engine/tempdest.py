@@ -16,9 +16,10 @@ the broker-wide name while it exists; sending to one that does not exist (its co
 is an ERROR, and the connection goes on. Messages of temporary destinations are never written to
 the store, `persistent:true` or not, and are dropped with the destination when its connection ends
 (DISCONNECT, a lost socket, or ERROR). With `limits.non_persistent = "spill"` a temporary queue's
-non-persistent messages beyond its window are in the temporary store (spill.py); their records are
-released with it. Authorization does not apply to them: ActiveMQ without a
-`tempDestinationAuthorizationEntry` lets every user use them, and that entry is not supported.
+messages beyond its window, persistent or not, are in the temporary store (spill.py), and come back
+with the `persistent` header they were sent with; their records are released with it.
+Authorization does not apply to them: ActiveMQ without a `tempDestinationAuthorizationEntry` lets
+every user use them, and that entry is not supported.
 """
 
 from __future__ import annotations

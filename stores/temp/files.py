@@ -8,8 +8,9 @@ each call on a thread of the default pool, in no guaranteed order, and would nee
 rebuilt on top.) Records placed in one event-loop turn are written with one call, a `pwrite` per
 run of contiguous records.
 
-No fsync, ever: the records are non-persistent messages, which a crash loses by definition (the
-directory is wiped before the next master uses it), so the page cache is as good as the disk, and
+No fsync, ever: the records are non-persistent messages (or a temporary queue's, which end with
+its connection), which a crash loses by definition (the directory is wiped before the next master
+uses it), so the page cache is as good as the disk, and
 a torn or missing tail can only be read by this process, which checks every record (crc32c) and
 drops one that fails.
 """

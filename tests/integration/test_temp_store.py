@@ -3,7 +3,9 @@ limits.non_persistent = "spill", non-persistent messages beyond a queue's memory
 under <data>/tmp/<broker name>/, come back in order, and the files go once they are consumed; at
 limits.temp_usage the producer is held, then refused with an ERROR naming it; a STOMP browser
 sees the spilled messages. A durable topic subscription spills as a queue does, and its files go
-with it when it is unsubscribed.
+with it when it is unsubscribed. A temporary queue spills its persistent messages too (the store
+never holds them): they come back in order, still `persistent:true`, and its files go with it when
+its connection ends.
 
 Brokers are started as in test_memory_budget.py (a TOML file of limits, /metrics scraped); the
 producer is a raw socket, the consumer stomp.py.
@@ -12,6 +14,7 @@ producer is a raw socket, the consumer stomp.py.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.helpers.cluster import BrokerProc
+from tests.helpers.metricsbroker import scrape
 from tests.helpers.rawstomp import RawStomp
 from tests.helpers.stomppy import Recorder, connect
 from tests.integration.test_memory_budget import HOST, SLOW, error_message, fill, metric, start_broker
@@ -260,5 +264,57 @@ def test_without_spill_no_temporary_store_is_made(tmp_path: Path) -> None:
             _, reply, _ = fill(producer, "/queue/mem", b"m" * BODY, 100)
         assert error_message(reply) == "destination full (limits.destination_memory_limit)"
         assert not (tmp_path / "data" / "tmp").exists()
+    finally:
+        proc.stop()
+
+
+def temp_queue_metric(proc: BrokerProc, name: str) -> tuple[str, float]:
+    """The one temporary queue's broker-wide name and its gauge `name` (from /metrics)."""
+    found = re.findall(rf'^batonmq_destination_{name}{{destination="(/remote-temp-queue/[^"]+)"}} (\S+)$',
+                       scrape(proc), re.MULTILINE)
+    assert len(found) == 1, found
+    return found[0][0], float(found[0][1])
+
+
+def send_to_temp_queue(conn: Any, recorder: Recorder, count: int, batch: str) -> None:
+    """`count` messages to /temp-queue/r, every one receipted, all persistent but each tenth."""
+    for i in range(count):
+        headers = {} if i % 10 == 0 else {"persistent": "true"}
+        conn.send("/temp-queue/r", body(i), headers=headers, receipt=f"{batch}{i}")
+        assert recorder.wait_receipt(f"{batch}{i}", SLOW), recorder.errors
+
+
+def test_a_temporary_queue_spills_persistent_messages_delivers_them_persistent_and_frees_its_files(
+        tmp_path: Path) -> None:
+    # producer_flow_control_timeout = 0: were the persistent ones held in memory (as a temporary
+    # queue's once were), its 1 MiB share would refuse the producer at once.
+    proc = start_broker(tmp_path, "memory_budget = '64mb'\ndestination_memory_limit = '1mb'\n"
+                                  "producer_flow_control_timeout = 0\nnon_persistent = 'spill'")
+    try:
+        conn, recorder = connect(HOST, proc.port)  # the owner: only it may consume its temporary queue
+        try:
+            send_to_temp_queue(conn, recorder, 100, "a")
+            name, spilled = temp_queue_metric(proc, "spilled")
+            assert spilled >= 100 - MiB // BODY
+            assert metric(proc, f'batonmq_destination_depth{{destination="{name}"}}') == 100
+            assert metric(proc, "batonmq_temp_store_bytes") >= spilled * BODY
+            assert wait_for(lambda: written(tmp_path) >= 80 * BODY)
+            conn.subscribe("/temp-queue/r", id="1", ack="auto")
+            frames = [recorder.messages.get(timeout=SLOW) for _ in range(100)]
+            assert [int(f.body[:8]) for f in frames] == list(range(100))
+            assert [f.headers.get("persistent") for f in frames] == [None if i % 10 == 0 else "true"
+                                                                      for i in range(100)]
+            assert {f.headers["destination"] for f in frames} == {"/temp-queue/r"}
+            assert recorder.errors == []
+            assert wait_for(lambda: not temp_files(tmp_path)), temp_files(tmp_path)
+            conn.unsubscribe("1")
+            send_to_temp_queue(conn, recorder, 100, "b")  # a backlog again, then the connection ends
+            assert temp_queue_metric(proc, "spilled")[1] >= 100 - MiB // BODY
+            assert wait_for(lambda: written(tmp_path) >= 80 * BODY)
+        finally:
+            conn.disconnect()
+        assert wait_for(lambda: not temp_files(tmp_path)), temp_files(tmp_path)
+        assert metric(proc, "batonmq_temp_store_bytes") == 0
+        assert name not in scrape(proc)
     finally:
         proc.stop()

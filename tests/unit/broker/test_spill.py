@@ -498,3 +498,117 @@ async def test_a_temporary_queue_whose_share_is_full_spills_rather_than_hold_its
     await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
     assert await collect(owner, 200) == numbered(200)
     await stopped(broker)
+
+
+async def delivered(client: Client, count: int, timeout: float = 20.0) -> list:
+    """The next `count` MESSAGE frames (bounded wait), headers and all."""
+    frames: list = []
+    deadline = time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline:
+        frames.extend(client.messages())
+        if len(frames) < count:
+            await asyncio.sleep(0.005)
+    return frames
+
+
+async def test_a_temporary_queues_persistent_messages_spill_and_come_back_persistent(tmp_path: Path) -> None:
+    # With a store: a /queue/'s persistent messages page there as ever, a temporary queue's (never
+    # stored) spill with its non-persistent ones, in one arrival order, and stay persistent.
+    broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
+    await spilling(tmp_path, broker)
+    owner = await connected(broker)
+    bodies = numbered(2000)
+    for i, body in enumerate(bodies):  # three persistent to one non-persistent
+        await owner.raw("SEND", {"destination": "/temp-queue/r", **({"persistent": "true"} if i % 4 else {})},
+                        body)
+    await send(owner, "/queue/q", numbered(500), persistent="true")
+    stored = broker.destinations.queues["/queue/q"]
+    assert stored.paged > 400 and stored.spilled == 0  # unchanged: in the store, not spilled
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    queue = broker.destinations.queues[name]
+    assert queue.depth == 2000 and queue.spilled > 1900 and queue.paged == 0
+    assert queue.bytes <= 2 * WINDOW
+    page = await admin.browse(queue, 1000, 8)  # spilled ones, read from their records
+    assert [m.body for m in page] == bodies[1000:1008]
+    assert [m.persistent for m in page] == [i % 4 != 0 for i in range(1000, 1008)]
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="a")
+    frames = await delivered(owner, 2000)
+    assert [f.body for f in frames] == bodies
+    assert [f.headers.get("persistent") for f in frames] == [None if i % 4 == 0 else "true"
+                                                             for i in range(2000)]
+    assert queue.depth == 0 and queue.spilled == 0
+    assert await released(tmp_path, broker) == ([], 0)
+    await owner.frame("UNSUBSCRIBE", id="a")
+    # JMSDeliveryMode is the flag read back: a selector on it matches every spilled one.
+    await send(owner, "/temp-queue/r", numbered(1000), persistent="true")
+    assert queue.spilled > 900
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="p",
+                      selector="JMSDeliveryMode = 'PERSISTENT'")
+    assert await collect(owner, 1000) == numbered(1000)
+    await owner.frame("UNSUBSCRIBE", id="p")
+    await send(owner, "/temp-queue/r", numbered(2000), persistent="true")
+    assert queue.spilled > 1900 and await made(tmp_path, 1)
+    await owner.frame("DISCONNECT")  # the temporary queue ends with its connection
+    assert name not in broker.destinations.queues and queue.depth == 0 and queue.spilled == 0
+    assert await released(tmp_path, broker) == ([], 0)
+    await shutdown(broker, store)
+    assert broker.temp is not None
+    await broker.temp.store.close()
+
+
+async def test_a_temporary_queues_persistent_messages_meet_the_temp_usage_limit_not_its_share(
+        tmp_path: Path) -> None:
+    # A 2 KiB share would refuse a persistent SEND at once were it held in memory; it spills instead,
+    # until limits.temp_usage refuses it.
+    broker = await spilling(tmp_path, limit=64 * 1024, destination_memory_limit=2048,
+                            producer_flow_control_timeout=0)
+    owner = await connected(broker)
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s", ack="client")  # makes it
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    queue = broker.destinations.queues[name]
+    await owner.frame("UNSUBSCRIBE", id="s")
+    spilled = 0
+    for i in range(400):
+        await owner.raw("SEND", {"destination": "/temp-queue/r", "persistent": "true"},
+                        numbered(1, i, size=1000)[0])
+        if owner.conn.errors():
+            break
+        spilled = queue.spilled  # the ERROR ends the connection, and its temporary queue
+    assert owner.conn.errors() == ["temporary store full (limits.temp_usage)"]
+    assert 50 <= spilled <= 66  # 64 KiB of ~1.1 KiB records
+    assert await released(tmp_path, broker) == ([], 0)
+    await stopped(broker)
+
+
+async def test_admin_and_a_browser_see_a_temporary_queues_spilled_persistent_messages(tmp_path: Path) -> None:
+    broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
+    await spilling(tmp_path, broker)
+    owner = await connected(broker)
+    bodies = numbered(1200)
+    await send(owner, "/temp-queue/r", bodies, persistent="true")
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    queue = broker.destinations.queues[name]
+    assert queue.spilled > 1100
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="x", browser="true")
+    frames = await browsed(owner)
+    assert [f.body for f in frames[:-1]] == bodies
+    assert {f.headers.get("persistent") for f in frames[:-1]} == {"true"}
+    victim = (await admin.browse(queue, 600, 1))[0]  # spilled, far from either end
+    await admin.remove(broker, queue, victim.message_id)
+    assert queue.depth == 1199 and queue.dequeued == 1
+    rest = [body for body in bodies if body != victim.body]
+    # Moved to a /queue/, a persistent message is stored there (a write, as for one in memory).
+    moved = await admin.move(broker, queue, "/queue/dst", limit=400)
+    assert moved.moved == 400 and queue.depth == 799
+    target = broker.destinations.queues["/queue/dst"]
+    assert target.spilled == 0 and target.paged > 300
+    consumer = await connected(broker)
+    await consumer.frame("SUBSCRIBE", destination="/queue/dst", id="d")
+    got = await delivered(consumer, 400)
+    assert [f.body for f in got] == rest[:400] and {f.headers.get("persistent") for f in got} == {"true"}
+    await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
+    assert await collect(owner, 799) == rest[400:]
+    assert queue.depth == 0 and await released(tmp_path, broker) == ([], 0)
+    await shutdown(broker, store)
+    assert broker.temp is not None
+    await broker.temp.store.close()
