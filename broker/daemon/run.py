@@ -15,6 +15,7 @@ import sys
 import broker.engine.session  # noqa: F401
 from broker.daemon.admin import start_admin
 from broker.daemon.gcpauses import PAUSES
+from broker.daemon.heaptrim import trim_periodically
 from broker.daemon.metrics import Metrics, serve_metrics
 from broker.engine.auth import Authenticator
 from broker.engine.users import build_authenticator
@@ -81,7 +82,8 @@ async def _main(config: BrokerConfig, authenticator: Authenticator | None) -> in
         os.getpid(),
     )
     try:
-        metrics_tasks = [*await _start_metrics(lifecycle), asyncio.ensure_future(PAUSES.log_slow())]
+        metrics_tasks = [*await _start_metrics(lifecycle), asyncio.ensure_future(PAUSES.log_slow()),
+                         asyncio.ensure_future(trim_periodically())]
     except OSError as exc:
         # Checked before the lock (broker.daemon.preflight); this is the port taken since.
         log.error("broker %s: cannot serve metrics on %s:%s: %s", config.name, config.metrics_host,
