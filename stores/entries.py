@@ -5,7 +5,7 @@ most of a broker's memory with a paged backlog, so a message has no object of it
 slot in parallel columns in store order (key, flag, position, file, offset, record length), and
 the slots are cut into blocks of BLOCK (stores/slotblocks.py): the newest in a tail of wide
 absolute numbers (37 bytes a slot), the rest frozen, each column relative to the block's base in
-the narrowest array that holds it (about 12 bytes a slot). A *sized* QueueEntries (the append
+the narrowest array that holds it (about 11 bytes a slot). A *sized* QueueEntries (the append
 log's) has one more column, the message's own estimated size: its records hold many messages, so
 a record's length says nothing of what one message would occupy in a compaction snapshot.
 

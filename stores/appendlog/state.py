@@ -2,7 +2,7 @@
 
 Pure: no I/O. It keeps an index, never the messages: per live message its estimated size, the
 record it was last written in and its place in store order, as one QueueEntries per queue
-(stores/entries.py: about 15 bytes a message, sized). The store reads messages from those records
+(stores/entries.py: about 13 bytes a message, sized). The store reads messages from those records
 (Store.read, the heads an open hands over, compaction). The sizes add up to the *live bytes*
 (what a compaction snapshot would occupy), which the store compares with the bytes on disk to
 decide when to compact. A message's own size is kept, not its record's: a record (one group's

@@ -268,3 +268,17 @@ def test_the_bytes_of_live_records_are_kept_exactly_as_records_come_and_go(scrip
 def test_a_version_2_place_out_of_range_is_refused() -> None:
     with pytest.raises(ckpt.CheckpointError, match="location is out of range"):
         ckpt.decode(v2_checkpoint(["m"], [0, 1], [], place=-(1 << 40)))
+
+
+def test_blocks_of_consecutive_positions_share_one_column() -> None:
+    block = QueueEntries.BLOCK
+    alone, shared = QueueEntries(), QueueEntries()
+    for n in range(3 * block + 1):  # `alone` is one queue's backlog; `shared` interleaves with another
+        alone.add(f"ID:a-{n}", n, Location(1, n * 10, 10))
+        shared.add(f"ID:b-{n}", 2 * n, Location(1, n * 10, 10))
+    blocks = alone._state[0]
+    assert len(blocks) == 3 and blocks[0].positions is blocks[2].positions
+    assert shared._state[0][0].positions is not shared._state[0][1].positions
+    assert [alone.position(f"ID:a-{n}") for n in (0, block, 3 * block - 1)] == [0, block, 3 * block - 1]
+    assert [shared.position(f"ID:b-{n}") for n in (1, block + 1)] == [2, 2 * block + 2]
+    assert [p for p, _ in alone.after(block - 2, 3)] == [block - 1, block, block + 1]
