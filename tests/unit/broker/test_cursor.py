@@ -14,6 +14,7 @@ from config.model import BrokerConfig, Limits, StoreSettings
 from stores.base import Recovered
 from stores.journal.store import JournalStore
 from tests.unit.broker.memconn import Client
+from transports.stomp.frame import Frame
 
 WINDOW = 4096
 
@@ -59,13 +60,18 @@ async def produce(client: Client, destination: str, bodies: list[bytes], **heade
 
 async def collect(client: Client, count: int, timeout: float = 20.0) -> list[bytes]:
     """Bodies of the next `count` MESSAGE frames, waiting for the cursor to page them in."""
-    bodies: list[bytes] = []
+    return [frame.body for frame in await delivered(client, count, timeout)]
+
+
+async def delivered(client: Client, count: int, timeout: float = 20.0) -> list[Frame]:
+    """The next `count` MESSAGE frames (bounded wait), headers and all."""
+    frames: list[Frame] = []
     deadline = time.monotonic() + timeout
-    while len(bodies) < count and time.monotonic() < deadline:
-        bodies.extend(client.bodies())
-        if len(bodies) < count:
+    while len(frames) < count and time.monotonic() < deadline:
+        frames.extend(client.messages())
+        if len(frames) < count:
             await asyncio.sleep(0.005)
-    return bodies
+    return frames
 
 
 def numbered(n: int, start: int = 0, size: int = 100) -> list[bytes]:

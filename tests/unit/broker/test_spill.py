@@ -20,7 +20,15 @@ from config.policy import DestinationPolicy
 from stores.base import DurableSubscription
 from stores.temp.files import TempStore
 from tests.unit.broker.memconn import Client
-from tests.unit.broker.test_cursor import collect, connected, numbered, open_broker, settings, shutdown
+from tests.unit.broker.test_cursor import (
+    collect,
+    connected,
+    delivered,
+    numbered,
+    open_broker,
+    settings,
+    shutdown,
+)
 
 WINDOW = 4096
 MiB = 1024 * 1024
@@ -280,15 +288,26 @@ async def test_purge_drops_spilled_messages_and_their_files(tmp_path: Path) -> N
     await stopped(broker)
 
 
+def temp_queue_name(broker: Broker) -> str:
+    """The name of the broker's one temporary queue."""
+    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    return name
+
+
+async def send_alternately(producer: Client, persistent: list[bytes], transient: list[bytes]) -> None:
+    """A persistent message to /queue/m, then a non-persistent one, and so on."""
+    for p, t in zip(persistent, transient, strict=True):
+        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
+        await producer.raw("SEND", {"destination": "/queue/m"}, t)
+    await producer.settle()
+
+
 async def test_persistent_messages_page_and_non_persistent_spill_side_by_side(tmp_path: Path) -> None:
     broker, store = await open_broker(tmp_path / "store", WINDOW, non_persistent="spill")  # type: ignore[arg-type]
     await spilling(tmp_path, broker)
     producer = await connected(broker)
     persistent, transient = numbered(1000), numbered(1000, 5000)
-    for p, t in zip(persistent, transient, strict=True):
-        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
-        await producer.raw("SEND", {"destination": "/queue/m"}, t)
-    await producer.settle()
+    await send_alternately(producer, persistent, transient)
     queue = broker.destinations.queues["/queue/m"]
     assert queue.depth == 2000 and queue.paged > 900 and queue.spilled > 900
     consumer = await connected(broker)
@@ -308,10 +327,7 @@ async def test_a_stomp_browser_sends_the_paged_then_the_spilled_messages(tmp_pat
     await spilling(tmp_path, broker)
     producer = await connected(broker)
     persistent, transient = numbered(700), numbered(700, 5000)
-    for p, t in zip(persistent, transient, strict=True):
-        await producer.raw("SEND", {"destination": "/queue/m", "persistent": "true"}, p)
-        await producer.raw("SEND", {"destination": "/queue/m"}, t)
-    await producer.settle()
+    await send_alternately(producer, persistent, transient)
     queue = broker.destinations.queues["/queue/m"]
     in_memory = queue.depth - queue.paged - queue.spilled
     assert queue.paged > 600 and queue.spilled > 600
@@ -452,7 +468,7 @@ async def test_a_temporary_queue_spills_and_its_end_releases_the_temporary_store
     owner = await connected(broker)
     bodies = numbered(3000)
     await send(owner, "/temp-queue/r", bodies)
-    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    name = temp_queue_name(broker)
     queue = broker.destinations.queues[name]
     assert queue.depth == 3000 and queue.spilled > 2900
     assert queue.bytes <= 2 * WINDOW
@@ -493,22 +509,11 @@ async def test_a_temporary_queue_whose_share_is_full_spills_rather_than_hold_its
     owner = await connected(broker)
     await send(owner, "/temp-queue/r", numbered(200))
     assert owner.conn.errors() == []
-    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    name = temp_queue_name(broker)
     assert broker.destinations.queues[name].spilled > 180
     await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s")
     assert await collect(owner, 200) == numbered(200)
     await stopped(broker)
-
-
-async def delivered(client: Client, count: int, timeout: float = 20.0) -> list:
-    """The next `count` MESSAGE frames (bounded wait), headers and all."""
-    frames: list = []
-    deadline = time.monotonic() + timeout
-    while len(frames) < count and time.monotonic() < deadline:
-        frames.extend(client.messages())
-        if len(frames) < count:
-            await asyncio.sleep(0.005)
-    return frames
 
 
 async def test_a_temporary_queues_persistent_messages_spill_and_come_back_persistent(tmp_path: Path) -> None:
@@ -524,7 +529,7 @@ async def test_a_temporary_queues_persistent_messages_spill_and_come_back_persis
     await send(owner, "/queue/q", numbered(500), persistent="true")
     stored = broker.destinations.queues["/queue/q"]
     assert stored.paged > 400 and stored.spilled == 0  # unchanged: in the store, not spilled
-    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    name = temp_queue_name(broker)
     queue = broker.destinations.queues[name]
     assert queue.depth == 2000 and queue.spilled > 1900 and queue.paged == 0
     assert queue.bytes <= 2 * WINDOW
@@ -564,7 +569,7 @@ async def test_a_temporary_queues_persistent_messages_meet_the_temp_usage_limit_
                             producer_flow_control_timeout=0)
     owner = await connected(broker)
     await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="s", ack="client")  # makes it
-    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    name = temp_queue_name(broker)
     queue = broker.destinations.queues[name]
     await owner.frame("UNSUBSCRIBE", id="s")
     spilled = 0
@@ -586,7 +591,7 @@ async def test_admin_and_a_browser_see_a_temporary_queues_spilled_persistent_mes
     owner = await connected(broker)
     bodies = numbered(1200)
     await send(owner, "/temp-queue/r", bodies, persistent="true")
-    (name,) = [n for n in broker.destinations.queues if n.startswith("/remote-temp-queue/")]
+    name = temp_queue_name(broker)
     queue = broker.destinations.queues[name]
     assert queue.spilled > 1100
     await owner.frame("SUBSCRIBE", destination="/temp-queue/r", id="x", browser="true")

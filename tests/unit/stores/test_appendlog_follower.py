@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from stores.appendlog.state import LogState
 from stores.appendlog.store import AppendLogStore
 from stores.base import AddMessage, Recovered, RemoveMessage, StoredMessage
 from tests.helpers.fences import EpochFence
+from tests.helpers.reap import kill9, reap
 from tests.unit.stores.test_journal_follower import Recorder, broker_summary, random_ops
 
 KiB = 1024
@@ -601,14 +601,9 @@ async def test_warm_equals_cold_after_kill9_of_a_concurrent_writer(tmp_path, see
         while time.monotonic() < deadline:  # polls while the writer appends, rotates and compacts
             f.poll()
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        kill9(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        reap(proc)
     with open(last_segment(directory), "ab") as out:  # make sure there is a torn tail to cut
         out.write(batch(AddMessage("/queue/a", msg(10**6)))[: 30 + seed])
     follow(f)

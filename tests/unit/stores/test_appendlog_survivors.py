@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from stores.appendlog.follower import Follower
 from stores.appendlog.segments import list_segments, segment_name
 from stores.appendlog.store import AppendLogStore
 from stores.base import AddMessage, Recovered, RemoveMessage, StoredMessage
+from tests.helpers.reap import kill9, reap
 from tests.unit.stores.test_journal_follower import Recorder
 
 SEGMENT = 64 * 1024
@@ -172,15 +172,10 @@ async def test_a_writer_killed_while_compacting_past_a_survivor_loses_nothing(
         while list_segments(directory)[0] == first and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(random.Random(seed).random())
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        kill9(proc)
         reader.join(10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        reap(proc)
     added = {int(line[2:]) for line in lines if line.startswith("A ")}  # acknowledged before the kill
     removed = {int(line[2:]) for line in lines if line.startswith("R ")}
     assert list_segments(directory)[0] > first, "no compaction deleted anything before the kill"

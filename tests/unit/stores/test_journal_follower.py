@@ -11,7 +11,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from stores.journal.records import SEAL, Seal, encode_batch, encode_record, enco
 from stores.journal.recovery import Result, recover
 from stores.journal.store import JournalStore
 from tests.helpers.fences import EpochFence
+from tests.helpers.reap import kill9, reap
 
 KiB = 1024
 WINDOW = 50
@@ -514,14 +514,9 @@ def test_warm_equals_cold_after_kill9_of_the_writer(tmp_path, seed):
         while time.monotonic() < deadline:
             f.poll()
             time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
+        kill9(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        reap(proc)
     last = last_data_file(directory)
     with open(last, "ab") as out:  # make sure there is a torn tail to cut
         out.write(encode_batch([AddMessage("/queue/a", msg(10**6))])[: 30 + seed])
