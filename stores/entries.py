@@ -458,6 +458,10 @@ class QueueEntries:
         blocks: list[Part] = []
         pending = slotblocks.tail(0)
         for run in runs:
+            if not pending.positions and len(run.positions) == self.BLOCK:  # a checkpoint's full chunk
+                start = blocks[-1].start + len(blocks[-1]) if blocks else 0
+                blocks.append(slotblocks.freeze(run, start, 0, self.BLOCK, run.flags, self._gen))
+                continue
             _extend(pending, run)
             if len(pending.positions) >= self.BLOCK:
                 start = blocks[-1].start + len(blocks[-1]) if blocks else 0
