@@ -229,6 +229,9 @@ async def phases_of(plan: Plan, a: BrokerProcess, b: BrokerProcess, count: int) 
     rss["slave_ready_mib"] = slave.now_mib()
     warm = await warm_takeover(cold_watch, b, limit)
     rss["recovered_peak_mib"] = warm.pop("killed_peak_mib")
+    # The new master's peak so far (standby and takeover): against drain_peak_mib, its peak over its
+    # whole life, this tells whether a peak came from taking over or from the drain.
+    rss["took_over_peak_mib"] = slave.peak_mib()
     cpu = cpu_total(b), own_cpu()
     result = await drain(b.host, b.port, QUEUE, made.per_producer, plan.ack, plan.prefetch, limit,
                          f"{store} drain")
