@@ -5,15 +5,9 @@ Pure functions: no sockets, no asyncio. Its inverse is the parser in codec.py.
 
 from __future__ import annotations
 
-import re
-
 from transports.stomp.commands import RAW_HEADER_COMMANDS, VERSIONS
 from transports.stomp.escape import escape, raw
 from transports.stomp.frame import Frame
-
-# What no header name (resp. value) may hold for the encoder's plain path (`_plain_header_block`).
-_NAME_SPECIAL = re.compile(r"[:\\\r\n\0]")
-_VALUE_SPECIAL = re.compile(r"[\\\r\n\0]")
 
 
 def encode(frame: Frame, version: str = "1.2", content_length: bool = True) -> bytes:
@@ -46,21 +40,25 @@ def encode(frame: Frame, version: str = "1.2", content_length: bool = True) -> b
 def _plain_header_block(headers: dict[str, str], escaped: bool) -> str | None:
     """The header lines, if no name or value needs more than ':' escaped; else None.
 
-    Most frames we send (MESSAGE, RECEIPT) are such, and for them a regex scan and a few joins in C
-    replace two escape calls per header. The only escape then left is a colon in a value (every
-    message id has one), escaped as `\\c` in all the values at once; unescaped versions keep it.
+    Most frames we send (MESSAGE, RECEIPT) are such, and for them a few scans and replaces in C
+    replace two escape calls per header. Each name is joined to its value by a NUL first: a NUL or
+    LF anywhere else shows in the counts, and once no backslash or CR is found, the only escape left
+    is ':' (every message id has one), as `\\c` in all names and values at once (1.1 and 1.2 escape a
+    name's the same way; unescaped versions refuse one); the NULs then become the separating colons.
+    This costs half of a regex scan per kind of text and a split and zip of the values.
     """
     if not headers:
         return ""
-    if "" in headers or _NAME_SPECIAL.search("".join(headers)):
+    block = "\n".join(map("\0".join, headers.items()))
+    count = len(headers)
+    if (block.count("\0") != count or block.count("\n") != count - 1 or "\\" in block or "\r" in block
+            or "" in headers):
         return None
-    values = "".join(headers.values())
-    if _VALUE_SPECIAL.search(values):
+    if escaped:
+        return block.replace(":", "\\c").replace("\0", ":")
+    if ":" in "".join(headers):
         return None
-    if escaped and ":" in values:  # no value holds a LF, so LF can separate them for one replace
-        escaped_values = "\n".join(headers.values()).replace(":", "\\c").split("\n")
-        return "\n".join(map(":".join, zip(headers, escaped_values, strict=True)))
-    return "\n".join(map(":".join, headers.items()))
+    return block.replace("\0", ":")
 
 
 def header_line(name: str, value: str, version: str, escaped: bool) -> str:
