@@ -19,12 +19,13 @@ import asyncio
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import cast
 
 from config.model import StoreSettings
-from stores import fsio, quarantine
+from stores import fsio, pacing, quarantine
 from stores.appendlog import checkpoint as ckpt
 from stores.appendlog import compaction, records, segments
 from stores.appendlog.follower import Follower
@@ -433,12 +434,18 @@ class AppendLogStore(GatedReads, Store):
                 fsio.sync_directory(self.directory)
 
     async def _maintain(self) -> None:
+        """A checkpoint every checkpoint_interval in which the log changed, or less often as its
+        cost requires (stores/pacing.py)."""
+        gap = self.settings.checkpoint_interval
         while True:
-            await asyncio.sleep(self.settings.checkpoint_interval)
+            await asyncio.sleep(gap)
+            gap = self.settings.checkpoint_interval
             if not self._dirty or self._compaction is not None:
                 continue  # nothing new, or compaction under way (it leaves the state dirty)
+            began = time.monotonic()
             try:
                 await self.checkpoint()
+                gap = max(gap, pacing.stretched_gap(time.monotonic() - began))
             except StoreClosed as exc:
                 if not self._closed:  # a deposed master; a closing store just stops
                     log.error("appendlog: checkpoints stop: %s", exc)

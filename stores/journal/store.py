@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import cast
 
 from config.model import StoreSettings
-from stores import fsio
+from stores import fsio, pacing
 from stores.base import (
     Fence,
     FollowerSink,
@@ -347,30 +347,39 @@ class JournalStore(GatedReads, Store):
                 writing.exception()  # retrieved: not logged as never retrieved
 
     async def _maintain(self) -> None:
+        """Checkpoints and cleanup passes, each at its interval or later as its cost requires
+        (stores/pacing.py): a pass is timed from its start to its end, waiting included."""
         loop = asyncio.get_running_loop()
         next_checkpoint = loop.time() + self.settings.checkpoint_interval
         next_cleanup = loop.time() + self.settings.cleanup_interval
         while True:
             if not self._checkpoint_due:
                 await asyncio.sleep(max(0.0, min(next_checkpoint, next_cleanup) - loop.time()))
-            now = loop.time()
+            began, due = loop.time(), self._checkpoint_due
+            cleaning = not due and began >= next_cleanup
+            checkpointing = due or cleaning or began >= next_checkpoint  # every pass writes one
             try:
-                if self._checkpoint_due:
+                if due:
                     self._checkpoint_due = False
                     await self.cleanup(compact=False)  # the open's step 10, left to us
-                elif now >= next_cleanup:
-                    next_cleanup = now + self.settings.cleanup_interval
-                    next_checkpoint = now + self.settings.checkpoint_interval
+                elif cleaning:
                     await self.cleanup()
-                elif now >= next_checkpoint:
-                    next_checkpoint = now + self.settings.checkpoint_interval
-                    if self._dirty:
-                        await self.checkpoint()
+                elif checkpointing and self._dirty:
+                    await self.checkpoint()
             except StoreClosed as exc:
                 log.error("journal: background maintenance stops: %s", exc)
                 return
             except (OSError, StoreError) as exc:
                 log.warning("journal: checkpoint or cleanup failed, will retry: %s", exc)
+            finished = loop.time()
+            took = finished - began
+            if cleaning:
+                next_cleanup = pacing.next_due(finished, took, self.settings.cleanup_interval)
+            if checkpointing:
+                next_checkpoint = pacing.next_due(finished, took, self.settings.checkpoint_interval)
+                if took > 0.5:
+                    log.debug("journal: maintenance took %.2f s; next checkpoint in %.1f s", took,
+                              next_checkpoint - finished)
 
     # Stats and close ---------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import struct
+import time
 from pathlib import Path
 
 import crc32c
@@ -17,6 +18,7 @@ import msgpack
 import pytest
 
 from config.model import StoreSettings
+from stores import pacing
 from stores.base import AddMessage, StoreCorrupted, StoredMessage, StoreError
 from stores.journal import checkpoint as ckpt
 from stores.journal import layout
@@ -111,6 +113,37 @@ async def test_background_checkpoint_runs_on_its_interval(tmp_path: Path) -> Non
         await asyncio.sleep(0.02)
     assert store._checkpoint_pos != before
     await store.close()
+
+
+async def test_background_checkpoints_of_a_large_index_are_paced_by_their_cost(tmp_path: Path) -> None:
+    """With an interval far below what a checkpoint of 100k messages costs, maintenance leaves
+    the gap stores/pacing.py asks for instead of checkpointing back to back (a fifth of the CPU
+    at ten million, every 5 s): counted on the real store while it keeps changing."""
+    store, _ = await open_store(tmp_path, journal_max_file_size=64 * 1024 * KiB, checkpoint_interval=0.001)
+    for start in range(0, 100_000, 5000):
+        await store.write([AddMessage("/queue/a", StoredMessage(f"m{n}", "/queue/a", {}, b"x"))
+                           for n in range(start, start + 5000)])
+    spans: list[float] = []
+    write = store._write_checkpoint
+
+    def timed(snapshot: ckpt.Checkpoint) -> None:
+        began = time.perf_counter()
+        write(snapshot)
+        spans.append(time.perf_counter() - began)
+
+    store._write_checkpoint = timed  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    began, n = loop.time(), 100_000
+    while loop.time() - began < 1.5:  # keeps the index dirty
+        await store.enqueue("/queue/a", StoredMessage(f"m{n}", "/queue/a", {}, b"x"))
+        n += 1
+        await asyncio.sleep(0.005)
+    elapsed = loop.time() - began
+    await store.close()
+    assert spans, "no checkpoint ran at all"
+    # Unpaced, one would follow another every millisecond and take most of the time; paced, 5%
+    # of it (the bound leaves room for a busy machine and for the checkpoint on close).
+    assert pacing.MAX_SHARE <= 0.05 and sum(spans) / elapsed < 0.2, (len(spans), sum(spans), elapsed)
 
 
 async def test_group_commits_go_on_while_a_checkpoint_file_is_written(tmp_path: Path) -> None:
