@@ -97,8 +97,8 @@ def from_stored(stored: StoredMessage, redelivered: bool = True, copy: bool = Tr
     before the crash (JMS "possibly delivered" semantics: conservative, never hides a redelivery).
     `copy=False` keeps the record's headers dict (a page just read: nobody else holds it).
 
-    Once per message paged in from the store, so it is built as `Message.copy` is: positional, its
-    size given, the usual priority and expiry found by lookup rather than parsed (half the cost)."""
+    Once per message paged in from the store, so it is built positionally, the usual priority and
+    expiry found by lookup rather than parsed (half the cost)."""
     headers = dict(stored.headers) if copy else stored.headers
     body = stored.body
     priority = _PRIORITIES.get(headers.get("priority", ""))
@@ -106,9 +106,8 @@ def from_stored(stored: StoredMessage, redelivered: bool = True, copy: bool = Tr
         priority = min(9, max(0, _lenient_int(headers.get("priority"), DEFAULT_PRIORITY)))
     expires = headers.get("expires")
     expires_ms = _lenient_int(expires, 0) if expires and expires != "0" else 0
-    size = len(body) + sum(map(len, headers)) + sum(map(len, headers.values())) + OVERHEAD
     return Message(stored.message_id, stored.destination, headers, body, True, priority, expires_ms,
-                   stored.producer_id, redelivered, 0, size, True, None)
+                   stored.producer_id, redelivered, 0, 0, True, None)  # size 0: __post_init__ sums it
 
 
 _PRIORITIES = {str(p): p for p in range(10)}
