@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -77,6 +78,18 @@ def connect(host: str, port: int, **kwargs) -> tuple[stomp.Connection, Recorder]
     conn.set_listener("recorder", recorder)
     conn.connect(wait=True, **kwargs)
     return conn, recorder
+
+
+def forget_dead_peer(conn: stomp.Connection, recorder: Recorder, timeout: float = 5.0) -> None:
+    """Close a connection whose broker was killed.
+
+    stomp.py's receiver thread closes the socket before it marks the connection down, so a
+    DISCONNECT sent in between fails with EBADF: wait for the receiver to notice first.
+    """
+    recorder.disconnected.wait(timeout)
+    with contextlib.suppress(OSError):  # the peer is gone; only the local side is left to close
+        if conn.is_connected():
+            conn.disconnect()
 
 
 def send_receipted(

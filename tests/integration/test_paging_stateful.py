@@ -32,7 +32,7 @@ from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_s
 
 from benchmarks.brokers import free_port
 from tests.helpers.paging import HOST, BrokerProcess, body_for, require_cursor_window, window_args
-from tests.helpers.stomppy import Recorder, connect
+from tests.helpers.stomppy import Recorder, connect, forget_dead_peer
 
 STORES = ["journal", "leveldb", "appendlog"]
 PRIORITIES = [0, 4, 9]
@@ -201,6 +201,8 @@ def machine_for(broker: BrokerProcess) -> type[RuleBasedStateMachine]:
             """A clean stop (SIGTERM) or kill -9, then a new broker process on the same directory."""
             if kill:
                 broker.kill9()
+                forget_dead_peer(self.consumer, self.events)
+                forget_dead_peer(self.producer, self.producer_events)
             else:
                 self._disconnect_all()
                 assert broker.stop() == 0, f"unclean stop; log:\n{broker.log()}"
@@ -212,7 +214,6 @@ def machine_for(broker: BrokerProcess) -> type[RuleBasedStateMachine]:
                 self.held = None
             self.model.restarted()
             self.steps_since_restart = 0
-            self._disconnect_all()  # after a kill -9 they are already gone
             broker.start()
             self._connect()
 
